@@ -1,0 +1,101 @@
+"""Run profiles: one switch that scales every chapter.
+
+``PANOPTICLAB_PROFILE`` selects one of
+
+* ``ci`` - seconds per cell; what the notebook tests run;
+* ``laptop`` (default) - minutes on a CPU, results worth looking at;
+* ``gpu`` - longer schedules and larger images, on CUDA.
+
+Chapters read sizes through :func:`get_profile` and :meth:`Profile.pick` only, never
+through constants of their own, so the same notebook serves all three.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+ENV_VAR = "PANOPTICLAB_PROFILE"
+DEFAULT = "laptop"
+T = TypeVar("T")
+
+
+class ProfileError(RuntimeError):
+    """An unknown profile, or the ``gpu`` profile on a machine without CUDA."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes that scale with the profile.
+
+    Attributes:
+        name: ``ci``, ``laptop`` or ``gpu``.
+        device: torch device string the chapter trains on.
+        image_size: side of the built-in dataset's square images.
+        num_train: training images of the built-in dataset.
+        num_val: validation images.
+        batch_size: training batch size.
+        seed: the seed every chapter starts from (:func:`seed_everything`).
+    """
+
+    name: str
+    device: str
+    image_size: int
+    num_train: int
+    num_val: int
+    batch_size: int
+    seed: int = 0
+
+    def pick(self, *, ci: T, laptop: T, gpu: T | None = None) -> T:
+        """The value for this profile (``gpu`` defaults to the ``laptop`` value)."""
+        return {"ci": ci, "laptop": laptop, "gpu": laptop if gpu is None else gpu}[self.name]
+
+    @property
+    def is_ci(self) -> bool:
+        return self.name == "ci"
+
+
+_PROFILES = {
+    "ci": dict(image_size=64, num_train=16, num_val=8, batch_size=4),
+    "laptop": dict(image_size=128, num_train=400, num_val=50, batch_size=8),
+    "gpu": dict(image_size=256, num_train=4000, num_val=500, batch_size=16),
+}
+PROFILE_NAMES = tuple(_PROFILES)
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named by ``name`` or by ``$PANOPTICLAB_PROFILE`` (default ``laptop``).
+
+    Raises:
+        ProfileError: the name is unknown, or ``gpu`` is asked for without a CUDA device.
+    """
+    name = (name or os.environ.get(ENV_VAR) or DEFAULT).strip().lower()
+    if name not in _PROFILES:
+        raise ProfileError(f"unknown profile {name!r} (from {ENV_VAR}); choose one of {', '.join(PROFILE_NAMES)}")
+    device = "cpu"
+    if name == "gpu":
+        if not cuda_available():
+            raise ProfileError(f"the 'gpu' profile needs a CUDA device, but torch sees none on this machine; "
+                               f"set {ENV_VAR}=laptop (or ci) to run on the CPU")
+        device = "cuda"
+    return Profile(name=name, device=device, **_PROFILES[name])
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so a chapter repeats its numbers."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
