@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set everything up, then run the book: execute every chapter in the profile given by
+# PANOPTICLAB_PROFILE (default: laptop) and write the executed notebooks and an HTML
+# version to build/book/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PANOPTICLAB_PROFILE=${PANOPTICLAB_PROFILE:-laptop}
+export MPLBACKEND=Agg
+exec .venv/bin/panopticlab book run --output build/book "$@"

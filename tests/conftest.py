@@ -1,0 +1,44 @@
+"""Shared test helpers."""
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from panopticlab.data import SYNTHETIC_CATEGORIES, PanopticSegmentation  # noqa: E402
+
+
+def random_panoptic(rng: np.random.Generator, shape=(24, 32), categories=SYNTHETIC_CATEGORIES,
+                    num_things=6, crowd_probability=0.2, void_probability=0.05) -> PanopticSegmentation:
+    """A random scene: horizontal stuff bands, rectangular things drawn over them, some void."""
+    h, w = shape
+    id_map = np.zeros(shape, dtype=np.int32)
+    category_of, iscrowd = {}, {}
+    stuff = rng.permutation(categories.stuff_ids)[: rng.integers(1, 4)]
+    cuts = np.sort(rng.choice(np.arange(1, h), size=len(stuff) - 1, replace=False)) if len(stuff) > 1 else []
+    for seg_id, (top, bottom, cat) in enumerate(zip([0, *cuts], [*cuts, h], stuff), start=1):
+        id_map[top:bottom] = seg_id
+        category_of[seg_id] = int(cat)
+    next_id = 100
+    crowd_categories = set()
+    for _ in range(num_things):
+        y, x = rng.integers(0, h - 2), rng.integers(0, w - 2)
+        dy, dx = rng.integers(2, max(3, h // 2)), rng.integers(2, max(3, w // 2))
+        id_map[y:y + dy, x:x + dx] = next_id
+        category_of[next_id] = int(rng.choice(categories.thing_ids))
+        # at most one crowd region per category, as in COCO and Cityscapes
+        crowd = rng.random() < crowd_probability and category_of[next_id] not in crowd_categories
+        if crowd:
+            crowd_categories.add(category_of[next_id])
+        iscrowd[next_id] = int(crowd)
+        next_id += int(rng.integers(1, 500))
+    id_map[rng.random(shape) < void_probability] = 0
+    present = set(np.unique(id_map).tolist()) - {0}
+    return PanopticSegmentation.from_id_map(id_map, {k: v for k, v in category_of.items() if k in present},
+                                            {k: v for k, v in iscrowd.items() if k in present})
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
