@@ -1,1 +1,34 @@
-"""panopticlab.viz"""
+"""Drawing panoptic segmentations: colours, overlays and the chapters' ready-made figures.
+
+* :mod:`.colors` - category colours, per-instance shades, colourised id and semantic maps, legends;
+* :mod:`.overlay` - colours blended onto an image, segment boundaries, label positions;
+* :mod:`.panels` - one-call figures: a labelled overlay, the semantic / instance /
+  panoptic comparison, a dataset grid, overlapping instance masks.
+"""
+from .colors import (
+    category_color,
+    colorize,
+    colorize_instances,
+    colorize_semantic,
+    instance_colors,
+    legend_handles,
+    paint,
+    segment_colors,
+    shade,
+)
+from .overlay import (
+    draw_panoptic,
+    overlay,
+    overlay_masks,
+    representative_points,
+    segment_boundaries,
+    segment_label,
+)
+from .panels import show_grid, show_masks, show_panoptic, show_side_by_side
+
+__all__ = [
+    "category_color", "colorize", "colorize_instances", "colorize_semantic", "instance_colors", "legend_handles",
+    "paint", "segment_colors", "shade",
+    "draw_panoptic", "overlay", "overlay_masks", "representative_points", "segment_boundaries", "segment_label",
+    "show_grid", "show_masks", "show_panoptic", "show_side_by_side",
+]
