@@ -1,0 +1,124 @@
+"""Category metadata shared by the data, metrics, models and viz modules.
+
+A :class:`Category` is the COCO panoptic category record (``id``, ``name``,
+``isthing``, ``color``). A :class:`CategorySet` is an ordered collection of them
+with the lookups every module needs: by id, things vs stuff, and the mapping
+between (possibly sparse) dataset ids and the contiguous ``0..C-1`` "train ids"
+that a network's output channels use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Sequence
+
+from .errors import PanopticFormatError
+
+
+@dataclass(frozen=True)
+class Category:
+    """One category of a panoptic dataset.
+
+    Attributes:
+        id: dataset category id (COCO ids are sparse: things 1..90, stuff 92..200).
+        name: human readable name.
+        isthing: True for countable objects (things), False for amorphous regions (stuff).
+        color: RGB colour used by visualisations and by COCO's id generator.
+    """
+
+    id: int
+    name: str
+    isthing: bool
+    color: tuple[int, int, int] = (128, 128, 128)
+
+    def to_coco(self) -> dict:
+        return {"id": self.id, "name": self.name, "supercategory": "thing" if self.isthing else "stuff",
+                "isthing": int(self.isthing), "color": list(self.color)}
+
+    @classmethod
+    def from_coco(cls, record: dict) -> "Category":
+        try:
+            return cls(id=int(record["id"]), name=str(record["name"]), isthing=bool(record["isthing"]),
+                       color=tuple(int(c) for c in record.get("color", (128, 128, 128))))
+        except KeyError as err:
+            raise PanopticFormatError(f"category record {record!r} lacks the field {err}") from None
+
+
+@dataclass(frozen=True)
+class CategorySet:
+    """An ordered set of categories; the order defines the contiguous train ids.
+
+    ``train_id`` of the i-th category is ``i``. Lookups raise
+    :class:`PanopticFormatError` naming the unknown id.
+    """
+
+    categories: tuple[Category, ...]
+    _by_id: dict = field(init=False, repr=False, compare=False)
+
+    def __init__(self, categories: Iterable[Category]):
+        cats = tuple(categories)
+        by_id = {}
+        for c in cats:
+            if c.id in by_id:
+                raise PanopticFormatError(f"category id {c.id} appears twice ({by_id[c.id].name!r} and {c.name!r})")
+            by_id[c.id] = c
+        object.__setattr__(self, "categories", cats)
+        object.__setattr__(self, "_by_id", by_id)
+
+    # --- collection protocol ---------------------------------------------------------
+    def __iter__(self) -> Iterator[Category]:
+        return iter(self.categories)
+
+    def __len__(self) -> int:
+        return len(self.categories)
+
+    def __contains__(self, category_id: object) -> bool:
+        return category_id in self._by_id
+
+    def __getitem__(self, category_id: int) -> Category:
+        try:
+            return self._by_id[int(category_id)]
+        except KeyError:
+            raise PanopticFormatError(f"unknown category id {category_id}; known ids: {sorted(self._by_id)}") from None
+
+    # --- views -----------------------------------------------------------------------
+    @property
+    def ids(self) -> list[int]:
+        return [c.id for c in self.categories]
+
+    @property
+    def thing_ids(self) -> list[int]:
+        return [c.id for c in self.categories if c.isthing]
+
+    @property
+    def stuff_ids(self) -> list[int]:
+        return [c.id for c in self.categories if not c.isthing]
+
+    def isthing(self, category_id: int) -> bool:
+        return self[category_id].isthing
+
+    def name(self, category_id: int) -> str:
+        return self[category_id].name
+
+    def train_id(self, category_id: int) -> int:
+        """Contiguous index ``0..len-1`` of a dataset category id."""
+        self[category_id]  # raises a clear error for unknown ids
+        return self.ids.index(int(category_id))
+
+    def id_to_train_id_lut(self, fill: int = 255):
+        """A lookup table ``lut[category_id] -> train_id`` (``fill`` elsewhere), as a numpy array."""
+        import numpy as np
+
+        lut = np.full(max(self.ids) + 1, fill, dtype=np.int64)
+        lut[self.ids] = np.arange(len(self))
+        return lut
+
+    def train_id_to_id(self) -> list[int]:
+        return self.ids
+
+    # --- COCO ------------------------------------------------------------------------
+    def to_coco(self) -> list[dict]:
+        return [c.to_coco() for c in self.categories]
+
+    @classmethod
+    def from_coco(cls, records: Sequence[dict]) -> "CategorySet":
+        return cls(Category.from_coco(r) for r in records)
