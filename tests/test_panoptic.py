@@ -157,6 +157,11 @@ def test_validate_names_the_problem():
         twice.validate(CATS)
     with pytest.raises(PanopticFormatError, match="must hold integers"):
         PanopticSegmentation(pan.id_map.astype(float), pan.segments).validate()
+    wrong_area = PanopticSegmentation(pan.id_map, [s if s.id != 9 else Segment(9, 1, area=5, bbox=s.bbox)
+                                                   for s in pan.segments])
+    wrong_area.validate(CATS)
+    with pytest.raises(PanopticFormatError, match=r"segment 9 says area 5, bbox \[1, 1, 2, 2\] but its pixels give area 4"):
+        wrong_area.validate(CATS, check_statistics=True)
     with pytest.raises(PanopticFormatError, match=r"ids \[9\] have no category"):
         PanopticSegmentation.from_id_map(pan.id_map, {5: 11, 7: 12, 12: 1, 13: 2})
 

@@ -89,7 +89,8 @@ class PanopticSegmentation:
 
     Contract (checked by :meth:`validate`): every non-zero id of ``id_map`` has exactly
     one segment and every segment occurs in ``id_map``; id 0 is void and is never a
-    segment; ``area`` and ``bbox`` agree with the map.
+    segment; with ``check_statistics=True`` also: ``area`` and ``bbox`` agree with the map
+    (:meth:`with_statistics` recomputes them).
     """
 
     id_map: np.ndarray
@@ -144,7 +145,8 @@ class PanopticSegmentation:
         return values[inverse].reshape(self.id_map.shape)
 
     # --- checks ------------------------------------------------------------------------
-    def validate(self, categories: CategorySet | None = None, source: str = "panoptic segmentation") -> None:
+    def validate(self, categories: CategorySet | None = None, source: str = "panoptic segmentation",
+                 check_statistics: bool = False) -> None:
         """Raise :class:`PanopticFormatError` naming ``source`` and the offending segment."""
         _as_id_map(self.id_map, source)
         seen = set()
@@ -163,6 +165,12 @@ class PanopticSegmentation:
         absent = sorted(seen - set(stats))
         if absent:
             raise PanopticFormatError(f"{source}: segments {absent[:10]} are listed but have no pixel")
+        if check_statistics:
+            for s in self.segments:
+                area, bbox = stats[s.id]
+                if (s.area, tuple(s.bbox)) != (area, bbox):
+                    raise PanopticFormatError(f"{source}: segment {s.id} says area {s.area}, bbox {list(s.bbox)} "
+                                              f"but its pixels give area {area}, bbox {list(bbox)}")
 
     def with_statistics(self) -> "PanopticSegmentation":
         """A copy whose segments' ``area`` and ``bbox`` are recomputed from the id map."""

@@ -1,0 +1,436 @@
+"""COCO panoptic files: round trips, the reference readers (panopticapi, hotcoco), bad input, interrupted writes."""
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import random_panoptic
+from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
+from panopticlab.data import PanopticFormatError, PanopticSegmentation, Sample
+from panopticlab.data.coco import (
+    CocoPanoptic,
+    coco_panoptic_paths,
+    panoptic_from_annotation,
+    read_panoptic_png,
+    write_coco_panoptic,
+    write_panoptic_png,
+    write_predictions,
+)
+
+# ---------------------------------------------------------------------------------------
+# test data, built by hand with numpy
+# ---------------------------------------------------------------------------------------
+SKY, ROAD, GRASS, DISC, BOX, TRIANGLE = 11, 12, 13, 1, 2, 3
+
+
+def street_scene(height=30, width=40) -> PanopticSegmentation:
+    """Sky over grass over road; two touching discs, a box, a crowd of triangles, void seams.
+
+    Ids are spread over all three RGB channels (up to 2^23), as COCO's are.
+    """
+    yy, xx = np.mgrid[:height, :width]
+    id_map = np.zeros((height, width), np.int32)
+    sky, grass, road = 7_340_032 + 5, 65_536 + 300, 258
+    disc_a, disc_b, box, crowd = 1, 2, 70_000, 4_000_000
+    id_map[: height // 3] = sky
+    id_map[height // 3: 2 * height // 3] = grass
+    id_map[2 * height // 3:] = road
+    id_map[height // 3 - 1] = 0                      # a void seam between sky and grass
+    r = height // 6
+    id_map[(yy - height // 2) ** 2 + (xx - r - 1) ** 2 <= r * r] = disc_a
+    id_map[(yy - height // 2) ** 2 + (xx - 3 * r - 2) ** 2 <= r * r] = disc_b  # touches disc_a
+    id_map[2:6, width - 8: width - 2] = box
+    id_map[height - 5:, width // 2: width - 3] = crowd
+    categories = {sky: SKY, grass: GRASS, road: ROAD, disc_a: DISC, disc_b: DISC, box: BOX, crowd: TRIANGLE}
+    return PanopticSegmentation.from_id_map(id_map, categories, iscrowd={crowd: 1})
+
+
+def make_samples(count=3, extension=".png"):
+    rng = np.random.default_rng(1)
+    samples = []
+    for index in range(count):
+        panoptic = street_scene() if index == 0 else random_panoptic(rng, shape=(20 + 4 * index, 28 + index))
+        image = rng.integers(0, 256, size=(*panoptic.shape, 3), dtype=np.uint8)
+        samples.append(Sample(image=image, panoptic=panoptic, image_id=100 + index,
+                              file_name=f"{index:012d}{extension}"))
+    return samples
+
+
+@pytest.fixture
+def written(tmp_path):
+    samples = make_samples()
+    paths = write_coco_panoptic(tmp_path / "coco", "val", samples, CATS)
+    return samples, paths
+
+
+def edit_json(json_path, edit):
+    data = json.loads(json_path.read_text())
+    edit(data)
+    json_path.write_text(json.dumps(data))
+
+
+def all_files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+# ---------------------------------------------------------------------------------------
+# round trips
+# ---------------------------------------------------------------------------------------
+def test_png_round_trip_covers_all_three_channels(tmp_path):
+    ids = np.array([[0, 1, 255, 256], [65_535, 65_536, 2**24 - 2, 2**24 - 1]], dtype=np.int64)
+    write_panoptic_png(tmp_path / "x.png", ids)
+    read = read_panoptic_png(tmp_path / "x.png")
+    assert read.dtype == np.int32
+    np.testing.assert_array_equal(read, ids)
+
+
+def test_png_refuses_ids_beyond_rgb(tmp_path):
+    with pytest.raises(PanopticFormatError, match="256|16777215"):
+        write_panoptic_png(tmp_path / "x.png", np.full((2, 2), 2**24))
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_written_set_reads_back_identically(written):
+    samples, paths = written
+    dataset = CocoPanoptic(**paths)
+    assert len(dataset) == len(samples)
+    assert dataset.categories == CATS
+    assert dataset.image_ids == [s.image_id for s in samples]
+    for index, sample in enumerate(samples):
+        assert dataset.index_of(sample.image_id) == index
+        read = dataset[index]
+        assert read.image_id == sample.image_id and read.file_name == sample.file_name
+        np.testing.assert_array_equal(read.image, sample.image)
+        assert read.image.dtype == np.uint8
+        # ids, categories, crowd flags, areas and bboxes, all unchanged
+        assert read.panoptic.equals(sample.panoptic)
+        assert dataset.panoptic(index).equals(sample.panoptic)
+    assert dataset[-1].image_id == samples[-1].image_id
+    with pytest.raises(IndexError):
+        dataset[len(samples)]
+    with pytest.raises(KeyError, match="12345"):
+        dataset.index_of(12345)
+
+
+def test_json_has_coco_fields_and_segment_statistics(written):
+    samples, paths = written
+    data = json.loads(paths["json_path"].read_text())
+    assert set(data) >= {"images", "annotations", "categories"}
+    assert data["categories"][0].keys() >= {"id", "name", "supercategory", "isthing", "color"}
+    for sample, image, annotation in zip(samples, data["images"], data["annotations"]):
+        height, width = sample.panoptic.shape
+        assert image == {"id": sample.image_id, "file_name": sample.file_name, "height": height, "width": width}
+        assert annotation["image_id"] == sample.image_id
+        assert (paths["png_folder"] / annotation["file_name"]).is_file()
+        for record in annotation["segments_info"]:
+            mask = sample.panoptic.id_map == record["id"]
+            rows, cols = np.nonzero(mask)
+            assert record["area"] == mask.sum()
+            assert record["bbox"] == [cols.min(), rows.min(), cols.max() - cols.min() + 1,
+                                      rows.max() - rows.min() + 1]
+
+
+def test_default_folders_follow_coco_layout(written):
+    samples, paths = written
+    dataset = CocoPanoptic(paths["json_path"])
+    assert dataset.png_folder == paths["png_folder"]
+    assert dataset.image_folder == paths["image_folder"]
+    np.testing.assert_array_equal(dataset[1].image, samples[1].image)
+
+
+def test_jpeg_images(tmp_path):
+    samples = make_samples(count=2, extension=".jpg")
+    paths = write_coco_panoptic(tmp_path, "val", samples, CATS)
+    with Image.open(paths["image_folder"] / samples[0].file_name) as image:
+        assert image.format == "JPEG"
+    read = CocoPanoptic(**paths)[0]
+    assert read.image.shape == samples[0].image.shape
+    assert read.panoptic.equals(samples[0].panoptic)  # the PNG stays lossless
+    assert json.loads(paths["json_path"].read_text())["annotations"][0]["file_name"] == "000000000000.png"
+
+
+def test_progress_bar(tmp_path, capsys):
+    write_coco_panoptic(tmp_path, "val", make_samples(count=2), CATS, progress=True)
+    assert "writing val" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# independent readers: panopticapi and hotcoco
+# ---------------------------------------------------------------------------------------
+def test_panopticapi_decodes_our_pngs(written):
+    from panopticapi.utils import rgb2id
+
+    samples, paths = written
+    data = json.loads(paths["json_path"].read_text())
+    for sample, annotation in zip(samples, data["annotations"]):
+        rgb = np.array(Image.open(paths["png_folder"] / annotation["file_name"]), dtype=np.uint32)
+        np.testing.assert_array_equal(rgb2id(rgb), sample.panoptic.id_map)
+
+
+def per_category_counts(samples):
+    """Non-crowd segments per category, over all samples."""
+    counts = {}
+    for sample in samples:
+        for s in sample.panoptic.segments:
+            if not s.iscrowd:
+                counts[s.category_id] = counts.get(s.category_id, 0) + 1
+    return counts
+
+
+def drop_one_segment(panoptic, segment_id):
+    id_map = np.where(panoptic.id_map == segment_id, 0, panoptic.id_map)
+    return PanopticSegmentation(id_map, [s for s in panoptic.segments if s.id != segment_id]).with_statistics()
+
+
+def test_panopticapi_scores_ground_truth_against_itself(written, tmp_path):
+    from panopticapi.evaluation import pq_compute
+
+    samples, paths = written
+    pred_json = tmp_path / "pred" / "predictions.json"
+    write_predictions(pred_json, None, [(s.image_id, s.file_name, s.panoptic) for s in samples], CATS)
+    results = pq_compute(str(paths["json_path"]), str(pred_json), str(paths["png_folder"]))
+    counts = per_category_counts(samples)
+    for category in CATS:
+        expected = 1.0 if category.id in counts else 0.0  # crowd-only and absent categories are not scored
+        assert results["per_class"][category.id]["pq"] == pytest.approx(expected)
+    assert results["All"]["n"] == len(counts)
+    assert results["All"]["pq"] == pytest.approx(1.0)
+
+
+def test_panopticapi_and_hotcoco_agree_on_a_missed_segment(written, tmp_path):
+    """One ground-truth disc left out of the prediction: a false negative, PQ_c = (n-1) / (n-1 + 1/2)."""
+    from hotcoco.panoptic import PanopticEval
+    from panopticapi.evaluation import pq_compute
+
+    samples, paths = written
+    missed = next(s for s in samples[0].panoptic.segments if s.category_id == DISC)
+    predictions = [(s.image_id, s.file_name, drop_one_segment(s.panoptic, missed.id) if i == 0 else s.panoptic)
+                   for i, s in enumerate(samples)]
+    pred_json = tmp_path / "predictions.json"
+    write_predictions(pred_json, None, predictions, CATS)
+
+    n = per_category_counts(samples)[DISC]
+    expected_disc_pq = (n - 1) / (n - 1 + 0.5)
+    reference = pq_compute(str(paths["json_path"]), str(pred_json), str(paths["png_folder"]))
+    assert reference["per_class"][DISC]["pq"] == pytest.approx(expected_disc_pq)
+
+    evaluation = PanopticEval(str(paths["json_path"]), str(pred_json),
+                              gt_folder=str(paths["png_folder"]), pred_folder=str(tmp_path / "predictions"))
+    evaluation.evaluate()
+    ours = evaluation.results()
+    assert ours["per_class"][DISC]["fn"] == 1
+    assert ours["per_class"][DISC]["pq"] == pytest.approx(expected_disc_pq)
+    for group in ("All", "Things", "Stuff"):
+        assert ours[group]["pq"] == pytest.approx(reference[group]["pq"])
+        assert ours[group]["n"] == reference[group]["n"]
+
+
+def test_hotcoco_reads_our_ground_truth(written):
+    from hotcoco.panoptic import PanopticEval
+
+    samples, paths = written
+    evaluation = PanopticEval(str(paths["json_path"]), str(paths["json_path"]),
+                              gt_folder=str(paths["png_folder"]), pred_folder=str(paths["png_folder"]))
+    evaluation.evaluate()
+    results = evaluation.results()
+    assert results["All"]["pq"] == pytest.approx(1.0)
+    assert results["All"]["n"] == len(per_category_counts(samples))
+
+
+def test_predictions_keep_scores_and_read_back(tmp_path):
+    panoptic = street_scene()
+    scored = PanopticSegmentation(panoptic.id_map, [replace(s, score=0.5 + 0.01 * i)
+                                                    for i, s in enumerate(panoptic.segments)])
+    pred_json = write_predictions(tmp_path / "p.json", tmp_path / "pngs", [(7, "a.jpg", scored)], CATS)
+    annotation = json.loads(pred_json.read_text())["annotations"][0]
+    assert annotation["file_name"] == "a.png"
+    read = panoptic_from_annotation(annotation, tmp_path / "pngs", CATS)
+    assert read.equals(scored)
+
+
+# ---------------------------------------------------------------------------------------
+# bad input: one PanopticFormatError naming the file and the segment or category
+# ---------------------------------------------------------------------------------------
+def first_png(paths):
+    return paths["png_folder"] / "000000000000.png"
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16"])
+def test_non_rgb_png_is_refused(written, mode):
+    _, paths = written
+    png = first_png(paths)
+    rgb = Image.open(png).convert("RGB")
+    (rgb.convert(mode) if mode != "I;16" else Image.fromarray(np.asarray(rgb)[..., 0].astype(np.uint16))).save(png)
+    with pytest.raises(PanopticFormatError, match=f"000000000000.png.*mode '{mode}'"):
+        CocoPanoptic(**paths)[0]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "jpeg", "missing"])
+def test_unreadable_png_is_refused(written, damage):
+    _, paths = written
+    png = first_png(paths)
+    if damage == "truncate":
+        png.write_bytes(png.read_bytes()[: len(png.read_bytes()) // 2])
+    elif damage == "garbage":
+        png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    elif damage == "jpeg":
+        Image.open(png).convert("RGB").save(png, format="JPEG")
+    else:
+        png.unlink()
+    with pytest.raises(PanopticFormatError, match="000000000000.png"):
+        read_panoptic_png(png)
+    with pytest.raises(PanopticFormatError, match="000000000000.png"):
+        CocoPanoptic(**paths).panoptic(0)
+
+
+def segment_edits():
+    """(description, edit of the first annotation's segments_info, expected message pattern)."""
+    def drop_disc(segments):
+        segments[:] = [s for s in segments if s["id"] != 2]
+
+    def add_ghost(segments):
+        segments.append({"id": 424242, "category_id": BOX, "iscrowd": 0, "area": 1, "bbox": [0, 0, 1, 1]})
+
+    def unknown_category(segments):
+        segments[0]["category_id"] = 77
+
+    def duplicate(segments):
+        segments.append(dict(segments[0]))
+
+    def wrong_area(segments):
+        segments[1]["area"] += 1
+
+    def wrong_bbox(segments):
+        segments[1]["bbox"][2] += 1
+
+    first_id = street_scene().segments[0].id
+    second_id = street_scene().segments[1].id
+    return [
+        ("id in PNG without segment", drop_disc, r"\[2\].*no segment"),
+        ("segment absent from PNG", add_ghost, r"424242.*no pixel"),
+        ("unknown category", unknown_category, rf"segment {first_id}.*unknown category id 77"),
+        ("duplicate segment id", duplicate, rf"segment id {first_id} appears twice"),
+        ("area disagrees", wrong_area, rf"segment {second_id} has area"),
+        ("bbox disagrees", wrong_bbox, rf"segment {second_id} has bbox"),
+    ]
+
+
+@pytest.mark.parametrize("name, edit, pattern", segment_edits(), ids=[e[0] for e in segment_edits()])
+def test_segments_info_must_match_png(written, name, edit, pattern):
+    _, paths = written
+    edit_json(paths["json_path"], lambda data: edit(data["annotations"][0]["segments_info"]))
+    with pytest.raises(PanopticFormatError, match=rf"000000000000\.png \(image 100\): .*{pattern}"):
+        CocoPanoptic(**paths)[0]
+    CocoPanoptic(**paths)[1]  # the other images are unaffected
+
+
+def test_png_size_must_match_image_record(written):
+    _, paths = written
+    edit_json(paths["json_path"], lambda data: data["images"][0].update(height=31))
+    with pytest.raises(PanopticFormatError, match=r"000000000000\.png.*30x40.*31x40"):
+        CocoPanoptic(**paths).panoptic(0)
+
+
+def test_image_size_must_match_png(written):
+    samples, paths = written
+    image_path = paths["image_folder"] / samples[0].file_name
+    Image.fromarray(samples[0].image[:-1]).save(image_path)
+    with pytest.raises(PanopticFormatError, match=r"val/000000000000\.png.*annotations/panoptic_val/000000000000\.png"):
+        CocoPanoptic(**paths)[0]
+
+
+def test_missing_image_is_named(written):
+    samples, paths = written
+    (paths["image_folder"] / samples[2].file_name).unlink()
+    with pytest.raises(PanopticFormatError, match="000000000002.png: image not found"):
+        CocoPanoptic(**paths)[2]
+
+
+@pytest.mark.parametrize("edit, pattern", [
+    (lambda d: d["images"].pop(1), r"annotation for image id 101 but no image record"),
+    (lambda d: d["annotations"].pop(2), r"image id 102 has no annotation"),
+    (lambda d: d["images"].append(dict(d["images"][0])), r"image id 100 appears twice"),
+    (lambda d: d["annotations"].append(dict(d["annotations"][0])), r"image id 100 has more than one annotation"),
+    (lambda d: d.pop("categories"), r"'categories' is missing"),
+    (lambda d: d["categories"].append(dict(d["categories"][0])), r"category id 1 appears twice"),
+])
+def test_json_inconsistencies_name_the_image(written, edit, pattern):
+    _, paths = written
+    edit_json(paths["json_path"], edit)
+    with pytest.raises(PanopticFormatError, match=rf"panoptic_val\.json: .*{pattern}"):
+        CocoPanoptic(**paths)
+
+
+def test_broken_or_missing_json(written):
+    _, paths = written
+    with pytest.raises(PanopticFormatError, match="nope.json: annotation file not found"):
+        CocoPanoptic(paths["json_path"].with_name("nope.json"))
+    paths["json_path"].write_text('{"images": [')
+    with pytest.raises(PanopticFormatError, match="panoptic_val.json: not valid JSON"):
+        CocoPanoptic(**paths)
+
+
+# ---------------------------------------------------------------------------------------
+# writing: bad samples and interruptions leave the disk as it was
+# ---------------------------------------------------------------------------------------
+def failing_after(samples, count):
+    yield from samples[:count]
+    raise RuntimeError("generator failed")
+
+
+def test_interrupted_write_leaves_nothing(tmp_path):
+    root = tmp_path / "coco"
+    with pytest.raises(RuntimeError, match="generator failed"):
+        write_coco_panoptic(root, "val", failing_after(make_samples(), 2), CATS)
+    assert not root.exists() or all_files(root) == []
+    assert not coco_panoptic_paths(root, "val")["json_path"].exists()
+
+
+def test_interrupted_rewrite_keeps_the_old_set(written):
+    samples, paths = written
+    before = {name: (paths["json_path"].parent.parent / name).read_bytes()
+              for name in all_files(paths["json_path"].parent.parent)}
+    replacement = [replace(s, image=255 - s.image) for s in samples]
+    with pytest.raises(RuntimeError, match="generator failed"):
+        write_coco_panoptic(paths["json_path"].parent.parent, "val", failing_after(replacement, 2), CATS)
+    root = paths["json_path"].parent.parent
+    assert {name: (root / name).read_bytes() for name in all_files(root)} == before
+    dataset = CocoPanoptic(**paths)
+    np.testing.assert_array_equal(dataset[0].image, samples[0].image)
+
+
+def test_bad_sample_is_named_and_nothing_is_written(tmp_path):
+    samples = make_samples()
+    bad = samples[1].panoptic
+    bad = PanopticSegmentation(bad.id_map, [replace(bad.segments[0], category_id=99), *bad.segments[1:]])
+    samples[1] = replace(samples[1], panoptic=bad)
+    with pytest.raises(PanopticFormatError, match=r"sample 101 .*unknown category id 99"):
+        write_coco_panoptic(tmp_path, "val", samples, CATS)
+    assert all_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("change, pattern", [
+    (lambda s: replace(s, image_id=100), "image id 100 appears twice"),
+    (lambda s: replace(s, file_name="000000000000.jpg"), "would overwrite that of image 100"),
+    (lambda s: replace(s, file_name="sub/x.png"), "bare file name"),
+    (lambda s: replace(s, file_name="x.bmp"), "bare file name"),
+    (lambda s: replace(s, image=s.image[:-1]), "image is"),
+    (lambda s: replace(s, image=s.image.astype(np.float32)), r"\(H, W, 3\) uint8"),
+])
+def test_inconsistent_samples_are_refused(tmp_path, change, pattern):
+    samples = make_samples()
+    samples[1] = change(samples[1])
+    with pytest.raises(PanopticFormatError, match=pattern):
+        write_coco_panoptic(tmp_path, "val", samples, CATS)
+    assert all_files(tmp_path) == []
+
+
+def test_records_without_area_and_bbox_are_measured(tmp_path):
+    """Prediction files may leave area and bbox out; they are measured on the PNG."""
+    panoptic = street_scene()
+    write_panoptic_png(tmp_path / "a.png", panoptic.id_map)
+    records = [{"id": s.id, "category_id": s.category_id, "iscrowd": s.iscrowd} for s in panoptic.segments]
+    read = panoptic_from_annotation({"image_id": 1, "file_name": "a.png", "segments_info": records}, tmp_path, CATS)
+    assert read.equals(panoptic)
