@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .data.atomic import atomic_write
+
 BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
 SOLUTION_BLOCK = re.compile(r"^([ \t]*)# BEGIN SOLUTION[^\n]*\n.*?^[ \t]*# END SOLUTION[^\n]*(\n|$)", re.M | re.S)
 STUDENT_STUB = '{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError("write your solution here")\n'
@@ -154,7 +156,5 @@ def _index_html(reports: list[ExecutionReport]) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path, mode="w") as file:
+        file.write(text)

@@ -1,0 +1,442 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 1 — The task: things, stuff and the panoptic format
+#
+# In 2019 Kirillov, He, Girshick, Rother and Dollár (Facebook AI Research and the
+# Heidelberg Collaboratory for Image Processing) proposed **panoptic segmentation**
+# at CVPR. The paper made three contributions, and this book follows them:
+#
+# 1. a **new task** that unifies semantic and instance segmentation (this chapter);
+# 2. a **new metric**, *panoptic quality* (PQ), that scores both halves in one number
+#    (chapter 2);
+# 3. a **baseline**: run a semantic network (PSPNet) and an instance network
+#    (Mask R-CNN) and combine their outputs with a simple heuristic (chapter 3).
+#
+# Chapters 4 to 6 then study three models that solve the task with one network:
+# Panoptic FPN, UPSNet and Panoptic-DeepLab.
+#
+# This chapter is about the task itself: what is predicted, in which format, and on
+# which data. Everything runs on a built-in synthetic dataset, so nothing has to be
+# downloaded.
+
+# %%
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
+
+import panopticlab
+from panopticlab import data, viz
+from panopticlab.data import analysis, coco, synthetic, transforms
+from panopticlab.data.dataset import PanopticDataset
+from panopticlab.exercises import ch01
+
+profile = panopticlab.get_profile()
+panopticlab.seed_everything(profile.seed)
+CATEGORIES = data.SYNTHETIC_CATEGORIES
+SIZE = profile.pick(ci=96, laptop=160, gpu=256)  # side of the scenes we draw
+print(profile)
+
+# %% [markdown]
+# ## Things and stuff
+#
+# Visual recognition has long been split in two:
+#
+# * **things** are countable objects: people, animals, cars, tools. They have a
+#   characteristic shape and a size, and we can say *how many* there are. Object
+#   detection and instance segmentation study things, and they received the dominant
+#   share of attention.
+# * **stuff** is amorphous regions of similar texture or material: grass, sky, road,
+#   water. Stuff is not countable ("how many skies?" makes no sense). Semantic
+#   segmentation studies stuff, and usually things too, but without telling one
+#   object from the next.
+#
+# The built-in dataset has four thing classes and five stuff classes. Their ids are
+# sparse on purpose, as in COCO (things 1-90, stuff 92-200): a category **id** is not
+# the index of a network's output channel (its **train id**), and confusing the two is
+# a classic bug.
+
+# %%
+print(f"{'id':>3}  {'train id':>8}  {'name':<9} {'kind':<6} colour")
+for category in CATEGORIES:
+    kind = "thing" if category.isthing else "stuff"
+    print(f"{category.id:>3}  {CATEGORIES.train_id(category.id):>8}  {category.name:<9} {kind:<6} {category.color}")
+
+# %% [markdown]
+# ## One image, three tasks
+#
+# Given an image, the three tasks ask for different outputs:
+#
+# * **semantic segmentation**: a category for every pixel. Things and stuff are both
+#   labelled, but two objects of the same class that touch become one region.
+# * **instance segmentation**: for every *thing*, a mask, a category and a confidence.
+#   Stuff is ignored, and masks may overlap.
+# * **panoptic segmentation**: every pixel gets a category *and*, for things, an
+#   instance id; segments do not overlap. Formally, each pixel $i$ is mapped to a pair
+#   $(l_i, z_i)$, where $l_i$ is its semantic class and $z_i$ its instance id; for
+#   stuff classes $z_i$ is ignored. Pixels that are ambiguous or of no known class may
+#   be left **void**.
+#
+# Here is a scene of the built-in dataset with its annotation drawn all three ways.
+
+# %%
+def scenes(count, split="val", size=SIZE):
+    return [synthetic.render_scene(index, size=size, seed=profile.seed, split=split) for index in range(count)]
+
+
+# a scene in which two touching instances of one class fuse in the semantic map
+candidates = scenes(profile.pick(ci=12, laptop=30))
+scene = max(candidates, key=lambda s: sum(c.lost for c in analysis.semantic_region_counts(s.panoptic, CATEGORIES)))
+viz.show_side_by_side(scene.image, scene.panoptic, CATEGORIES)
+
+# %% [markdown]
+# In the semantic panel, instances of one class share a colour; in the instance panel,
+# only things are drawn; the panoptic panel has both, with one shade per instance.
+#
+# ### Why semantic segmentation cannot count things
+#
+# Suppose a network predicted the semantic map *perfectly*. Could we recover the
+# instances by splitting each class into connected regions? Not when two objects of
+# the same class touch or overlap: their pixels form one region.
+
+# %%
+counts = analysis.semantic_region_counts(scene.panoptic, CATEGORIES)
+for c in counts:
+    print(f"{CATEGORIES.name(c.category_id):<9} instances: {c.instances:>2}   connected regions: {c.regions:>2}")
+lost = sum(c.lost for c in counts)
+print(f"instances lost by connected components on a perfect semantic map: {lost}")
+
+# %%
+assert lost >= 1, "the chosen scene should contain touching instances of one class"
+assert all(c.instances == sum(1 for s in scene.panoptic.segments if s.category_id == c.category_id and not s.iscrowd)
+           for c in counts)
+
+# %% [markdown]
+# ### Why instance segmentation is not panoptic either
+#
+# An instance model predicts each object's mask independently. Nothing stops two masks
+# from claiming the same pixel, and nothing labels the stuff around them. To imitate a
+# real model we take the true masks and grow each one by two pixels, as predicted
+# masks tend to bleed over boundaries: wherever objects touch, the masks now overlap.
+
+# %%
+from scipy import ndimage
+
+_, true_masks, labels, iscrowd = data.to_semantic_and_instances(scene.panoptic, CATEGORIES)
+predicted_masks = np.stack([ndimage.binary_dilation(m, iterations=2) for m in true_masks[iscrowd == 0]])
+overlap = analysis.mask_overlap(predicted_masks)
+print(f"{len(predicted_masks)} masks, {overlap} pixels claimed by more than one mask")
+viz.show_side_by_side(scene.image, scene.panoptic, CATEGORIES, masks=predicted_masks, labels=labels[iscrowd == 0],
+                      title="overlapping instance masks (middle right) vs the panoptic answer")
+
+# %%
+assert overlap > 0, "grown masks of touching objects must overlap"
+assert analysis.mask_overlap(true_masks) == 0, "a panoptic annotation never overlaps"
+
+# %% [markdown]
+# A panoptic segmentation must decide who owns each contested pixel. The paper's
+# baseline does it with a rule (chapter 3: the most confident instance first, then
+# stuff fills what is left); UPSNet learns it (chapter 5); Panoptic-DeepLab never
+# produces overlapping masks in the first place (chapter 6).
+#
+# ## The representation used throughout this book
+#
+# A panoptic segmentation is stored the way the COCO panoptic format stores it: an
+# integer **id map** of the image's size (id 0 = void) plus a list of **segments**,
+# one per non-zero id, each with its category, an `iscrowd` flag, its area and its
+# bounding box. In `panopticlab` this is `data.PanopticSegmentation`; every model,
+# post-processing step and metric in the book passes it around.
+
+# %%
+pan = scene.panoptic
+print("id map:", pan.id_map.shape, pan.id_map.dtype, "ids present:", np.unique(pan.id_map)[:12], "...")
+for segment in pan.segments[:8]:
+    print(segment)
+
+# %% [markdown]
+# **Crowd** segments (`iscrowd=1`) mark groups of things too small or too packed to be
+# outlined one by one (a crowd of people, a bowl of fruit). They are one segment whose
+# category is a thing class. Chapter 2 shows how the metric treats them.
+#
+# ## The COCO panoptic format on disk
+#
+# COCO stores a panoptic dataset as three things:
+#
+# * the images, in `<split>/`;
+# * one PNG per image in `annotations/panoptic_<split>/`, whose RGB colour *encodes the
+#   segment id*: $\text{id} = R + 256\,G + 256^2\,B$;
+# * one JSON file `annotations/panoptic_<split>.json` with the images, the categories,
+#   and for each image the list of segments (`segments_info`).
+#
+# Let us write a small split of the built-in dataset to disk (the same as the command
+# `panopticlab data synth synthetic --split val --num 8`) and look inside.
+
+# %%
+root = Path("synthetic")
+num_val = profile.pick(ci=8, laptop=40, gpu=200)
+paths = synthetic.write_synthetic_coco(root, split="val", num=num_val, size=SIZE, seed=profile.seed, progress=True)
+for path in sorted(p for p in root.rglob("*") if p.is_file())[:6]:
+    print(path)
+annotation_file = json.loads((root / "annotations" / "panoptic_val.json").read_text())
+print(json.dumps(annotation_file["annotations"][0], indent=1)[:700], "...")
+
+# %% [markdown]
+# The PNG looks like a colourful picture, but its colours are ids in disguise. Decoding
+# one pixel by hand:
+
+# %%
+png_name = annotation_file["annotations"][0]["file_name"]
+rgb = np.asarray(Image.open(root / "annotations" / "panoptic_val" / png_name))
+ids = data.rgb_to_id(rgb)
+y, x = np.argwhere(ids == ids.max())[0]
+r, g, b = (int(v) for v in rgb[y, x])
+print(f"pixel (y={y}, x={x}) has colour {(r, g, b)} -> id {r} + 256*{g} + 65536*{b} = {r + 256 * g + 65536 * b}")
+print("data.rgb_to_id gives", ids[y, x])
+# small ids use only the red channel; COCO's own ids are large and use all three
+print("id 5,123,456 is stored as the colour", data.id_to_rgb(np.array([[5_123_456]]))[0, 0].tolist())
+
+# %% [markdown]
+# Reading the set back with `coco.CocoPanoptic` checks every PNG against its JSON
+# (every id has a segment, every segment has pixels, every category exists, the sizes
+# match) and gives back exactly what was written:
+
+# %%
+dataset_on_disk = coco.CocoPanoptic(**paths)
+first = dataset_on_disk[0]
+original = synthetic.render_scene(0, size=SIZE, seed=profile.seed, split="val")
+print(len(dataset_on_disk), "images;", first.file_name, first.image.shape)
+
+# %%
+assert len(dataset_on_disk) == num_val
+assert first.panoptic.equals(original.panoptic)
+assert np.array_equal(first.image, original.image)
+
+# %% [markdown]
+# ### Other encodings you will meet
+#
+# * **Label divisor** (Cityscapes, Panoptic-DeepLab): one integer per pixel,
+#   `category * 1000 + k`, where `k` numbers the instances of a category from 1 and
+#   `k = 0` marks stuff (and, for a thing class, a crowd). Void is -1 here.
+# * **Semantic map + instance masks**: what a semantic and an instance network
+#   produce separately.
+#
+# Both convert to and from the panoptic representation without loss:
+
+# %%
+labels_map = data.to_label_divisor(pan, CATEGORIES, label_divisor=1000)
+print("label-divisor values:", np.unique(labels_map))
+semantic, masks, mask_labels, mask_crowd = data.to_semantic_and_instances(pan, CATEGORIES)
+print("semantic map:", semantic.shape, "masks:", masks.shape)
+
+# %%
+assert data.from_label_divisor(labels_map, CATEGORIES, label_divisor=1000).equals(pan, ignore_ids=True)
+assert data.from_semantic_and_instances(semantic, masks, mask_labels, CATEGORIES, mask_crowd).equals(pan, ignore_ids=True)
+
+# %% [markdown]
+# ## The built-in dataset
+#
+# Every scene is drawn procedurally from `(seed, split, index)`: the same arguments give
+# the same image on every machine. Scenes are built to contain what makes panoptic
+# segmentation hard: stuff classes that share colours and differ only by texture or
+# position (sky and water, road and wall), things of all sizes, groups of touching and
+# overlapping instances of one class, a ring whose hole shows the background, crowds of
+# tiny objects, and void bands along some boundaries.
+
+# %%
+viz.show_grid(scenes(8), CATEGORIES, ncols=4)
+
+# %% [markdown]
+# How big are the segments? COCO sorts objects into **small** (area below $32^2$
+# pixels), **medium** and **large** (above $96^2$); chapter 2 breaks PQ down by these
+# classes. Here are the segment areas over the validation split we just wrote.
+
+# %%
+areas = analysis.segment_areas((s.panoptic for s in dataset_on_disk), CATEGORIES)
+fig, ax = plt.subplots(figsize=(7, 3.2))
+bins = np.logspace(0, np.log10(SIZE * SIZE), 30)
+for kind, values in areas.items():
+    if len(values):
+        ax.hist(values, bins=bins, alpha=0.6, label=f"{kind} ({len(values)})")
+for threshold in (analysis.SMALL_AREA, analysis.LARGE_AREA):
+    ax.axvline(threshold, color="k", linestyle="--", linewidth=1)
+ax.set(xscale="log", xlabel="segment area (pixels)", ylabel="segments", title="segment sizes in the val split")
+ax.legend()
+plt.show()
+sizes = np.bincount(analysis.size_class(areas["things"]), minlength=3)
+print("things by COCO size class (small, medium, large):", sizes.tolist())
+
+# %%
+assert len(areas["things"]) > len(areas["stuff"]) > 0
+assert sizes[0] > 0, "the dataset must contain small objects"
+
+# %% [markdown]
+# ### A second annotator
+#
+# Human annotators disagree: boundaries drift by a pixel or two, small objects are
+# missed, two touching objects are outlined as one. The built-in dataset can draw a
+# second, independently noisy annotation of every scene. Chapter 2 uses it to repeat
+# the paper's *human consistency study*: how well do two annotators agree, measured
+# by PQ?
+
+# %%
+second = synthetic.second_annotation(scene.image_id, size=SIZE, seed=profile.seed, split="val")
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), layout="constrained")
+viz.draw_panoptic(axes[0], scene.image, scene.panoptic, CATEGORIES, ids=False, title="annotator 1")
+viz.draw_panoptic(axes[1], scene.image, second, CATEGORIES, ids=False, title="annotator 2")
+axes[2].imshow(scene.panoptic.category_map() != second.category_map(), cmap="gray_r")
+axes[2].set(title="pixels labelled differently", xticks=[], yticks=[])
+plt.show()
+
+# %%
+disagree = (scene.panoptic.category_map() != second.category_map()).mean()
+print(f"the annotators label {100 * disagree:.1f}% of the pixels with different categories")
+assert 0 < disagree < 0.25
+
+# %% [markdown]
+# ## From annotations to training targets
+#
+# Networks do not eat `PanopticSegmentation` objects; each kind of model wants its own
+# targets. `PanopticDataset` wraps any source of annotated images, applies the usual
+# augmentations (random scale, crop and flip, applied identically to the image and
+# its annotation), and builds the targets:
+#
+# * a **semantic** map of train ids with 255 on void (chapters 3-6);
+# * **instances** in torchvision's detection format: boxes, labels, masks
+#   (chapters 3-5);
+# * Panoptic-DeepLab's **center heatmap** (a Gaussian at each instance's centre of
+#   mass) and **offsets** (from each pixel to its instance's centre) (chapter 6).
+
+# %%
+augment = transforms.Compose([transforms.RandomScale(0.75, 1.5), transforms.RandomCrop(SIZE),
+                              transforms.RandomHorizontalFlip()])
+train_set = PanopticDataset(synthetic.SyntheticPanoptic(8, size=SIZE, seed=profile.seed, split="train"),
+                            CATEGORIES, transforms=augment, sigma=profile.pick(ci=3, laptop=4, gpu=8))
+image, target = train_set[1]
+deeplab = target["deeplab"]
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.4), layout="constrained")
+axes[0].imshow(image.permute(1, 2, 0))
+axes[0].set_title("augmented image")
+axes[1].imshow(viz.colorize_semantic(np.asarray(target["panoptic"].category_map()), CATEGORIES))
+axes[1].set_title("semantic target")
+axes[2].imshow(deeplab["center"][0], cmap="magma")
+axes[2].set_title("center heatmap")
+axes[3].imshow(np.hypot(*deeplab["offset"]), cmap="viridis")
+axes[3].set_title("offset length (pixels)")
+for ax in axes:
+    ax.set(xticks=[], yticks=[])
+for box in target["instances"]["boxes"]:
+    x1, y1, x2, y2 = box.tolist()
+    axes[0].add_patch(plt.Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color="w", linewidth=1))
+plt.show()
+
+# %%
+assert image.shape == (3, SIZE, SIZE) and 0 <= float(image.min()) and float(image.max()) <= 1
+assert target["semantic"].shape == (SIZE, SIZE)
+assert len(target["instances"]["boxes"]) == len(target["instances"]["labels"]) == len(target["instances"]["masks"])
+assert abs(float(deeplab["center"].max()) - 1.0) < 1e-6, "each Gaussian peaks at 1 on its centre"
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a cell for your code and a checker under it that tells you what is
+# wrong, if anything.
+#
+# **Exercise 1.1 — decode a COCO panoptic PNG.** Write `rgb_to_id(rgb)` that turns an
+# (H, W, 3) `uint8` array into (H, W) segment ids, $\text{id} = R + 256\,G + 256^2\,B$.
+# Beware: `uint8` arithmetic wraps around at 256.
+
+# %%
+def rgb_to_id(rgb):
+    # BEGIN SOLUTION
+    rgb = rgb.astype(np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+    # END SOLUTION
+
+
+ch01.check_rgb_to_id(rgb_to_id)
+
+# %% [markdown]
+# **Exercise 1.2 — the semantic segmentation inside a panoptic one.** Write
+# `semantic_from_panoptic(pan, categories)` that returns the (H, W) category id of
+# every pixel, and 255 on void. Use `pan.id_map` and `pan.segments`, not
+# `pan.category_map`.
+
+# %%
+def semantic_from_panoptic(pan, categories):
+    # BEGIN SOLUTION
+    semantic = np.full(pan.id_map.shape, 255, dtype=np.int64)
+    for segment in pan.segments:
+        semantic[pan.id_map == segment.id] = segment.category_id
+    return semantic
+    # END SOLUTION
+
+
+ch01.check_semantic_from_panoptic(semantic_from_panoptic)
+
+# %% [markdown]
+# **Exercise 1.3 — count the things.** Write `count_instances(pan, categories)` that
+# returns a dict `{thing category name: number of instances}`. A crowd segment is not
+# an instance.
+
+# %%
+def count_instances(pan, categories):
+    # BEGIN SOLUTION
+    counts = {}
+    for segment in pan.segments:
+        if categories.isthing(segment.category_id) and not segment.iscrowd:
+            name = categories.name(segment.category_id)
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+    # END SOLUTION
+
+
+ch01.check_count_instances(count_instances)
+
+# %% [markdown]
+# **Exercise 1.4 — connected components.** Write `count_regions(semantic, category_id)`
+# that returns the number of 4-connected regions of one category in a semantic map
+# (`scipy.ndimage.label` does the work). The checker then measures, on many scenes, how
+# many instances a *perfect* semantic segmentation followed by connected components
+# would lose.
+
+# %%
+def count_regions(semantic, category_id):
+    # BEGIN SOLUTION
+    return ndimage.label(semantic == category_id)[1]
+    # END SOLUTION
+
+
+lost_fraction = ch01.check_semantic_blobs(count_regions)
+
+# %%
+assert 0 < lost_fraction < 1
+
+# %% [markdown]
+# ## Summary
+#
+# * Things are countable objects, stuff is amorphous regions; semantic segmentation
+#   labels every pixel but cannot separate touching objects of one class, instance
+#   segmentation separates things but ignores stuff and lets masks overlap.
+# * Panoptic segmentation gives every pixel a category and, for things, an instance:
+#   one non-overlapping id map plus a list of segments, exactly the COCO panoptic
+#   format (an RGB PNG encoding ids, plus a JSON of segments).
+# * The built-in dataset draws such scenes on demand, writes them in COCO format, and
+#   has a second annotator for studying human consistency.
+#
+# Next, chapter 2: how to score a panoptic segmentation against the ground truth.
