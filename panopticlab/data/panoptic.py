@@ -68,18 +68,27 @@ class Segment:
 
 def segment_statistics(id_map: np.ndarray) -> dict[int, tuple[int, tuple[int, int, int, int]]]:
     """Area and COCO bbox ``(x, y, w, h)`` of every non-zero id of an (H, W) id map."""
-    ids, inverse = np.unique(id_map, return_inverse=True)
-    inverse = inverse.reshape(id_map.shape)
-    areas = np.bincount(inverse.ravel(), minlength=len(ids))
-    # find_objects wants labels 1..n: shift the inverse so that index 0 is label 1
-    slices = ndimage.find_objects(inverse + 1)
+    id_map = np.asarray(id_map)
+    max_id = int(id_map.max()) if id_map.size else 0
+    if id_map.size and id_map.min() >= 0 and max_id <= max(1 << 16, 4 * id_map.size):
+        # small ids (the usual case): count and box them directly, no sort needed
+        areas = np.bincount(id_map.ravel(), minlength=max_id + 1)
+        labels, ids = id_map, np.flatnonzero(areas)
+        area_of = areas[ids]
+    else:
+        # large ids such as COCO's colour-derived ones: renumber to 1..n first
+        ids, inverse = np.unique(id_map, return_inverse=True)
+        labels = inverse.reshape(id_map.shape) + 1
+        area_of = np.bincount(inverse.ravel(), minlength=len(ids))
+    # find_objects(labels)[k - 1] is the bounding slice of label k
+    slices = ndimage.find_objects(labels.astype(np.int64, copy=False))
+    label_of = ids if labels is id_map else np.arange(1, len(ids) + 1)
     stats = {}
-    for index, seg_id in enumerate(ids.tolist()):
+    for seg_id, label, area in zip(ids.tolist(), label_of.tolist(), area_of.tolist()):
         if seg_id == VOID:
             continue
-        rows, cols = slices[index]
-        bbox = (cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
-        stats[seg_id] = (int(areas[index]), bbox)
+        rows, cols = slices[label - 1]
+        stats[seg_id] = (int(area), (cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start))
     return stats
 
 
