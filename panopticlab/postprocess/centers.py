@@ -1,0 +1,97 @@
+"""Instance centres from a centre heatmap: threshold, max-pool NMS, top-k.
+
+This is step 1 of Panoptic-DeepLab's post-processing (Cheng et al., 2020; detectron2's
+``find_instance_center``). A pixel is a centre when
+
+1. its heatmap value is *above* ``threshold`` (values equal to it are dropped),
+2. it equals the maximum of the heatmap over the ``nms_kernel`` x ``nms_kernel`` window
+   around it (stride 1, same padding; the window is cut at the image border), and
+3. it is among the ``top_k`` highest of the pixels that pass 1 and 2.
+
+Every pixel of a plateau of equal values passes 2, so a flat peak yields several
+adjacent centres, exactly as in the published code; grouping then sends each pixel to
+the first of them in raster order when they are equally near.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+THRESHOLD = 0.1
+NMS_KERNEL = 7   # Cityscapes; COCO uses 41
+TOP_K = 200
+
+
+def check_nms_kernel(nms_kernel: int) -> int:
+    """Return ``nms_kernel`` as an int; raise ValueError unless it is a positive odd integer."""
+    if isinstance(nms_kernel, bool) or not isinstance(nms_kernel, (int, np.integer)):
+        raise ValueError(f"nms_kernel must be an integer, got {nms_kernel!r}")
+    if nms_kernel <= 0 or nms_kernel % 2 == 0:
+        raise ValueError(f"nms_kernel must be a positive odd integer (a centred window), got {nms_kernel}")
+    return int(nms_kernel)
+
+
+def square_max_pool(image: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Maximum over the ``kernel`` x ``kernel`` window around each pixel (stride 1, same size).
+
+    Equal to ``F.max_pool2d(image, kernel, 1, kernel // 2)``, computed as a row pass then
+    a column pass (the maximum is separable), which is much faster for COCO's kernel of 41.
+    max_pool2d pads with -inf, so a window hanging over the border sees only real pixels.
+
+    Args:
+        image: (H, W) floating. kernel: positive odd integer.
+
+    Returns:
+        (H, W), same dtype and device.
+    """
+    half = kernel // 2
+    rows = F.max_pool2d(image[None, None], kernel_size=(1, kernel), stride=1, padding=(0, half))
+    return F.max_pool2d(rows, kernel_size=(kernel, 1), stride=1, padding=(half, 0))[0, 0]
+
+
+def find_instance_centers(heatmap: torch.Tensor | np.ndarray, threshold: float = THRESHOLD,
+                          nms_kernel: int = NMS_KERNEL, top_k: int | None = TOP_K
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Find instance centres in a centre heatmap.
+
+    Args:
+        heatmap: (H, W) or (1, H, W) floating centre heatmap, finite values (a torch
+            tensor on any device, or a numpy array).
+        threshold: values not above it are never centres (compared in the heatmap's dtype,
+            as in the published code).
+        nms_kernel: side of the max-pool window; a positive odd integer.
+        top_k: keep at most this many centres, the highest first; ``None`` keeps all.
+            Ties at the k-th score go to the pixels first in raster order, so exactly
+            ``min(top_k, candidates)`` centres come back. (detectron2 keeps the pixels
+            strictly above the k-th score, which returns fewer than ``top_k`` when there
+            are more candidates: at most ``top_k - 1``.)
+
+    Returns:
+        centers: (K, 2) int64 ``(y, x)`` in raster order, on the heatmap's device.
+        scores: (K,) heatmap values at the centres, in the heatmap's dtype.
+    """
+    nms_kernel = check_nms_kernel(nms_kernel)
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    heatmap = torch.as_tensor(np.ascontiguousarray(heatmap) if isinstance(heatmap, np.ndarray) else heatmap)
+    if heatmap.ndim == 3 and heatmap.shape[0] == 1:
+        heatmap = heatmap[0]
+    if heatmap.ndim != 2:
+        raise ValueError(f"center heatmap must be (H, W) or (1, H, W), got shape {tuple(heatmap.shape)}")
+    if not heatmap.is_floating_point():
+        raise ValueError(f"center heatmap must be floating point, got dtype {heatmap.dtype}")
+    width = heatmap.shape[1]
+
+    pooled = square_max_pool(heatmap, nms_kernel)
+    # pooling the raw map equals pooling the thresholded one at every pixel above threshold
+    is_center = (heatmap > threshold) & (heatmap == pooled)
+    flat = is_center.flatten().nonzero()[:, 0]  # raster order
+    scores = heatmap.flatten()[flat]
+    if top_k is not None and flat.numel() > top_k:
+        # stable sort: equal scores keep raster order, so ties at the k-th go to the first pixels
+        order = torch.sort(scores, descending=True, stable=True).indices[:top_k]
+        flat = torch.sort(flat[order]).values
+        scores = heatmap.flatten()[flat]
+    centers = torch.stack([flat // width, flat % width], dim=1)
+    return centers, scores
