@@ -3,7 +3,9 @@
 * :mod:`.colors` - category colours, per-instance shades, colourised id and semantic maps, legends;
 * :mod:`.overlay` - colours blended onto an image, segment boundaries, label positions;
 * :mod:`.panels` - one-call figures: a labelled overlay, the semantic / instance /
-  panoptic comparison, a dataset grid, overlapping instance masks.
+  panoptic comparison, a dataset grid, overlapping instance masks;
+* :mod:`.matching` - true / false positives and false negatives of a PQ matching;
+* :mod:`.curves` - training curves from an engine ``History``.
 """
 from .colors import (
     category_color,
@@ -24,11 +26,13 @@ from .overlay import (
     segment_boundaries,
     segment_label,
 )
+from .curves import plot_history
+from .matching import show_matching
 from .panels import show_grid, show_masks, show_panoptic, show_side_by_side
 
 __all__ = [
     "category_color", "colorize", "colorize_instances", "colorize_semantic", "instance_colors", "legend_handles",
     "paint", "segment_colors", "shade",
     "draw_panoptic", "overlay", "overlay_masks", "representative_points", "segment_boundaries", "segment_label",
-    "show_grid", "show_masks", "show_panoptic", "show_side_by_side",
+    "show_grid", "show_masks", "show_panoptic", "show_side_by_side", "plot_history", "show_matching",
 ]

@@ -1,0 +1,103 @@
+"""The optimiser and learning-rate schedule of a training run, as one plain dataclass.
+
+The defaults are Panoptic FPN's solver in detectron2 (SGD, momentum 0.9, weight decay
+1e-4, linear warmup from 0.001x) with the poly decay of PSPNet and Panoptic-DeepLab.
+Every published recipe the book uses is a few keyword arguments away:
+
+    OptimConfig(lr=0.02, schedule="step", milestones=(60_000, 80_000), warmup_steps=1000)  # Panoptic FPN 1x
+    OptimConfig(optimizer="adam", lr=1e-3, weight_decay=0.0, warmup_steps=0)              # Panoptic-DeepLab
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("poly", "step", "constant")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser, warmup and decay.
+
+    Attributes:
+        optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``.
+        lr: base learning rate, reached at the end of the warmup.
+        momentum, nesterov: SGD only.
+        betas, eps: Adam / AdamW only.
+        weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW).
+        warmup_steps: steps of linear warmup from ``warmup_factor * lr`` up to ``lr``.
+        warmup_factor: learning-rate multiplier at step 0 of the warmup, in (0, 1].
+        schedule: decay after the warmup: ``"poly"`` (``lr * (1 - t / T) ** poly_power``
+            over the ``T`` post-warmup steps), ``"step"`` (times ``gamma`` at each of
+            ``milestones``) or ``"constant"``.
+        poly_power: exponent of the poly decay (0.9 in PSPNet and Panoptic-DeepLab).
+        milestones: absolute step numbers at which the step schedule multiplies the
+            learning rate by ``gamma``; each must come after the warmup.
+        gamma: step-schedule factor.
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 1e-4
+    warmup_steps: int = 0
+    warmup_factor: float = 0.001
+    schedule: str = "poly"
+    poly_power: float = 0.9
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        # Frozen dataclass: normalise the sequences through object.__setattr__.
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        problems = []
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer {self.optimizer!r} is not one of {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule {self.schedule!r} is not one of {SCHEDULES}")
+        if not self.lr > 0:
+            problems.append(f"lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            problems.append(f"weight_decay must be non-negative, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            problems.append("nesterov needs the sgd optimizer with a non-zero momentum")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            problems.append(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.warmup_steps < 0:
+            problems.append(f"warmup_steps must be non-negative, got {self.warmup_steps}")
+        if not 0 < self.warmup_factor <= 1:
+            problems.append(f"warmup_factor must be in (0, 1], got {self.warmup_factor}")
+        if self.poly_power < 0:
+            problems.append(f"poly_power must be non-negative, got {self.poly_power}")
+        if self.schedule == "step":
+            if not self.milestones:
+                problems.append("the step schedule needs milestones (absolute step numbers)")
+            if list(self.milestones) != sorted(set(self.milestones)):
+                problems.append(f"milestones must be strictly increasing, got {self.milestones}")
+            if self.milestones and self.milestones[0] <= self.warmup_steps:
+                problems.append(f"the first milestone ({self.milestones[0]}) must come after the "
+                                f"warmup ({self.warmup_steps} steps)")
+            if not 0 < self.gamma <= 1:
+                problems.append(f"gamma must be in (0, 1], got {self.gamma}")
+        if problems:
+            raise ValueError("invalid OptimConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values (lists for the tuples): fit for JSON and for checkpoints."""
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "OptimConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error that lists them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown OptimConfig fields {unknown}; known fields: {sorted(known)}")
+        return cls(**values)

@@ -1,0 +1,130 @@
+"""The evaluation loop, cross-checked against panopticapi's pq_compute on the files it writes."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from test_engine_support import CATS, dataset, samples, tiny_model
+from torch import nn
+
+from panopticlab.data import PanopticSegmentation
+from panopticlab.data.coco import write_coco_panoptic
+from panopticlab.engine import OptimConfig, PeriodicEvaluation, Trainer, evaluate, make_eval_loader, \
+    make_train_loader, summary_metrics
+
+NUM_VAL = 6
+
+
+class Oracle(nn.Module):
+    """Looks each image up among the validation samples and returns a damaged copy of its annotation.
+
+    Damage, so that TP, FP, FN and IoU < 1 all occur: every third thing segment is dropped
+    (a false negative), and on odd images the map is shifted one pixel to the right.
+    """
+
+    def __init__(self, samples, wrap=False):
+        super().__init__()
+        self.samples = samples
+        self.wrap = wrap
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, images):
+        results = []
+        for image in images:
+            pixels = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+            index = next(i for i, s in enumerate(self.samples) if np.array_equal(s.image, pixels))
+            gt = self.samples[index].panoptic
+            dropped = {s.id for s in gt.segments if CATS.isthing(s.category_id) and s.id % 3 == 0}
+            id_map = np.where(np.isin(gt.id_map, list(dropped)), 0, gt.id_map)
+            if index % 2:
+                id_map = np.concatenate([np.zeros_like(id_map[:, :1]), id_map[:, :-1]], axis=1)
+            kept = {s.id: s.category_id for s in gt.segments if s.id in np.unique(id_map)}
+            prediction = PanopticSegmentation.from_id_map(id_map, kept)
+            results.append(SimpleNamespace(panoptic=prediction) if self.wrap else prediction)
+        return results
+
+
+@pytest.fixture(scope="module")
+def ground_truth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("coco")
+    return write_coco_panoptic(root, "val", list(samples(NUM_VAL, "val")), CATS)
+
+
+def reference_pq(ground_truth, predictions_json):
+    from panopticapi.evaluation import pq_compute
+
+    return pq_compute(str(ground_truth["json_path"]), str(predictions_json), str(ground_truth["png_folder"]),
+                      str(predictions_json.with_suffix("")))
+
+
+def assert_matches_reference(ours, theirs):
+    for group in ("All", "Things", "Stuff"):
+        assert ours[group]["n"] == theirs[group]["n"]
+        for key in ("pq", "sq", "rq"):
+            assert ours[group][key] == pytest.approx(theirs[group][key], abs=1e-12), (group, key)
+    for category_id, scores in theirs["per_class"].items():
+        for key in ("pq", "sq", "rq"):
+            assert ours["per_class"][category_id][key] == pytest.approx(scores[key], abs=1e-12)
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_oracle_scores_match_panopticapi(tmp_path, ground_truth, wrap):
+    model = Oracle(samples(NUM_VAL, "val"), wrap=wrap)
+    loader = make_eval_loader(dataset(NUM_VAL, "val", augment=False), batch_size=4)
+    predictions_json = tmp_path / "predictions.json"
+    ours = evaluate(model, loader, CATS, "cpu", predictions_json=predictions_json, progress=False)
+    theirs = reference_pq(ground_truth, predictions_json)
+    assert_matches_reference(ours, theirs)
+    assert 0.2 < ours["All"]["pq"] < 0.95 and ours["All"]["sq"] < 1  # the damage shows
+    assert ours["num_images"] == NUM_VAL
+    assert sorted(p.name for p in (tmp_path / "predictions").iterdir()) == \
+        sorted(s.file_name for s in samples(NUM_VAL, "val"))
+
+
+def test_trained_model_scores_match_panopticapi_and_mode_is_restored(tmp_path, ground_truth):
+    model = tiny_model()
+    trainer = Trainer(model, make_train_loader(dataset(8), batch_size=4), OptimConfig(lr=0.1), 15, "cpu",
+                      progress=False)
+    trainer.fit()
+    assert model.training
+    loader = make_eval_loader(dataset(NUM_VAL, "val", augment=False), batch_size=3)
+    predictions_json = tmp_path / "tiny.json"
+    ours = evaluate(model, loader, CATS, predictions_json=predictions_json, progress=False)
+    assert model.training  # evaluate switched to eval mode and back
+    assert_matches_reference(ours, reference_pq(ground_truth, predictions_json))
+    assert summary_metrics(ours) == {"pq": ours["All"]["pq"], "sq": ours["All"]["sq"], "rq": ours["All"]["rq"],
+                                     "pq_th": ours["Things"]["pq"], "pq_st": ours["Stuff"]["pq"]}
+
+
+def test_periodic_evaluation_logs_metrics_into_the_history():
+    model = tiny_model()
+    val_loader = make_eval_loader(dataset(4, "val", augment=False), batch_size=2)
+    periodic = PeriodicEvaluation(val_loader, CATS, every=4)
+    trainer = Trainer(model, make_train_loader(dataset(8), batch_size=4), OptimConfig(lr=0.1), 10, "cpu",
+                      callback=periodic, progress=False)
+    history = trainer.fit()
+    assert history.steps("val/pq").tolist() == [4, 8, 10]  # every 4 steps and at the end
+    final = evaluate(model, val_loader, CATS, progress=False)
+    assert history.last("val/pq") == final["All"]["pq"]
+    assert history.last("val/pq_st") == final["Stuff"]["pq"]
+    assert periodic.results["All"] == final["All"]
+
+
+def test_prediction_of_the_wrong_size_names_the_image():
+    class Cropping(Oracle):
+        def forward(self, images):
+            return [PanopticSegmentation(p.id_map[:-1], p.segments).with_statistics() for p in super().forward(images)]
+
+    loader = make_eval_loader(dataset(2, "val", augment=False), batch_size=2)
+    with pytest.raises(ValueError, match=r"image 0: prediction of size \(31, 32\)"):
+        evaluate(Cropping(samples(2, "val")), loader, CATS, progress=False)
+
+
+def test_output_that_is_not_panoptic_is_a_type_error():
+    class Semantic(nn.Module):
+        def forward(self, images):
+            return [torch.zeros(images.shape[-2:]) for _ in images]
+
+    loader = make_eval_loader(dataset(2, "val", augment=False), batch_size=2)
+    with pytest.raises(TypeError, match="Semantic output 0: expected a PanopticSegmentation"):
+        evaluate(Semantic(), loader, CATS, progress=False)
