@@ -1,0 +1,135 @@
+"""Evaluating a whole dataset: from COCO panoptic files on disk, or from memory.
+
+* :func:`evaluate_folders` / :func:`pq_compute` - the inputs of panopticapi's
+  ``pq_compute`` (two JSON files, two PNG folders), one process or several.
+* :func:`evaluate_pairs` - (ground truth, prediction) :class:`PanopticSegmentation`
+  pairs straight from a model, no PNG written; what the training and evaluation loops use.
+* :func:`evaluate_thresholds` - the same at several IoU thresholds in one pass.
+
+Each returns :meth:`PQAccumulator.results` (per threshold for the last): panopticapi's result shape plus the
+breakdowns by size and PQ-dagger.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing
+import sys
+from typing import Iterable
+
+from tqdm.auto import tqdm
+
+from ..data.categories import CategorySet
+from ..data.panoptic import PanopticSegmentation
+from .files import ImageJob, PathLike, load_result_set, png_decoder
+from .matching import MATCH_IOU
+from .overlap import overlaps_of
+from .pq import PQAccumulator
+from .report import format_table
+
+
+def evaluate_jobs(jobs: list[ImageJob], categories: CategorySet, iou_threshold: float = MATCH_IOU,
+                  progress=None) -> PQAccumulator:
+    """Accumulate the images of ``jobs`` in this process; ``progress`` is a tqdm bar or None."""
+    accumulator = PQAccumulator(categories, iou_threshold)
+    for job in jobs:
+        gt_map, gt, pred_map, pred = job.read()
+        accumulator.update_arrays(gt_map, gt, pred_map, pred, source=job.source)
+        if progress is not None:
+            progress.update(1)
+    return accumulator
+
+
+def _evaluate_chunk(arguments: tuple) -> PQAccumulator:
+    jobs, categories, iou_threshold = arguments
+    return evaluate_jobs(jobs, categories, iou_threshold)
+
+
+def _pool_context():
+    # fork shares the imported modules with the workers; spawn would re-import torch in each
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods and sys.platform != "darwin" else "spawn")
+
+
+def evaluate_folders(gt_json: PathLike, pred_json: PathLike, gt_folder: PathLike | None = None,
+                     pred_folder: PathLike | None = None, *, workers: int = 1, iou_threshold: float = MATCH_IOU,
+                     progress: bool = True) -> dict:
+    """Panoptic Quality of predictions in COCO panoptic format.
+
+    Args:
+        gt_json, pred_json: the ground-truth and prediction JSON files.
+        gt_folder, pred_folder: their PNG folders (default: the JSON path without ``.json``).
+        workers: processes; the images are split into chunks and the counts merged.
+        iou_threshold: matching threshold (COCO: 0.5).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        :meth:`PQAccumulator.results` of the whole set.
+
+    Raises:
+        PanopticFormatError: naming the file, image and segment at fault (see
+            :func:`~panopticlab.metrics.files.load_result_set` and
+            :func:`~panopticlab.metrics.overlap.compute_overlaps`), or an unknown category.
+    """
+    if int(workers) < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    categories, jobs = load_result_set(gt_json, pred_json, gt_folder, pred_folder)
+    bar = tqdm(total=len(jobs), desc="PQ", unit="image", disable=not progress)
+    try:
+        if workers == 1 or len(jobs) < 2:
+            return evaluate_jobs(jobs, categories, iou_threshold, bar).results()
+        # a few chunks per worker balance the load; larger chunks cost less to ship
+        chunk = max(1, min(64, math.ceil(len(jobs) / (4 * workers))))
+        chunks = [(jobs[k:k + chunk], categories, iou_threshold) for k in range(0, len(jobs), chunk)]
+        png_decoder()  # import torchvision here once, not in every forked worker
+        total = PQAccumulator(categories, iou_threshold)
+        with _pool_context().Pool(processes=min(int(workers), len(chunks))) as pool:
+            for part in pool.imap(_evaluate_chunk, chunks):  # in order: the same sums on every run
+                total.merge(part)
+                bar.update(part.num_images)
+        return total.results()
+    finally:
+        bar.close()
+
+
+def pq_compute(gt_json_file: PathLike, pred_json_file: PathLike, gt_folder: PathLike | None = None,
+               pred_folder: PathLike | None = None, workers: int = 1) -> dict:
+    """panopticapi's ``pq_compute``: evaluate, print the PQ / SQ / RQ table, return the results."""
+    results = evaluate_folders(gt_json_file, pred_json_file, gt_folder, pred_folder, workers=workers)
+    print(format_table(results))
+    return results
+
+
+def evaluate_pairs(pairs: Iterable[tuple[PanopticSegmentation, PanopticSegmentation]], categories: CategorySet,
+                   *, iou_threshold: float = MATCH_IOU, progress: bool = False) -> dict:
+    """Panoptic Quality of in-memory (ground truth, prediction) pairs; no file is written.
+
+    Args:
+        pairs: one (ground truth, prediction) pair per image, same (H, W) within a pair.
+        categories: the dataset's categories.
+
+    Returns:
+        :meth:`PQAccumulator.results`. Errors name the image by its position in ``pairs``.
+    """
+    accumulator = PQAccumulator(categories, iou_threshold)
+    total = len(pairs) if hasattr(pairs, "__len__") else None
+    for index, (gt, pred) in enumerate(tqdm(pairs, total=total, desc="PQ", unit="image", disable=not progress)):
+        accumulator.update(gt, pred, image_id=index)
+    return accumulator.results()
+
+
+def evaluate_thresholds(pairs: Iterable[tuple[PanopticSegmentation, PanopticSegmentation]],
+                        categories: CategorySet, thresholds: Iterable[float]) -> dict[float, dict]:
+    """Results at several IoU thresholds from one pass: each image's histogram is computed once.
+
+    Thresholds below 0.5 are allowed, but there the matching is no longer unique (see
+    :func:`~panopticlab.metrics.matching.match_overlaps`).
+
+    Returns:
+        ``{threshold: PQAccumulator.results()}``.
+    """
+    accumulators = {float(t): PQAccumulator(categories, t) for t in thresholds}
+    for index, (gt, pred) in enumerate(pairs):
+        overlaps = overlaps_of(gt, pred, f"image {index}")
+        for accumulator in accumulators.values():
+            accumulator.add_overlaps(overlaps)
+    return {threshold: accumulator.results() for threshold, accumulator in accumulators.items()}

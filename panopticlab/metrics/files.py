@@ -1,0 +1,209 @@
+"""Reading a COCO panoptic result set for evaluation: the JSON pair and the PNGs.
+
+The evaluator reads the same inputs as panopticapi's ``pq_compute``: a ground-truth
+JSON (``annotations`` and ``categories``), a prediction JSON (``annotations``) and a
+folder of RGB PNGs for each (default: the JSON path without ``.json``). Reading is
+kept lean because it dominates the evaluation time: PNGs are decoded with libpng
+(``torchvision.io.decode_png``, or Pillow where torchvision has no decoder) straight
+into 32-bit ids, and segment areas come
+from the joint histogram (:mod:`~panopticlab.metrics.overlap`), which also checks each
+PNG against its JSON record. ``area`` and ``bbox`` fields of the JSON are not read.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..data.categories import CategorySet
+from ..data.errors import PanopticFormatError
+from .overlap import SegmentTable
+
+PathLike = str | os.PathLike
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_RGB_COLOUR_TYPE = 2
+
+
+def _decode_with_libpng(data: bytes) -> np.ndarray:
+    """(H, W) uint32 ids via ``torchvision.io.decode_png`` (libpng)."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_png
+
+    with warnings.catch_warnings():
+        # torchvision >= 0.29 announces that its image codecs will move; Pillow takes over then
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # RGBA makes libpng add an opaque alpha byte: each (H, W, 4) pixel is then one
+        # little-endian uint32, R + 256 G + 256^2 B + 255 * 256^3, with no arithmetic
+        pixels = decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB_ALPHA)
+    pixels = np.ascontiguousarray(pixels.permute(1, 2, 0).numpy())  # libpng's own (H, W, 4) buffer: no copy
+    ids = pixels.view("<u4")[..., 0]
+    np.bitwise_and(ids, 0xFFFFFF, out=ids)
+    return ids
+
+
+def _decode_with_pillow(data: bytes) -> np.ndarray:
+    """(H, W) uint32 ids via Pillow, read as overlapping 4-byte words 3 bytes apart."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        height, width = image.height, image.width
+        raw = image.tobytes()
+    buffer = np.frombuffer(raw + b"\0", np.uint8)  # a spare byte for the last pixel's 4-byte word
+    words = np.ndarray((height, width), "<u4", buffer, strides=(3 * width, 3))
+    return np.bitwise_and(words, 0xFFFFFF)
+
+
+@functools.lru_cache(maxsize=1)
+def png_decoder():
+    """The fastest available PNG -> ids function: libpng through torchvision, else Pillow.
+
+    Call it before forking worker processes: the torchvision import is slow.
+    """
+    try:
+        import torchvision.io
+    except ImportError:
+        return _decode_with_pillow
+    return _decode_with_libpng if hasattr(torchvision.io, "decode_png") else _decode_with_pillow
+
+
+def read_id_png(path: PathLike) -> np.ndarray:
+    """Decode a COCO panoptic PNG into segment ids.
+
+    Returns:
+        (H, W) uint32 ids ``R + 256 G + 256^2 B``; 0 is void.
+
+    Raises:
+        PanopticFormatError: naming the file, when it is missing, not a PNG, not 8-bit RGB
+            (grey, palette and RGBA files are refused rather than guessed at), or corrupt.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PanopticFormatError(f"{path}: panoptic PNG not found") from None
+    except OSError as err:
+        raise PanopticFormatError(f"{path}: cannot read the panoptic PNG ({err})") from None
+    # IHDR sits at a fixed place: bit depth at byte 24, colour type at byte 25
+    if len(data) < 26 or not data.startswith(_PNG_SIGNATURE):
+        raise PanopticFormatError(f"{path}: not a PNG file")
+    if data[24] != 8 or data[25] != _RGB_COLOUR_TYPE:
+        raise PanopticFormatError(f"{path}: a panoptic PNG must be 8-bit RGB (id = R + 256 G + 256^2 B), got "
+                                  f"bit depth {data[24]} and PNG colour type {data[25]}")
+    try:
+        return png_decoder()(data)
+    except (RuntimeError, OSError, ValueError, SyntaxError, EOFError) as err:
+        raise PanopticFormatError(f"{path}: cannot decode the panoptic PNG; the file is truncated or corrupt "
+                                  f"({type(err).__name__}: {err})") from None
+
+
+def read_json(path: PathLike, required: tuple[str, ...]) -> dict:
+    """A JSON object with the ``required`` list fields; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise PanopticFormatError(f"{path}: JSON file not found")
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PanopticFormatError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise PanopticFormatError(f"{path}: expected a JSON object with the fields {list(required)}")
+    for key in required:
+        if not isinstance(data.get(key), list):
+            raise PanopticFormatError(f"{path}: the field {key!r} is missing or not a list")
+    return data
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image to evaluate: where its two PNGs are and what their JSON records list."""
+
+    image_id: int | str
+    gt_png: Path
+    gt_segments: list
+    pred_png: Path
+    pred_segments: list
+
+    @property
+    def source(self) -> str:
+        """How errors name this image."""
+        return f"image {self.image_id!r} (ground truth {self.gt_png}, prediction {self.pred_png})"
+
+    def read(self) -> tuple[np.ndarray, SegmentTable, np.ndarray, SegmentTable]:
+        """Both id maps and segment tables; errors name the image and the file."""
+        gt_map = read_id_png(self.gt_png)
+        pred_map = read_id_png(self.pred_png)
+        gt = SegmentTable.from_records(self.gt_segments, f"{self.source}, ground truth JSON")
+        pred = SegmentTable.from_records(self.pred_segments, f"{self.source}, prediction JSON")
+        return gt_map, gt, pred_map, pred
+
+
+def _annotations_by_image(annotations: list, json_path: Path) -> dict:
+    by_image = {}
+    for position, annotation in enumerate(annotations):
+        if not isinstance(annotation, dict) or "image_id" not in annotation:
+            raise PanopticFormatError(f"{json_path}: annotations[{position}] lacks an 'image_id'")
+        image_id = annotation["image_id"]
+        for key in ("file_name", "segments_info"):
+            if key not in annotation:
+                raise PanopticFormatError(f"{json_path}: the annotation of image {image_id!r} lacks {key!r}")
+        if not isinstance(annotation["segments_info"], list):
+            raise PanopticFormatError(f"{json_path}: segments_info of image {image_id!r} is not a list")
+        if image_id in by_image:
+            raise PanopticFormatError(f"{json_path}: image {image_id!r} has more than one annotation")
+        by_image[image_id] = annotation
+    return by_image
+
+
+def _few(ids: list) -> str:
+    shown = ", ".join(repr(i) for i in ids[:5])
+    return shown + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
+def load_result_set(gt_json: PathLike, pred_json: PathLike, gt_folder: PathLike | None = None,
+                    pred_folder: PathLike | None = None) -> tuple[CategorySet, list[ImageJob]]:
+    """The categories and the per-image jobs of a ground-truth / prediction pair of JSON files.
+
+    Args:
+        gt_json: ground truth with ``annotations`` and ``categories``.
+        pred_json: predictions with ``annotations`` (its categories, if any, are not used).
+        gt_folder, pred_folder: PNG folders; default: the JSON path without ``.json``.
+
+    Returns:
+        the ground truth's categories, and one job per ground-truth annotation in file order.
+
+    Raises:
+        PanopticFormatError: unreadable JSON, missing fields, a missing folder, duplicate
+            image ids, or images present in one set and not the other (naming them).
+    """
+    gt_json, pred_json = Path(gt_json), Path(pred_json)
+    gt_folder = Path(gt_folder) if gt_folder is not None else gt_json.with_suffix("")
+    pred_folder = Path(pred_folder) if pred_folder is not None else pred_json.with_suffix("")
+    gt_data = read_json(gt_json, ("annotations", "categories"))
+    pred_data = read_json(pred_json, ("annotations",))
+    for folder, what in ((gt_folder, "ground-truth"), (pred_folder, "prediction")):
+        if not folder.is_dir():
+            raise PanopticFormatError(f"{folder}: {what} PNG folder not found")
+    try:
+        categories = CategorySet.from_coco(gt_data["categories"])
+    except PanopticFormatError as err:
+        raise PanopticFormatError(f"{gt_json}: {err}") from None
+
+    gt_by_image = _annotations_by_image(gt_data["annotations"], gt_json)
+    pred_by_image = _annotations_by_image(pred_data["annotations"], pred_json)
+    missing = [i for i in gt_by_image if i not in pred_by_image]
+    if missing:
+        raise PanopticFormatError(f"{pred_json}: no prediction for the ground-truth images {_few(missing)}")
+    extra = [i for i in pred_by_image if i not in gt_by_image]
+    if extra:
+        raise PanopticFormatError(f"{pred_json}: predictions for images {_few(extra)} that {gt_json} does not have")
+    jobs = [ImageJob(image_id, gt_folder / gt["file_name"], gt["segments_info"],
+                     pred_folder / pred_by_image[image_id]["file_name"], pred_by_image[image_id]["segments_info"])
+            for image_id, gt in gt_by_image.items()]
+    return categories, jobs

@@ -1,0 +1,247 @@
+"""How much every ground-truth segment overlaps every predicted segment of one image.
+
+Everything Panoptic Quality needs from the pixels is one joint histogram: the number
+of pixels that carry ground-truth segment ``i`` and predicted segment ``j``. The
+official panopticapi builds it as ``np.unique(gt_id * 256**3 + pred_id)``, which sorts
+all H x W pixels. Here both id maps are first turned into small dense indices
+(0 = void, 1..n = the listed segments, n + 1 = an id no segment lists) with a lookup
+table, and the histogram is one ``np.bincount(gt_index * (n_pred + 2) + pred_index)``:
+linear time, no sort.
+
+The same pass checks the contract between an id map and its segment list: an id in
+the map without a segment, and a listed segment without a pixel, are errors.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..data.errors import PanopticFormatError
+from ..data.panoptic import PanopticSegmentation, Segment
+
+VOID = 0
+# Ids below this bound are indexed through a reusable lookup table (2**24 ids: every id
+# an RGB PNG can hold; 32 MiB of uint16 at most). Larger ids fall back to a binary search.
+LOOKUP_LIMIT = 256**3
+_UNLISTED = np.iinfo(np.uint16).max  # lookup value of an id no segment lists
+
+
+@dataclass(frozen=True)
+class SegmentTable:
+    """The segments of one side (ground truth or prediction) of one image, as parallel arrays.
+
+    Attributes:
+        ids: (n,) int64 positive segment ids, in listing order.
+        category_ids: (n,) int64 dataset category ids.
+        iscrowd: (n,) bool crowd flags.
+    """
+
+    ids: np.ndarray
+    category_ids: np.ndarray
+    iscrowd: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_arrays(cls, ids: Sequence[int], category_ids: Sequence[int],
+                    iscrowd: Sequence[int] | None = None) -> "SegmentTable":
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        category_ids = np.asarray(category_ids, dtype=np.int64).reshape(-1)
+        crowd = np.zeros(len(ids), bool) if iscrowd is None else np.asarray(iscrowd).astype(bool).reshape(-1)
+        if not len(ids) == len(category_ids) == len(crowd):
+            raise ValueError(f"segment table needs arrays of one length, got {len(ids)} ids, "
+                             f"{len(category_ids)} categories and {len(crowd)} crowd flags")
+        return cls(ids, category_ids, crowd)
+
+    @classmethod
+    def from_segments(cls, segments: Iterable[Segment]) -> "SegmentTable":
+        segments = list(segments)
+        return cls.from_arrays([s.id for s in segments], [s.category_id for s in segments],
+                               [s.iscrowd for s in segments])
+
+    @classmethod
+    def from_records(cls, records: Sequence[Mapping], source: str) -> "SegmentTable":
+        """From COCO ``segments_info`` records; ``source`` names the image in errors."""
+        try:
+            ids = [int(r["id"]) for r in records]
+            category_ids = [int(r["category_id"]) for r in records]
+            iscrowd = [int(r.get("iscrowd", 0)) for r in records]
+        except (KeyError, TypeError, ValueError) as err:
+            raise PanopticFormatError(f"{source}: malformed segments_info record ({err!r})") from None
+        return cls.from_arrays(ids, category_ids, iscrowd)
+
+    def check(self, source: str) -> None:
+        """Raise :class:`PanopticFormatError` for non-positive or duplicate segment ids."""
+        if len(self.ids) and self.ids.min() <= 0:
+            raise PanopticFormatError(f"{source}: segment id {int(self.ids.min())} is not positive (0 is void)")
+        unique, counts = np.unique(self.ids, return_counts=True)
+        if (counts > 1).any():
+            raise PanopticFormatError(f"{source}: segment id {int(unique[counts > 1][0])} is listed more than once")
+
+
+@dataclass(frozen=True)
+class OverlapTable:
+    """The joint histogram of one image's ground truth and prediction, and the areas it implies.
+
+    Row ``i`` is ground-truth segment ``gt.ids[i]``, column ``j`` predicted segment ``pred.ids[j]``.
+
+    Attributes:
+        gt, pred: the two segment tables (n_gt and n_pred segments).
+        intersection: (n_gt, n_pred) int64 pixels shared by each pair.
+        gt_area: (n_gt,) int64 pixels of each ground-truth segment.
+        pred_area: (n_pred,) int64 pixels of each predicted segment.
+        pred_on_void: (n_pred,) int64 pixels of each predicted segment where the ground truth is void.
+        gt_on_void: (n_gt,) int64 pixels of each ground-truth segment the prediction leaves void.
+        image_shape: (H, W).
+        source: how errors name this image.
+    """
+
+    gt: SegmentTable
+    pred: SegmentTable
+    intersection: np.ndarray
+    gt_area: np.ndarray
+    pred_area: np.ndarray
+    pred_on_void: np.ndarray
+    gt_on_void: np.ndarray
+    image_shape: tuple[int, int]
+    source: str = "image"
+
+    def union(self) -> np.ndarray:
+        """(n_gt, n_pred) int64 union of each pair, not counting ground-truth void pixels.
+
+        Excluding void is COCO's rule: pixels nobody annotated cannot make a prediction wrong.
+        """
+        return (self.gt_area[:, None] + self.pred_area[None, :] - self.intersection
+                - self.pred_on_void[None, :])
+
+    def iou(self) -> np.ndarray:
+        """(n_gt, n_pred) float64 IoU of every pair, whatever the categories (0 where disjoint)."""
+        union = self.union()
+        return np.divide(self.intersection, union, out=np.zeros(union.shape), where=union > 0)
+
+
+class _LookupTable(threading.local):
+    """A per-thread id -> dense index table, kept between images so it is filled only once."""
+
+    def __init__(self):
+        self.table = np.zeros(0, dtype=np.uint16)
+
+    def get(self, size: int) -> np.ndarray:
+        if len(self.table) < size:
+            capacity = min(LOOKUP_LIMIT, 1 << max(int(size - 1).bit_length(), 10))
+            self.table = np.full(capacity, _UNLISTED, dtype=np.uint16)
+            self.table[VOID] = 0
+        return self.table
+
+
+_lookup = _LookupTable()
+
+
+def dense_index(id_map: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
+    """Replace every id by its position in ``segment_ids``, counting from 1.
+
+    Args:
+        id_map: (H, W) non-negative integer ids.
+        segment_ids: (n,) distinct positive ids.
+
+    Returns:
+        (H, W) integer array: 0 where ``id_map`` is void, ``k + 1`` where it holds
+        ``segment_ids[k]``, and ``n + 1`` where it holds an id that is not listed.
+    """
+    n = len(segment_ids)
+    max_id = int(id_map.max()) if id_map.size else 0
+    if max_id < LOOKUP_LIMIT and n < _UNLISTED - 1:
+        table = _lookup.get(max_id + 1)
+        fits = segment_ids < len(table)  # an id beyond the table cannot occur in this map anyway
+        listed = segment_ids[fits]
+        table[listed] = np.flatnonzero(fits) + 1
+        try:
+            index = np.take(table, id_map)  # faster than table[id_map] for large maps
+        finally:
+            table[listed] = _UNLISTED  # leave the shared table clean for the next image
+        np.minimum(index, n + 1, out=index)
+        return index
+    # large ids (in-memory maps only): binary search in the sorted ids
+    if n == 0:
+        return (id_map != VOID).astype(np.int64)
+    order = np.argsort(segment_ids)
+    sorted_ids = segment_ids[order]
+    position = np.minimum(np.searchsorted(sorted_ids, id_map), n - 1)
+    index = np.where(sorted_ids[position] == id_map, order[position] + 1, n + 1)
+    index[id_map == VOID] = 0
+    return index
+
+
+def joint_histogram(gt_index: np.ndarray, pred_index: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(rows, cols) int64 counts of the pixel pairs (gt_index, pred_index), both (H, W) in range.
+
+    The pair key ``gt_index * cols + pred_index`` is built in 16 bits when it fits: half
+    the memory traffic of the wider types, and this pass is much of an image's time.
+    (``np.bincount`` rather than ``torch.bincount``: torch's OpenMP threads would make
+    forked worker processes hang.)
+    """
+    size = rows * cols
+    key_dtype = np.uint16 if size <= 2**16 else np.intp
+    key = gt_index.astype(key_dtype)
+    key *= key_dtype(cols)
+    key += pred_index.astype(key_dtype, copy=False)
+    return np.bincount(key.ravel(), minlength=size).reshape(rows, cols)
+
+
+def compute_overlaps(gt_map: np.ndarray, gt: SegmentTable, pred_map: np.ndarray, pred: SegmentTable,
+                     source: str = "image") -> OverlapTable:
+    """The joint histogram of two id maps and the segment areas, with the format checks.
+
+    Args:
+        gt_map, pred_map: (H, W) non-negative integer id maps (0 = void), any integer dtype.
+        gt, pred: their segment tables.
+        source: names the image in error messages (e.g. ``"image 42 (000042.png)"``).
+
+    Raises:
+        PanopticFormatError: different shapes; a non-positive or duplicate segment id; an id
+            in a map that its table does not list; a listed segment with no pixel.
+    """
+    gt_map, pred_map = np.asarray(gt_map), np.asarray(pred_map)
+    for name, id_map in (("ground truth", gt_map), ("prediction", pred_map)):
+        if id_map.ndim != 2:
+            raise PanopticFormatError(f"{source}: the {name} id map must be 2-D (H, W), got shape {id_map.shape}")
+    if gt_map.shape != pred_map.shape:
+        raise PanopticFormatError(f"{source}: ground truth is {gt_map.shape[::-1]} (W, H) pixels "
+                                  f"but the prediction is {pred_map.shape[::-1]}")
+    for name, id_map, table in (("ground truth", gt_map, gt), ("prediction", pred_map, pred)):
+        if not np.issubdtype(id_map.dtype, np.integer):
+            raise PanopticFormatError(f"{source}: {name} id map must hold integers, got {id_map.dtype}")
+        if np.issubdtype(id_map.dtype, np.signedinteger) and id_map.size and id_map.min() < 0:
+            raise PanopticFormatError(f"{source}: {name} id map holds negative ids")
+        table.check(f"{source}, {name}")
+
+    n_gt, n_pred = len(gt), len(pred)
+    rows, cols = n_gt + 2, n_pred + 2  # void, the segments, unlisted ids
+    joint = joint_histogram(dense_index(gt_map, gt.ids), dense_index(pred_map, pred.ids), rows, cols)
+
+    for name, id_map, table, unlisted in (("ground truth", gt_map, gt, joint[-1].sum()),
+                                          ("prediction", pred_map, pred, joint[:, -1].sum())):
+        if unlisted:
+            ids = np.setdiff1d(np.unique(id_map), np.append(table.ids, VOID))
+            raise PanopticFormatError(f"{source}: {name} ids {ids[:10].tolist()} occur in the id map "
+                                      f"but no segment lists them ({int(unlisted)} pixels)")
+    gt_area = joint[1:-1].sum(axis=1)
+    pred_area = joint[:, 1:-1].sum(axis=0)
+    for name, table, area in (("ground truth", gt, gt_area), ("prediction", pred, pred_area)):
+        if (area == 0).any():
+            absent = table.ids[area == 0]
+            raise PanopticFormatError(f"{source}: {name} segments {absent[:10].tolist()} are listed "
+                                      f"but have no pixel in the id map")
+    return OverlapTable(gt=gt, pred=pred, intersection=joint[1:-1, 1:-1], gt_area=gt_area,
+                        pred_area=pred_area, pred_on_void=joint[0, 1:-1], gt_on_void=joint[1:-1, 0],
+                        image_shape=tuple(gt_map.shape), source=source)
+
+
+def overlaps_of(gt: PanopticSegmentation, pred: PanopticSegmentation, source: str = "image") -> OverlapTable:
+    """:func:`compute_overlaps` of two :class:`PanopticSegmentation` objects."""
+    return compute_overlaps(gt.id_map, SegmentTable.from_segments(gt.segments),
+                            pred.id_map, SegmentTable.from_segments(pred.segments), source)

@@ -1,0 +1,228 @@
+"""Folder evaluation: file path vs in-memory path, workers vs one process, the CLI, the JSON
+output, the printed table, and one clear error for every kind of bad input."""
+import argparse
+import contextlib
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
+from panopticlab.data import PanopticFormatError, id_to_rgb
+from panopticlab.data.coco import read_panoptic_png
+from panopticlab.metrics import PQAccumulator, evaluate_folders, evaluate_pairs, format_table, pq_compute, save_results
+from panopticlab.metrics.cli import add_evaluate_arguments, run_evaluate
+from panopticlab.metrics.files import _decode_with_libpng, _decode_with_pillow, read_id_png
+from panopticlab.metrics.simulate import random_pair, write_result_set
+
+NUM_IMAGES = 12
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    rng = np.random.default_rng(21)
+    return [random_pair(rng, (40 + 8 * (k % 3), 56), scene_options={"crowd_probability": 0.3},
+                        prediction_options={"void_fraction": 0.2, "split": 0.2, "merge": 0.2})
+            for k in range(NUM_IMAGES)]
+
+
+@pytest.fixture()
+def result_set(pairs, tmp_path):
+    return write_result_set(tmp_path / "set", pairs, CATS)
+
+
+def numbers_close(a, b, tolerance):
+    """Recursive comparison: equal keys, equal ints and strings, floats within tolerance (NaN == NaN)."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(numbers_close(a[k], b[k], tolerance) for k in a)
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tolerance
+    return a == b
+
+
+def test_folder_and_in_memory_paths_agree_exactly(pairs, result_set):
+    from_files = evaluate_folders(**result_set, progress=False)
+    in_memory = evaluate_pairs(pairs, CATS)
+    assert numbers_close(from_files, in_memory, 0.0)
+    assert from_files["num_images"] == NUM_IMAGES and from_files["All"]["n"] > 0
+
+
+def test_workers_and_merging_give_the_single_process_results(pairs, result_set):
+    import torch
+
+    torch.ones(10**6).sum()  # use torch's thread pool before forking: the workers must not hang
+    single = evaluate_folders(**result_set, progress=False)
+    parallel = evaluate_folders(**result_set, workers=3, progress=False)
+    assert numbers_close(single, parallel, 1e-12)  # counts exact, sums up to rounding order
+    halves = [PQAccumulator(CATS), PQAccumulator(CATS)]
+    for index, (gt, pred) in enumerate(pairs):
+        halves[index % 2].update(gt, pred)
+    merged = halves[0].merge(halves[1]).results()
+    assert numbers_close(single, merged, 1e-12)
+    assert merged["num_images"] == NUM_IMAGES
+
+
+def test_pq_compute_prints_panopticapis_table(result_set):
+    from panopticapi.evaluation import pq_compute as reference
+
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        theirs = reference(*(str(result_set[k]) for k in ("gt_json", "pred_json", "gt_folder", "pred_folder")))
+    with contextlib.redirect_stdout(io.StringIO()) as ours_printed:
+        ours = pq_compute(result_set["gt_json"], result_set["pred_json"], result_set["gt_folder"],
+                          result_set["pred_folder"])
+    table = format_table(ours)
+    assert table in printed.getvalue()  # the same five lines, character for character
+    assert ours_printed.getvalue() == table + "\n"
+    assert ours["All"]["pq"] == pytest.approx(theirs["All"]["pq"], abs=1e-12)
+
+
+def test_cli_prints_and_writes_json(result_set, tmp_path, capsys):
+    parser = add_evaluate_arguments(argparse.ArgumentParser())
+    output = tmp_path / "out" / "results.json"
+    args = parser.parse_args(["--gt-json", str(result_set["gt_json"]), "--gt-folder", str(result_set["gt_folder"]),
+                              "--pred-json", str(result_set["pred_json"]), "--pred-folder",
+                              str(result_set["pred_folder"]), "--workers", "2", "--output", str(output),
+                              "--per-class", "--breakdown", "--no-progress"])
+    assert run_evaluate(args) == 0
+    printed = capsys.readouterr().out
+    assert "All" in printed and "ring (4, thing)" in printed and "PQ-dagger" in printed and "medium" in printed
+    written = json.loads(output.read_text())
+    expected = evaluate_folders(**result_set, progress=False)
+    assert set(written) >= {"All", "Things", "Stuff", "per_class", "by_size", "pq_dagger"}
+    assert written["All"] == pytest.approx(expected["All"], abs=1e-12)
+    assert written["per_class"]["11"]["pq"] == pytest.approx(expected["per_class"][11]["pq"], abs=1e-12)
+    assert written["by_size"]["small"]["Stuff"]["n"] == expected["by_size"]["small"]["Stuff"]["n"]
+
+
+def test_cli_reports_bad_input_and_keeps_the_previous_output(result_set, tmp_path, capsys):
+    output = tmp_path / "results.json"
+    output.write_text('{"previous": true}')
+    parser = add_evaluate_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["--gt-json", str(result_set["gt_json"]), "--pred-json", str(tmp_path / "nope.json"),
+                              "--output", str(output), "--no-progress"])
+    assert run_evaluate(args) == 1
+    assert "nope.json: JSON file not found" in capsys.readouterr().err
+    assert output.read_text() == '{"previous": true}'
+
+
+def test_save_results_is_strict_json_and_atomic(tmp_path):
+    path = tmp_path / "r.json"
+    save_results({"All": {"pq": math.nan, "n": 0}, "per_class": {3: {"pq": 0.5}}}, path)
+    assert json.loads(path.read_text()) == {"All": {"pq": None, "n": 0}, "per_class": {"3": {"pq": 0.5}}}
+    with pytest.raises(TypeError):
+        save_results({"All": object()}, path)
+    assert json.loads(path.read_text())["per_class"] == {"3": {"pq": 0.5}}  # the old file is intact
+
+
+def test_png_reading_agrees_with_the_coco_reader_and_pillow(result_set):
+    for png in sorted(result_set["gt_folder"].glob("*.png"))[:4]:
+        ids = read_id_png(png)
+        assert ids.dtype == np.uint32 and np.array_equal(ids, read_panoptic_png(png))
+        data = png.read_bytes()
+        assert np.array_equal(_decode_with_pillow(data), _decode_with_libpng(data))
+
+
+# --- errors ------------------------------------------------------------------------------
+def edit_json(path, edit):
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def first_segments(data):
+    return data["annotations"][0]["segments_info"]
+
+
+def write_ids(path, id_map):
+    Image.fromarray(id_to_rgb(id_map)).save(path)
+
+
+def break_set(paths, how):
+    """Apply one defect to a good set; returns the error message expected (a regex)."""
+    gt_json, pred_json = paths["gt_json"], paths["pred_json"]
+    first_gt_png = paths["gt_folder"] / "000000.png"
+    first_pred_png = paths["pred_folder"] / "000000.png"
+    if how == "image missing from predictions":
+        edit_json(pred_json, lambda d: d["annotations"].pop(3))
+        return r"pred\.json: no prediction for the ground-truth images 3"
+    if how == "image missing from ground truth":
+        edit_json(pred_json, lambda d: d["annotations"].append({**d["annotations"][0], "image_id": 99}))
+        return r"pred\.json: predictions for images 99 that .*gt\.json does not have"
+    if how == "different sizes":
+        write_ids(first_pred_png, np.pad(read_id_png(first_pred_png), ((0, 0), (0, 1))))
+        return r"image 0 \(ground truth .*000000\.png.*\): ground truth is \(56, 40\) .* prediction is \(57, 40\)"
+    if how == "PNG id without segment":
+        edit_json(pred_json, lambda d: first_segments(d).pop(0))
+        return r"image 0 .*: prediction ids \[\d+\] occur in the id map but no segment lists them"
+    if how == "segment without pixels":
+        edit_json(gt_json, lambda d: first_segments(d).append({"id": 424242, "category_id": 1, "iscrowd": 0}))
+        return r"image 0 .*: ground truth segments \[424242\] are listed but have no pixel"
+    if how == "unknown ground-truth category":
+        edit_json(gt_json, lambda d: first_segments(d)[0].update(category_id=99))
+        return r"image 0 .*: ground truth segment \d+ has category id 99, which is not among the categories"
+    if how == "prediction category that does not exist":
+        edit_json(pred_json, lambda d: first_segments(d)[1].update(category_id=77))
+        return r"image 0 .*: prediction segment \d+ has category id 77"
+    if how == "duplicate segment id":
+        edit_json(pred_json, lambda d: first_segments(d).append(dict(first_segments(d)[0])))
+        return r"image 0 .*, prediction: segment id \d+ is listed more than once"
+    if how == "malformed segment record":
+        edit_json(gt_json, lambda d: first_segments(d)[0].pop("category_id"))
+        return r"image 0 .*ground truth JSON: malformed segments_info record"
+    if how == "missing PNG":
+        first_pred_png.unlink()
+        return r"pred/000000\.png: panoptic PNG not found"
+    if how == "grey PNG":
+        Image.fromarray(np.zeros((40, 56), np.uint8)).save(first_gt_png)
+        return r"gt/000000\.png: a panoptic PNG must be 8-bit RGB .* colour type 0"
+    if how == "truncated PNG":
+        first_gt_png.write_bytes(first_gt_png.read_bytes()[:60])
+        return r"gt/000000\.png: cannot decode the panoptic PNG; the file is truncated or corrupt"
+    if how == "not a PNG":
+        first_gt_png.write_bytes(b"GIF89a" + bytes(40))
+        return r"gt/000000\.png: not a PNG file"
+    if how == "invalid JSON":
+        gt_json.write_text("{")
+        return r"gt\.json: not valid JSON"
+    if how == "missing field":
+        edit_json(gt_json, lambda d: d.pop("categories"))
+        return r"gt\.json: the field 'categories' is missing or not a list"
+    if how == "missing folder":
+        paths["pred_folder"] = paths["pred_folder"].with_name("elsewhere")
+        return r"elsewhere: prediction PNG folder not found"
+    if how == "two annotations of one image":
+        edit_json(gt_json, lambda d: d["annotations"].append(d["annotations"][0]))
+        return r"gt\.json: image 0 has more than one annotation"
+    if how == "annotation without segments_info":
+        edit_json(pred_json, lambda d: d["annotations"][2].pop("segments_info"))
+        return r"pred\.json: the annotation of image 2 lacks 'segments_info'"
+    raise AssertionError(how)
+
+
+DEFECTS = ["image missing from predictions", "image missing from ground truth", "different sizes",
+           "PNG id without segment", "segment without pixels", "unknown ground-truth category",
+           "prediction category that does not exist", "duplicate segment id", "malformed segment record",
+           "missing PNG", "grey PNG", "truncated PNG", "not a PNG", "invalid JSON", "missing field",
+           "missing folder", "two annotations of one image", "annotation without segments_info"]
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
+def test_bad_input_gives_one_clear_error(result_set, defect):
+    message = break_set(result_set, defect)
+    with pytest.raises(PanopticFormatError, match=message):
+        evaluate_folders(**result_set, progress=False)
+
+
+@pytest.mark.parametrize("defect", ["prediction category that does not exist", "truncated PNG"])
+def test_errors_in_worker_processes_reach_the_caller(result_set, defect):
+    message = break_set(result_set, defect)
+    with pytest.raises(PanopticFormatError, match=message):
+        evaluate_folders(**result_set, workers=2, progress=False)
+
+
+def test_argument_errors(result_set):
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        evaluate_folders(**result_set, workers=0, progress=False)
