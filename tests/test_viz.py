@@ -425,3 +425,20 @@ def test_show_masks_counts_and_mixes_overlaps(tmp_path):
         show_masks(masks, [DISC, DISC, 99], CATS)
     with pytest.raises(ValueError, match="0/1"):
         show_masks(masks * 0.7, [DISC, DISC, BOX], CATS)
+
+
+def test_show_matching_colours_each_outcome(tmp_path):
+    from panopticlab.exercises.ch02 import rq_case
+    from panopticlab.metrics import match_segments
+    from panopticlab.viz.matching import OUTCOME_STYLE, outcome_colors, show_matching
+
+    gt, pred = rq_case()
+    matching = match_segments(gt, pred)
+    colors = outcome_colors(matching.pred.ids, matching.pred_outcome)
+    assert colors[7] == OUTCOME_STYLE[3][1] and colors[6] == OUTCOME_STYLE[1][1] and colors[2] == OUTCOME_STYLE[0][1]
+    fig = show_matching(None, gt, pred, matching, CATS)
+    assert len(fig.axes) == 2
+    assert "3 TP" not in fig.axes[0].get_title() and "4 TP, 2 FN" in fig.axes[0].get_title()
+    path = tmp_path / "matching.png"
+    fig.savefig(path)
+    assert path.stat().st_size > 5000

@@ -1,0 +1,113 @@
+"""Checkers for chapter 2: segment matching and Panoptic Quality."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..data import SYNTHETIC_CATEGORIES, PanopticSegmentation
+from ..data.synthetic import render_scene, second_annotation
+from ..metrics import Outcome, match_segments
+from .checking import ExerciseError, call, passed
+
+BOX, SKY = 2, 11
+
+
+def rq_case() -> tuple[PanopticSegmentation, PanopticSegmentation]:
+    """The drawn case of exercise 2.1: boxes on a sky, ground truth and prediction (48 x 96).
+
+    Ground truth: five boxes, a void strip along the bottom. Prediction: three boxes
+    found well, one found but shifted too far, one missed, one box that is not there,
+    and one box drawn on the void strip.
+    """
+    gt = np.ones((48, 96), np.int32)            # sky, segment 1
+    gt[44:] = 0                                 # void strip
+    pred = np.ones((48, 96), np.int32)
+    boxes = [(4, 4), (4, 24), (4, 44), (4, 64), (24, 4)]   # (top, left) of 12 x 12 boxes
+    for k, (y, x) in enumerate(boxes, start=2):
+        gt[y:y + 12, x:x + 12] = k
+    for k, (y, x) in enumerate(boxes[:3], start=2):          # three found, one pixel off
+        pred[y + 1:y + 13, x:x + 12] = k
+    pred[4 + 6:4 + 18, 64 + 6:64 + 18] = 5                 # the fourth, shifted by half its size
+    pred[24:36, 40:52] = 6                                 # a box that is not there
+    pred[41:48, 70:82] = 7                                 # a box mostly on the void strip
+    categories_of = lambda ids: {int(i): (SKY if i == 1 else BOX) for i in np.unique(ids) if i}  # noqa: E731
+    return (PanopticSegmentation.from_id_map(gt, categories_of(gt)),
+            PanopticSegmentation.from_id_map(pred, categories_of(pred)))
+
+
+def check_rq_by_hand(tp: int, fp: int, fn: int, rq: float) -> bool:
+    """Exercise 2.1: the counts and RQ of the category *box* in :func:`rq_case`."""
+    gt, pred = rq_case()
+    matching = match_segments(gt, pred)
+    boxes_gt = matching.gt.category_ids == BOX
+    boxes_pred = matching.pred.category_ids == BOX
+    want_tp = int(np.sum(matching.gt_outcome[boxes_gt] == Outcome.TP))
+    want_fn = int(np.sum(matching.gt_outcome[boxes_gt] == Outcome.FN))
+    want_fp = int(np.sum(matching.pred_outcome[boxes_pred] == Outcome.FP))
+    ignored = int(np.sum(matching.pred_outcome[boxes_pred] == Outcome.IGNORED))
+    if tp != want_tp:
+        raise ExerciseError(f"Exercise 2.1: TP = {tp} is not right. A match needs IoU > 0.5; a box shifted by "
+                            f"half its size overlaps its ground truth with IoU well below 0.5.")
+    if fp == want_fp + ignored:
+        raise ExerciseError("Exercise 2.1: one of your false positives lies mostly on void: an unmatched "
+                            "prediction with more than half of its pixels on void (or crowd) is ignored.")
+    if (fp, fn) != (want_fp, want_fn):
+        raise ExerciseError(f"Exercise 2.1: FP = {fp}, FN = {fn} is not right. Every unmatched prediction is a "
+                            f"FP (unless ignored), every unmatched ground-truth segment a FN - a shifted box "
+                            f"counts twice.")
+    want_rq = want_tp / (want_tp + 0.5 * want_fp + 0.5 * want_fn)
+    if not math.isclose(rq, want_rq, rel_tol=1e-6):
+        raise ExerciseError(f"Exercise 2.1: the counts are right but RQ = {rq:.4f}; RQ = TP / (TP + FP/2 + FN/2).")
+    return passed("2.1", f"TP={tp}, FP={fp}, FN={fn}, RQ = {want_rq:.3f}.")
+
+
+def _scene_pairs(num: int = 4, size: int = 64):
+    for index in range(num):
+        sample = render_scene(index, size=size, seed=202, split="val")
+        yield index, sample.panoptic, second_annotation(index, size=size, seed=202, split="val")
+
+
+def check_matching(fn) -> bool:
+    """Exercise 2.2: ``fn(gt, pred)`` -> set of matched ``(gt_id, pred_id)`` pairs at IoU > 0.5."""
+    for index, gt, pred in _scene_pairs():
+        matching = match_segments(gt, pred)
+        expected = set(zip(matching.gt.ids[matching.matched_gt].tolist(),
+                           matching.pred.ids[matching.matched_pred].tolist()))
+        got = {(int(g), int(p)) for g, p in call("2.2", fn, gt, pred)}
+        if got == expected:
+            continue
+        missing, extra = sorted(expected - got), sorted(got - expected)
+        hint = ""
+        if extra:
+            g, p = extra[0]
+            if gt.segment(g).category_id != pred.segment(p).category_id:
+                hint = " Only segments of the same category can match."
+            elif gt.segment(g).iscrowd:
+                hint = " Crowd ground-truth segments are never matched."
+            else:
+                hint = " Is the IoU strictly above 0.5?"
+        elif missing:
+            hint = (" Remember that the union leaves out the predicted pixels that are void in the ground "
+                    "truth: union = |gt| + |pred| - |gt & pred| - |pred & void|.")
+        raise ExerciseError(f"Exercise 2.2: scene {index}: missing matches {missing[:5]}, wrong matches "
+                            f"{extra[:5]}.{hint}")
+    return passed("2.2", "Your matching equals the evaluator's on every scene.")
+
+
+def check_pq_from_counts(fn) -> bool:
+    """Exercise 2.3: ``fn(tp, fp, fn, iou_sum)`` -> ``(pq, sq, rq)`` of one category."""
+    cases = [(4, 1, 2, 3.2), (10, 0, 0, 9.1), (0, 3, 2, 0.0), (7, 5, 1, 4.9)]
+    for tp, fp, fn_, iou_sum in cases:
+        sq = iou_sum / tp if tp else 0.0
+        rq = tp / (tp + fp / 2 + fn_ / 2)
+        want = (sq * rq, sq, rq)
+        try:
+            got = tuple(float(v) for v in call("2.3", fn, tp, fp, fn_, iou_sum))
+        except ZeroDivisionError:
+            raise ExerciseError("Exercise 2.3: division by zero with TP = 0: define SQ = 0 when there is no "
+                                "match.") from None
+        if len(got) != 3 or not all(math.isclose(a, b, abs_tol=1e-9) for a, b in zip(got, want)):
+            raise ExerciseError(f"Exercise 2.3: TP={tp}, FP={fp}, FN={fn_}, sum of IoUs {iou_sum}: expected "
+                                f"(PQ, SQ, RQ) = {tuple(round(v, 4) for v in want)}, got {got}.")
+    return passed("2.3", "PQ = SQ x RQ = (sum of IoUs / TP) x TP / (TP + FP/2 + FN/2).")

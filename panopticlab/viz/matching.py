@@ -1,0 +1,72 @@
+"""Matching diagrams: which segments are true positives, false positives, false negatives.
+
+Drawn from a :class:`panopticlab.metrics.ImageMatching`-like object (anything with
+``gt``/``pred`` segment tables holding ``ids``, ``gt_outcome``/``pred_outcome``
+arrays of outcome codes, and ``gt_iou()``/``pred_iou()``), so that ``viz`` needs no
+import of ``metrics``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.patches import Patch
+
+from ..data.categories import CategorySet
+from ..data.panoptic import PanopticSegmentation
+from .colors import paint
+from .overlay import as_image, blend, representative_points, segment_boundaries, write_label
+from .panels import new_figure
+
+# outcome code (TP, FP, FN, IGNORED, as in panopticlab.metrics.Outcome) -> (name, colour)
+OUTCOME_STYLE = {
+    0: ("true positive", (46, 160, 67)),
+    1: ("false positive", (214, 39, 40)),
+    2: ("false negative", (255, 127, 14)),
+    3: ("ignored (crowd / void)", (150, 150, 150)),
+}
+
+
+def outcome_colors(ids: np.ndarray, outcomes: np.ndarray) -> dict[int, tuple[int, int, int]]:
+    """Segment id -> the colour of its outcome."""
+    return {int(i): OUTCOME_STYLE[int(o)][1] for i, o in zip(ids, outcomes)}
+
+
+def draw_outcomes(ax, image, pan: PanopticSegmentation, ids: np.ndarray, outcomes: np.ndarray, iou: np.ndarray,
+                  categories: CategorySet, title: str, alpha: float = 0.6, fontsize: float = 7) -> None:
+    """One panel: segments filled with their outcome colour, IoU written on matched things."""
+    base = as_image(image, pan.shape) if image is not None else np.full((*pan.shape, 3), 255, np.uint8)
+    painted = paint(pan.id_map, outcome_colors(ids, outcomes), default=(0, 0, 0))
+    picture = blend(base, painted, pan.id_map > 0, alpha)
+    picture[segment_boundaries(pan.id_map)] = 255
+    ax.imshow(picture, interpolation="nearest")
+    points = representative_points(pan.id_map, [int(i) for i in ids])
+    for seg_id, outcome, value in zip(ids.tolist(), outcomes.tolist(), iou.tolist()):
+        if seg_id in points and outcome == 0:
+            write_label(ax, points[seg_id], f"{value:.2f}", OUTCOME_STYLE[0][1], fontsize=fontsize)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def show_matching(image, gt: PanopticSegmentation, pred: PanopticSegmentation, matching, categories: CategorySet,
+                  title: str | None = None, panel_size: float = 4.0):
+    """Ground truth and prediction side by side, coloured by TP / FP / FN / ignored.
+
+    Args:
+        image: (H, W, 3) image or None.
+        gt, pred: the two segmentations that ``matching`` was computed from.
+        matching: an ``ImageMatching`` of ``gt`` vs ``pred``.
+
+    Returns:
+        a Figure with two panels and a legend of the outcomes.
+    """
+    counts = matching.counts()
+    fig, axes = new_figure(1, 2, panel_size, gt.shape[0] / gt.shape[1], legend_entries=4)
+    draw_outcomes(axes[0, 0], image, gt, matching.gt.ids, matching.gt_outcome, matching.gt_iou(), categories,
+                  f"ground truth: {counts['tp']} TP, {counts['fn']} FN")
+    draw_outcomes(axes[0, 1], image, pred, matching.pred.ids, matching.pred_outcome, matching.pred_iou(), categories,
+                  f"prediction: {counts['tp']} TP, {counts['fp']} FP")
+    handles = [Patch(facecolor=np.array(color) / 255, label=name) for name, color in OUTCOME_STYLE.values()]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig
