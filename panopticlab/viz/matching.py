@@ -12,7 +12,7 @@ from matplotlib.patches import Patch
 
 from ..data.categories import CategorySet
 from ..data.panoptic import PanopticSegmentation
-from .colors import paint
+from .colors import paint, shade
 from .overlay import as_image, blend, representative_points, segment_boundaries, write_label
 from .panels import new_figure
 
@@ -25,16 +25,21 @@ OUTCOME_STYLE = {
 }
 
 
-def outcome_colors(ids: np.ndarray, outcomes: np.ndarray) -> dict[int, tuple[int, int, int]]:
-    """Segment id -> the colour of its outcome."""
-    return {int(i): OUTCOME_STYLE[int(o)][1] for i, o in zip(ids, outcomes)}
+def outcome_colors(ids: np.ndarray, outcomes: np.ndarray, pale: np.ndarray | None = None
+                   ) -> dict[int, tuple[int, int, int]]:
+    """Segment id -> the colour of its outcome; segments flagged in ``pale`` get a lighter shade."""
+    pale = np.zeros(len(ids), bool) if pale is None else pale
+    return {int(i): shade(OUTCOME_STYLE[int(o)][1], 0.6) if p else OUTCOME_STYLE[int(o)][1]
+            for i, o, p in zip(ids, outcomes, pale)}
 
 
 def draw_outcomes(ax, image, pan: PanopticSegmentation, ids: np.ndarray, outcomes: np.ndarray, iou: np.ndarray,
                   categories: CategorySet, title: str, alpha: float = 0.6, fontsize: float = 7) -> None:
-    """One panel: segments filled with their outcome colour, IoU written on matched things."""
+    """One panel: segments filled with their outcome colour (stuff paler), IoU written on matches."""
     base = as_image(image, pan.shape) if image is not None else np.full((*pan.shape, 3), 255, np.uint8)
-    painted = paint(pan.id_map, outcome_colors(ids, outcomes), default=(0, 0, 0))
+    # stuff in pale shades, so the things' outcomes stand out
+    stuff = np.array([not categories.isthing(pan.segment(int(i)).category_id) for i in ids], bool)
+    painted = paint(pan.id_map, outcome_colors(ids, outcomes, pale=stuff), default=(0, 0, 0))
     picture = blend(base, painted, pan.id_map > 0, alpha)
     picture[segment_boundaries(pan.id_map)] = 255
     ax.imshow(picture, interpolation="nearest")
