@@ -7,6 +7,7 @@ from .deeplab import (
     merge_semantic_and_instances,
     panoptic_deeplab_postprocess,
 )
+from .heuristic import HeuristicMerge, MergeSteps, heuristic_merge, scaled_stuff_area
 from .grouping import (
     group_pixels,
     nearest_center,
@@ -20,4 +21,5 @@ __all__ = [
     "CITYSCAPES", "COCO", "DeepLabPanoptic", "find_instance_centers", "group_pixels",
     "merge_semantic_and_instances", "nearest_center", "nearest_center_kdtree", "nearest_center_scan",
     "panoptic_deeplab_postprocess", "pixel_votes", "square_max_pool", "vote_map",
+    "HeuristicMerge", "MergeSteps", "heuristic_merge", "scaled_stuff_area",
 ]

@@ -1,0 +1,238 @@
+"""Backbones: a tiny ResNet for CPU training, torchvision's ResNet-50, dilation and FPN.
+
+Every backbone *body* here is a ResNet-shaped module whose children run in order and
+whose four stages are called ``layer1`` .. ``layer4`` (strides 4, 8, 16, 32 without
+dilation). That is the shape torchvision's ``IntermediateLayerGetter`` and
+``BackboneWithFPN`` expect, so the same body feeds
+
+* a dilated semantic model (:func:`dilated_features`: ``layer3`` and ``layer4`` at
+  output stride 8 when both strides are replaced by dilation, as in PSPNet), and
+* an FPN for Mask R-CNN (:func:`fpn_backbone`, torchvision's ``BackboneWithFPN``).
+
+Normalisation is a choice (:func:`make_norm_layer`) because the models here train from
+scratch: torchvision's detection backbones default to ``FrozenBatchNorm2d``, which
+freezes the statistics of pretrained weights and leaves a randomly initialised network
+with no normalisation at all (its mask loss then diverges). ``"batch"`` (trainable
+BatchNorm) is the default; ``"group"`` (GroupNorm) is independent of the batch size.
+
+Nothing here downloads weights: ResNet-50 is always built with ``weights=None``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torchvision.models import resnet50 as torchvision_resnet50
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool
+
+__all__ = [
+    "NORM_LAYERS",
+    "make_norm_layer",
+    "BasicBlock",
+    "TinyResNet",
+    "BackboneConfig",
+    "stage_channels",
+    "dilated_features",
+    "fpn_backbone",
+]
+
+NORM_LAYERS = ("batch", "group", "frozen_batch")
+GROUP_NORM_GROUPS = 8  # groups of GroupNorm, reduced to a divisor of narrow layers' width
+
+
+def _group_norm(num_channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(GROUP_NORM_GROUPS, num_channels), num_channels)
+
+
+def make_norm_layer(kind: str) -> Callable[[int], nn.Module]:
+    """A normalisation factory ``num_channels -> nn.Module``.
+
+    Args:
+        kind: ``"batch"`` (trainable ``nn.BatchNorm2d``), ``"group"`` (``nn.GroupNorm``
+            with up to 8 groups) or ``"frozen_batch"`` (torchvision's
+            ``FrozenBatchNorm2d``: fixed statistics, only for fine-tuning pretrained weights).
+    """
+    if kind == "batch":
+        return nn.BatchNorm2d
+    if kind == "group":
+        return _group_norm
+    if kind == "frozen_batch":
+        return FrozenBatchNorm2d
+    raise ValueError(f"unknown normalisation {kind!r}; choose one of {NORM_LAYERS}")
+
+
+def _conv3x3(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """ResNet's two-conv residual block, with dilation.
+
+    torchvision's ``BasicBlock`` refuses ``dilation > 1``; a dilated tiny backbone needs it.
+    Input [B, in_channels, H, W] -> output [B, channels, H / stride, W / stride].
+    """
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, dilation: int = 1,
+                 first_dilation: int | None = None, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d):
+        super().__init__()
+        first_dilation = dilation if first_dilation is None else first_dilation
+        self.conv1 = _conv3x3(in_channels, channels, stride, first_dilation)
+        self.bn1 = norm_layer(channels)
+        self.conv2 = _conv3x3(channels, channels, 1, dilation)
+        self.bn2 = norm_layer(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_channels != channels:
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False),
+                                            norm_layer(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class TinyResNet(nn.Module):
+    """A narrow ResNet of basic blocks, small enough to train from scratch on a CPU.
+
+    Layout (children in order, as torchvision's ``ResNet``): ``stem`` (3x3 conv stride 2,
+    norm, ReLU, 3x3 max-pool stride 2: stride 4), then ``layer1`` .. ``layer4`` with
+    ``widths[i]`` channels and ``blocks[i]`` blocks; ``layer2`` .. ``layer4`` halve the
+    resolution unless ``replace_stride_with_dilation`` turns their stride into dilation
+    (torchvision's convention: one flag for each of ``layer2``, ``layer3``, ``layer4``).
+
+    Input [B, 3, H, W] (already normalised) -> ``layer4`` output
+    [B, widths[3], H / s, W / s] with s = 32, 16 or 8.
+    """
+
+    def __init__(self, widths: Sequence[int] = (16, 32, 64, 128), blocks: Sequence[int] = (1, 1, 1, 1),
+                 norm: str = "batch", replace_stride_with_dilation: Sequence[bool] = (False, False, False)):
+        super().__init__()
+        if len(widths) != 4 or len(blocks) != 4:
+            raise ValueError(f"a ResNet has 4 stages: got widths={tuple(widths)}, blocks={tuple(blocks)}")
+        if len(replace_stride_with_dilation) != 3:
+            raise ValueError("replace_stride_with_dilation needs one flag for each of layer2, layer3, layer4")
+        norm_layer = make_norm_layer(norm)
+        self.widths = tuple(int(w) for w in widths)
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, self.widths[0], 3, stride=2, padding=1, bias=False),
+            norm_layer(self.widths[0]),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+        dilation = 1
+        in_channels = self.widths[0]
+        for index, (width, count) in enumerate(zip(self.widths, blocks)):
+            stride = 1 if index == 0 else 2
+            previous_dilation = dilation
+            if index > 0 and replace_stride_with_dilation[index - 1]:
+                dilation, stride = dilation * stride, 1
+            layers = [BasicBlock(in_channels, width, stride, dilation, previous_dilation, norm_layer)]
+            layers += [BasicBlock(width, width, 1, dilation, norm_layer=norm_layer) for _ in range(count - 1)]
+            self.add_module(f"layer{index + 1}", nn.Sequential(*layers))
+            in_channels = width
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            x = getattr(self, name)(x)
+        return x
+
+
+def _init_weights(module: nn.Module) -> None:
+    """He initialisation and zero-initialised last norm of each residual branch.
+
+    The zero init (Goyal et al., used by torchvision's ``zero_init_residual``) starts
+    every block as the identity, which makes training from scratch start stably.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if isinstance(m, BasicBlock) and isinstance(m.bn2, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.zeros_(m.bn2.weight)
+
+
+@dataclass
+class BackboneConfig:
+    """Which backbone body to build.
+
+    Attributes:
+        name: ``"tiny"`` (:class:`TinyResNet`) or ``"resnet50"`` (torchvision's, ``weights=None``).
+        widths: channels of the four stages (tiny only; ResNet-50 has 256, 512, 1024, 2048).
+        blocks: blocks per stage (tiny only; ResNet-50 has 3, 4, 6, 3).
+        norm: one of :data:`NORM_LAYERS`.
+    """
+
+    name: str = "tiny"
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    blocks: tuple[int, ...] = (1, 1, 1, 1)
+    norm: str = "batch"
+
+    def build(self, replace_stride_with_dilation: Sequence[bool] = (False, False, False)) -> nn.Module:
+        """The body: a ResNet-shaped module with ``layer1`` .. ``layer4``."""
+        make_norm_layer(self.norm)  # fail early on a misspelt name
+        if self.name == "tiny":
+            return TinyResNet(self.widths, self.blocks, self.norm, replace_stride_with_dilation)
+        if self.name == "resnet50":
+            return torchvision_resnet50(weights=None, norm_layer=make_norm_layer(self.norm),
+                                        replace_stride_with_dilation=list(replace_stride_with_dilation))
+        raise ValueError(f"unknown backbone {self.name!r}; choose 'tiny' or 'resnet50'")
+
+
+def stage_channels(body: nn.Module) -> tuple[int, int, int, int]:
+    """Output channels of ``layer1`` .. ``layer4`` of a ResNet-shaped body."""
+    if isinstance(body, TinyResNet):
+        return body.widths
+    channels = []
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        last_block = getattr(body, name)[-1]
+        last_conv = getattr(last_block, "conv3", None) or last_block.conv2  # Bottleneck or BasicBlock
+        channels.append(last_conv.out_channels)
+    return tuple(channels)
+
+
+def dilated_features(body: nn.Module) -> IntermediateLayerGetter:
+    """``layer3`` and ``layer4`` features of a body, as torchvision's segmentation models take them.
+
+    Returns a module mapping [B, 3, H, W] to ``{"aux": layer3, "out": layer4}``; build the
+    body with ``replace_stride_with_dilation=(False, True, True)`` for output stride 8.
+    """
+    return IntermediateLayerGetter(body, return_layers={"layer3": "aux", "layer4": "out"})
+
+
+def fpn_backbone(body: nn.Module, out_channels: int, returned_layers: Sequence[int] = (1, 2, 3, 4),
+                 extra_blocks: ExtraFPNBlock | None = None) -> BackboneWithFPN:
+    """Put torchvision's FPN on a body.
+
+    Args:
+        body: ResNet-shaped module (``layer1`` .. ``layer4``), without dilation.
+        out_channels: channels of every pyramid level.
+        returned_layers: which stages feed the FPN (1 = stride 4 ... 4 = stride 32).
+        extra_blocks: extra levels; default ``LastLevelMaxPool`` (P6 = max-pool of the
+            coarsest level, as Mask R-CNN's RPN uses).
+
+    Returns:
+        ``BackboneWithFPN``: [B, 3, H, W] -> ``OrderedDict`` ``"0"``, ``"1"``, ... (one per
+        returned layer, finest first) and ``"pool"``, each [B, out_channels, h, w]; its
+        ``out_channels`` attribute is what torchvision's ``MaskRCNN`` reads.
+    """
+    if not returned_layers or any(layer not in (1, 2, 3, 4) for layer in returned_layers):
+        raise ValueError(f"returned_layers must be a non-empty subset of (1, 2, 3, 4), got {tuple(returned_layers)}")
+    channels = stage_channels(body)
+    return_layers = {f"layer{layer}": str(index) for index, layer in enumerate(returned_layers)}
+    in_channels_list = [channels[layer - 1] for layer in returned_layers]
+    return BackboneWithFPN(body, return_layers, in_channels_list, out_channels,
+                           extra_blocks=LastLevelMaxPool() if extra_blocks is None else extra_blocks)
+

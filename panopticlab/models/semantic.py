@@ -1,0 +1,216 @@
+"""PSPNet, the baseline's semantic model (Zhao et al., "Pyramid Scene Parsing Network", 2017).
+
+A dilated ResNet keeps output stride 8 (``layer3`` and ``layer4`` trade their stride for
+dilation). The *pyramid pooling module* averages the last feature map over 1x1, 2x2,
+3x3 and 6x6 grids, reduces each pooled map with a 1x1 conv, upsamples them back and
+concatenates them with the features, so every pixel sees context at four scales. A 3x3
+conv, dropout and a 1x1 classifier give logits at stride 8, upsampled bilinearly to the
+input size. During training an *auxiliary* FCN head on ``layer3`` adds a second
+cross-entropy with weight 0.4, which helps the deep network train.
+
+Published defaults (mmsegmentation's ``pspnet_r50-d8``, the ``full`` config): 512
+channels per pooling branch and after the bottleneck, dropout 0.1, auxiliary head of
+256 channels with loss weight 0.4, cross-entropy ignoring label 255. The backbone here is
+torchvision's ResNet-50 (7x7 stem) rather than mmsegmentation's ResNet-50-V1c (three 3x3
+stem convs). The ``tiny`` config keeps the whole design at a few per cent of the width.
+
+Interface, for images float [B, 3, H, W] in [0, 1] (normalised inside with the
+ImageNet mean and std):
+
+* train mode: ``model(images, targets)`` -> ``{"loss_semantic": CE, "loss_aux": 0.4 * CE}``
+  (already weighted: their sum is the objective). ``targets``: int64 [B, H, W] train ids
+  (:func:`panopticlab.data.targets.semantic_target`, ignore label 255) or the collated
+  batch dict holding them under ``"semantic"``.
+* eval mode: ``model(images)`` -> ``{"logits": float [B, C, H, W], "semantic": int64
+  [B, H, W]}``, the per-pixel dataset category id of the arg-max (the train id when the
+  model was built without ``category_ids``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops.misc import Conv2dNormActivation
+
+from ..data.categories import CategorySet
+from .backbones import BackboneConfig, dilated_features, make_norm_layer, stage_channels
+
+__all__ = ["PSPNetConfig", "PyramidPooling", "PSPHead", "FCNHead", "PSPNet", "for_categories", "build_tiny",
+           "build_full", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class PSPNetConfig:
+    """Every choice of the semantic model; defaults are the published (``full``) ones.
+
+    Attributes:
+        num_classes: output channels (categories of the dataset, in train-id order).
+        backbone: the dilated body (``layer3`` and ``layer4`` use dilation: output stride 8).
+        bins: grid sizes of the pyramid pooling branches.
+        pool_channels: channels of each pooling branch after its 1x1 conv.
+        head_channels: channels of the 3x3 bottleneck conv before the classifier.
+        aux_channels: channels of the auxiliary head's 3x3 conv; 0 disables the head.
+        aux_weight: weight of the auxiliary loss.
+        dropout: dropout before both classifiers.
+        ignore_index: target label without loss (void).
+    """
+
+    num_classes: int = 19
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig("resnet50", norm="batch"))
+    bins: tuple[int, ...] = (1, 2, 3, 6)
+    pool_channels: int = 512
+    head_channels: int = 512
+    aux_channels: int = 256
+    aux_weight: float = 0.4
+    dropout: float = 0.1
+    ignore_index: int = 255
+
+    @classmethod
+    def full(cls, num_classes: int, **overrides) -> "PSPNetConfig":
+        """PSPNet R50-D8 (mmsegmentation ``pspnet_r50-d8``), randomly initialised."""
+        return replace(cls(num_classes=num_classes), **overrides)
+
+    @classmethod
+    def tiny(cls, num_classes: int, **overrides) -> "PSPNetConfig":
+        """A narrow PSPNet that trains on ~128 px images on a CPU in minutes."""
+        config = cls(num_classes=num_classes,
+                     backbone=BackboneConfig("tiny", widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), norm="batch"),
+                     pool_channels=32, head_channels=64, aux_channels=32)
+        return replace(config, **overrides)
+
+
+class PyramidPooling(nn.Module):
+    """The pyramid pooling module.
+
+    [B, C, h, w] -> [B, C + len(bins) * channels, h, w]: the input concatenated with, for
+    each bin size b, an adaptive average pool to b x b, a 1x1 conv + norm + ReLU and a
+    bilinear upsampling back to h x w.
+    """
+
+    def __init__(self, in_channels: int, channels: int, bins: Sequence[int], norm_layer=nn.BatchNorm2d):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.AdaptiveAvgPool2d(b),
+                          Conv2dNormActivation(in_channels, channels, 1, norm_layer=norm_layer))
+            for b in bins)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        pooled = [F.interpolate(branch(x), size=size, mode="bilinear", align_corners=False) for branch in self.branches]
+        return torch.cat([x, *pooled], dim=1)
+
+
+class PSPHead(nn.Sequential):
+    """Pyramid pooling, 3x3 conv + norm + ReLU, dropout, 1x1 classifier: [B, C, h, w] -> [B, K, h, w]."""
+
+    def __init__(self, in_channels: int, num_classes: int, bins: Sequence[int], pool_channels: int,
+                 head_channels: int, dropout: float, norm_layer=nn.BatchNorm2d):
+        super().__init__(
+            PyramidPooling(in_channels, pool_channels, bins, norm_layer),
+            Conv2dNormActivation(in_channels + len(bins) * pool_channels, head_channels, 3, norm_layer=norm_layer),
+            nn.Dropout2d(dropout),
+            nn.Conv2d(head_channels, num_classes, 1),
+        )
+
+
+class FCNHead(nn.Sequential):
+    """The auxiliary head: 3x3 conv + norm + ReLU, dropout, 1x1 classifier.
+
+    torchvision's ``FCNHead`` fixes BatchNorm and a width of ``in_channels // 4``; this one
+    takes both as arguments.
+    """
+
+    def __init__(self, in_channels: int, channels: int, num_classes: int, dropout: float, norm_layer=nn.BatchNorm2d):
+        super().__init__(
+            Conv2dNormActivation(in_channels, channels, 3, norm_layer=norm_layer),
+            nn.Dropout2d(dropout),
+            nn.Conv2d(channels, num_classes, 1),
+        )
+
+
+class PSPNet(nn.Module):
+    """PSPNet with an auxiliary head; see the module docstring for the interface.
+
+    Args:
+        config: the architecture.
+        category_ids: dataset category id of each output channel (``categories.ids``);
+            the eval output ``semantic`` then holds category ids instead of train ids.
+    """
+
+    def __init__(self, config: PSPNetConfig, category_ids: Sequence[int] | None = None):
+        super().__init__()
+        if config.num_classes < 1:
+            raise ValueError(f"num_classes must be positive, got {config.num_classes}")
+        if 0 <= config.ignore_index < config.num_classes:
+            raise ValueError(f"ignore_index={config.ignore_index} collides with a class (0..{config.num_classes - 1})")
+        if category_ids is not None and len(category_ids) != config.num_classes:
+            raise ValueError(f"{len(category_ids)} category ids for num_classes={config.num_classes}")
+        self.config = config
+        body = config.backbone.build(replace_stride_with_dilation=(False, True, True))
+        channels = stage_channels(body)
+        norm_layer = make_norm_layer(config.backbone.norm)
+        self.backbone = dilated_features(body)
+        self.head = PSPHead(channels[3], config.num_classes, config.bins, config.pool_channels,
+                            config.head_channels, config.dropout, norm_layer)
+        self.aux_head = (FCNHead(channels[2], config.aux_channels, config.num_classes, config.dropout, norm_layer)
+                         if config.aux_channels > 0 else None)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        ids = torch.arange(config.num_classes) if category_ids is None else torch.tensor(list(category_ids))
+        self.register_buffer("train_id_to_category", ids.long(), persistent=False)
+
+    def forward(self, images: torch.Tensor, targets: torch.Tensor | dict | None = None):
+        """See the module docstring."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be [B, 3, H, W], got {tuple(images.shape)}")
+        size = images.shape[-2:]
+        features = self.backbone((images - self.mean) / self.std)
+        logits = F.interpolate(self.head(features["out"]), size=size, mode="bilinear", align_corners=False)
+        if not self.training:
+            return {"logits": logits, "semantic": self.train_id_to_category[logits.argmax(dim=1)]}
+
+        target = self._semantic_target(targets, images)
+        losses = {"loss_semantic": F.cross_entropy(logits, target, ignore_index=self.config.ignore_index)}
+        if self.aux_head is not None:
+            aux = F.interpolate(self.aux_head(features["aux"]), size=size, mode="bilinear", align_corners=False)
+            losses["loss_aux"] = self.config.aux_weight * F.cross_entropy(aux, target,
+                                                                          ignore_index=self.config.ignore_index)
+        return losses
+
+    @staticmethod
+    def _semantic_target(targets, images: torch.Tensor) -> torch.Tensor:
+        if isinstance(targets, dict):
+            if "semantic" not in targets:
+                raise ValueError(f"the target dict has no 'semantic' entry (keys: {sorted(targets)})")
+            targets = targets["semantic"]
+        if targets is None:
+            raise ValueError("training needs targets: int64 [B, H, W] train ids")
+        expected = (images.shape[0], *images.shape[-2:])
+        if tuple(targets.shape) != expected:
+            raise ValueError(f"semantic targets of shape {tuple(targets.shape)} for images "
+                             f"{tuple(images.shape)}; expected {expected}")
+        return targets.to(device=images.device, dtype=torch.long)
+
+
+def for_categories(categories: CategorySet, size: str = "tiny", **overrides) -> PSPNet:
+    """A ``tiny`` or ``full`` PSPNet with one output per category of ``categories`` (train-id order)."""
+    configs = {"tiny": PSPNetConfig.tiny, "full": PSPNetConfig.full}
+    if size not in configs:
+        raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
+    return PSPNet(configs[size](len(categories), **overrides), categories.ids)
+
+
+def build_tiny(num_classes: int, category_ids: Sequence[int] | None = None, **overrides) -> PSPNet:
+    """The tiny semantic model (:meth:`PSPNetConfig.tiny`)."""
+    return PSPNet(PSPNetConfig.tiny(num_classes, **overrides), category_ids)
+
+
+def build_full(num_classes: int, category_ids: Sequence[int] | None = None, **overrides) -> PSPNet:
+    """PSPNet R50-D8 (:meth:`PSPNetConfig.full`), randomly initialised."""
+    return PSPNet(PSPNetConfig.full(num_classes, **overrides), category_ids)

@@ -1,0 +1,139 @@
+"""Backbones: torchvision's blocks and FPN as references, and the exact a-trous identity of dilation."""
+import pytest
+import torch
+from torch import nn
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.resnet import BasicBlock as TorchvisionBasicBlock
+
+from panopticlab.models.backbones import (
+    BackboneConfig,
+    BasicBlock,
+    TinyResNet,
+    dilated_features,
+    fpn_backbone,
+    make_norm_layer,
+    stage_channels,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on busy shared cores, torch's thread pool spends most of its time waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def stage_outputs(body: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    x = body.stem(images) if hasattr(body, "stem") else body.maxpool(body.relu(body.bn1(body.conv1(images))))
+    outputs = []
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        x = getattr(body, name)(x)
+        outputs.append(x)
+    return outputs
+
+
+def randomise_norm_statistics(module: nn.Module, seed: int = 0) -> None:
+    """Non-trivial BatchNorm parameters and running statistics, so eval mode is a real affine map."""
+    generator = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=generator) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=generator) * 0.1)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_basic_block_matches_torchvision(stride):
+    torch.manual_seed(0)
+    reference = TorchvisionBasicBlock(8, 16, stride, downsample=nn.Sequential(
+        nn.Conv2d(8, 16, 1, stride=stride, bias=False), nn.BatchNorm2d(16)))
+    ours = BasicBlock(8, 16, stride)
+    ours.load_state_dict(reference.state_dict())  # same parameter names and shapes
+    randomise_norm_statistics(reference)
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 8, 12, 12)
+    for mode in (True, False):
+        reference.train(mode), ours.train(mode)
+        torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
+
+
+def test_tiny_resnet_strides_and_channels():
+    body = TinyResNet(widths=(8, 16, 24, 32), blocks=(1, 2, 1, 1))
+    outputs = stage_outputs(body, torch.rand(2, 3, 64, 96))
+    assert [tuple(o.shape) for o in outputs] == [(2, 8, 16, 24), (2, 16, 8, 12), (2, 24, 4, 6), (2, 32, 2, 3)]
+    assert stage_channels(body) == (8, 16, 24, 32)
+    assert len(body.layer2) == 2
+    assert body(torch.rand(1, 3, 64, 64)).shape == (1, 32, 2, 2)
+
+
+def test_dilation_is_the_a_trous_version_of_the_strided_network():
+    """Replacing a stride s by dilation gives the strided network's values on every s-th pixel
+    (eval mode, even sizes): dilated[..., ::s, ::s] == strided. This checks that each dilated
+    stage starts with the previous dilation and that every later conv is dilated."""
+    torch.manual_seed(0)
+    config = BackboneConfig("tiny", widths=(8, 16, 24, 32), blocks=(2, 1, 2, 1))
+    strided = config.build()
+    dilated = config.build(replace_stride_with_dilation=(False, True, True))
+    dilated.load_state_dict(strided.state_dict())
+    randomise_norm_statistics(strided)
+    dilated.load_state_dict(strided.state_dict())
+    # float64: the two networks sum the same products in different orders
+    strided.double().eval(), dilated.double().eval()
+    images = torch.rand(1, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        plain, atrous = stage_outputs(strided, images), stage_outputs(dilated, images)
+    assert atrous[3].shape[-2:] == (8, 8) and plain[3].shape[-2:] == (2, 2)  # output stride 8 vs 32
+    torch.testing.assert_close(atrous[1], plain[1])
+    torch.testing.assert_close(atrous[2][..., ::2, ::2], plain[2])
+    torch.testing.assert_close(atrous[3][..., ::4, ::4], plain[3])
+    assert not torch.allclose(atrous[3][..., 1::4, 1::4], plain[3])  # the other pixels are new
+
+
+def test_dilated_features_returns_layer3_and_layer4():
+    body = TinyResNet(widths=(8, 16, 24, 32), replace_stride_with_dilation=(False, True, True))
+    features = dilated_features(body)(torch.rand(2, 3, 64, 64))
+    assert list(features) == ["aux", "out"]
+    assert features["aux"].shape == (2, 24, 8, 8) and features["out"].shape == (2, 32, 8, 8)
+
+
+def test_resnet50_fpn_matches_torchvision_resnet_fpn_backbone():
+    torch.manual_seed(0)
+    reference = resnet_fpn_backbone(backbone_name="resnet50", weights=None, norm_layer=nn.BatchNorm2d,
+                                    trainable_layers=5)
+    ours = fpn_backbone(BackboneConfig("resnet50").build(), 256)
+    assert ours.out_channels == 256
+    ours.load_state_dict(reference.state_dict())  # strict: the same modules with the same names
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
+    ours.eval(), reference.eval()
+    images = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = reference(images), ours(images)
+    assert list(got) == list(expected) == ["0", "1", "2", "3", "pool"]
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key])
+
+
+def test_tiny_fpn_levels():
+    fpn = fpn_backbone(TinyResNet(widths=(8, 16, 24, 32)), out_channels=16, returned_layers=(2, 3, 4))
+    levels = fpn(torch.rand(2, 3, 128, 64))
+    assert {k: tuple(v.shape) for k, v in levels.items()} == {
+        "0": (2, 16, 16, 8), "1": (2, 16, 8, 4), "2": (2, 16, 4, 2), "pool": (2, 16, 2, 1)}
+    with pytest.raises(ValueError, match="returned_layers"):
+        fpn_backbone(TinyResNet(), 16, returned_layers=(0, 1))
+
+
+def test_norm_layers():
+    assert isinstance(make_norm_layer("batch")(16), nn.BatchNorm2d)
+    group = make_norm_layer("group")(24)
+    assert isinstance(group, nn.GroupNorm) and group.num_groups == 8 and group.num_channels == 24
+    assert make_norm_layer("group")(12).num_groups == 4  # a divisor of narrow widths
+    body = TinyResNet(norm="group")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in body.modules())
+    assert body(torch.rand(1, 3, 32, 32)).shape == (1, 128, 1, 1)  # batch 1 trains with GroupNorm
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        make_norm_layer("instance")
+    with pytest.raises(ValueError, match="unknown backbone"):
+        BackboneConfig("vgg").build()

@@ -1,0 +1,140 @@
+"""Mask R-CNN: the full configuration is torchvision's, the tiny one trains and predicts."""
+import pytest
+import torch
+from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
+from panopticlab.data.dataset import PanopticDataset, collate_panoptic
+from panopticlab.data.synthetic import SyntheticPanoptic
+from panopticlab.models.instance import MaskRCNN, MaskRCNNConfig, build_full, build_tiny, for_categories
+
+LOSS_NAMES = {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on busy shared cores, torch's thread pool spends most of its time waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    dataset = PanopticDataset(SyntheticPanoptic(4, 64, split="train"), CATS, targets=("instances",))
+    return collate_panoptic([dataset[i] for i in range(4)])
+
+
+def test_full_config_is_torchvisions_maskrcnn_resnet50_fpn():
+    torch.manual_seed(0)
+    # three classes rather than COCO's 91: random weights then give scores above 0.05, so
+    # the eval comparison below has detections to compare
+    reference = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3)
+    ours = build_full(num_classes=3)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
+    ours.load_state_dict(reference.state_dict())  # strict: same modules, names and shapes
+    config = ours.config
+    assert config.anchor_sizes == (32, 64, 128, 256, 512) and config.aspect_ratios == (0.5, 1.0, 2.0)
+    assert (config.mask_roi_size, config.mask_head_channels) == (14, (256,) * 4)
+    assert (ours.transform.min_size, ours.transform.max_size) == ((800,), 1333)
+    # the published sizes, then a small input size on both for a cheap identical forward
+    for model in (ours, reference):
+        model.transform.min_size, model.transform.max_size = (96,), 96
+        model.eval()
+    images = torch.rand(1, 3, 80, 96)
+    with torch.no_grad():
+        expected, got = reference(list(images)), ours(images)
+    assert len(got[0]["boxes"]) > 0
+    for key in ("boxes", "labels", "scores", "masks"):
+        torch.testing.assert_close(got[0][key], expected[0][key])
+    assert got[0]["masks"].shape[1:] == (1, 80, 96)
+
+
+def test_full_parameter_count_matches_coco_maskrcnn():
+    reference = sum(p.numel() for p in maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).parameters())
+    assert sum(p.numel() for p in build_full().parameters()) == reference  # 91 classes: 44.4M
+    assert 44_000_000 < reference < 45_000_000
+
+
+def test_tiny_train_step_returns_torchvisions_losses(batch):
+    images, targets = batch
+    assert sum(len(t["boxes"]) for t in targets["instances"]) > 0
+    model = for_categories(CATS).train()
+    torch.manual_seed(0)  # the RPN and RoI heads sample anchors and proposals at random
+    losses = model(images, targets)  # the collated batch dict
+    assert set(losses) == LOSS_NAMES
+    assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
+    # the same step from torchvision's list-of-images, list-of-targets call
+    torch.manual_seed(0)
+    again = model(list(images), targets["instances"])
+    for name in LOSS_NAMES:
+        torch.testing.assert_close(again[name], losses[name])
+
+
+def test_tiny_overfits_a_fixed_batch(batch):
+    images, targets = batch
+    torch.manual_seed(0)
+    model = build_tiny(len(CATS.thing_ids) + 1, CATS.thing_ids).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    history = []
+    for _ in range(20):
+        losses = model(images, targets)
+        total = sum(losses.values())
+        assert torch.isfinite(total)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        history.append(total.item())
+    assert sum(history[-3:]) / 3 < 0.6 * history[0], history
+
+
+def test_tiny_eval_outputs_are_well_formed_detections(batch):
+    images, _ = batch
+    torch.manual_seed(0)
+    model = for_categories(CATS).eval()
+    # the tiny model keeps the input size: no resize in its transform
+    image_list, _ = model.transform(list(images))
+    assert image_list.image_sizes == [(64, 64)] * 4
+    with torch.no_grad():
+        detections = model(images)
+    assert len(detections) == 4
+    for d in detections:
+        n = len(d["scores"])
+        assert 0 < n <= model.config.box_detections_per_img
+        assert d["boxes"].shape == (n, 4) and d["masks"].shape == (n, 1, 64, 64)
+        assert d["labels"].dtype == torch.int64 and d["labels"].min() >= 1 and d["labels"].max() <= 4
+        assert ((d["scores"] >= 0.05) & (d["scores"] <= 1)).all()
+        assert (d["masks"] >= 0).all() and (d["masks"] <= 1).all()
+        assert (d["boxes"][:, 2:] >= d["boxes"][:, :2]).all()
+        assert torch.equal(d["category_ids"], torch.tensor(CATS.thing_ids)[d["labels"] - 1])
+
+
+def test_image_without_instances_trains():
+    model = for_categories(CATS).train()
+    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
+             "masks": torch.zeros(0, 32, 32, dtype=torch.uint8)}
+    losses = model(torch.rand(2, 3, 32, 32), [empty, empty])
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert losses["loss_mask"] == 0 and losses["loss_box_reg"] == 0  # nothing to regress
+
+
+def test_bad_input_gets_clear_errors(batch):
+    images, targets = batch
+    model = for_categories(CATS).train()
+    with pytest.raises(ValueError, match="needs targets"):
+        model(images)
+    with pytest.raises(ValueError, match="4 images but 2 targets"):
+        model(images, targets["instances"][:2])
+    with pytest.raises(ValueError, match=r"image 1 lacks \['masks'\]"):
+        model(images[:2], [targets["instances"][0], {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0)}])
+    with pytest.raises(ValueError, match="no 'instances' entry"):
+        model(images, {"semantic": None})
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        model(images[0])
+    with pytest.raises(ValueError, match="anchor sizes"):
+        MaskRCNN(MaskRCNNConfig.tiny(5, anchor_sizes=(8, 16)))
+    with pytest.raises(ValueError, match="thing ids"):
+        build_tiny(5, thing_ids=[1, 2])
+    with pytest.raises(ValueError, match="background"):
+        build_tiny(1)
