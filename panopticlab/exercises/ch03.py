@@ -1,0 +1,83 @@
+"""Checkers for chapter 3: the heuristic merge, one step at a time."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..data import SYNTHETIC_CATEGORIES
+from ..data.synthetic import render_scene
+from ..postprocess.heuristic import heuristic_merge
+from .checking import ExerciseError, call, passed
+
+
+def merge_cases(num: int = 5, size: int = 64):
+    """Inputs like a real baseline's: grown (overlapping) true masks with random scores, true semantics."""
+    rng = np.random.default_rng(303)
+    for index in range(num):
+        pan = render_scene(index, size=size, seed=303, split="val").panoptic
+        things = [s for s in pan.segments if SYNTHETIC_CATEGORIES.isthing(s.category_id) and not s.iscrowd]
+        masks = np.stack([ndimage.binary_dilation(pan.id_map == s.id, iterations=int(rng.integers(0, 4)))
+                          for s in things]) if things else np.zeros((0, size, size), bool)
+        scores = rng.uniform(0.05, 1.0, len(things))
+        category_ids = np.array([s.category_id for s in things], dtype=np.int64)
+        yield index, pan.category_map(void=255), masks, scores, category_ids
+
+
+def check_claim_pixels(fn) -> bool:
+    """Exercise 3.1: ``fn(masks, scores, score_threshold, overlap_threshold)`` -> (H, W) owner map.
+
+    The owner map holds, for each pixel, the input index of the instance that keeps it,
+    and -1 where no instance does.
+    """
+    for overlap_threshold in (0.5, 0.2):
+        for index, semantic, masks, scores, category_ids in merge_cases():
+            expected = heuristic_merge(None, masks, scores, category_ids, SYNTHETIC_CATEGORIES,
+                                       overlap_threshold=overlap_threshold).steps.owner
+            got = np.asarray(call("3.1", fn, masks.copy(), scores.copy(), 0.5, overlap_threshold))
+            if got.shape != expected.shape:
+                raise ExerciseError(f"Exercise 3.1: expected an (H, W) = {expected.shape} owner map, got {got.shape}.")
+            if not np.array_equal(got, expected):
+                y, x = np.argwhere(got != expected)[0]
+                want, have = int(expected[y, x]), int(got[y, x])
+                hint = ""
+                if want >= 0 and have >= 0:
+                    hint = (f" Instance {want} has score {scores[want]:.2f}, instance {have} {scores[have]:.2f}: "
+                            f"the more confident one claims first.")
+                elif have >= 0 and scores[have] < 0.5:
+                    hint = f" Instance {have} has score {scores[have]:.2f}, below the score threshold."
+                elif have >= 0:
+                    hint = (f" Instance {have} should have been dropped: more than {overlap_threshold} of its "
+                            f"pixels were already taken.")
+                raise ExerciseError(f"Exercise 3.1: scene {index}, overlap threshold {overlap_threshold}, pixel "
+                                    f"(y={y}, x={x}): expected owner {want}, got {have}.{hint}")
+    return passed("3.1", "Most confident first; overlaps go to the earlier instance; heavily covered ones drop.")
+
+
+def check_fill_stuff(fn) -> bool:
+    """Exercise 3.2: ``fn(owner, semantic, categories, stuff_area_limit)`` -> (H, W) stuff map.
+
+    The stuff map holds the stuff category of every pixel that stuff keeps, and 255
+    everywhere else (instance pixels, thing-labelled pixels, stuff regions too small).
+    """
+    for limit in (0, 150):
+        for index, semantic, masks, scores, category_ids in merge_cases():
+            merge = heuristic_merge(semantic, masks, scores, category_ids, SYNTHETIC_CATEGORIES,
+                                    stuff_area_limit=limit)
+            owner = merge.steps.owner
+            expected = np.where(owner >= 0, 255, merge.panoptic.category_map(void=255))
+            got = np.asarray(call("3.2", fn, owner.copy(), semantic.copy(), SYNTHETIC_CATEGORIES, limit))
+            if not np.array_equal(got, expected):
+                y, x = np.argwhere(got != expected)[0]
+                want, have = int(expected[y, x]), int(got[y, x])
+                if owner[y, x] >= 0:
+                    hint = " That pixel belongs to an instance: things win over stuff."
+                elif have != 255 and SYNTHETIC_CATEGORIES.isthing(have):
+                    hint = " Only stuff categories are taken from the semantic map; thing pixels without an instance are void."
+                elif want == 255:
+                    hint = (f" Category {have} has fewer than {limit} free pixels here: small stuff regions "
+                            f"become void. Count only the pixels no instance took.")
+                else:
+                    hint = " Count each stuff category's free pixels over the whole image."
+                raise ExerciseError(f"Exercise 3.2: scene {index}, limit {limit}, pixel (y={y}, x={x}): expected "
+                                    f"{want}, got {have}.{hint}")
+    return passed("3.2", "Stuff fills what the instances left, if enough of it remains.")

@@ -1,0 +1,62 @@
+"""Chapter 3's checkers accept the reference solutions and explain wrong answers."""
+import numpy as np
+import pytest
+
+from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
+from panopticlab.exercises import ExerciseError, ch03
+from panopticlab.postprocess import heuristic_merge
+from panopticlab.postprocess.ablations import connected_component_instances
+
+
+def claim(masks, scores, score_threshold, overlap_threshold, order=None):
+    owner = np.full(masks.shape[1:], -1)
+    order = np.argsort(-scores, kind="stable") if order is None else order
+    for i in order:
+        if scores[i] < score_threshold or masks[i].sum() == 0:
+            continue
+        if ((owner >= 0) & masks[i]).sum() / masks[i].sum() > overlap_threshold:
+            continue
+        owner[masks[i] & (owner < 0)] = i
+    return owner
+
+
+def fill(owner, semantic, categories, limit, count_taken=False):
+    out = np.full(owner.shape, 255)
+    for c in categories.stuff_ids:
+        free = (semantic == c) & (owner < 0)
+        area = (semantic == c).sum() if count_taken else free.sum()
+        if free.any() and area >= limit:
+            out[free] = c
+    return out
+
+
+def test_claim_checker():
+    assert ch03.check_claim_pixels(claim)
+    with pytest.raises(ExerciseError, match="more confident one claims first"):
+        ch03.check_claim_pixels(lambda m, s, st, ot: claim(m, s, st, ot, order=np.argsort(s, kind="stable")))
+    with pytest.raises(ExerciseError, match="should have been dropped"):
+        ch03.check_claim_pixels(lambda m, s, st, ot: claim(m, s, st, 1.0))
+    with pytest.raises(ExerciseError, match="below the score threshold"):
+        ch03.check_claim_pixels(lambda m, s, st, ot: claim(m, s, 0.0, ot))
+
+
+def test_fill_checker():
+    assert ch03.check_fill_stuff(fill)
+    with pytest.raises(ExerciseError, match="Count only the pixels no instance took"):
+        ch03.check_fill_stuff(lambda o, s, c, limit: fill(o, s, c, limit, count_taken=True))
+    with pytest.raises(ExerciseError, match="things win over stuff"):
+        ch03.check_fill_stuff(lambda o, s, c, limit: np.where(o >= 0, s, fill(o, s, c, limit)))
+
+
+def test_connected_component_instances_merge_touching_objects():
+    semantic = np.full((6, 8), 11)
+    semantic[1:3, 1:3] = 1
+    semantic[1:3, 3:5] = 1   # touches the first disc: one component
+    semantic[4:6, 6:8] = 2
+    masks, scores, category_ids = connected_component_instances(semantic, CATS)
+    assert masks.shape == (2, 6, 8) and category_ids.tolist() == [1, 2] and (scores == 1).all()
+    assert masks[0].sum() == 8
+    merged = heuristic_merge(semantic, masks, scores, category_ids, CATS, stuff_area_limit=0).panoptic
+    assert len(merged.segments) == 3
+    empty = connected_component_instances(np.full((3, 3), 11), CATS)
+    assert empty[0].shape == (0, 3, 3)
