@@ -1,6 +1,7 @@
 """The ``panopticlab`` command line.
 
     panopticlab data synth OUT --split val --num 100 --size 256 --seed 0
+    panopticlab data check JSON [--image-folder DIR] | --cityscapes ROOT --split val
     panopticlab evaluate --gt-json G --gt-folder GF --pred-json P --pred-folder PF
     panopticlab book run [--profile laptop] [--output build/book] [--chapter 01]
     panopticlab book student OUT
@@ -20,6 +21,34 @@ def _data_synth(args: argparse.Namespace) -> int:
     size = tuple(args.size) if len(args.size) == 2 else args.size[0]
     write_synthetic_coco(args.out, split=args.split, num=args.num, size=size, seed=args.seed, progress=not args.quiet)
     print(f"wrote {args.num} {args.split} images to {args.out}")
+    return 0
+
+
+def _data_check(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .data.errors import PanopticFormatError
+
+    try:
+        if args.cityscapes:
+            from .data.cityscapes import CityscapesPanoptic
+
+            dataset = CityscapesPanoptic(args.cityscapes, split=args.split, use_train_id=args.train_id)
+        else:
+            if not args.json:
+                raise SystemExit("give a COCO panoptic JSON file, or --cityscapes ROOT")
+            from .data.coco import CocoPanoptic
+
+            dataset = CocoPanoptic(args.json, png_folder=args.png_folder, image_folder=args.image_folder)
+        segments, crowd = 0, 0
+        for index in tqdm(range(len(dataset)), desc="checking", unit="image", disable=args.quiet):
+            pan = dataset.panoptic(index) if args.no_images else dataset[index].panoptic
+            segments += len(pan.segments)
+            crowd += sum(s.iscrowd for s in pan.segments)
+    except (PanopticFormatError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"ok: {len(dataset)} images, {segments} segments ({crowd} crowd), {len(dataset.categories)} categories")
     return 0
 
 
@@ -76,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=_data_synth)
+    check = data.add_parser("check", help="read every image and annotation of a set and report the first problem")
+    check.add_argument("json", nargs="?", help="COCO panoptic JSON (PNG and image folders follow COCO's layout)")
+    check.add_argument("--png-folder", help="folder of the panoptic PNGs (default: the JSON's path without .json)")
+    check.add_argument("--image-folder", help="folder of the images (default: COCO's layout)")
+    check.add_argument("--cityscapes", metavar="ROOT", help="a Cityscapes root with the panoptic annotations")
+    check.add_argument("--split", default="val", help="Cityscapes split")
+    check.add_argument("--train-id", action="store_true", help="Cityscapes annotations in train ids")
+    check.add_argument("--no-images", action="store_true", help="check the annotations only")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.set_defaults(func=_data_check)
 
     evaluate = commands.add_parser("evaluate", help="panoptic quality of predictions in COCO panoptic format")
     try:

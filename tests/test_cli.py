@@ -39,3 +39,14 @@ def test_book_student_edition(tmp_path):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "panopticlab.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "data" in out.stdout and "evaluate" in out.stdout and "book" in out.stdout
+
+
+def test_data_check_accepts_a_good_set_and_names_the_bad_file(tmp_path, capsys):
+    main(["data", "synth", str(tmp_path), "--num", "2", "--size", "32", "--quiet"])
+    json_path = str(tmp_path / "annotations" / "panoptic_val.json")
+    assert main(["data", "check", json_path, "--quiet"]) == 0
+    assert "ok: 2 images" in capsys.readouterr().out
+    png = tmp_path / "annotations" / "panoptic_val" / "000000000001.png"
+    png.write_bytes(png.read_bytes()[:50])  # truncate one PNG
+    assert main(["data", "check", json_path, "--quiet"]) == 1
+    assert "000000000001.png" in capsys.readouterr().err
