@@ -42,3 +42,14 @@ def random_panoptic(rng: np.random.Generator, shape=(24, 32), categories=SYNTHET
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: on busy shared cores, torch's thread pool spends most of its time waiting."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

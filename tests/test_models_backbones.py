@@ -16,13 +16,7 @@ from panopticlab.models.backbones import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on busy shared cores, torch's thread pool spends most of its time waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def stage_outputs(body: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:

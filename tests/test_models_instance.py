@@ -11,13 +11,7 @@ from panopticlab.models.instance import MaskRCNN, MaskRCNNConfig, build_full, bu
 LOSS_NAMES = {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on busy shared cores, torch's thread pool spends most of its time waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
