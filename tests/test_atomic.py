@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panopticlab.data.atomic import atomic_write, staging_folder, write_json, write_png
+from panopticlab.data import atomic
+from panopticlab.data.atomic import atomic_write, staging_folder, write_image, write_json, write_png
 
 
 class Boom(RuntimeError):
@@ -102,6 +103,63 @@ def test_write_png_is_lossless(tmp_path, array, mode):
         assert image.format == "PNG"
         assert image.mode == mode
         np.testing.assert_array_equal(np.asarray(image), array)
+
+
+def zlib_level_flag(png: bytes) -> int:
+    """FLEVEL of the zlib stream in the first IDAT chunk (RFC 1950): 0 for level 1, 2 for level 6, 3 for 9."""
+    position = 8
+    while png[position + 4:position + 8] != b"IDAT":
+        position += 12 + int.from_bytes(png[position:position + 4], "big")
+    return png[position + 9] >> 6
+
+
+@pytest.mark.parametrize("level, flag", [(None, 2), (1, 0), (6, 2), (9, 3), (0, 0)])
+def test_write_png_compress_level_reaches_zlib_and_stays_lossless(tmp_path, level, flag):
+    array = np.random.default_rng(0).integers(0, 4, size=(40, 50, 3), dtype=np.uint8)
+    path = write_png(tmp_path / "x.png", array, compress_level=level)
+    assert zlib_level_flag(path.read_bytes()) == flag
+    with Image.open(path) as image:
+        np.testing.assert_array_equal(np.asarray(image), array)
+
+
+@pytest.mark.parametrize("level", [-1, 10, 1.5, True, "1"])
+def test_write_png_refuses_a_bad_compress_level(tmp_path, level):
+    (tmp_path / "x.png").write_bytes(b"old")
+    with pytest.raises(ValueError, match=r"x\.png: compress_level must be an integer from 0 to 9"):
+        write_png(tmp_path / "x.png", np.zeros((2, 2), np.uint8), compress_level=level)
+    assert (tmp_path / "x.png").read_bytes() == b"old"
+    assert leftovers(tmp_path) == []
+
+
+def test_write_image_saves_in_the_format_asked(tmp_path):
+    image = Image.fromarray(np.full((8, 8, 3), 100, np.uint8))
+    path = write_image(tmp_path / "photo.bin", image, "JPEG", quality=90)
+    with Image.open(path) as read:
+        assert read.format == "JPEG" and read.size == (8, 8)
+
+
+def test_write_image_failure_keeps_the_old_file(tmp_path):
+    target = tmp_path / "a.jpg"
+    target.write_bytes(b"old")
+    with pytest.raises(OSError):  # JPEG cannot hold an alpha channel
+        write_image(target, Image.new("RGBA", (4, 4)), "JPEG")
+    assert target.read_bytes() == b"old"
+    assert leftovers(tmp_path) == []
+
+
+def test_folders_are_fsynced_once_per_file_and_once_per_staged_batch(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(atomic, "_fsync_folder", synced.append)
+    write_json(tmp_path / "single.json", {"a": 1})
+    assert synced == [tmp_path]
+    synced.clear()
+    folder = tmp_path / "pngs"
+    with staging_folder(folder) as stage:
+        for name in ("a.png", "b.png", "c.png"):
+            write_png(stage / name, np.zeros((2, 2), np.uint8))
+        assert synced == []  # the staged files move on: their folder entry is not the one that lasts
+    assert synced == [folder]
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png", "c.png"]
 
 
 @pytest.mark.parametrize("array", [np.zeros((3, 4), np.int32), np.zeros((3, 4, 2), np.uint8),

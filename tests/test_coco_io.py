@@ -1,5 +1,8 @@
-"""COCO panoptic files: round trips, the reference readers (panopticapi, hotcoco), bad input, interrupted writes."""
+"""COCO panoptic files: round trips, the reference readers (panopticapi, hotcoco), the PNG decoders, bad input,
+interrupted writes."""
 import json
+import struct
+import zlib
 from dataclasses import replace
 
 import numpy as np
@@ -8,11 +11,16 @@ from PIL import Image
 
 from conftest import random_panoptic
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
-from panopticlab.data import PanopticFormatError, PanopticSegmentation, Sample
+from panopticlab.data import PanopticFormatError, PanopticSegmentation, Sample, coco, id_to_rgb
 from panopticlab.data.coco import (
     CocoPanoptic,
+    _decode_with_libspng,
+    _decode_with_pillow,
+    checked_with_statistics,
     coco_panoptic_paths,
+    decode_panoptic_png,
     panoptic_from_annotation,
+    png_decoder,
     read_panoptic_png,
     write_coco_panoptic,
     write_panoptic_png,
@@ -154,6 +162,213 @@ def test_jpeg_images(tmp_path):
 def test_progress_bar(tmp_path, capsys):
     write_coco_panoptic(tmp_path, "val", make_samples(count=2), CATS, progress=True)
     assert "writing val" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# PNG decoding: libspng and Pillow against panopticapi's reader, on every layout a PNG can take
+# ---------------------------------------------------------------------------------------
+DECODERS = [_decode_with_libspng, _decode_with_pillow]
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def handmade_png(pixels: np.ndarray, bit_depth=8, interlaced=False, idat_pieces=1, colour_type=2) -> bytes:
+    """A PNG built from the specification alone: filter type 0 on every row, optionally Adam7-interlaced."""
+    height, width = pixels.shape[:2]
+    big_endian = pixels.astype(">u2" if bit_depth == 16 else np.uint8)
+    # Adam7: the 7 passes as (first row, first column, row step, column step)
+    passes = ([(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1)]
+              if interlaced else [(0, 0, 1, 1)])
+    raw = b""
+    for row0, col0, row_step, col_step in passes:
+        sub = big_endian[row0::row_step, col0::col_step]
+        if sub.size:
+            raw += b"".join(b"\x00" + row.tobytes() for row in sub)
+    stream = zlib.compress(raw)
+    cut = np.linspace(0, len(stream), idat_pieces + 1).astype(int)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, int(interlaced))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
+            + b"".join(png_chunk(b"IDAT", stream[a:b]) for a, b in zip(cut[:-1], cut[1:]))
+            + png_chunk(b"IEND", b""))
+
+
+def pillow_png(id_map: np.ndarray, **options) -> bytes:
+    from io import BytesIO
+
+    buffer = BytesIO()
+    Image.fromarray(id_to_rgb(id_map)).save(buffer, format="PNG", **options)
+    return buffer.getvalue()
+
+
+def panopticapi_ids(data: bytes) -> np.ndarray:
+    from io import BytesIO
+
+    from panopticapi.utils import rgb2id
+
+    return rgb2id(np.array(Image.open(BytesIO(data)), dtype=np.uint32))
+
+
+def png_layouts():
+    """(name, PNG bytes, the ids they hold)."""
+    rng = np.random.default_rng(5)
+    scene = street_scene(37, 29).id_map  # odd sizes: Adam7 passes of unequal lengths
+    noise = rng.integers(0, 2**24, size=(13, 11))  # every byte value, no runs
+    layouts = [
+        ("Pillow default", pillow_png(scene), scene),
+        ("Pillow level 0, stored blocks", pillow_png(scene, compress_level=0), scene),
+        ("Pillow level 9", pillow_png(noise, compress_level=9), noise),
+        ("Pillow with a text chunk", pillow_png(scene, pnginfo=text_chunk()), scene),
+        ("one pixel", pillow_png(np.array([[2**24 - 1]])), np.array([[2**24 - 1]])),
+        ("one row", pillow_png(noise[:1]), noise[:1]),
+        ("one column", pillow_png(noise[:, :1]), noise[:, :1]),
+        ("handmade", handmade_png(id_to_rgb(scene)), scene),
+        ("handmade, 5 IDAT chunks", handmade_png(id_to_rgb(noise), idat_pieces=5), noise),
+        ("handmade, Adam7-interlaced", handmade_png(id_to_rgb(scene), interlaced=True), scene),
+        ("handmade, Adam7, 1x1", handmade_png(id_to_rgb(noise[:1, :1]), interlaced=True), noise[:1, :1]),
+    ]
+    return layouts
+
+
+def text_chunk():
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", "a test")
+    return info
+
+
+@pytest.mark.parametrize("name, data, ids", png_layouts(), ids=[layout[0] for layout in png_layouts()])
+def test_decoders_give_panopticapis_ids_on_every_layout(name, data, ids):
+    np.testing.assert_array_equal(panopticapi_ids(data), ids)  # the layout is a valid RGB PNG of these ids
+    for decoder in DECODERS:
+        decoded = decoder(data)
+        assert decoded.dtype == np.uint32 and decoded.shape == ids.shape
+        np.testing.assert_array_equal(decoded, ids, err_msg=decoder.__name__)
+    np.testing.assert_array_equal(decode_panoptic_png(data, "x.png"), ids)
+
+
+def test_libspng_is_the_decoder_in_use():
+    assert png_decoder() is _decode_with_libspng  # pyspng is installed with the test dependencies
+
+
+def damaged(data: bytes, how: str) -> bytes:
+    """A copy of a one-IDAT PNG with one defect."""
+    position = 8
+    while data[position + 4:position + 8] != b"IDAT":
+        position += 12 + int.from_bytes(data[position:position + 4], "big")
+    length = int.from_bytes(data[position:position + 4], "big")
+    start, end = position + 8, position + 8 + length
+    payload = bytearray(data[start:end])
+    if how == "bad CRC":  # one pixel byte changed in a stored block: still inflates, to other pixels
+        payload[len(payload) // 2] ^= 0x01
+        return data[:start] + bytes(payload) + data[end:]
+    if how == "bad deflate stream, CRC made to match":
+        payload[2:6] = b"\xff\xff\xff\xff"
+        return data[:position] + png_chunk(b"IDAT", bytes(payload)) + data[end + 4:]
+    if how == "no IEND":
+        return data[:-12]
+    if how == "cut inside a chunk":
+        return data[:start + length // 2]
+    if how == "IDAT before IHDR":
+        return data[:8] + data[position:end + 4] + data[8:position] + data[end + 4:]
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how, pattern", [
+    ("bad CRC", r"CRC mismatch in its b'IDAT' chunk"),
+    ("bad deflate stream, CRC made to match", r"cannot decode the panoptic PNG; the file is truncated or corrupt"),
+    ("no IEND", r"before its IEND chunk"),
+    ("cut inside a chunk", r"b'IDAT' chunk at byte \d+ runs past the end"),
+    ("IDAT before IHDR", r"not a 13-byte IHDR"),
+])
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_damaged_png_is_refused_whichever_decoder_runs(monkeypatch, how, pattern, decoder):
+    scene = street_scene().id_map
+    data = damaged(pillow_png(scene, compress_level=0), how)
+    monkeypatch.setattr(coco, "png_decoder", lambda: decoder)
+    with pytest.raises(PanopticFormatError, match=rf"^broken\.png: .*{pattern}"):
+        decode_panoptic_png(data, "broken.png")
+
+
+def test_libspng_alone_would_not_see_a_bad_crc():
+    """Why the CRCs are checked before decoding: pyspng tells libspng to ignore them."""
+    scene = street_scene().id_map
+    decoded = _decode_with_libspng(damaged(pillow_png(scene, compress_level=0), "bad CRC"))
+    assert decoded.shape == scene.shape and not np.array_equal(decoded, scene)
+
+
+@pytest.mark.parametrize("bit_depth, colour_type, pil_mode", [(16, 2, "RGB"), (16, 0, "I;16"), (8, 4, "LA"),
+                                                              (1, 0, "1")])
+def test_other_bit_depths_and_colour_types_are_refused(tmp_path, bit_depth, colour_type, pil_mode):
+    channels = {0: 1, 2: 3, 4: 2}[colour_type]
+    pixels = np.ones((4, 8 if bit_depth == 1 else 5, channels))[..., 0 if channels == 1 else slice(None)]
+    if bit_depth == 1:  # eight 1-bit pixels per byte
+        pixels = np.zeros((4, 1), np.uint8)
+    data = handmade_png(pixels, bit_depth=bit_depth, colour_type=colour_type)
+    (tmp_path / "x.png").write_bytes(data)
+    with pytest.raises(PanopticFormatError, match=rf"x\.png: a panoptic PNG must be 8-bit RGB .*bit depth "
+                                                  rf"{bit_depth}, colour type {colour_type}, PIL mode '{pil_mode}'"):
+        read_panoptic_png(tmp_path / "x.png")
+
+
+def test_written_pngs_use_the_fast_zlib_level(written):
+    samples, paths = written
+    for png in [paths["png_folder"] / "000000000000.png", paths["image_folder"] / samples[0].file_name]:
+        data = png.read_bytes()
+        position = 8
+        while data[position + 4:position + 8] != b"IDAT":
+            position += 12 + int.from_bytes(data[position:position + 4], "big")
+        assert data[position + 9] >> 6 == 0  # zlib FLEVEL 0: compressed at level 0 or 1
+
+
+@pytest.mark.parametrize("id_map, pattern", [
+    (np.zeros((2, 3, 1), np.int32), r"\(H, W\) integer array, got shape \(2, 3, 1\)"),
+    (np.zeros((2, 3), np.float64), r"dtype float64"),
+    (np.zeros((0, 3), np.int32), r"got shape \(0, 3\)"),
+    (np.full((2, 3), -1), r"\[-1, -1\]"),
+])
+def test_write_panoptic_png_refuses_bad_maps(tmp_path, id_map, pattern):
+    with pytest.raises(PanopticFormatError, match=rf"x\.png: .*{pattern}"):
+        write_panoptic_png(tmp_path / "x.png", id_map)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------
+# checked_with_statistics: validate() and with_statistics() in one pass, the same verdicts
+# ---------------------------------------------------------------------------------------
+def bad_segmentations():
+    """(name, segmentation) pairs that validate() refuses, one defect each."""
+    good = street_scene()
+    first, second = good.segments[0], good.segments[1]
+    return [
+        ("3-D map", PanopticSegmentation(good.id_map[..., None], good.segments)),
+        ("float map", PanopticSegmentation(good.id_map.astype(float), good.segments)),
+        ("negative id", PanopticSegmentation(np.where(good.id_map == first.id, -3, good.id_map), good.segments)),
+        ("duplicate id", PanopticSegmentation(good.id_map, [*good.segments, first])),
+        ("zero id", PanopticSegmentation(good.id_map, [*good.segments, replace(first, id=0)])),
+        ("unknown category", PanopticSegmentation(good.id_map, [replace(first, category_id=99), *good.segments[1:]])),
+        ("unlisted id", PanopticSegmentation(good.id_map, good.segments[1:])),
+        ("absent segment", PanopticSegmentation(good.id_map, [*good.segments, replace(second, id=5)])),
+    ]
+
+
+@pytest.mark.parametrize("name, pan", bad_segmentations(), ids=[b[0] for b in bad_segmentations()])
+def test_checked_with_statistics_refuses_what_validate_refuses_with_the_same_message(name, pan):
+    with pytest.raises(PanopticFormatError) as expected:
+        pan.validate(CATS, source="sample 7")
+    with pytest.raises(PanopticFormatError) as ours:
+        checked_with_statistics(pan, CATS, "sample 7")
+    assert str(ours.value) == str(expected.value)
+
+
+def test_checked_with_statistics_measures_like_with_statistics(rng):
+    for _ in range(5):
+        pan = random_panoptic(rng, shape=(30, 41))
+        blank = PanopticSegmentation(pan.id_map, [replace(s, area=0, bbox=(0, 0, 0, 0)) for s in pan.segments])
+        measured = checked_with_statistics(blank, CATS, "x")
+        assert measured.equals(pan) and measured.equals(blank.with_statistics())
 
 
 # ---------------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ import contextlib
 import io
 import json
 import math
+import platform
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -12,10 +16,16 @@ from PIL import Image
 
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data import PanopticFormatError, id_to_rgb
-from panopticlab.data.coco import read_panoptic_png
+from panopticlab.data.coco import (
+    _decode_with_libspng,
+    _decode_with_pillow,
+    png_decoder,
+    read_panoptic_png,
+    write_predictions,
+)
 from panopticlab.metrics import PQAccumulator, evaluate_folders, evaluate_pairs, format_table, pq_compute, save_results
 from panopticlab.metrics.cli import add_evaluate_arguments, run_evaluate
-from panopticlab.metrics.files import _decode_with_libpng, _decode_with_pillow, read_id_png
+from panopticlab.metrics.files import read_id_png
 from panopticlab.metrics.simulate import random_pair, write_result_set
 
 NUM_IMAGES = 12
@@ -63,6 +73,25 @@ def test_workers_and_merging_give_the_single_process_results(pairs, result_set):
     merged = halves[0].merge(halves[1]).results()
     assert numbers_close(single, merged, 1e-12)
     assert merged["num_images"] == NUM_IMAGES
+
+
+def test_a_set_written_by_panopticlab_evaluates_as_panopticapi_evaluates_it(pairs, tmp_path):
+    """write_predictions' PNGs (zlib level 1, written from uint32 words) for both sides, read by both evaluators."""
+    from panopticapi.evaluation import pq_compute as reference
+
+    gt_json, pred_json = tmp_path / "gt.json", tmp_path / "pred.json"
+    write_predictions(gt_json, None, [(k, f"{k:06d}.jpg", gt) for k, (gt, _) in enumerate(pairs)], CATS)
+    write_predictions(pred_json, None, [(k, f"{k:06d}.jpg", pred) for k, (_, pred) in enumerate(pairs)], CATS)
+    with contextlib.redirect_stdout(io.StringIO()):
+        theirs = reference(str(gt_json), str(pred_json), str(tmp_path / "gt"), str(tmp_path / "pred"))
+    ours = evaluate_folders(gt_json, pred_json, progress=False)
+    assert numbers_close(ours, evaluate_pairs(pairs, CATS), 0.0)
+    for group in ("All", "Things", "Stuff"):
+        assert ours[group]["n"] == theirs[group]["n"] > 0
+        for key in ("pq", "sq", "rq"):
+            assert abs(ours[group][key] - theirs[group][key]) <= 1e-9
+    for category_id, scores in theirs["per_class"].items():
+        assert abs(ours["per_class"][category_id]["pq"] - scores["pq"]) <= 1e-9
 
 
 def test_pq_compute_prints_panopticapis_table(result_set):
@@ -117,12 +146,17 @@ def test_save_results_is_strict_json_and_atomic(tmp_path):
     assert json.loads(path.read_text())["per_class"] == {"3": {"pq": 0.5}}  # the old file is intact
 
 
-def test_png_reading_agrees_with_the_coco_reader_and_pillow(result_set):
+def test_png_reading_agrees_with_the_coco_reader_pillow_and_panopticapi(result_set):
+    from panopticapi.utils import rgb2id
+
+    assert png_decoder() is _decode_with_libspng  # pyspng is installed with the test dependencies
     for png in sorted(result_set["gt_folder"].glob("*.png"))[:4]:
         ids = read_id_png(png)
         assert ids.dtype == np.uint32 and np.array_equal(ids, read_panoptic_png(png))
         data = png.read_bytes()
-        assert np.array_equal(_decode_with_pillow(data), _decode_with_libpng(data))
+        assert np.array_equal(_decode_with_pillow(data), _decode_with_libspng(data))
+        with Image.open(png) as image:
+            assert np.array_equal(ids, rgb2id(np.array(image, dtype=np.uint32)))
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -181,6 +215,14 @@ def break_set(paths, how):
     if how == "truncated PNG":
         first_gt_png.write_bytes(first_gt_png.read_bytes()[:60])
         return r"gt/000000\.png: cannot decode the panoptic PNG; the file is truncated or corrupt"
+    if how == "corrupt PNG data":
+        write_damaged_idat(first_gt_png)
+        return r"gt/000000\.png: cannot decode the panoptic PNG; the file is truncated or corrupt"
+    if how == "PNG with a bad CRC":
+        data = bytearray(first_pred_png.read_bytes())
+        data[-20] ^= 0x01  # inside the IDAT chunk (12-byte IEND, 4-byte CRC, then IDAT data)
+        first_pred_png.write_bytes(bytes(data))
+        return r"pred/000000\.png: cannot decode the panoptic PNG; .*CRC mismatch in its b'IDAT' chunk"
     if how == "not a PNG":
         first_gt_png.write_bytes(b"GIF89a" + bytes(40))
         return r"gt/000000\.png: not a PNG file"
@@ -202,11 +244,28 @@ def break_set(paths, how):
     raise AssertionError(how)
 
 
+def write_damaged_idat(png):
+    """Spoil the deflate stream of a PNG's IDAT chunk and fix up its CRC, so that only decoding can tell.
+
+    (torchvision's decode_png crashes the process on such a file.)
+    """
+    data = png.read_bytes()
+    position = 8
+    while data[position + 4:position + 8] != b"IDAT":
+        position += 12 + int.from_bytes(data[position:position + 4], "big")
+    length = int.from_bytes(data[position:position + 4], "big")
+    payload = bytearray(data[position + 8:position + 8 + length])
+    payload[2:6] = b"\xff\xff\xff\xff"
+    chunk = b"IDAT" + bytes(payload)
+    png.write_bytes(data[:position + 4] + chunk + zlib.crc32(chunk).to_bytes(4, "big") + data[position + 12 + length:])
+
+
 DEFECTS = ["image missing from predictions", "image missing from ground truth", "different sizes",
            "PNG id without segment", "segment without pixels", "unknown ground-truth category",
            "prediction category that does not exist", "duplicate segment id", "malformed segment record",
-           "missing PNG", "grey PNG", "truncated PNG", "not a PNG", "invalid JSON", "missing field",
-           "missing folder", "two annotations of one image", "annotation without segments_info"]
+           "missing PNG", "grey PNG", "truncated PNG", "corrupt PNG data", "PNG with a bad CRC", "not a PNG",
+           "invalid JSON", "missing field", "missing folder", "two annotations of one image",
+           "annotation without segments_info"]
 
 
 @pytest.mark.parametrize("defect", DEFECTS)
@@ -216,7 +275,7 @@ def test_bad_input_gives_one_clear_error(result_set, defect):
         evaluate_folders(**result_set, progress=False)
 
 
-@pytest.mark.parametrize("defect", ["prediction category that does not exist", "truncated PNG"])
+@pytest.mark.parametrize("defect", ["prediction category that does not exist", "truncated PNG", "corrupt PNG data"])
 def test_errors_in_worker_processes_reach_the_caller(result_set, defect):
     message = break_set(result_set, defect)
     with pytest.raises(PanopticFormatError, match=message):
@@ -226,3 +285,33 @@ def test_errors_in_worker_processes_reach_the_caller(result_set, defect):
 def test_argument_errors(result_set):
     with pytest.raises(ValueError, match="workers must be at least 1"):
         evaluate_folders(**result_set, workers=0, progress=False)
+
+
+ALLOCATOR_PROBE = """
+import ctypes
+import numpy as np
+from panopticlab.metrics.files import reuse_freed_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+
+def mapped_blocks_of_a_4mib_array():
+    before = libc.mallinfo2().hblks
+    block = np.empty(4 << 20, np.uint8)
+    return libc.mallinfo2().hblks - before
+
+print(mapped_blocks_of_a_4mib_array(), end=" ")
+reuse_freed_memory()
+print(mapped_blocks_of_a_4mib_array())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator thresholds; a no-op elsewhere")
+def test_freed_arrays_are_kept_for_reuse_after_the_first_image():
+    """A fresh process maps a 4 MiB array with mmap (so freeing it unmaps it); afterwards it comes from the heap."""
+    done = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1", "0"]

@@ -155,8 +155,12 @@ class PanopticSegmentation:
 
     # --- checks ------------------------------------------------------------------------
     def validate(self, categories: CategorySet | None = None, source: str = "panoptic segmentation",
-                 check_statistics: bool = False) -> None:
-        """Raise :class:`PanopticFormatError` naming ``source`` and the offending segment."""
+                 check_statistics: bool = False) -> dict:
+        """Raise :class:`PanopticFormatError` naming ``source`` and the offending segment.
+
+        Returns:
+            the :func:`segment_statistics` it measured, for :meth:`with_statistics`.
+        """
         _as_id_map(self.id_map, source)
         seen = set()
         for s in self.segments:
@@ -180,10 +184,15 @@ class PanopticSegmentation:
                 if (s.area, tuple(s.bbox)) != (area, bbox):
                     raise PanopticFormatError(f"{source}: segment {s.id} says area {s.area}, bbox {list(s.bbox)} "
                                               f"but its pixels give area {area}, bbox {list(bbox)}")
+        return stats
 
-    def with_statistics(self) -> "PanopticSegmentation":
-        """A copy whose segments' ``area`` and ``bbox`` are recomputed from the id map."""
-        stats = segment_statistics(self.id_map)
+    def with_statistics(self, stats: dict | None = None) -> "PanopticSegmentation":
+        """A copy whose segments' ``area`` and ``bbox`` are recomputed from the id map.
+
+        ``stats``: :func:`segment_statistics` of this id map when already measured
+        (:meth:`validate` returns them), so the pixels are not read twice.
+        """
+        stats = segment_statistics(self.id_map) if stats is None else stats
         segments = [replace(s, area=stats[s.id][0], bbox=stats[s.id][1]) if s.id in stats else s
                     for s in self.segments]
         return PanopticSegmentation(self.id_map, segments)

@@ -17,11 +17,15 @@ from .matching import MATCH_IOU
 from .report import format_by_size, format_per_class, format_pq_dagger, format_table, save_results
 
 
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the evaluator's options to ``parser`` (a sub-command's parser)."""
-    parser.add_argument("--gt-json", required=True, help="ground-truth COCO panoptic JSON")
+def add_evaluate_arguments(parser: argparse.ArgumentParser, required: bool = True) -> argparse.ArgumentParser:
+    """Add the evaluator's options to ``parser`` (a sub-command's parser).
+
+    ``required=False`` leaves ``--gt-json`` / ``--pred-json`` optional for a parser that
+    also evaluates models another way; :func:`run_evaluate` still needs them.
+    """
+    parser.add_argument("--gt-json", required=required, help="ground-truth COCO panoptic JSON")
     parser.add_argument("--gt-folder", default=None, help="ground-truth PNG folder (default: GT_JSON without .json)")
-    parser.add_argument("--pred-json", required=True, help="predictions JSON")
+    parser.add_argument("--pred-json", required=required, help="predictions JSON")
     parser.add_argument("--pred-folder", default=None, help="prediction PNG folder (default: PRED_JSON without .json)")
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     parser.add_argument("--output", default=None, help="write the full results to this JSON file")
@@ -35,6 +39,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run the evaluation that ``args`` describes; returns the exit status (1 for bad input)."""
+    if not args.gt_json or not args.pred_json:
+        print("error: give both --gt-json and --pred-json", file=sys.stderr)
+        return 1
     try:
         results = evaluate_folders(args.gt_json, args.pred_json, args.gt_folder, args.pred_folder,
                                    workers=args.workers, iou_threshold=args.iou_threshold,
