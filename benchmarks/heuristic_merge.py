@@ -27,10 +27,8 @@ the process pinned to one CPU where the system allows it). Each timing is the be
 """
 from __future__ import annotations
 
-import os
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = "1"
+from one_core import pin_to_one_core  # noqa: E402  (first: it limits the thread pools)
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
@@ -50,14 +48,6 @@ from panopticlab.postprocess.heuristic import heuristic_merge  # noqa: E402
 
 SCORE, OVERLAP, STUFF_AREA = 0.5, 0.5, 4096
 VOID = 255
-
-
-def pin_to_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    return "not pinned (no sched_setaffinity on this system)"
 
 
 def ellipse(shape, rng: np.random.Generator, max_radius: float) -> np.ndarray:

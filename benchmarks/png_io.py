@@ -28,10 +28,8 @@ milliseconds per PNG or per image.
 """
 from __future__ import annotations
 
-import os
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = "1"
+from one_core import pin_to_one_core  # noqa: E402  (first: it limits the thread pools)
 
 import argparse  # noqa: E402
 import io  # noqa: E402
@@ -50,14 +48,6 @@ from panopticlab.data import SYNTHETIC_CATEGORIES, coco, id_to_rgb  # noqa: E402
 from panopticlab.data.synthetic import SyntheticPanoptic  # noqa: E402
 from panopticlab.metrics.files import reuse_freed_memory  # noqa: E402
 from panopticlab.metrics.simulate import random_pair  # noqa: E402
-
-
-def pin_to_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    return "not pinned (no sched_setaffinity on this system)"
 
 
 def best_seconds(function: Callable[[], object], repeat: int) -> float:

@@ -15,10 +15,8 @@ operating system allows it. Printed, in images per second:
 """
 from __future__ import annotations
 
-import os
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = "1"
+from one_core import pin_to_one_core  # noqa: E402  (first: it limits the thread pools)
 
 import argparse  # noqa: E402
 import tempfile  # noqa: E402
@@ -26,14 +24,6 @@ import time  # noqa: E402
 
 from panopticlab.data.coco import CocoPanoptic  # noqa: E402
 from panopticlab.data.synthetic import render_scene, second_annotation, write_synthetic_coco  # noqa: E402
-
-
-def pin_to_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    return "not pinned (no sched_setaffinity on this system)"
 
 
 def images_per_second(function, num: int) -> float:
