@@ -2,7 +2,9 @@
 
     panopticlab data synth OUT --split val --num 100 --size 256 --seed 0
     panopticlab data check JSON [--image-folder DIR] | --cityscapes ROOT --split val
+    panopticlab train --model baseline-tiny [--profile laptop] [--output runs/baseline-tiny]
     panopticlab evaluate --gt-json G --gt-folder GF --pred-json P --pred-folder PF
+    panopticlab evaluate --model baseline-tiny --pretrained | --checkpoint runs/baseline-tiny
     panopticlab book run [--profile laptop] [--output build/book] [--chapter 01]
     panopticlab book student OUT
     panopticlab book sync
@@ -53,9 +55,19 @@ def _data_check(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.model:
+        from .engine.cli import run_model_evaluation
+
+        return run_model_evaluation(args)
     from .metrics.cli import run_evaluate
 
     return run_evaluate(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .engine.cli import run_train
+
+    return run_train(args)
 
 
 def _book_run(args: argparse.Namespace) -> int:
@@ -116,13 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(func=_data_check)
 
-    evaluate = commands.add_parser("evaluate", help="panoptic quality of predictions in COCO panoptic format")
-    try:
-        from .metrics.cli import add_evaluate_arguments
-    except ImportError:  # the evaluator is optional at import time of the CLI
-        add_evaluate_arguments = None
-    if add_evaluate_arguments is not None:
-        add_evaluate_arguments(evaluate)
+    from .engine.cli import add_model_evaluation_arguments, add_train_arguments
+    from .metrics.cli import add_evaluate_arguments
+
+    train = commands.add_parser("train", help="train a named model with its recipe for the run profile")
+    add_train_arguments(train)
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="panoptic quality: of predictions in COCO panoptic format (--gt-json/--pred-json), "
+                         "or of a named model on the built-in validation split (--model)")
+    add_evaluate_arguments(evaluate, required=False)
+    add_model_evaluation_arguments(evaluate)
     evaluate.set_defaults(func=_evaluate)
 
     book = commands.add_parser("book", help="run the book").add_subparsers(dest="book_command", required=True)

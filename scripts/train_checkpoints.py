@@ -1,0 +1,130 @@
+"""Train the two tiny networks of the baseline and write the shipped checkpoints.
+
+    .venv/bin/python scripts/train_checkpoints.py [--steps-semantic N] [--steps-instance N]
+
+Trains ``pspnet-tiny`` and ``maskrcnn-tiny`` separately with their ``laptop``-profile
+recipes (``panopticlab.engine.recipes.recipe``; the step counts can be raised), casts
+their weights to float16, loads them back and measures the pair on the fixed evaluation
+set (``panopticlab.checkpoints.measure``), then writes
+``panopticlab/checkpoints/<name>.pt`` with the weights and the metadata: the recipe,
+seed, versions, training time and the measured numbers. Nothing is written unless both
+networks trained and measured; each file is replaced atomically.
+
+The runs keep their checkpoints in ``--work-dir``: a killed run started again with the
+same arguments continues where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+
+import panopticlab
+from panopticlab import checkpoints
+from panopticlab.data.synthetic import SYNTHETIC_CATEGORIES
+from panopticlab.engine import recipes
+from panopticlab.engine.checkpoint import find_checkpoint
+from panopticlab.models import zoo
+from panopticlab.profiles import get_profile, seed_everything
+
+SEMANTIC, INSTANCE = zoo.COMPONENTS["baseline-tiny"]
+# Schedules of the shipped weights: longer than the laptop recipe where it pays. The
+# detector gets most of the time: things are where the tiny baseline is weakest, while
+# the semantic network's stuff is already near its ceiling after a thousand steps.
+DEFAULT_STEPS = {SEMANTIC: 1200, INSTANCE: 2400}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps-semantic", type=int, default=DEFAULT_STEPS[SEMANTIC],
+                        help=f"steps of {SEMANTIC} (default {DEFAULT_STEPS[SEMANTIC]})")
+    parser.add_argument("--steps-instance", type=int, default=DEFAULT_STEPS[INSTANCE],
+                        help=f"steps of {INSTANCE} (default {DEFAULT_STEPS[INSTANCE]})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--output-dir", default=str(checkpoints.FOLDER), help="where the .pt files go")
+    parser.add_argument("--work-dir", default="runs/train_checkpoints", help="training checkpoints (resumable)")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def train_one(name: str, steps: int, args: argparse.Namespace) -> tuple[torch.nn.Module, dict]:
+    """Train one network with the laptop recipe (``steps`` long); returns it and its training record."""
+    laptop = recipes.recipe(name, get_profile("laptop"))
+    if steps < laptop.steps:
+        print(f"note: {name} trains {steps} steps, fewer than the laptop recipe's {laptop.steps}", file=sys.stderr)
+    train_recipe = recipes.recipe(name, get_profile("laptop"), steps=steps)
+    folder = Path(args.work_dir) / name
+    resumed = find_checkpoint(folder) is not None
+    seed_everything(args.seed)  # the initial weights
+    model = zoo.build_model(name, SYNTHETIC_CATEGORIES)
+    print(f"{name}: {train_recipe}")
+    start = time.perf_counter()
+    history = recipes.fit(model, train_recipe, SYNTHETIC_CATEGORIES, seed=args.seed, checkpoint_dir=folder,
+                          device="cpu", progress=not args.no_progress)
+    seconds = time.perf_counter() - start
+    record = {
+        "name": name,
+        "recipe": train_recipe.to_dict(),
+        "steps": train_recipe.steps,
+        "seed": args.seed,
+        "image_size": train_recipe.image_size,
+        "training_seconds": round(seconds, 1),
+        "training_resumed": resumed,  # then training_seconds covers the last part only
+        "final_loss": round(float(np.mean(history.values("loss")[-50:])), 4),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    return model, record
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    environment = {
+        "device": "cpu",
+        "threads": torch.get_num_threads(),
+        "torch_version": str(torch.__version__),  # a str subclass that weights_only loading refuses
+        "torchvision_version": str(torchvision.__version__),
+        "numpy_version": np.__version__,
+        "panopticlab_version": panopticlab.__version__,
+        "python_version": platform.python_version(),
+        "machine": platform.machine(),
+        "dtype": "float16",
+        "categories": SYNTHETIC_CATEGORIES.to_coco(),
+    }
+    trained = {name: train_one(name, steps, args)
+               for name, steps in ((SEMANTIC, args.steps_semantic), (INSTANCE, args.steps_instance))}
+
+    # Measure what is shipped: the float16 weights loaded back into float32 networks.
+    shipped = {}
+    for name, (model, _) in trained.items():
+        copy = zoo.build_model(name, SYNTHETIC_CATEGORIES)
+        copy.load_state_dict(checkpoints.half_state_dict(model))
+        shipped[name] = copy.eval()
+    print(f"measuring on {checkpoints.EVAL_SET} ...")
+    measured = checkpoints.measure(shipped[SEMANTIC], shipped[INSTANCE], SYNTHETIC_CATEGORIES,
+                                   progress=not args.no_progress)
+
+    output = Path(args.output_dir)
+    for name, (_, record) in trained.items():
+        path = checkpoints.save_pretrained(output / f"{name}.pt", shipped[name],
+                                           {**record, **environment, **measured[name]})
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, trained {record['training_seconds']:.0f} s)")
+    numbers = measured[SEMANTIC]
+    print(f"baseline-tiny: PQ {numbers['pq']:.1f}  SQ {numbers['sq']:.1f}  RQ {numbers['rq']:.1f}  "
+          f"PQ_th {numbers['pq_th']:.1f}  PQ_st {numbers['pq_st']:.1f}")
+    print(f"{SEMANTIC}: mIoU {numbers['miou']:.1f}; semantic only PQ {numbers['alone']['pq']:.1f} "
+          f"(PQ_th {numbers['alone']['pq_th']:.1f})")
+    alone = measured[INSTANCE]["alone"]
+    print(f"{INSTANCE}: instance only PQ {alone['pq']:.1f} (PQ_th {alone['pq_th']:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
