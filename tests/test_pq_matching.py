@@ -293,3 +293,28 @@ def test_argument_errors():
         PQAccumulator(CATS).add(match_segments(gt, gt, iou_threshold=0.75))
     with pytest.raises(ValueError, match="one length"):
         SegmentTable.from_arrays([1, 2], [DISC])
+
+
+def test_run_length_histogram_equals_pixel_counting():
+    """Counting runs of equal (gt, pred) pairs gives the per-pixel joint histogram, on regions and on noise."""
+    from panopticlab.metrics.overlap import (RUNS_LIMIT, SegmentTable, compute_overlaps, dense_index,
+                                             joint_histogram, pixel_runs)
+    from panopticlab.metrics.simulate import random_pair
+
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 5, size=(40, 50))
+    for gt_map, pred_map in [(p.id_map, q.id_map) for p, q in (random_pair(rng, size=(60, 80)) for _ in range(5))] + \
+            [(noise, rng.integers(0, 5, size=(40, 50))), (np.zeros((0, 0), int), np.zeros((0, 0), int))]:
+        starts, lengths = pixel_runs(gt_map, pred_map)
+        assert lengths.sum() == gt_map.size
+        gt_ids = np.unique(gt_map[gt_map > 0])
+        pred_ids = np.unique(pred_map[pred_map > 0])
+        gt, pred = SegmentTable.from_arrays(gt_ids, np.ones_like(gt_ids)), SegmentTable.from_arrays(pred_ids, np.ones_like(pred_ids))
+        rows, cols = len(gt_ids) + 2, len(pred_ids) + 2
+        reference = joint_histogram(dense_index(gt_map, gt_ids), dense_index(pred_map, pred_ids), rows, cols)
+        if gt_map.size:
+            overlaps = compute_overlaps(gt_map, gt, pred_map, pred)
+            assert np.array_equal(overlaps.intersection, reference[1:-1, 1:-1])
+            assert np.array_equal(overlaps.pred_on_void, reference[0, 1:-1])
+            assert np.array_equal(overlaps.gt_on_void, reference[1:-1, 0])
+    assert len(pixel_runs(noise, noise)[0]) > RUNS_LIMIT * noise.size  # noise takes the per-pixel path
