@@ -374,7 +374,7 @@ class CocoPanoptic:
         self.json_path = Path(json_path)
         self.png_folder = Path(png_folder) if png_folder is not None else self.json_path.with_suffix("")
         self.image_folder = Path(image_folder) if image_folder is not None else _coco_image_folder(self.json_path)
-        data = _read_json(self.json_path)
+        data = read_json(self.json_path, ("images", "annotations", "categories"), "annotation file")
         try:
             self.categories = CategorySet.from_coco(data["categories"])
         except PanopticFormatError as err:
@@ -443,19 +443,21 @@ def _coco_image_folder(json_path: Path) -> Path | None:
     return None
 
 
-def _read_json(json_path: Path) -> dict:
-    if not json_path.is_file():
-        raise PanopticFormatError(f"{json_path}: annotation file not found")
+def read_json(path: PathLike, required: tuple[str, ...], what: str = "JSON file") -> dict:
+    """A JSON object with the ``required`` list fields; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise PanopticFormatError(f"{path}: {what} not found")
     try:
-        with open(json_path, encoding="utf-8") as file:
+        with open(path, encoding="utf-8") as file:
             data = json.load(file)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PanopticFormatError(f"{json_path}: not valid JSON ({err})") from None
+        raise PanopticFormatError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(data, dict):
-        raise PanopticFormatError(f"{json_path}: expected a JSON object with images, annotations and categories")
-    for key in ("images", "annotations", "categories"):
+        raise PanopticFormatError(f"{path}: expected a JSON object with the fields {list(required)}")
+    for key in required:
         if not isinstance(data.get(key), list):
-            raise PanopticFormatError(f"{json_path}: the field {key!r} is missing or not a list")
+            raise PanopticFormatError(f"{path}: the field {key!r} is missing or not a list")
     return data
 
 

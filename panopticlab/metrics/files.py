@@ -12,7 +12,6 @@ against its JSON record. ``area`` and ``bbox`` fields of the JSON are not read.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.categories import CategorySet
-from ..data.coco import png_decoder, read_panoptic_png
+from ..data.coco import png_decoder, read_json, read_panoptic_png
 from ..data.errors import PanopticFormatError
 from .overlap import SegmentTable
 
@@ -59,24 +58,6 @@ def reuse_freed_memory() -> None:
     """
     block = np.empty(16 << 20, np.uint8)  # never touched: costs one mmap and one munmap
     del block
-
-
-def read_json(path: PathLike, required: tuple[str, ...]) -> dict:
-    """A JSON object with the ``required`` list fields; errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise PanopticFormatError(f"{path}: JSON file not found")
-    try:
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PanopticFormatError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise PanopticFormatError(f"{path}: expected a JSON object with the fields {list(required)}")
-    for key in required:
-        if not isinstance(data.get(key), list):
-            raise PanopticFormatError(f"{path}: the field {key!r} is missing or not a list")
-    return data
 
 
 @dataclass(frozen=True)
