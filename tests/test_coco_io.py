@@ -12,10 +12,9 @@ from PIL import Image
 from conftest import random_panoptic
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data import PanopticFormatError, PanopticSegmentation, Sample, coco, id_to_rgb
+from panopticlab.data import png as png_module
 from panopticlab.data.coco import (
     CocoPanoptic,
-    _decode_with_libspng,
-    _decode_with_pillow,
     checked_with_statistics,
     coco_panoptic_paths,
     decode_panoptic_png,
@@ -165,9 +164,9 @@ def test_progress_bar(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------
-# PNG decoding: libspng and Pillow against panopticapi's reader, on every layout a PNG can take
+# PNG decoding: Wuffs, libspng and Pillow against panopticapi's reader, on every layout a PNG can take
 # ---------------------------------------------------------------------------------------
-DECODERS = [_decode_with_libspng, _decode_with_pillow]
+DECODERS = [decoder for decoder, _ in png_module.DECODERS.values()]  # all installed with the test dependencies
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -249,8 +248,17 @@ def test_decoders_give_panopticapis_ids_on_every_layout(name, data, ids):
     np.testing.assert_array_equal(decode_panoptic_png(data, "x.png"), ids)
 
 
-def test_libspng_is_the_decoder_in_use():
-    assert png_decoder() is _decode_with_libspng  # pyspng is installed with the test dependencies
+def test_the_fastest_decoder_is_in_use():
+    assert list(png_module.installed_decoders()) == ["wuffs", "libspng", "pillow"]  # the test dependencies
+    assert png_decoder() is png_module._decode_with_wuffs
+
+
+def test_decoders_agree_at_cityscapes_size():
+    rng = np.random.default_rng(0)
+    ids = np.kron(rng.integers(0, 2**24, size=(16, 32)), np.ones((64, 64), np.int64))  # 1024 x 2048, flat blocks
+    data = pillow_png(ids)
+    for decoder in DECODERS:
+        np.testing.assert_array_equal(decoder(data), ids, err_msg=decoder.__name__)
 
 
 def damaged(data: bytes, how: str) -> bytes:
@@ -287,7 +295,7 @@ def damaged(data: bytes, how: str) -> bytes:
 def test_damaged_png_is_refused_whichever_decoder_runs(monkeypatch, how, pattern, decoder):
     scene = street_scene().id_map
     data = damaged(pillow_png(scene, compress_level=0), how)
-    monkeypatch.setattr(coco, "png_decoder", lambda: decoder)
+    monkeypatch.setattr(png_module, "png_decoder", lambda: decoder)
     with pytest.raises(PanopticFormatError, match=rf"^broken\.png: .*{pattern}"):
         decode_panoptic_png(data, "broken.png")
 
@@ -295,7 +303,7 @@ def test_damaged_png_is_refused_whichever_decoder_runs(monkeypatch, how, pattern
 def test_libspng_alone_would_not_see_a_bad_crc():
     """Why the CRCs are checked before decoding: pyspng tells libspng to ignore them."""
     scene = street_scene().id_map
-    decoded = _decode_with_libspng(damaged(pillow_png(scene, compress_level=0), "bad CRC"))
+    decoded = png_module._decode_with_libspng(damaged(pillow_png(scene, compress_level=0), "bad CRC"))
     assert decoded.shape == scene.shape and not np.array_equal(decoded, scene)
 
 
