@@ -10,7 +10,7 @@ adaptive filters), which is how panopticapi and COCO's own files are written, an
 zlib level 1, which is how panopticlab writes them. Each candidate decodes every PNG
 to pixels (the library call alone) and is checked to give exactly the ids the map
 holds; the first row is panopticlab's whole path from bytes to (H, W) ids
-(:func:`~panopticlab.data.coco.decode_panoptic_png`: chunk and CRC checks, decoding,
+(:func:`~panopticlab.data.png.decode_panoptic_png`: chunk and CRC checks, decoding,
 ids). Candidates that are not installed are listed as such.
 
 Writing. ``--write-num`` images of the built-in dataset (``--write-size``, PNG images)
@@ -77,6 +77,19 @@ def candidates() -> dict[str, tuple[Callable, Callable] | str]:
         found[f"pyspng {pyspng.__version__} (libspng), RGB"] = (lambda data: pyspng.load(data, "RGB"), rgb_ids)
     except ImportError:
         found["pyspng (libspng)"] = "not installed (pip install pyspng)"
+    try:
+        import pywuffs
+        from pywuffs.aux import ImageDecoder, ImageDecoderConfig
+
+        for pixel_format in ("RGB", "RGBA_NONPREMUL"):
+            config = ImageDecoderConfig()
+            config.enabled_decoders = [pywuffs.ImageDecoderType.PNG]
+            config.pixel_format = getattr(pywuffs.PixelFormat, pixel_format)
+            found[f"pywuffs (Wuffs), {pixel_format}"] = (
+                lambda data, decoder=ImageDecoder(config): decoder.decode(data).pixbuf,
+                lambda pixels: rgb_ids(pixels[..., :3]))
+    except ImportError:
+        found["pywuffs (Wuffs)"] = "not installed (pip install pywuffs)"
     try:
         import imagecodecs
         found[f"imagecodecs {imagecodecs.__version__} png_decode (libpng)"] = (imagecodecs.png_decode, rgb_ids)

@@ -261,6 +261,19 @@ def test_decoders_agree_at_cityscapes_size():
         np.testing.assert_array_equal(decoder(data), ids, err_msg=decoder.__name__)
 
 
+def test_decoding_in_threads_gives_each_thread_its_own_ids():
+    """Wuffs decoders hold state while decoding: each thread must get its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(1)
+    maps = [np.kron(rng.integers(0, 2**24, size=(6, 8)), np.ones((20, 20), np.int64)) for _ in range(8)]
+    blobs = [pillow_png(m) for m in maps]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        decoded = list(pool.map(lambda data: decode_panoptic_png(data, "x.png"), blobs * 4))
+    for k, ids in enumerate(decoded):
+        np.testing.assert_array_equal(ids, maps[k % len(maps)])
+
+
 def damaged(data: bytes, how: str) -> bytes:
     """A copy of a one-IDAT PNG with one defect."""
     position = 8

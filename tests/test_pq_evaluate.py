@@ -74,6 +74,17 @@ def test_workers_and_merging_give_the_single_process_results(pairs, result_set):
     assert merged["num_images"] == NUM_IMAGES
 
 
+def test_workers_started_by_spawn_get_the_jobs_too(result_set, monkeypatch):
+    """macOS and Windows start workers by spawn: they inherit nothing, the initializer ships the jobs."""
+    import multiprocessing
+
+    from panopticlab.metrics import evaluate
+
+    monkeypatch.setattr(evaluate, "_pool_context", lambda: multiprocessing.get_context("spawn"))
+    single = evaluate_folders(**result_set, progress=False)
+    assert numbers_close(single, evaluate_folders(**result_set, workers=2, progress=False), 1e-12)
+
+
 def test_a_set_written_by_panopticlab_evaluates_as_panopticapi_evaluates_it(pairs, tmp_path):
     """write_predictions' PNGs (zlib level 1, written from uint32 words) for both sides, read by both evaluators."""
     from panopticapi.evaluation import pq_compute as reference

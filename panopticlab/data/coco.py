@@ -38,7 +38,7 @@ PathLike = str | os.PathLike
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 JPEG_QUALITY = 95
 # zlib level of the PNGs written here (Pillow's default is 6): level 1 writes the built-in
-# dataset's images about 5 times faster, in files no larger, and its label maps in files
+# dataset's images about 4 times faster, in files no larger, and its label maps in files
 # about 1.5 times larger that read faster (benchmarks/png_io.py)
 PNG_COMPRESS_LEVEL = 1
 
@@ -72,8 +72,9 @@ def write_panoptic_png(path: PathLike, id_map: np.ndarray, source: str | None = 
     """Write (H, W) non-negative integer ids below 256^3 as a COCO panoptic RGB PNG, atomically.
 
     Encoded at zlib level :data:`PNG_COMPRESS_LEVEL`: label maps are flat colours, which
-    level 1 encodes faster than Pillow's default (6) into files about 1.5 times larger
-    that decode about twice as fast (``benchmarks/png_io.py``).
+    level 1 encodes faster than Pillow's default (6), into files about 1.5 times larger
+    that libspng and Pillow decode about twice as fast (Wuffs decodes both alike;
+    ``benchmarks/png_io.py``).
 
     Args:
         path: destination file.

@@ -39,9 +39,19 @@ def evaluate_jobs(jobs: list[ImageJob], categories: CategorySet, iou_threshold: 
     return accumulator
 
 
-def _evaluate_chunk(arguments: tuple) -> PQAccumulator:
-    jobs, categories, iou_threshold = arguments
-    return evaluate_jobs(jobs, categories, iou_threshold)
+# what a worker process evaluates: set once per worker by the pool's initializer, which
+# costs nothing under fork (the worker inherits it) and one pickle per worker under spawn
+_worker_jobs: tuple | None = None
+
+
+def _start_worker(jobs: list[ImageJob], categories: CategorySet, iou_threshold: float) -> None:
+    global _worker_jobs
+    _worker_jobs = (jobs, categories, iou_threshold)
+
+
+def _evaluate_range(bounds: tuple[int, int]) -> PQAccumulator:
+    jobs, categories, iou_threshold = _worker_jobs
+    return evaluate_jobs(jobs[bounds[0]:bounds[1]], categories, iou_threshold)
 
 
 def _pool_context():
@@ -79,11 +89,12 @@ def evaluate_folders(gt_json: PathLike, pred_json: PathLike, gt_folder: PathLike
             return evaluate_jobs(jobs, categories, iou_threshold, bar).results()
         # a few chunks per worker balance the load; larger chunks cost less to ship
         chunk = max(1, min(64, math.ceil(len(jobs) / (4 * workers))))
-        chunks = [(jobs[k:k + chunk], categories, iou_threshold) for k in range(0, len(jobs), chunk)]
-        png_decoder()  # import torchvision here once, not in every forked worker
+        ranges = [(k, min(k + chunk, len(jobs))) for k in range(0, len(jobs), chunk)]
+        png_decoder()  # import the decoder's library here once, not in every forked worker
         total = PQAccumulator(categories, iou_threshold)
-        with _pool_context().Pool(processes=min(int(workers), len(chunks))) as pool:
-            for part in pool.imap(_evaluate_chunk, chunks):  # in order: the same sums on every run
+        with _pool_context().Pool(processes=min(int(workers), len(ranges)), initializer=_start_worker,
+                                  initargs=(jobs, categories, iou_threshold)) as pool:
+            for part in pool.imap(_evaluate_range, ranges):  # in order: the same sums on every run
                 total.merge(part)
                 bar.update(part.num_images)
         return total.results()

@@ -4,8 +4,8 @@ The evaluator reads the same inputs as panopticapi's ``pq_compute``: a ground-tr
 JSON (``annotations`` and ``categories``), a prediction JSON (``annotations``) and a
 folder of RGB PNGs for each (default: the JSON path without ``.json``). Reading is
 kept lean because it dominates the evaluation time: PNGs are decoded by
-:func:`~panopticlab.data.coco.decode_panoptic_png` (libspng through ``pyspng`` when it
-is installed, else Pillow) straight into 32-bit ids, and segment areas come from the
+:func:`~panopticlab.data.png.decode_panoptic_png` (Wuffs or libspng when installed,
+else Pillow) straight into 32-bit ids, and segment areas come from the
 joint histogram (:mod:`~panopticlab.metrics.overlap`), which also checks each PNG
 against its JSON record. ``area`` and ``bbox`` fields of the JSON are not read.
 """
@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data.categories import CategorySet
-from ..data.coco import png_decoder, read_json, read_panoptic_png
+from ..data.coco import read_json, read_panoptic_png
 from ..data.errors import PanopticFormatError
+from ..data.png import png_decoder
 from .overlap import SegmentTable
 
 __all__ = ["ImageJob", "load_result_set", "png_decoder", "read_id_png", "read_json", "reuse_freed_memory"]
