@@ -294,6 +294,12 @@ def damaged(data: bytes, how: str) -> bytes:
         return data[:start + length // 2]
     if how == "IDAT before IHDR":
         return data[:8] + data[position:end + 4] + data[8:position] + data[end + 4:]
+    if how == "header claims 60000 x 60000 pixels":  # a few bytes that would inflate to 10 GB of pixels
+        header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+        return data[:8] + png_chunk(b"IHDR", header) + data[8 + 25:]
+    if how == "header claims 0 pixels":
+        header = struct.pack(">IIBBBBB", 0, 7, 8, 2, 0, 0, 0)
+        return data[:8] + png_chunk(b"IHDR", header) + data[8 + 25:]
     raise AssertionError(how)
 
 
@@ -303,6 +309,9 @@ def damaged(data: bytes, how: str) -> bytes:
     ("no IEND", r"before its IEND chunk"),
     ("cut inside a chunk", r"b'IDAT' chunk at byte \d+ runs past the end"),
     ("IDAT before IHDR", r"not a 13-byte IHDR"),
+    ("header claims 60000 x 60000 pixels", r"its header claims 60000 x 60000 pixels \(W x H\), more than the \d+ "
+                                           r"that PIL.Image.MAX_IMAGE_PIXELS allows"),
+    ("header claims 0 pixels", r"its header gives it 0 x 7 pixels"),
 ])
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_damaged_png_is_refused_whichever_decoder_runs(monkeypatch, how, pattern, decoder):

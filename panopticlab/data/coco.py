@@ -102,7 +102,7 @@ def read_image(path: PathLike) -> np.ndarray:
         with Image.open(path) as image:
             image.load()  # decode now, so a truncated file fails here and not later
             return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
         raise PanopticFormatError(f"{path}: cannot decode the image; the file is truncated or corrupt "
                                   f"({type(err).__name__}: {err})") from None
 

@@ -32,7 +32,7 @@ __all__ = ["decode_panoptic_png", "png_decoder", "DECODERS"]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _RGB = 2  # PNG colour type of truecolour without alpha
 _COLOUR_TYPE_NAMES = {0: "grey", 2: "RGB", 3: "palette", 4: "grey + alpha", 6: "RGBA"}
-_DECODE_ERRORS = (RuntimeError, OSError, ValueError, SyntaxError, EOFError)
+_DECODE_ERRORS = (RuntimeError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
 def decode_panoptic_png(data: bytes, source: str = "panoptic PNG") -> np.ndarray:
@@ -89,6 +89,16 @@ def _check_header(kind: bytes, header: memoryview, source: str) -> None:
     if kind != b"IHDR" or len(header) != 13:
         raise PanopticFormatError(f"{source}: cannot decode the panoptic PNG; the file is truncated or corrupt "
                                   f"(it starts with a {kind!r} chunk of {len(header)} bytes, not a 13-byte IHDR)")
+    width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    if width == 0 or height == 0:
+        raise PanopticFormatError(f"{source}: cannot decode the panoptic PNG; its header gives it {width} x {height} "
+                                  f"pixels (W x H)")
+    # a few corrupt or hostile header bytes must not make a decoder allocate gigabytes
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise PanopticFormatError(f"{source}: its header claims {width} x {height} pixels (W x H), more than the "
+                                  f"{limit} that PIL.Image.MAX_IMAGE_PIXELS allows; raise that limit if the file "
+                                  f"is genuine")
     bit_depth, colour_type = header[8], header[9]
     if (bit_depth, colour_type) != (8, _RGB):
         kind_name = _COLOUR_TYPE_NAMES.get(colour_type, "unknown")
