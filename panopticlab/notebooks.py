@@ -83,8 +83,9 @@ def execute_notebook(notebook, profile: str, cwd: str | os.PathLike, timeout: in
     os.environ["PANOPTICLAB_PROFILE"] = profile
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     try:
+        # the kernel talks to us over local TCP; its log line warning about that is noise here
         client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(cwd)}})
+                                resources={"metadata": {"path": str(cwd)}}, extra_arguments=["--log-level=ERROR"])
         client.execute()
     finally:
         if env_before is None:
