@@ -136,6 +136,22 @@ def test_cli_prints_and_writes_json(result_set, tmp_path, capsys):
     assert written["by_size"]["small"]["Stuff"]["n"] == expected["by_size"]["small"]["Stuff"]["n"]
 
 
+def test_cli_uses_every_available_cpu_unless_told(result_set, monkeypatch, capsys):
+    from panopticlab.metrics import cli
+
+    used = []
+    real = cli.evaluate_folders
+    monkeypatch.setattr(cli, "evaluate_folders", lambda *a, workers, **k: used.append(workers) or real(*a, workers=workers, **k))
+    monkeypatch.setattr(cli, "available_cpus", lambda: 3)
+    parser = add_evaluate_arguments(argparse.ArgumentParser())
+    paths = ["--gt-json", str(result_set["gt_json"]), "--pred-json", str(result_set["pred_json"]), "--no-progress"]
+    assert run_evaluate(parser.parse_args(paths)) == 0
+    assert run_evaluate(parser.parse_args(paths + ["--workers", "1"])) == 0
+    assert run_evaluate(parser.parse_args(paths + ["--workers", "0"])) == 1
+    assert used == [3, 1, 0]
+    assert "workers must be at least 1, got 0" in capsys.readouterr().err
+
+
 def test_cli_reports_bad_input_and_keeps_the_previous_output(result_set, tmp_path, capsys):
     output = tmp_path / "results.json"
     output.write_text('{"previous": true}')

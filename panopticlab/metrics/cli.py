@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from ..data.errors import PanopticFormatError
-from .evaluate import evaluate_folders
+from .evaluate import available_cpus, evaluate_folders
 from .matching import MATCH_IOU
 from .report import format_by_size, format_per_class, format_pq_dagger, format_table, save_results
 
@@ -27,7 +27,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, required: bool = Tru
     parser.add_argument("--gt-folder", default=None, help="ground-truth PNG folder (default: GT_JSON without .json)")
     parser.add_argument("--pred-json", required=required, help="predictions JSON")
     parser.add_argument("--pred-folder", default=None, help="prediction PNG folder (default: PRED_JSON without .json)")
-    parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes (default: one per CPU this process may use, as panopticapi and hotcoco do)")
     parser.add_argument("--output", default=None, help="write the full results to this JSON file")
     parser.add_argument("--iou-threshold", type=float, default=MATCH_IOU,
                         help="match when IoU is above this (default 0.5, COCO's; the matching is unique from 0.5 up)")
@@ -44,7 +45,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 1
     try:
         results = evaluate_folders(args.gt_json, args.pred_json, args.gt_folder, args.pred_folder,
-                                   workers=args.workers, iou_threshold=args.iou_threshold,
+                                   workers=available_cpus() if args.workers is None else args.workers,
+                                   iou_threshold=args.iou_threshold,
                                    progress=not args.no_progress)
     except (PanopticFormatError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

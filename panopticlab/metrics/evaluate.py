@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import sys
 from typing import Iterable
 
@@ -52,6 +53,13 @@ def _start_worker(jobs: list[ImageJob], categories: CategorySet, iou_threshold: 
 def _evaluate_range(bounds: tuple[int, int]) -> PQAccumulator:
     jobs, categories, iou_threshold = _worker_jobs
     return evaluate_jobs(jobs[bounds[0]:bounds[1]], categories, iou_threshold)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _pool_context():
