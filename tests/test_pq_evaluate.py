@@ -186,6 +186,14 @@ def test_png_reading_agrees_with_the_coco_reader_pillow_and_panopticapi(result_s
             assert np.array_equal(ids, rgb2id(np.array(image, dtype=np.uint32)))
 
 
+@pytest.mark.parametrize("name", ["libspng", "pillow"])
+def test_the_slower_decoders_give_the_same_evaluation(result_set, monkeypatch, name):
+    """Where Wuffs has no wheel (macOS, Windows) the evaluator falls back; its numbers must not move."""
+    expected = evaluate_folders(**result_set, progress=False)
+    monkeypatch.setattr(png_module, "png_decoder", lambda: png_module.DECODERS[name][0])
+    assert numbers_close(expected, evaluate_folders(**result_set, progress=False), 0.0)
+
+
 # --- errors ------------------------------------------------------------------------------
 def edit_json(path, edit):
     data = json.loads(path.read_text())
