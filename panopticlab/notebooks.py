@@ -74,24 +74,28 @@ class ExecutionReport:
 def execute_notebook(notebook, profile: str, cwd: str | os.PathLike, timeout: int = 1800):
     """Execute ``notebook`` in place with ``PANOPTICLAB_PROFILE=profile``; stop at the first error.
 
+    The kernel draws with matplotlib's inline backend whatever ``MPLBACKEND`` says here
+    (scripts and tests set ``Agg``), so that every figure is kept in the executed notebook.
+
     Raises:
         nbclient.exceptions.CellExecutionError: naming the failing cell and its traceback.
     """
     from nbclient import NotebookClient
 
-    env_before = os.environ.get("PANOPTICLAB_PROFILE")
-    os.environ["PANOPTICLAB_PROFILE"] = profile
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    kernel_environment = {"PANOPTICLAB_PROFILE": profile, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    before = {name: os.environ.get(name) for name in kernel_environment}
+    os.environ.update(kernel_environment)  # the kernel inherits this process's environment
     try:
         # the kernel talks to us over local TCP; its log line warning about that is noise here
         client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(cwd)}}, extra_arguments=["--log-level=ERROR"])
         client.execute()
     finally:
-        if env_before is None:
-            os.environ.pop("PANOPTICLAB_PROFILE", None)
-        else:
-            os.environ["PANOPTICLAB_PROFILE"] = env_before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return notebook
 
 

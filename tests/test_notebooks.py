@@ -109,4 +109,9 @@ def test_strip_solutions_keeps_indentation():
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_chapter_runs_in_ci_profile(path, tmp_path):
     """Execute the chapter top to bottom; its assertion cells carry the correctness checks."""
-    execute_notebook(load_chapter(path), profile="ci", cwd=tmp_path, timeout=CELL_TIMEOUT_SECONDS)
+    notebook = execute_notebook(load_chapter(path), profile="ci", cwd=tmp_path, timeout=CELL_TIMEOUT_SECONDS)
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    figures = sum("image/png" in o.get("data", {}) for o in outputs)
+    assert figures >= 3, f"{path.name}: {figures} figures kept in the executed notebook; a chapter shows its results"
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    assert not errors
