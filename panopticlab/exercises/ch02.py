@@ -10,7 +10,7 @@ from ..data.synthetic import render_scene, second_annotation
 from ..metrics import Outcome, match_segments
 from .checking import ExerciseError, call, passed
 
-BOX, SKY = 2, 11
+DISC, BOX, SKY = 1, 2, 11
 
 
 def rq_case() -> tuple[PanopticSegmentation, PanopticSegmentation]:
@@ -46,9 +46,12 @@ def check_rq_by_hand(tp: int, fp: int, fn: int, rq: float) -> bool:
     want_fn = int(np.sum(matching.gt_outcome[boxes_gt] == Outcome.FN))
     want_fp = int(np.sum(matching.pred_outcome[boxes_pred] == Outcome.FP))
     ignored = int(np.sum(matching.pred_outcome[boxes_pred] == Outcome.IGNORED))
-    if tp != want_tp:
-        raise ExerciseError(f"Exercise 2.1: TP = {tp} is not right. A match needs IoU > 0.5; a box shifted by "
+    if tp > want_tp:
+        raise ExerciseError(f"Exercise 2.1: TP = {tp} is too many. A match needs IoU > 0.5; a box shifted by "
                             f"half its size overlaps its ground truth with IoU well below 0.5.")
+    if tp < want_tp:
+        raise ExerciseError(f"Exercise 2.1: TP = {tp} is too few. A box one pixel off its ground truth still "
+                            f"overlaps it with IoU far above 0.5, and that is a match.")
     if fp == want_fp + ignored:
         raise ExerciseError("Exercise 2.1: one of your false positives lies mostly on void: an unmatched "
                             "prediction with more than half of its pixels on void (or crowd) is ignored.")
@@ -68,8 +71,35 @@ def _scene_pairs(num: int = 4, size: int = 64):
         yield index, sample.panoptic, second_annotation(index, size=size, seed=202, split="val")
 
 
+def _rule_cases():
+    """(name, gt, pred, hint) cases, each built so that one common mistake matches a pair it must not."""
+    # same pixels, other category: an IoU of 1 that is still no match
+    gt = np.full((8, 8), 2, np.int32)
+    gt[:, :4] = 1
+    pred = gt.copy()
+    yield ("a box predicted as a disc", PanopticSegmentation.from_id_map(gt, {1: BOX, 2: SKY}),
+           PanopticSegmentation.from_id_map(pred, {1: DISC, 2: SKY}), "Only segments of the same category can match.")
+    # IoU exactly 0.5: a 4 x 4 box against the 2 x 4 upper half of it
+    gt = np.full((8, 8), 2, np.int32)
+    gt[2:6, 2:6] = 1
+    pred = np.full((8, 8), 2, np.int32)
+    pred[2:4, 2:6] = 1
+    yield ("a box with IoU exactly 0.5", PanopticSegmentation.from_id_map(gt, {1: BOX, 2: SKY}),
+           PanopticSegmentation.from_id_map(pred, {1: BOX, 2: SKY}),
+           "A match needs IoU strictly above 0.5: 8 / 16 = 0.5 is not one.")
+
+
 def check_matching(fn) -> bool:
     """Exercise 2.2: ``fn(gt, pred)`` -> set of matched ``(gt_id, pred_id)`` pairs at IoU > 0.5."""
+    for name, gt, pred, hint in _rule_cases():
+        matching = match_segments(gt, pred)
+        expected = set(zip(matching.gt.ids[matching.matched_gt].tolist(),
+                           matching.pred.ids[matching.matched_pred].tolist()))
+        got = {(int(g), int(p)) for g, p in call("2.2", fn, gt, pred)}
+        if got != expected:
+            missing, extra = sorted(expected - got), sorted(got - expected)
+            raise ExerciseError(f"Exercise 2.2: on {name}: missing matches {missing}, wrong matches {extra}."
+                                + (f" {hint}" if extra else ""))
     for index, gt, pred in _scene_pairs():
         matching = match_segments(gt, pred)
         expected = set(zip(matching.gt.ids[matching.matched_gt].tolist(),
@@ -107,6 +137,9 @@ def check_pq_from_counts(fn) -> bool:
         except ZeroDivisionError:
             raise ExerciseError("Exercise 2.3: division by zero with TP = 0: define SQ = 0 when there is no "
                                 "match.") from None
+        if len(got) == 3 and any(math.isnan(v) for v in got):
+            raise ExerciseError(f"Exercise 2.3: TP={tp}, FP={fp}, FN={fn_}: got {got}. With no match SQ is "
+                                f"undefined; report it, and so PQ, as 0 (panopticapi's convention).")
         if len(got) != 3 or not all(math.isclose(a, b, abs_tol=1e-9) for a, b in zip(got, want)):
             raise ExerciseError(f"Exercise 2.3: TP={tp}, FP={fp}, FN={fn_}, sum of IoUs {iou_sum}: expected "
                                 f"(PQ, SQ, RQ) = {tuple(round(v, 4) for v in want)}, got {got}.")
