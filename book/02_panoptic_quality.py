@@ -306,8 +306,8 @@ for category in CATEGORIES:
     if entry["tp"] + entry["fp"] + entry["fn"] == 0:
         continue
     ax.scatter(entry["rq"], entry["sq"], color=np.array(category.color) / 255, s=60,
-               marker="o" if category.isthing else "s", edgecolor="k")
-    ax.annotate(category.name, (entry["rq"], entry["sq"]), textcoords="offset points", xytext=(5, 3), fontsize=8)
+               marker="o" if category.isthing else "s", edgecolor="k", label=category.name)
+ax.legend(loc="lower right", fontsize=8, ncol=2)
 ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
 ax.set(xlabel="RQ (recognition)", ylabel="SQ (segmentation)", xlim=(0.4, 1.02), ylim=(0.4, 1.02),
        title="per category: circles things, squares stuff")

@@ -25,6 +25,11 @@ OUTCOME_STYLE = {
 }
 
 
+# errors on segments smaller than this (pixels, or this fraction of the image) get a ring around them
+TINY_AREA = 40
+TINY_FRACTION = 0.002
+
+
 def outcome_colors(ids: np.ndarray, outcomes: np.ndarray, pale: np.ndarray | None = None
                    ) -> dict[int, tuple[int, int, int]]:
     """Segment id -> the colour of its outcome; segments flagged in ``pale`` get a lighter shade."""
@@ -35,7 +40,8 @@ def outcome_colors(ids: np.ndarray, outcomes: np.ndarray, pale: np.ndarray | Non
 
 def draw_outcomes(ax, image, pan: PanopticSegmentation, ids: np.ndarray, outcomes: np.ndarray, iou: np.ndarray,
                   categories: CategorySet, title: str, alpha: float = 0.6, fontsize: float = 7) -> None:
-    """One panel: segments filled with their outcome colour (stuff paler), IoU written on matches."""
+    """One panel: segments filled with their outcome colour (stuff paler), IoU written on matches,
+    and a ring in the outcome colour around each false positive or negative too small to see."""
     base = as_image(image, pan.shape) if image is not None else np.full((*pan.shape, 3), 255, np.uint8)
     # stuff in pale shades, so the things' outcomes stand out
     stuff = np.array([not categories.isthing(pan.segment(int(i)).category_id) for i in ids], bool)
@@ -44,9 +50,16 @@ def draw_outcomes(ax, image, pan: PanopticSegmentation, ids: np.ndarray, outcome
     picture[segment_boundaries(pan.id_map)] = 255
     ax.imshow(picture, interpolation="nearest")
     points = representative_points(pan.id_map, [int(i) for i in ids])
+    areas = np.bincount(pan.id_map.ravel(), minlength=int(ids.max(initial=0)) + 1) if len(ids) else np.zeros(1)
+    tiny = max(TINY_AREA, TINY_FRACTION * pan.id_map.size)
     for seg_id, outcome, value in zip(ids.tolist(), outcomes.tolist(), iou.tolist()):
         if seg_id in points and outcome == 0:
             write_label(ax, points[seg_id], f"{value:.2f}", OUTCOME_STYLE[0][1], fontsize=fontsize)
+        elif seg_id in points and outcome in (1, 2) and areas[seg_id] < tiny:
+            # a few pixels hide under the white boundaries: ring the error so it can be found
+            row, col = points[seg_id]
+            ax.scatter([col], [row], s=90, facecolors="none", edgecolors=np.array(OUTCOME_STYLE[outcome][1]) / 255,
+                       linewidths=1.8)
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
