@@ -369,7 +369,7 @@ def rgb_to_id(rgb):
     # END SOLUTION
 
 
-ch01.check_rgb_to_id(rgb_to_id)
+ch01.check_rgb_to_id(rgb_to_id);
 
 # %% [markdown]
 # **Exercise 1.2 — the semantic segmentation inside a panoptic one.** Write
@@ -387,7 +387,7 @@ def semantic_from_panoptic(pan, categories):
     # END SOLUTION
 
 
-ch01.check_semantic_from_panoptic(semantic_from_panoptic)
+ch01.check_semantic_from_panoptic(semantic_from_panoptic);
 
 # %% [markdown]
 # **Exercise 1.3 — count the things.** Write `count_instances(pan, categories)` that
@@ -406,7 +406,7 @@ def count_instances(pan, categories):
     # END SOLUTION
 
 
-ch01.check_count_instances(count_instances)
+ch01.check_count_instances(count_instances);
 
 # %% [markdown]
 # **Exercise 1.4 — connected components.** Write `count_regions(semantic, category_id)`

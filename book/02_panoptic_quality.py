@@ -380,7 +380,7 @@ plt.show()
 tp, fp, fn = 3, 2, 2   # 3 boxes found; the shifted box is a FP and a FN; the extra box a FP; the missed box a FN;
 rq = tp / (tp + fp / 2 + fn / 2)   # the box on the void strip is ignored
 # END SOLUTION
-ch02.check_rq_by_hand(tp, fp, fn, rq)
+ch02.check_rq_by_hand(tp, fp, fn, rq);
 
 # %% [markdown]
 # **Exercise 2.2 — matching.** Write `match(gt, pred)` returning the set of matched
@@ -410,7 +410,7 @@ def match(gt, pred):
     # END SOLUTION
 
 
-ch02.check_matching(match)
+ch02.check_matching(match);
 
 # %% [markdown]
 # **Exercise 2.3 — from counts to PQ.** Write `pq_from_counts(tp, fp, fn, iou_sum)`
@@ -427,7 +427,7 @@ def pq_from_counts(tp, fp, fn, iou_sum):
     # END SOLUTION
 
 
-ch02.check_pq_from_counts(pq_from_counts)
+ch02.check_pq_from_counts(pq_from_counts);
 
 # %% [markdown]
 # ## Summary

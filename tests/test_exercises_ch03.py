@@ -60,3 +60,15 @@ def test_connected_component_instances_merge_touching_objects():
     assert len(merged.segments) == 3
     empty = connected_component_instances(np.full((3, 3), 11), CATS)
     assert empty[0].shape == (0, 3, 3)
+
+
+def test_best_threshold_checker():
+    def fake_score(score_threshold):  # PQ peaks at 0.3
+        return {"All": {"pq": 0.6 - (score_threshold - 0.3) ** 2}}
+
+    assert ch03.check_best_threshold(0.3, fake_score)
+    assert ch03.check_best_threshold(np.float64(0.30000000000000004), fake_score)
+    with pytest.raises(ExerciseError, match="threshold 0.5 gives PQ 56.00, but 0.3 gives 60.00"):
+        ch03.check_best_threshold(0.5, fake_score)
+    with pytest.raises(ExerciseError, match="not one of the candidates"):
+        ch03.check_best_threshold(0.35, fake_score)

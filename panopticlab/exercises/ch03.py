@@ -81,3 +81,25 @@ def check_fill_stuff(fn) -> bool:
                 raise ExerciseError(f"Exercise 3.2: scene {index}, limit {limit}, pixel (y={y}, x={x}): expected "
                                     f"{want}, got {have}.{hint}")
     return passed("3.2", "Stuff fills what the instances left, if enough of it remains.")
+
+
+SCORE_THRESHOLDS = tuple(round(0.1 * k, 1) for k in range(1, 10))
+
+
+def check_best_threshold(threshold: float, score) -> bool:
+    """Exercise 3.3: ``threshold`` maximises ``score(score_threshold=t)["All"]["pq"]`` over 0.1, 0.2, ..., 0.9.
+
+    ``score`` is the chapter's function (merge options in, evaluation results out); every
+    candidate is scored again here, so the check holds in any profile.
+    """
+    pq = {t: score(score_threshold=t)["All"]["pq"] for t in SCORE_THRESHOLDS}
+    chosen = round(float(threshold), 1)
+    if chosen not in pq or abs(chosen - float(threshold)) > 1e-9:
+        raise ExerciseError(f"Exercise 3.3: {threshold} is not one of the candidates {list(SCORE_THRESHOLDS)}.")
+    best = max(pq.values())
+    if pq[chosen] < best - 1e-12:
+        winner = next(t for t in SCORE_THRESHOLDS if pq[t] >= best - 1e-12)
+        raise ExerciseError(f"Exercise 3.3: score threshold {chosen} gives PQ {100 * pq[chosen]:.2f}, but {winner} "
+                            f"gives {100 * best:.2f}. Score every candidate and keep the best.")
+    return passed("3.3", f"{chosen} gives the highest PQ, {100 * best:.2f}"
+                         + (" - the published default." if chosen == 0.5 else ", not the published 0.5."))
