@@ -243,6 +243,8 @@ _ = prediction.panoptic.validate(CATEGORIES, check_statistics=True)
 # * **instance only**: no semantic map, so every stuff pixel is void.
 
 # %%
+# 4096 px were chosen for COCO images of about 640 x 480; this book keeps the same
+# fraction of the image for smaller ones (its own convention): about 218 px at 128 x 128
 stuff_limit = scaled_stuff_area(4096, EVAL_SIZE * EVAL_SIZE)
 
 
@@ -360,6 +362,8 @@ ch03.check_claim_pixels(claim_pixels);
 # stuff_area_limit)`: every pixel that no instance owns and that the semantic map calls
 # a *stuff* category gets that category, provided the category keeps at least
 # `stuff_area_limit` such free pixels in the image; everything else is 255.
+# (`categories.stuff_ids` lists the stuff category ids, `categories.isthing(id)` tells
+# one id's kind; `owner` is the map of exercise 3.1.)
 
 # %%
 def fill_stuff(owner, semantic, categories, stuff_area_limit):
