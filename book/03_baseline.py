@@ -182,6 +182,12 @@ for ax in axes:
 plt.show()
 
 # %% [markdown]
+# Compare the two pictures with the image. The semantic map knows where stuff is, but
+# it has no notion of objects: touching things of one class run together, and a small
+# network sometimes paints one object with two thing classes. The detector separates
+# objects, but it can miss small ones and return overlapping masks, or a second, weaker
+# mask for an object it already found. The merge has to reconcile the two.
+#
 # ## The merge, step by step
 #
 # `postprocess.heuristic_merge` is a pure function (arrays in, panoptic segmentation
