@@ -38,6 +38,11 @@ def test_claim_checker():
         ch03.check_claim_pixels(lambda m, s, st, ot: claim(m, s, st, 1.0))
     with pytest.raises(ExerciseError, match="below the score threshold"):
         ch03.check_claim_pixels(lambda m, s, st, ot: claim(m, s, 0.0, ot))
+    with pytest.raises(ExerciseError, match="score threshold 0.3.*passes the threshold 0.3"):
+        ch03.check_claim_pixels(lambda m, s, st, ot: claim(m, s, 0.5, ot))  # the threshold hard-coded
+    with pytest.raises(ExerciseError, match="with tied scores.*the one listed first claims first"):
+        # ties broken against input order; distinct scores still in the right order
+        ch03.check_claim_pixels(lambda m, s, st, ot: claim(m, s, st, ot, order=np.lexsort((-np.arange(len(s)), -s))))
 
 
 def test_fill_checker():

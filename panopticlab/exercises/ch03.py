@@ -23,33 +23,51 @@ def merge_cases(num: int = 5, size: int = 64):
         yield index, pan.category_map(void=255), masks, scores, category_ids
 
 
+def tie_case(size: int = 16):
+    """Two overlapping boxes with equal scores: the one listed first must claim first."""
+    masks = np.zeros((2, size, size), bool)
+    masks[0, 2:10, 2:10] = True
+    masks[1, 5:13, 5:13] = True
+    category_map = np.full((size, size), 11)
+    return "with tied scores", category_map, masks, np.array([0.8, 0.8]), np.array([2, 2])
+
+
 def check_claim_pixels(fn) -> bool:
     """Exercise 3.1: ``fn(masks, scores, score_threshold, overlap_threshold)`` -> (H, W) owner map.
 
     The owner map holds, for each pixel, the input index of the instance that keeps it,
     and -1 where no instance does.
     """
-    for overlap_threshold in (0.5, 0.2):
-        for index, semantic, masks, scores, category_ids in merge_cases():
+    cases = [(f"scene {index}", *rest) for index, *rest in merge_cases()] + [tie_case()]
+    for score_threshold, overlap_threshold in ((0.5, 0.5), (0.5, 0.2), (0.3, 0.5)):
+        for name, semantic, masks, scores, category_ids in cases:
             expected = heuristic_merge(None, masks, scores, category_ids, SYNTHETIC_CATEGORIES,
-                                       overlap_threshold=overlap_threshold).steps.owner
-            got = np.asarray(call("3.1", fn, masks.copy(), scores.copy(), 0.5, overlap_threshold))
+                                       score_threshold=score_threshold, overlap_threshold=overlap_threshold).steps.owner
+            got = np.asarray(call("3.1", fn, masks.copy(), scores.copy(), score_threshold, overlap_threshold))
             if got.shape != expected.shape:
                 raise ExerciseError(f"Exercise 3.1: expected an (H, W) = {expected.shape} owner map, got {got.shape}.")
             if not np.array_equal(got, expected):
                 y, x = np.argwhere(got != expected)[0]
                 want, have = int(expected[y, x]), int(got[y, x])
                 hint = ""
-                if want >= 0 and have >= 0:
+                if want >= 0 and have >= 0 and scores[want] == scores[have]:
+                    hint = (f" Instances {want} and {have} have the same score: the one listed first claims first "
+                            f"(a stable sort keeps input order).")
+                elif want >= 0 and have >= 0:
                     hint = (f" Instance {want} has score {scores[want]:.2f}, instance {have} {scores[have]:.2f}: "
                             f"the more confident one claims first.")
-                elif have >= 0 and scores[have] < 0.5:
-                    hint = f" Instance {have} has score {scores[have]:.2f}, below the score threshold."
+                elif have >= 0 and scores[have] < score_threshold:
+                    hint = f" Instance {have} has score {scores[have]:.2f}, below the score threshold {score_threshold}."
                 elif have >= 0:
                     hint = (f" Instance {have} should have been dropped: more than {overlap_threshold} of its "
                             f"pixels were already taken.")
-                raise ExerciseError(f"Exercise 3.1: scene {index}, overlap threshold {overlap_threshold}, pixel "
-                                    f"(y={y}, x={x}): expected owner {want}, got {have}.{hint}")
+                else:
+                    hint = (f" Instance {want} keeps its free pixels: its score {scores[want]:.2f} passes the "
+                            f"threshold {score_threshold}, and only *more* than {overlap_threshold} of it taken "
+                            f"drops it.")
+                raise ExerciseError(f"Exercise 3.1: {name}, score threshold {score_threshold}, overlap threshold "
+                                    f"{overlap_threshold}, pixel (y={y}, x={x}): expected owner {want}, got {have}."
+                                    f"{hint}")
     return passed("3.1", "Most confident first; overlaps go to the earlier instance; heavily covered ones drop.")
 
 
