@@ -191,7 +191,8 @@ assert counts["ignored_pred"] == 2 and counts["ignored_gt"] >= 1
 #
 # `metrics.PQAccumulator` keeps only per-category sums, so it streams over any number
 # of images (and merges across processes). `metrics.evaluate_pairs` runs it over
-# (ground truth, prediction) pairs in memory:
+# (ground truth, prediction) pairs in memory. Its tables print percentages, the
+# results it returns hold fractions; `N` is the number of categories in each average:
 
 # %%
 results = metrics.evaluate_pairs(((g.panoptic, p) for g, p in zip(ground_truth, second)), CATEGORIES)
@@ -372,7 +373,10 @@ assert results["pq_dagger"]["Things"]["pq"] == results["Things"]["pq"]
 case_gt, case_pred = ch02.rq_case()
 fig, axes = plt.subplots(1, 2, figsize=(9, 2.6), layout="constrained")
 viz.draw_panoptic(axes[0], None, case_gt, CATEGORIES, ids="segment", title="ground truth (black = void)")
-viz.draw_panoptic(axes[1], None, case_pred, CATEGORIES, ids="segment", title="prediction")
+viz.draw_panoptic(axes[1], None, case_pred, CATEGORIES, ids="segment",
+                  title="prediction (shaded: void in the ground truth)")
+void_rows = np.flatnonzero((case_gt.id_map == 0).all(axis=1))
+axes[1].axhspan(void_rows[0] - 0.5, void_rows[-1] + 0.5, color="k", alpha=0.35)
 plt.show()
 
 # %%

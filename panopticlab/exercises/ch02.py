@@ -29,8 +29,8 @@ def rq_case() -> tuple[PanopticSegmentation, PanopticSegmentation]:
     for k, (y, x) in enumerate(boxes[:3], start=2):          # three found, one pixel off
         pred[y + 1:y + 13, x:x + 12] = k
     pred[4 + 6:4 + 18, 64 + 6:64 + 18] = 5                 # the fourth, shifted by half its size
-    pred[24:36, 40:52] = 6                                 # a box that is not there
-    pred[41:48, 70:82] = 7                                 # a box mostly on the void strip
+    pred[24:36, 40:52] = 8                                 # a box that is not there
+    pred[41:48, 70:82] = 9                                 # a box mostly on the void strip
     categories_of = lambda ids: {int(i): (SKY if i == 1 else BOX) for i in np.unique(ids) if i}  # noqa: E731
     return (PanopticSegmentation.from_id_map(gt, categories_of(gt)),
             PanopticSegmentation.from_id_map(pred, categories_of(pred)))
