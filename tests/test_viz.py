@@ -435,7 +435,7 @@ def test_show_matching_colours_each_outcome(tmp_path):
     gt, pred = rq_case()
     matching = match_segments(gt, pred)
     colors = outcome_colors(matching.pred.ids, matching.pred_outcome)
-    assert colors[7] == OUTCOME_STYLE[3][1] and colors[6] == OUTCOME_STYLE[1][1] and colors[2] == OUTCOME_STYLE[0][1]
+    assert colors[9] == OUTCOME_STYLE[3][1] and colors[8] == OUTCOME_STYLE[1][1] and colors[2] == OUTCOME_STYLE[0][1]
     fig = show_matching(None, gt, pred, matching, CATS)
     assert len(fig.axes) == 2
     assert "3 TP" not in fig.axes[0].get_title() and "4 TP, 2 FN" in fig.axes[0].get_title()
