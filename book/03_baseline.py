@@ -45,6 +45,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from scipy import ndimage
 
 import panopticlab
 from panopticlab import checkpoints, data, metrics, viz
@@ -179,6 +180,7 @@ for box, score in zip(detections["boxes"][keep], detections["scores"][keep]):
 axes[2].set_title(f"Mask R-CNN: {int(keep.sum())} detections with score >= 0.5")
 for ax in axes:
     ax.set(xticks=[], yticks=[])
+fig.legend(handles=viz.legend_handles(CATEGORIES), loc="outside lower center", ncols=5, frameon=False, fontsize="small")
 plt.show()
 
 # %% [markdown]
@@ -216,7 +218,17 @@ for step in steps.stuff:
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.8), layout="constrained")
 axes[0].imshow(viz.overlay_masks(sample.image, prediction.detections["masks"][steps.order, 0].numpy() >= 0.5,
                                  [CATEGORIES[int(prediction.detections["category_ids"][i])].color for i in steps.order]))
-axes[0].set_title("instances above the score threshold")
+# number each instance by its visiting order, at the pixel deepest inside its mask
+# (moved down a little where a duplicate mask would put two numbers on one spot)
+placed = []
+for rank, index in enumerate(steps.order):
+    depth = ndimage.distance_transform_edt(prediction.detections["masks"][index, 0].numpy() >= 0.5)
+    row, col = np.unravel_index(np.argmax(depth), depth.shape)
+    while any(abs(row - r) < 5 and abs(col - c) < 8 for r, c in placed):
+        row += 6
+    placed.append((row, col))
+    axes[0].text(col, row, str(rank), ha="center", va="center", fontsize=8, color="w", fontweight="bold")
+axes[0].set_title("instances above the score threshold\n(numbered in visiting order)", fontsize=9)
 axes[1].imshow(viz.colorize_instances(prediction.panoptic, CATEGORIES))
 axes[1].set_title("after resolving overlaps\n(grey: stuff, black: void)", fontsize=9)
 highlight = np.zeros((*steps.owner.shape, 3), np.uint8) + 255
