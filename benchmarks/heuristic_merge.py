@@ -28,13 +28,12 @@ the process pinned to one CPU where the system allows it). Each timing is the be
 from __future__ import annotations
 
 
-from one_core import pin_to_one_core  # noqa: E402  (first: it limits the thread pools)
+from one_core import best_seconds, pin_to_one_core  # noqa: E402  (first: it limits the thread pools)
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import io  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -137,15 +136,6 @@ def check_same_output(images, folder: Path) -> None:
             raise AssertionError(f"image {image_id}: the void pixels differ")
 
 
-def best_time(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=20)
@@ -172,10 +162,10 @@ def main() -> None:
         run_ours_from_rle(images, inputs, our_folder)
         check_same_output(images, our_folder)
         timings = {
-            "panopticapi combine (rle + png)": best_time(lambda: run_peer(inputs, peer_folder), args.repeats),
-            "ours + png": best_time(lambda: run_ours(images, our_folder), args.repeats),
-            "ours from rle + png": best_time(lambda: run_ours_from_rle(images, inputs, our_folder), args.repeats),
-            "ours": best_time(lambda: run_ours(images, None), args.repeats),
+            "panopticapi combine (rle + png)": best_seconds(lambda: run_peer(inputs, peer_folder), args.repeats),
+            "ours + png": best_seconds(lambda: run_ours(images, our_folder), args.repeats),
+            "ours from rle + png": best_seconds(lambda: run_ours_from_rle(images, inputs, our_folder), args.repeats),
+            "ours": best_seconds(lambda: run_ours(images, None), args.repeats),
         }
     peer = timings["panopticapi combine (rle + png)"]
     print(f"{'method':34s} {'ms / image':>10s} {'speed-up':>9s}")

@@ -29,13 +29,12 @@ milliseconds per PNG or per image.
 from __future__ import annotations
 
 
-from one_core import pin_to_one_core  # noqa: E402  (first: it limits the thread pools)
+from one_core import best_seconds, pin_to_one_core  # noqa: E402  (first: it limits the thread pools)
 
 import argparse  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
@@ -48,15 +47,6 @@ from panopticlab.data import SYNTHETIC_CATEGORIES, coco, id_to_rgb  # noqa: E402
 from panopticlab.data.synthetic import SyntheticPanoptic  # noqa: E402
 from panopticlab.metrics.files import reuse_freed_memory  # noqa: E402
 from panopticlab.metrics.simulate import random_pair  # noqa: E402
-
-
-def best_seconds(function: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def rgb_ids(rgb: np.ndarray) -> np.ndarray:
