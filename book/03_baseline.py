@@ -299,7 +299,7 @@ for name, r in ablations.items():
 
 # %%
 def perfect_semantic_components(sample):
-    semantic = data.to_semantic_and_instances(sample.panoptic, CATEGORIES)[0]
+    semantic = sample.panoptic.category_map(void=255)
     masks, scores, category_ids = connected_component_instances(semantic, CATEGORIES)
     return heuristic_merge(semantic, masks, scores, category_ids, CATEGORIES, stuff_area_limit=stuff_limit).panoptic
 

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..data import SYNTHETIC_CATEGORIES, PanopticSegmentation
+from ..data import PanopticSegmentation
 from ..data.synthetic import render_scene, second_annotation
 from ..metrics import Outcome, match_segments
 from .checking import ExerciseError, call, passed
@@ -89,22 +89,23 @@ def _rule_cases():
            "A match needs IoU strictly above 0.5: 8 / 16 = 0.5 is not one.")
 
 
+def _matches(fn, gt, pred) -> tuple[set, set]:
+    """The evaluator's ``(gt_id, pred_id)`` matches of one image, and the ones ``fn`` returns."""
+    matching = match_segments(gt, pred)
+    expected = set(zip(matching.gt.ids[matching.matched_gt].tolist(), matching.pred.ids[matching.matched_pred].tolist()))
+    return expected, {(int(g), int(p)) for g, p in call("2.2", fn, gt, pred)}
+
+
 def check_matching(fn) -> bool:
     """Exercise 2.2: ``fn(gt, pred)`` -> set of matched ``(gt_id, pred_id)`` pairs at IoU > 0.5."""
     for name, gt, pred, hint in _rule_cases():
-        matching = match_segments(gt, pred)
-        expected = set(zip(matching.gt.ids[matching.matched_gt].tolist(),
-                           matching.pred.ids[matching.matched_pred].tolist()))
-        got = {(int(g), int(p)) for g, p in call("2.2", fn, gt, pred)}
+        expected, got = _matches(fn, gt, pred)
         if got != expected:
             missing, extra = sorted(expected - got), sorted(got - expected)
             raise ExerciseError(f"Exercise 2.2: on {name}: missing matches {missing}, wrong matches {extra}."
                                 + (f" {hint}" if extra else ""))
     for index, gt, pred in _scene_pairs():
-        matching = match_segments(gt, pred)
-        expected = set(zip(matching.gt.ids[matching.matched_gt].tolist(),
-                           matching.pred.ids[matching.matched_pred].tolist()))
-        got = {(int(g), int(p)) for g, p in call("2.2", fn, gt, pred)}
+        expected, got = _matches(fn, gt, pred)
         if got == expected:
             continue
         missing, extra = sorted(expected - got), sorted(got - expected)

@@ -79,10 +79,11 @@ class SegmentTable:
         ids = self.ids.tolist()  # an image lists tens of segments: Python sets beat numpy calls here
         if ids and min(ids) <= 0:
             raise PanopticFormatError(f"{source}: segment id {min(ids)} is not positive (0 is void)")
-        if len(set(ids)) < len(ids):
-            seen = set()
-            repeated = next(i for i in ids if i in seen or seen.add(i))
-            raise PanopticFormatError(f"{source}: segment id {repeated} is listed more than once")
+        seen = set()
+        for segment_id in ids:
+            if segment_id in seen:
+                raise PanopticFormatError(f"{source}: segment id {segment_id} is listed more than once")
+            seen.add(segment_id)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from ..data.categories import CategorySet
-from ..data.panoptic import PanopticSegmentation
+from ..data.panoptic import PanopticSegmentation, segment_statistics
 from .colors import paint, shade
 from .overlay import as_image, blend, representative_points, segment_boundaries, write_label
 from .panels import new_figure
@@ -50,7 +50,7 @@ def draw_outcomes(ax, image, pan: PanopticSegmentation, ids: np.ndarray, outcome
     picture[segment_boundaries(pan.id_map)] = 255
     ax.imshow(picture, interpolation="nearest")
     points = representative_points(pan.id_map, [int(i) for i in ids])
-    areas = np.bincount(pan.id_map.ravel(), minlength=int(ids.max(initial=0)) + 1) if len(ids) else np.zeros(1)
+    areas = {seg_id: area for seg_id, (area, _) in segment_statistics(pan.id_map).items()}
     tiny = max(TINY_AREA, TINY_FRACTION * pan.id_map.size)
     for seg_id, outcome, value in zip(ids.tolist(), outcomes.tolist(), iou.tolist()):
         if seg_id in points and outcome == 0:
