@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import random_panoptic
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
-from panopticlab.data import PanopticFormatError, PanopticSegmentation, Sample, coco, id_to_rgb
+from panopticlab.data import PanopticFormatError, PanopticSegmentation, Sample, id_to_rgb
 from panopticlab.data import png as png_module
 from panopticlab.data.coco import (
     CocoPanoptic,

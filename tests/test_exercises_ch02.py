@@ -1,7 +1,6 @@
 """Chapter 2's checkers accept right answers and explain wrong ones."""
 import math
 
-import numpy as np
 import pytest
 
 from panopticlab.exercises import ExerciseError, ch02

@@ -16,7 +16,7 @@ Other encodings users meet, each with a function pair here:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -272,7 +272,6 @@ def to_label_divisor(pan: PanopticSegmentation, categories: CategorySet, label_d
         (H, W) int64 label map.
     """
     pan = pan.relabeled()  # raster order of first pixels
-    labels = np.full(pan.shape, void, dtype=np.int64)
     next_k: dict[int, int] = {}
     value_of = {}
     for s in pan.segments:
