@@ -44,16 +44,13 @@
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from scipy import ndimage
 
 import panopticlab
-from panopticlab import checkpoints, data, metrics, viz
-from panopticlab.engine import recipes
+from panopticlab import data, metrics, viz
+from panopticlab.engine import evaluate, pretrained, recipes, rescore
 from panopticlab.exercises import ch03
 from panopticlab.models import HeuristicBaseline, zoo
-from panopticlab.postprocess import heuristic_merge, scaled_stuff_area
-from panopticlab.postprocess.ablations import connected_component_instances
+from panopticlab.postprocess import MergeConfig, ablation_merge
 
 profile = panopticlab.get_profile()
 panopticlab.seed_everything(profile.seed)
@@ -133,8 +130,8 @@ for history in (semantic_history, instance_history):
 # you can compare your own training with them), and each network's number alone:
 
 # %%
-pretrained_semantic, semantic_info = checkpoints.load_pretrained("pspnet-tiny")
-pretrained_instance, instance_info = checkpoints.load_pretrained("maskrcnn-tiny")
+pretrained_semantic, semantic_info = pretrained.load_pretrained("pspnet-tiny")
+pretrained_instance, instance_info = pretrained.load_pretrained("maskrcnn-tiny")
 print("baseline (shipped pair):", {k: semantic_info[k] for k in ("image_size", "pq", "pq_th", "pq_st")})
 for info in (semantic_info, instance_info):
     print(f"{info['name']:<14} {info['steps']} steps; alone ({info['alone']['variant']}): PQ {info['alone']['pq']}")
@@ -144,44 +141,21 @@ if profile.is_ci:
 # %% [markdown]
 # ## What each network predicts
 #
-# We evaluate on the validation split at the training image size.
+# We evaluate on the validation split at the training image size. The engine's one
+# evaluation loop (`engine.evaluate`) runs both networks once per image, merges their
+# outputs, scores the result with the PQ evaluator of chapter 2, and, because we ask for
+# it, keeps every image's raw outputs (the semantic map, the detections, the merge and
+# its steps) so that the rest of the chapter can look at them and merge them again
+# without running a network.
 
 # %%
 EVAL_SIZE = instance_recipe.image_size if not profile.is_ci else instance_info["image_size"]
 val_set = recipes.val_data(size=EVAL_SIZE, num=profile.pick(ci=16, laptop=50, gpu=200), seed=0)
-baseline = HeuristicBaseline(semantic_model, instance_model, CATEGORIES).eval()
-
-
-@torch.no_grad()
-def predict(model, samples, batch_size=8):
-    outputs = []
-    for start in range(0, len(samples), batch_size):
-        batch = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
-        images = torch.stack([torch.from_numpy(s.image).permute(2, 0, 1).float() / 255 for s in batch])
-        outputs.extend(model(images))
-    return outputs
-
-
-predictions = predict(baseline, val_set)
-sample, prediction = val_set[0], predictions[0]
-fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), layout="constrained")
-axes[0].imshow(sample.image)
-axes[0].set_title("image")
-axes[1].imshow(viz.colorize_semantic(prediction.semantic, CATEGORIES))
-axes[1].set_title("PSPNet: semantic map")
-detections = prediction.detections
-keep = detections["scores"] >= 0.5
-axes[2].imshow(viz.overlay_masks(sample.image, detections["masks"][keep, 0].numpy() >= 0.5,
-                                 [CATEGORIES[int(c)].color for c in detections["category_ids"][keep]]))
-for box, score in zip(detections["boxes"][keep], detections["scores"][keep]):
-    x1, y1, x2, y2 = box.tolist()
-    axes[2].add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="w", linewidth=1))
-    axes[2].text(x1, y1, f"{score:.2f}", color="w", fontsize=7, va="bottom")
-axes[2].set_title(f"Mask R-CNN: {int(keep.sum())} detections with score >= 0.5")
-for ax in axes:
-    ax.set(xticks=[], yticks=[])
-fig.legend(handles=viz.legend_handles(CATEGORIES), loc="outside lower center", ncols=5, frameon=False, fontsize="small")
-plt.show()
+baseline = HeuristicBaseline(semantic_model, instance_model, CATEGORIES)
+evaluation = evaluate(baseline, val_set, CATEGORIES, ablations=("semantic_only", "instance_only"),
+                      keep_predictions=True)
+predictions = [prediction for _, prediction in evaluation.predictions]
+viz.show_network_outputs(val_set[0].image, predictions[0], CATEGORIES)
 
 # %% [markdown]
 # Compare the two pictures with the image. The semantic map knows where stuff is, but
@@ -206,41 +180,10 @@ plt.show()
 busiest = max(range(len(predictions)), key=lambda i: sum(s.overlap > 0 for s in predictions[i].merge.steps.instances))
 sample, prediction = val_set[busiest], predictions[busiest]
 steps = prediction.merge.steps
-print(f"{len(steps.below_score)} instances dropped below the score threshold")
-print(f"{'order':>5} {'input':>5} {'class':<9} {'score':>5} {'area':>5} {'taken':>6}  outcome")
-for rank, step in enumerate(steps.instances):
-    print(f"{rank:>5} {step.index:>5} {CATEGORIES.name(step.category_id):<9} {step.score:5.2f} {step.area:>5} "
-          f"{step.overlap_fraction:6.0%}  {step.outcome}")
-for step in steps.stuff:
-    print(f"stuff {CATEGORIES.name(step.category_id):<9} area {step.area:>5}, free {step.free_area:>5}: {step.outcome}")
+print(steps.report(CATEGORIES))
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.8), layout="constrained")
-axes[0].imshow(viz.overlay_masks(sample.image, prediction.detections["masks"][steps.order, 0].numpy() >= 0.5,
-                                 [CATEGORIES[int(prediction.detections["category_ids"][i])].color for i in steps.order]))
-# number each instance by its visiting order, at the pixel deepest inside its mask
-# (moved down a little where a duplicate mask would put two numbers on one spot)
-placed = []
-for rank, index in enumerate(steps.order):
-    depth = ndimage.distance_transform_edt(prediction.detections["masks"][index, 0].numpy() >= 0.5)
-    row, col = np.unravel_index(np.argmax(depth), depth.shape)
-    while any(abs(row - r) < 5 and abs(col - c) < 8 for r, c in placed):
-        row += 6
-    placed.append((row, col))
-    axes[0].text(col, row, str(rank), ha="center", va="center", fontsize=8, color="w", fontweight="bold")
-axes[0].set_title("instances above the score threshold\n(numbered in visiting order)", fontsize=9)
-axes[1].imshow(viz.colorize_instances(prediction.panoptic, CATEGORIES))
-axes[1].set_title("after resolving overlaps\n(grey: stuff, black: void)", fontsize=9)
-highlight = np.zeros((*steps.owner.shape, 3), np.uint8) + 255
-highlight[steps.things_over_stuff] = (46, 160, 67)
-highlight[steps.unclaimed_things] = (214, 39, 40)
-highlight[steps.small_stuff] = (255, 127, 14)
-axes[2].imshow(highlight)
-axes[2].set_title("green: things beat stuff\nred: thing pixels without instance\norange: stuff too small", fontsize=9)
-viz.draw_panoptic(axes[3], sample.image, prediction.panoptic, CATEGORIES, ids=False, title="panoptic result")
-for ax in axes:
-    ax.set(xticks=[], yticks=[])
-plt.show()
+viz.show_merge_steps(sample.image, prediction, CATEGORIES)
 
 # %%
 kept = [s for s in steps.instances if s.outcome in ("kept", "cut")]
@@ -253,41 +196,18 @@ _ = prediction.panoptic.validate(CATEGORIES, check_statistics=True)
 # ## How good is it? Ablations
 #
 # PQ of the merged result on the validation split, against two ablations that each keep
-# only one network:
+# only one network (`postprocess.ablation_merge`, which the evaluator called for each
+# image from the same network outputs):
 #
-# * **semantic only**: things come from connected regions of the semantic map
-#   (`postprocess.ablations.connected_component_instances`), so touching objects of a
-#   class merge (chapter 1);
+# * **semantic only**: things come from connected regions of the semantic map, so
+#   touching objects of a class merge (chapter 1);
 # * **instance only**: no semantic map, so every stuff pixel is void.
 
 # %%
-# 4096 px were chosen for COCO images of about 640 x 480; this book keeps the same
-# fraction of the image for smaller ones (its own convention): about 218 px at 128 x 128
-stuff_limit = scaled_stuff_area(4096, EVAL_SIZE * EVAL_SIZE)
-
-
-def merged(prediction, use_semantic=True, use_instances=True, **options):
-    options.setdefault("stuff_area_limit", stuff_limit)
-    d = prediction.detections
-    if use_instances:
-        masks, scores, category_ids = d["masks"].numpy(), d["scores"].numpy(), d["category_ids"].numpy()
-    else:
-        masks, scores, category_ids = connected_component_instances(prediction.semantic, CATEGORIES)
-    semantic = prediction.semantic if use_semantic else None
-    return heuristic_merge(semantic, masks, scores, category_ids, CATEGORIES, **options).panoptic
-
-
-def score(**options):
-    return metrics.evaluate_pairs([(s.panoptic, merged(p, **options)) for s, p in zip(val_set, predictions)],
-                                  CATEGORIES)
-
-
-ablations = {"baseline": score(), "semantic only": score(use_instances=False),
-             "instance only": score(use_semantic=False)}
-print(f"{'':<14} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6}")
-for name, r in ablations.items():
-    print(f"{name:<14} {100 * r['All']['pq']:6.1f} {100 * r['All']['sq']:6.1f} {100 * r['All']['rq']:6.1f} "
-          f"{100 * r['Things']['pq']:6.1f} {100 * r['Stuff']['pq']:6.1f}")
+ablations = {"baseline": evaluation.results, "semantic only": evaluation.ablations["semantic_only"],
+             "instance only": evaluation.ablations["instance_only"]}
+print(metrics.format_comparison(ablations))
+print(f"mIoU of the semantic network: {100 * evaluation.miou:.1f}")
 
 # %% [markdown]
 # Read the PQ_th and PQ_st columns. Without the semantic map there is no stuff at all.
@@ -298,48 +218,45 @@ for name, r in ablations.items():
 # into connected regions, a perfect semantic network, and score the result:
 
 # %%
-def perfect_semantic_components(sample):
-    semantic = sample.panoptic.category_map(void=255)
-    masks, scores, category_ids = connected_component_instances(semantic, CATEGORIES)
-    return heuristic_merge(semantic, masks, scores, category_ids, CATEGORIES, stuff_area_limit=stuff_limit).panoptic
-
-
-perfect = metrics.evaluate_pairs([(s.panoptic, perfect_semantic_components(s)) for s in val_set], CATEGORIES)
+perfect = metrics.evaluate_pairs(
+    [(s.panoptic, ablation_merge("semantic_only", s.panoptic.category_map(), None, CATEGORIES).panoptic)
+     for s in val_set], CATEGORIES)
 print(f"perfect semantic map, things from connected regions: PQ_th {100 * perfect['Things']['pq']:.1f}, "
       f"PQ_st {100 * perfect['Stuff']['pq']:.1f}")
 assert perfect["Things"]["pq"] < 0.95, "touching objects of one class merge even with a perfect semantic map"
 
 # %%
-full, sem_only, inst_only = (ablations[k]["All"]["pq"] for k in ("baseline", "semantic only", "instance only"))
+full, sem_only, inst_only = (r["All"]["pq"] for r in ablations.values())
 assert full > inst_only, "stuff from the semantic network must help"
-assert ablations["baseline"]["Stuff"]["pq"] > 0.5, "the semantic network must have learned the stuff classes"
+assert evaluation.results["Stuff"]["pq"] > 0.5, "the semantic network must have learned the stuff classes"
 if not profile.is_ci:
     assert full > 0.3, "a trained tiny baseline reaches a useful PQ"
 
 # %% [markdown]
 # ## The effect of each threshold
 #
-# The merge has three knobs, each with a published default: the **score threshold**
-# (0.5), the **overlap threshold** (0.5) and the **stuff area limit** (4096 px on COCO
-# images; scaled to our image size, about 218 px at 128 x 128). Because the networks'
-# outputs are cached, sweeping a knob only reruns the cheap merge.
+# The merge has three knobs, each with a published default, held together in one
+# `MergeConfig`: the **score threshold** (0.5), the **overlap threshold** (0.5) and the
+# **stuff area limit** (4096 px on COCO images; this book keeps the same fraction of the
+# image for smaller ones, about 218 px at 128 x 128). Because the evaluation kept the
+# networks' outputs, `engine.rescore` only reruns the cheap merge: `score(...)` below
+# scores the baseline with one setting changed.
 
 # %%
+def score(**changes):
+    return rescore(evaluation.predictions, CATEGORIES, merge=baseline.merge_config.replace(**changes))
+
+
+stuff_limit = MergeConfig().stuff_limit(EVAL_SIZE * EVAL_SIZE)
 sweeps = {
     "score_threshold": [0.1, 0.3, 0.5, 0.7, 0.9],
     "overlap_threshold": [0.1, 0.3, 0.5, 0.7, 0.9],
     "stuff_area_limit": [0, stuff_limit / 4, stuff_limit, 2 * stuff_limit, 4 * stuff_limit],
 }
 defaults = {"score_threshold": 0.5, "overlap_threshold": 0.5, "stuff_area_limit": stuff_limit}
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
-for ax, (knob, values) in zip(axes, sweeps.items()):
-    curves = [score(**{knob: v}) for v in values]
-    for group in ("All", "Things", "Stuff"):
-        ax.plot(values, [100 * c[group]["pq"] for c in curves], marker="o", label=group)
-    ax.axvline(defaults[knob], color="k", linestyle="--", linewidth=1)
-    ax.set(xlabel=knob, ylabel="PQ", title=f"{knob} (dashed: default)")
-fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False)
-plt.show()
+figure, curves = viz.plot_sweeps(score, sweeps, defaults)
+assert curves["score_threshold"]["All"][2] == evaluation.results["All"]["pq"], "the default reproduces the evaluation"
+figure
 
 # %% [markdown]
 # Read the *Things* curves. A low score threshold lets weak detections in: they cost

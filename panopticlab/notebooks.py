@@ -25,9 +25,26 @@ from pathlib import Path
 
 from .data.atomic import atomic_write
 
+#: The chapters of a source checkout: ``book/`` beside the package. An installed package
+#: has no chapters; :func:`find_book_dir` says so and how to point at them.
 BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
+BOOK_ENV_VAR = "PANOPTICLAB_BOOK"
 SOLUTION_BLOCK = re.compile(r"^([ \t]*)# BEGIN SOLUTION[^\n]*\n.*?^[ \t]*# END SOLUTION[^\n]*(\n|$)", re.M | re.S)
 STUDENT_STUB = '{indent}# YOUR CODE HERE\n{indent}raise NotImplementedError("write your solution here")\n'
+
+
+def find_book_dir(book_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of the chapter sources: ``book_dir``, else ``$PANOPTICLAB_BOOK``, else the checkout's ``book/``.
+
+    Raises:
+        FileNotFoundError: the folder does not exist (the message says how to name it).
+    """
+    chosen = book_dir or os.environ.get(BOOK_ENV_VAR) or BOOK_DIR
+    path = Path(chosen)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such folder of chapters; the chapters are the book/ folder of the "
+                                f"panopticlab repository: pass --book PATH or set {BOOK_ENV_VAR}")
+    return path
 
 
 def chapter_paths(book_dir: str | os.PathLike = BOOK_DIR) -> list[Path]:

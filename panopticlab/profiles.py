@@ -16,8 +16,6 @@ import random
 from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
-
 ENV_VAR = "PANOPTICLAB_PROFILE"
 DEFAULT = "laptop"
 T = TypeVar("T")
@@ -92,6 +90,7 @@ def get_profile(name: str | None = None) -> Profile:
 
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) so a chapter repeats its numbers."""
+    import numpy as np  # here, not at the top: `import panopticlab` (and the command line) stays light
     import torch
 
     random.seed(seed)

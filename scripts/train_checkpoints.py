@@ -5,7 +5,7 @@
 Trains ``pspnet-tiny`` and ``maskrcnn-tiny`` separately with their ``laptop``-profile
 recipes (``panopticlab.engine.recipes.recipe``; the step counts can be raised), casts
 their weights to float16, loads them back and measures the pair on the fixed evaluation
-set (``panopticlab.checkpoints.measure``), then writes
+set (:func:`measure`), then writes
 ``panopticlab/checkpoints/<name>.pt`` with the weights and the metadata: the recipe,
 seed, versions, training time and the measured numbers. Nothing is written unless both
 networks trained and measured; each file is replaced atomically.
@@ -26,14 +26,16 @@ import torch
 import torchvision
 
 import panopticlab
-from panopticlab import checkpoints
 from panopticlab.data.synthetic import SYNTHETIC_CATEGORIES
-from panopticlab.engine import recipes
+from panopticlab.engine import pretrained, recipes
 from panopticlab.engine.checkpoint import find_checkpoint
+from panopticlab.engine.evaluator import evaluate
 from panopticlab.models import zoo
+from panopticlab.postprocess.heuristic import MergeConfig
 from panopticlab.profiles import get_profile, seed_everything
 
-SEMANTIC, INSTANCE = zoo.COMPONENTS["baseline-tiny"]
+BASELINE = zoo.spec("baseline-tiny")
+SEMANTIC, INSTANCE = BASELINE.components
 # Schedules of the shipped weights: longer than the laptop recipe where it pays. The
 # detector gets most of the time: things are where the tiny baseline is weakest, while
 # the semantic network's stuff is already near its ceiling after a thousand steps.
@@ -48,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"steps of {INSTANCE} (default {DEFAULT_STEPS[INSTANCE]})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--output-dir", default=str(checkpoints.FOLDER), help="where the .pt files go")
+    parser.add_argument("--output-dir", default=str(pretrained.FOLDER), help="where the .pt files go")
     parser.add_argument("--work-dir", default="runs/train_checkpoints", help="training checkpoints (resumable)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
@@ -83,6 +85,32 @@ def train_one(name: str, steps: int, args: argparse.Namespace) -> tuple[torch.nn
     return model, record
 
 
+def _rounded(values: dict) -> dict:
+    return {key: round(100 * float(value), 4) for key, value in values.items()}
+
+
+def measure(semantic_model: torch.nn.Module, instance_model: torch.nn.Module, progress: bool = False) -> dict:
+    """The numbers each file states: the baseline of the pair, the network's own ablation, the mIoU.
+
+    Measured on :data:`~panopticlab.engine.pretrained.EVAL_SET` with
+    :data:`~panopticlab.engine.pretrained.EVAL_MERGE`, in per cent, rounded to 4 decimals.
+    """
+    merge = MergeConfig(**pretrained.EVAL_MERGE)
+    baseline = BASELINE.assemble(semantic_model, instance_model, SYNTHETIC_CATEGORIES, merge=merge)
+    evaluation = evaluate(baseline, pretrained.eval_samples(), SYNTHETIC_CATEGORIES, "cpu",
+                          ablations=BASELINE.ablations, progress=progress)
+    dataset = "SyntheticPanoptic({num_images}, size={size}, seed={seed}, split={split!r})".format(
+        **pretrained.EVAL_SET)
+    record = {**_rounded(evaluation.headline()),
+              "evaluation": {"dataset": dataset, **pretrained.EVAL_SET, "merge": dict(pretrained.EVAL_MERGE),
+                             "baseline": f"HeuristicBaseline({SEMANTIC}, {INSTANCE})"}}
+    return {
+        SEMANTIC: {**record, "miou": round(100 * evaluation.miou, 4),
+                   "alone": {"variant": "semantic_only", **_rounded(evaluation.headline("semantic_only"))}},
+        INSTANCE: {**record, "alone": {"variant": "instance_only", **_rounded(evaluation.headline("instance_only"))}},
+    }
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -105,15 +133,14 @@ def main(argv=None) -> int:
     shipped = {}
     for name, (model, _) in trained.items():
         copy = zoo.build_model(name, SYNTHETIC_CATEGORIES)
-        copy.load_state_dict(checkpoints.half_state_dict(model))
+        copy.load_state_dict(pretrained.half_state_dict(model))
         shipped[name] = copy.eval()
-    print(f"measuring on {checkpoints.EVAL_SET} ...")
-    measured = checkpoints.measure(shipped[SEMANTIC], shipped[INSTANCE], SYNTHETIC_CATEGORIES,
-                                   progress=not args.no_progress)
+    print(f"measuring on {pretrained.EVAL_SET} ...")
+    measured = measure(shipped[SEMANTIC], shipped[INSTANCE], progress=not args.no_progress)
 
     output = Path(args.output_dir)
     for name, (_, record) in trained.items():
-        path = checkpoints.save_pretrained(output / f"{name}.pt", shipped[name],
+        path = pretrained.save_pretrained(output / f"{name}.pt", shipped[name],
                                            {**record, **environment, **measured[name]})
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, trained {record['training_seconds']:.0f} s)")
     numbers = measured[SEMANTIC]

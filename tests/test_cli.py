@@ -1,15 +1,23 @@
-"""The command line: each subcommand does what its help says."""
+"""The command line: each sub-command does what its help says, and bad input gets one line."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from panopticlab.cli import main
-from panopticlab.data.coco import CocoPanoptic
+from panopticlab.commands import main
+from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
+from panopticlab.data.coco import CocoPanoptic, write_coco_panoptic
 from panopticlab.data.synthetic import render_scene
+from panopticlab.engine import History, recipes
+from panopticlab.engine.checkpoint import load_checkpoint
+from panopticlab.engine.recipes import TrainRecipe
+from panopticlab.models import zoo
 
 
+# --- panopticlab data ---------------------------------------------------------------------
 def test_data_synth_writes_a_coco_panoptic_split(tmp_path):
     assert main(["data", "synth", str(tmp_path), "--split", "val", "--num", "3", "--size", "40", "56",
                  "--seed", "5", "--quiet"]) == 0
@@ -22,23 +30,13 @@ def test_data_synth_writes_a_coco_panoptic_split(tmp_path):
     assert (tmp_path / "val" / sample.file_name).exists()
 
 
-def test_data_synth_rejects_three_sizes(tmp_path):
-    with pytest.raises(SystemExit, match="--size takes one side or a height and a width"):
-        main(["data", "synth", str(tmp_path), "--size", "1", "2", "3"])
-
-
-def test_book_student_edition(tmp_path):
-    assert main(["book", "student", str(tmp_path)]) == 0
-    notebooks = sorted(tmp_path.glob("*.ipynb"))
-    assert notebooks, "no student notebooks written"
-    text = notebooks[0].read_text()
-    assert "BEGIN SOLUTION" not in text and "NotImplementedError" in text
-    json.loads(text)
-
-
-def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "panopticlab.cli", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "data" in out.stdout and "evaluate" in out.stdout and "book" in out.stdout
+def test_data_synth_rejects_bad_sizes_in_one_line(tmp_path, capsys):
+    assert main(["data", "synth", str(tmp_path), "--size", "1", "2", "3"]) == 1
+    assert capsys.readouterr().err == "error: --size takes one side or a height and a width, got [1, 2, 3]\n"
+    for bad in (["--size", "0"], ["--num", "-1"]):
+        with pytest.raises(SystemExit) as stop:
+            main(["data", "synth", str(tmp_path), *bad])
+        assert stop.value.code == 2 and "must be at least 1" in capsys.readouterr().err
 
 
 def test_data_check_accepts_a_good_set_and_names_the_bad_file(tmp_path, capsys):
@@ -50,3 +48,129 @@ def test_data_check_accepts_a_good_set_and_names_the_bad_file(tmp_path, capsys):
     png.write_bytes(png.read_bytes()[:50])  # truncate one PNG
     assert main(["data", "check", json_path, "--quiet"]) == 1
     assert "000000000001.png" in capsys.readouterr().err
+
+
+# --- panopticlab book ---------------------------------------------------------------------
+def test_book_student_edition(tmp_path):
+    assert main(["book", "student", str(tmp_path)]) == 0
+    notebooks = sorted(tmp_path.glob("*.ipynb"))
+    assert notebooks, "no student notebooks written"
+    text = notebooks[0].read_text()
+    assert "BEGIN SOLUTION" not in text and "NotImplementedError" in text
+    json.loads(text)
+
+
+def test_book_commands_say_where_the_chapters_are(tmp_path, capsys):
+    assert main(["book", "student", str(tmp_path / "out"), "--book", str(tmp_path / "nowhere")]) == 1
+    error = capsys.readouterr().err
+    assert "nowhere" in error and "--book" in error and error.count("\n") == 1
+
+
+# --- the entry point ----------------------------------------------------------------------
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("panopticlab")  # the console script beside the interpreter
+    for command in ([sys.executable, "-m", "panopticlab", "--help"], [str(script), "--help"]):
+        out = subprocess.run(command, capture_output=True, text=True)
+        assert out.returncode == 0 and all(word in out.stdout for word in ("data", "evaluate", "book", "models"))
+
+
+def test_parser_and_the_light_commands_import_no_torch():
+    code = ("import sys\nfrom panopticlab.commands import build_parser\nbuild_parser().parse_args(['data', 'synth', "
+            "'x'])\nimport panopticlab.commands.evaluate as e\nassert 'torch' not in sys.modules, 'torch imported'\n"
+            "from panopticlab.metrics.evaluate import evaluate_folders\nfrom panopticlab.data.synthetic import "
+            "write_synthetic_coco\nassert 'torch' not in sys.modules, 'torch imported by the evaluator or data'\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_models_lists_the_table(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in zoo.MODEL_NAMES) and "pspnet-tiny + maskrcnn-tiny" in out
+
+
+# --- panopticlab train / evaluate --model -------------------------------------------------
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """``panopticlab train --model baseline-tiny --profile ci``: both networks, a few steps each."""
+    output = tmp_path_factory.mktemp("run")
+    assert main(["train", "--model", "baseline-tiny", "--profile", "ci", "--steps", "3", "--output", str(output),
+                 "--no-progress", "--num-val", "4", "--device", "cpu"]) == 0
+    return output
+
+
+def test_train_command_writes_the_run(trained_run):
+    for name in zoo.spec("baseline-tiny").components:
+        folder = trained_run / name
+        assert load_checkpoint(folder / "last.pt")["step"] == 3
+        history = History.from_state_dict(json.loads((folder / "history.json").read_text()))
+        assert list(history.steps("loss")) == [1, 2, 3] and np.isfinite(history.values("loss")).all()
+        assert TrainRecipe.from_dict(json.loads((folder / "recipe.json").read_text())).steps == 3
+    results = json.loads((trained_run / "results.json").read_text())
+    assert results["model"] == "baseline-tiny" and set(results["ablations"]) == {"semantic_only", "instance_only"}
+    assert 0 <= results["results"]["All"]["pq"] <= 1 and 0 <= results["miou"] <= 1
+
+
+def test_train_command_resumes_only_when_asked(trained_run, capsys):
+    before = (trained_run / "pspnet-tiny" / "history.json").read_text()
+    argv = ["train", "--model", "baseline-tiny", "--profile", "ci", "--steps", "3", "--output", str(trained_run),
+            "--no-progress", "--num-val", "4"]
+    assert main(argv) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert main(argv + ["--resume"]) == 0
+    assert (trained_run / "pspnet-tiny" / "history.json").read_text() == before  # finished: nothing more to do
+    assert "PQ" in capsys.readouterr().out
+
+
+def test_evaluate_command_scores_a_checkpoint_like_panopticapi(trained_run, tmp_path, capsys):
+    from panopticapi.evaluation import pq_compute
+
+    samples = list(recipes.val_data(size=64, num=4, seed=0))
+    ground_truth = write_coco_panoptic(tmp_path / "gt", "val", samples, CATS)
+    predictions = tmp_path / "pred.json"
+    results_json = tmp_path / "results.json"
+    assert main(["evaluate", "--model", "maskrcnn-tiny", "--checkpoint", str(trained_run / "maskrcnn-tiny" / "last.pt"),
+                 "--num-images", "4", "--image-size", "64", "--predictions", str(predictions),
+                 "--results-json", str(results_json), "--no-progress"]) == 0
+    results = json.loads(results_json.read_text())
+    assert results["model"] == "maskrcnn-tiny" and results["miou"] is None and results["ablations"] == {}
+    reference = pq_compute(str(ground_truth["json_path"]), str(predictions), str(ground_truth["png_folder"]))
+    assert results["results"]["All"]["pq"] == pytest.approx(reference["All"]["pq"], abs=1e-12)
+    assert "instance network" in capsys.readouterr().out
+
+
+def test_evaluate_command_reads_a_baseline_run_folder(trained_run, tmp_path, capsys):
+    results_json = tmp_path / "results.json"
+    assert main(["evaluate", "--model", "baseline-tiny", "--checkpoint", str(trained_run), "--num-images", "4",
+                 "--image-size", "64", "--results-json", str(results_json), "--no-progress", "--per-class"]) == 0
+    assert json.loads(results_json.read_text())["model"] == "baseline-tiny"
+    out = capsys.readouterr().out
+    assert "mIoU" in out and "sky" in out and "instance network only" in out  # per class, and the ablations
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "pspnet-tiny"], "--checkpoint"),
+    (["--model", "pspnet-tiny", "--checkpoint", "no/such/file.pt"], "no/such/file.pt"),
+    (["--model", "pspnet-full", "--pretrained"], "no shipped weights"),
+    (["--model", "baseline-tiny", "--checkpoint", __file__], "run folder"),
+    (["--model", "unet", "--pretrained"], "pspnet-tiny, maskrcnn-tiny"),
+    (["--model", "pspnet-tiny", "--pretrained", "--device", "tpu9"], "unknown device 'tpu9'"),
+    (["--model", "pspnet-tiny", "--gt-json", "g.json"], "cannot be combined with --gt-json"),
+    ([], "--gt-json"),
+])
+def test_evaluate_command_explains_bad_input_in_one_line(argv, message, capsys):
+    assert main(["evaluate", *argv, "--no-progress"]) == 1
+    error = capsys.readouterr().err
+    assert message in error and error.startswith("error: ") and error.count("\n") == 1
+
+
+def test_evaluate_command_refuses_weights_of_another_model(trained_run, capsys):
+    assert main(["evaluate", "--model", "pspnet-tiny", "--checkpoint", str(trained_run / "maskrcnn-tiny"),
+                 "--no-progress"]) == 1
+    assert "do not fit PSPNet" in capsys.readouterr().err
+
+
+def test_train_command_refuses_a_model_without_a_recipe_before_training(tmp_path, capsys):
+    assert main(["train", "--model", "unet", "--output", str(tmp_path)]) == 1
+    assert "unknown model 'unet'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -92,7 +92,7 @@ def test_targets_agree_with_the_target_functions():
 def test_augmented_targets_are_built_from_the_augmented_annotation():
     dataset = PanopticDataset(tiny_source(2), CATS, transforms=AUGMENT, targets=("deeplab",), seed=1)
     image, target = dataset[1]
-    assert set(target) == {"panoptic", "image_id", "deeplab"}
+    assert set(target) == {"panoptic", "image_id", "file_name", "deeplab"}
     assert image.shape[1:] == target["panoptic"].shape == (20, 28)
     expected = deeplab_targets(target["panoptic"], CATS)
     assert torch.equal(target["deeplab"]["offset"], expected["offset"])

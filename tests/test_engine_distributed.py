@@ -22,7 +22,7 @@ def run_training(batch_size, checkpoint_dir=None):
                       grad_clip=10.0, seed=3, progress=False)
     history = trainer.fit()
     results = evaluate(model, make_eval_loader(dataset(5, "val", augment=False), batch_size=2), CATS,
-                       progress=False)
+                       progress=False).results
     return model, history, results
 
 

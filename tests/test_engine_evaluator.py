@@ -9,6 +9,12 @@ from torch import nn
 
 from panopticlab.data import PanopticSegmentation
 from panopticlab.data.coco import write_coco_panoptic
+from panopticlab.data.targets import instance_target
+from panopticlab.engine import recipes
+from panopticlab.metrics import evaluate_pairs
+from panopticlab.models import HeuristicBaseline
+from panopticlab.postprocess.ablations import ablation_merge
+from panopticlab.postprocess.heuristic import MergeConfig
 from panopticlab.engine import OptimConfig, PeriodicEvaluation, Trainer, evaluate, make_eval_loader, \
     make_train_loader, summary_metrics
 
@@ -72,7 +78,7 @@ def test_oracle_scores_match_panopticapi(tmp_path, ground_truth, wrap):
     model = Oracle(samples(NUM_VAL, "val"), wrap=wrap)
     loader = make_eval_loader(dataset(NUM_VAL, "val", augment=False), batch_size=4)
     predictions_json = tmp_path / "predictions.json"
-    ours = evaluate(model, loader, CATS, "cpu", predictions_json=predictions_json, progress=False)
+    ours = evaluate(model, loader, CATS, "cpu", predictions_json=predictions_json, progress=False).results
     theirs = reference_pq(ground_truth, predictions_json)
     assert_matches_reference(ours, theirs)
     assert 0.2 < ours["All"]["pq"] < 0.95 and ours["All"]["sq"] < 1  # the damage shows
@@ -89,7 +95,7 @@ def test_trained_model_scores_match_panopticapi_and_mode_is_restored(tmp_path, g
     assert model.training
     loader = make_eval_loader(dataset(NUM_VAL, "val", augment=False), batch_size=3)
     predictions_json = tmp_path / "tiny.json"
-    ours = evaluate(model, loader, CATS, predictions_json=predictions_json, progress=False)
+    ours = evaluate(model, loader, CATS, predictions_json=predictions_json, progress=False).results
     assert model.training  # evaluate switched to eval mode and back
     assert_matches_reference(ours, reference_pq(ground_truth, predictions_json))
     assert summary_metrics(ours) == {"pq": ours["All"]["pq"], "sq": ours["All"]["sq"], "rq": ours["All"]["rq"],
@@ -104,7 +110,7 @@ def test_periodic_evaluation_logs_metrics_into_the_history():
                       callback=periodic, progress=False)
     history = trainer.fit()
     assert history.steps("val/pq").tolist() == [4, 8, 10]  # every 4 steps and at the end
-    final = evaluate(model, val_loader, CATS, progress=False)
+    final = evaluate(model, val_loader, CATS, progress=False).results
     assert history.last("val/pq") == final["All"]["pq"]
     assert history.last("val/pq_st") == final["Stuff"]["pq"]
     assert periodic.results["All"] == final["All"]
@@ -128,3 +134,105 @@ def test_output_that_is_not_panoptic_is_a_type_error():
     loader = make_eval_loader(dataset(2, "val", augment=False), batch_size=2)
     with pytest.raises(TypeError, match="Semantic output 0: expected a PanopticSegmentation"):
         evaluate(Semantic(), loader, CATS, progress=False)
+
+
+class _Lookup(nn.Module):
+    """Finds each image among known samples (by its pixels)."""
+
+    def __init__(self, samples):
+        super().__init__()
+        self.samples = list(samples)
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def find(self, image):
+        pixels = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+        return next(s for s in self.samples if np.array_equal(s.image, pixels))
+
+
+class OracleSemantic(_Lookup):
+    """A semantic network that outputs the ground truth: category ids, 255 on void."""
+
+    def forward(self, images):
+        maps = []
+        for image in images:
+            pan = self.find(image).panoptic
+            maps.append(torch.from_numpy(pan.category_map(void=255)).long())
+        return {"semantic": torch.stack(maps)}
+
+
+class OracleInstances(_Lookup):
+    """An instance network that detects the ground-truth things (not the crowds) with score 0.9.
+
+    With ``damage``, every third instance gets score 0.2 (below the threshold: a false
+    negative) and on odd images every mask is shifted one pixel down (IoU below 1).
+    """
+
+    def __init__(self, samples, damage=False):
+        super().__init__(samples)
+        self.damage = damage
+
+    def forward(self, images):
+        detections = []
+        for image in images:
+            sample = self.find(image)
+            target = instance_target(sample.panoptic, CATS)
+            masks = target["masks"].float()[:, None]
+            scores = torch.full((len(masks),), 0.9)
+            if self.damage:
+                scores[::3] = 0.2
+                if sample.image_id % 2:
+                    masks = torch.cat([torch.zeros_like(masks[..., :1, :]), masks[..., :-1, :]], dim=-2)
+            labels = target["labels"]
+            detections.append({"boxes": target["boxes"], "labels": labels, "scores": scores, "masks": masks,
+                                "category_ids": torch.tensor([0, *CATS.thing_ids])[labels]})
+        return detections
+
+
+@pytest.fixture(scope="module")
+def val_samples():
+    return list(recipes.val_data(size=64, num=6, seed=0))
+
+
+def oracle_baseline(val_samples, damage=False, **merge):
+    return HeuristicBaseline(OracleSemantic(val_samples), OracleInstances(val_samples, damage), CATS,
+                             MergeConfig(**merge))
+
+
+def test_oracle_networks_score_perfectly_and_their_ablations_do_not(val_samples):
+    # a sequence of Samples is evaluated as it is, in batches
+    evaluation = evaluate(oracle_baseline(val_samples, stuff_area_limit=0), val_samples, CATS, batch_size=4,
+                          ablations=("semantic_only", "instance_only"), progress=False)
+    assert evaluation.miou == 1.0 and evaluation.confusion.sum() > 0
+    for group in ("All", "Things", "Stuff"):
+        assert evaluation.results[group]["pq"] == 1.0, group
+    instance_only, semantic_only = evaluation.ablations["instance_only"], evaluation.ablations["semantic_only"]
+    assert instance_only["Things"]["pq"] == 1.0 and instance_only["Stuff"]["pq"] == 0.0
+    assert semantic_only["Stuff"]["pq"] == 1.0
+    # the val split has touching instances of one class, which connected regions merge
+    assert semantic_only["Things"]["pq"] < 1.0
+    assert evaluation.headline("instance_only")["pq_th"] == 1.0 and evaluation.predictions is None
+
+
+def test_ablations_match_panopticapi_and_kept_predictions_rescore_alike(tmp_path, val_samples):
+    from panopticapi.evaluation import pq_compute
+
+    ground_truth = write_coco_panoptic(tmp_path / "gt", "val", val_samples, CATS)
+    predictions_json = tmp_path / "predictions.json"
+    model = oracle_baseline(val_samples, damage=True)
+    evaluation = evaluate(model, val_samples, CATS, batch_size=4, predictions_json=predictions_json,
+                          keep_predictions=True, ablations=("semantic_only",), progress=False)
+    reference = pq_compute(str(ground_truth["json_path"]), str(predictions_json), str(ground_truth["png_folder"]))
+    assert_matches_reference(evaluation.results, reference)
+    assert 0.2 < evaluation.results["Things"]["pq"] < 0.95  # the damage shows
+    # the kept raw outputs give the same numbers again, merged by the same function
+    assert [record["image_id"] for record, _ in evaluation.predictions] == [s.image_id for s in val_samples]
+    rescored = evaluate_pairs([(record["panoptic"], ablation_merge("semantic_only", p.semantic, p.detections, CATS,
+                                                                   model.merge_config).panoptic)
+                               for record, p in evaluation.predictions], CATS)
+    assert rescored["All"] == evaluation.ablations["semantic_only"]["All"]
+
+
+def test_an_ablation_needs_the_outputs_it_merges(val_samples):
+    model = Oracle(val_samples)  # bare panoptic results: no semantic map, no detections
+    with pytest.raises(ValueError, match="semantic_only merge needs a semantic map"):
+        evaluate(model, val_samples[:2], CATS, ablations=("semantic_only",), progress=False)

@@ -9,10 +9,12 @@ from panopticlab.models.backbones import (
     BackboneConfig,
     BasicBlock,
     TinyResNet,
+    dilated_backbone,
     dilated_features,
     fpn_backbone,
     make_norm_layer,
     stage_channels,
+    stage_strides,
 )
 
 
@@ -93,6 +95,22 @@ def test_dilated_features_returns_layer3_and_layer4():
     assert features["aux"].shape == (2, 24, 8, 8) and features["out"].shape == (2, 32, 8, 8)
 
 
+@pytest.mark.parametrize("output_stride, strides", [(8, (4, 8, 8, 8)), (16, (4, 8, 16, 16)), (32, (4, 8, 16, 32))])
+def test_dilated_backbone_returns_any_stages_at_any_output_stride(output_stride, strides):
+    config = BackboneConfig("tiny", widths=(8, 16, 24, 32))
+    # Panoptic-DeepLab's three inputs at output stride 16: strides 4, 8 and 16
+    names = {"layer1": "res2", "layer2": "res3", "layer3": "res4", "layer4": "res5"}
+    features = dilated_backbone(config, output_stride, names)(torch.rand(1, 3, 64, 96))
+    assert list(features) == ["res2", "res3", "res4", "res5"]
+    for (name, feature), stride, width in zip(features.items(), strides, config.widths):
+        assert feature.shape == (1, width, 64 // stride, 96 // stride), name
+    assert stage_strides(output_stride) == dict(zip(["layer1", "layer2", "layer3", "layer4"], strides))
+    with pytest.raises(ValueError, match="output_stride"):
+        dilated_backbone(config, 4)
+    with pytest.raises(ValueError, match="return_layers"):
+        dilated_backbone(config, 16, {"stem": "x"})
+
+
 def test_resnet50_fpn_matches_torchvision_resnet_fpn_backbone():
     torch.manual_seed(0)
     reference = resnet_fpn_backbone(backbone_name="resnet50", weights=None, norm_layer=nn.BatchNorm2d,
@@ -105,16 +123,17 @@ def test_resnet50_fpn_matches_torchvision_resnet_fpn_backbone():
     images = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         expected, got = reference(images), ours(images)
-    assert list(got) == list(expected) == ["0", "1", "2", "3", "pool"]
-    for key in expected:
-        torch.testing.assert_close(got[key], expected[key])
+    # the same maps; ours are named for their pyramid level
+    assert list(expected) == ["0", "1", "2", "3", "pool"] and list(got) == ["p2", "p3", "p4", "p5", "p6"]
+    for ours_key, key in zip(got, expected):
+        torch.testing.assert_close(got[ours_key], expected[key])
 
 
 def test_tiny_fpn_levels():
     fpn = fpn_backbone(TinyResNet(widths=(8, 16, 24, 32)), out_channels=16, returned_layers=(2, 3, 4))
     levels = fpn(torch.rand(2, 3, 128, 64))
     assert {k: tuple(v.shape) for k, v in levels.items()} == {
-        "0": (2, 16, 16, 8), "1": (2, 16, 8, 4), "2": (2, 16, 4, 2), "pool": (2, 16, 2, 1)}
+        "p3": (2, 16, 16, 8), "p4": (2, 16, 8, 4), "p5": (2, 16, 4, 2), "p6": (2, 16, 2, 1)}
     with pytest.raises(ValueError, match="returned_layers"):
         fpn_backbone(TinyResNet(), 16, returned_layers=(0, 1))
 

@@ -1,6 +1,5 @@
 """Folder evaluation: file path vs in-memory path, workers vs one process, the CLI, the JSON
 output, the printed table, and one clear error for every kind of bad input."""
-import argparse
 import contextlib
 import io
 import json
@@ -23,7 +22,7 @@ from panopticlab.data.coco import (
     write_predictions,
 )
 from panopticlab.metrics import PQAccumulator, evaluate_folders, evaluate_pairs, format_table, pq_compute, save_results
-from panopticlab.metrics.cli import add_evaluate_arguments, run_evaluate
+from panopticlab.commands import main as panopticlab_main
 from panopticlab.metrics.files import read_id_png
 from panopticlab.metrics.simulate import random_pair, write_result_set
 
@@ -119,13 +118,11 @@ def test_pq_compute_prints_panopticapis_table(result_set):
 
 
 def test_cli_prints_and_writes_json(result_set, tmp_path, capsys):
-    parser = add_evaluate_arguments(argparse.ArgumentParser())
     output = tmp_path / "out" / "results.json"
-    args = parser.parse_args(["--gt-json", str(result_set["gt_json"]), "--gt-folder", str(result_set["gt_folder"]),
-                              "--pred-json", str(result_set["pred_json"]), "--pred-folder",
-                              str(result_set["pred_folder"]), "--workers", "2", "--output", str(output),
-                              "--per-class", "--breakdown", "--no-progress"])
-    assert run_evaluate(args) == 0
+    argv = ["evaluate", "--gt-json", str(result_set["gt_json"]), "--gt-folder", str(result_set["gt_folder"]),
+            "--pred-json", str(result_set["pred_json"]), "--pred-folder", str(result_set["pred_folder"]),
+            "--workers", "2", "--output", str(output), "--per-class", "--breakdown", "--no-progress"]
+    assert panopticlab_main(argv) == 0
     printed = capsys.readouterr().out
     assert "All" in printed and "ring (4, thing)" in printed and "PQ-dagger" in printed and "medium" in printed
     written = json.loads(output.read_text())
@@ -137,28 +134,30 @@ def test_cli_prints_and_writes_json(result_set, tmp_path, capsys):
 
 
 def test_cli_uses_every_available_cpu_unless_told(result_set, monkeypatch, capsys):
-    from panopticlab.metrics import cli
+    from panopticlab.metrics import evaluate as module
 
     used = []
-    real = cli.evaluate_folders
-    monkeypatch.setattr(cli, "evaluate_folders", lambda *a, workers, **k: used.append(workers) or real(*a, workers=workers, **k))
-    monkeypatch.setattr(cli, "available_cpus", lambda: 3)
-    parser = add_evaluate_arguments(argparse.ArgumentParser())
-    paths = ["--gt-json", str(result_set["gt_json"]), "--pred-json", str(result_set["pred_json"]), "--no-progress"]
-    assert run_evaluate(parser.parse_args(paths)) == 0
-    assert run_evaluate(parser.parse_args(paths + ["--workers", "1"])) == 0
-    assert run_evaluate(parser.parse_args(paths + ["--workers", "0"])) == 1
-    assert used == [3, 1, 0]
-    assert "workers must be at least 1, got 0" in capsys.readouterr().err
+    real = module.evaluate_folders
+    monkeypatch.setattr(module, "evaluate_folders",
+                        lambda *a, workers, **k: used.append(workers) or real(*a, workers=workers, **k))
+    monkeypatch.setattr(module, "available_cpus", lambda: 3)
+    paths = ["evaluate", "--gt-json", str(result_set["gt_json"]), "--pred-json", str(result_set["pred_json"]),
+             "--no-progress"]
+    assert panopticlab_main(paths) == 0
+    assert panopticlab_main(paths + ["--workers", "1"]) == 0
+    with pytest.raises(SystemExit) as stop:  # refused by the parser, before any work
+        panopticlab_main(paths + ["--workers", "0"])
+    assert stop.value.code == 2
+    assert used == [3, 1]
+    assert "must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_cli_reports_bad_input_and_keeps_the_previous_output(result_set, tmp_path, capsys):
     output = tmp_path / "results.json"
     output.write_text('{"previous": true}')
-    parser = add_evaluate_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(["--gt-json", str(result_set["gt_json"]), "--pred-json", str(tmp_path / "nope.json"),
-                              "--output", str(output), "--no-progress"])
-    assert run_evaluate(args) == 1
+    argv = ["evaluate", "--gt-json", str(result_set["gt_json"]), "--pred-json", str(tmp_path / "nope.json"),
+            "--output", str(output), "--no-progress"]
+    assert panopticlab_main(argv) == 1
     assert "nope.json: JSON file not found" in capsys.readouterr().err
     assert output.read_text() == '{"previous": true}'
 

@@ -14,4 +14,13 @@ from .panoptic import (
     to_semantic_and_instances,
 )
 from .sample import Sample
-from .synthetic import SYNTHETIC_CATEGORIES
+
+
+def __getattr__(name: str):
+    # The built-in dataset draws with scipy, slow to import: load it when first asked for,
+    # so that reading and scoring files (the evaluator, the command line) start at once.
+    if name == "SYNTHETIC_CATEGORIES":
+        from .synthetic import SYNTHETIC_CATEGORIES
+
+        return SYNTHETIC_CATEGORIES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

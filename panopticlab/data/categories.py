@@ -13,6 +13,11 @@ from typing import Iterable, Iterator, Sequence
 
 from .errors import PanopticFormatError
 
+#: The label of "no category" in every per-pixel class map of the package (semantic maps,
+#: semantic targets, train-id lookups): the ignore label of the losses and the void of
+#: the merges. 255 is the convention of COCO's and Cityscapes' tooling.
+VOID_LABEL = 255
+
 
 @dataclass(frozen=True)
 class Category:
@@ -104,7 +109,7 @@ class CategorySet:
         self[category_id]  # raises a clear error for unknown ids
         return self.ids.index(int(category_id))
 
-    def id_to_train_id_lut(self, fill: int = 255):
+    def id_to_train_id_lut(self, fill: int = VOID_LABEL):
         """A lookup table ``lut[category_id] -> train_id`` (``fill`` elsewhere), as a numpy array."""
         import numpy as np
 

@@ -22,7 +22,6 @@ from typing import Iterable, Mapping
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from .atomic import staging_folder, write_image, write_json
 from .categories import CategorySet
@@ -392,6 +391,8 @@ def write_coco_panoptic(root: PathLike, split: str, samples: Iterable[Sample], c
     seen_ids, seen_pngs = set(), {}
     total = len(samples) if hasattr(samples, "__len__") else None
     with staging_folder(paths["image_folder"]) as image_stage, staging_folder(paths["png_folder"]) as png_stage:
+        from tqdm.auto import tqdm  # imported when used: the command line starts faster
+
         for sample in tqdm(samples, total=total, desc=f"writing {split}", unit="image", disable=not progress):
             panoptic = _checked_sample(sample, categories, seen_ids, seen_pngs)
             _write_image(image_stage / sample.file_name, sample.image)

@@ -119,7 +119,7 @@ class PanopticDataset(Dataset):
 
         image, _ = check_sample(sample)
         image = torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1).contiguous()
-        target = {"panoptic": sample.panoptic, "image_id": sample.image_id}
+        target = {"panoptic": sample.panoptic, "image_id": sample.image_id, "file_name": sample.file_name}
         where = f"image {sample.image_id!r} ({sample.file_name})"
         for name in self.targets:
             target[name] = TARGET_BUILDERS[name](sample.panoptic, self.categories, source=where,

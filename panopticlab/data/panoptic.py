@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from .categories import CategorySet
 from .errors import PanopticFormatError
@@ -80,6 +79,8 @@ def segment_statistics(id_map: np.ndarray) -> dict[int, tuple[int, tuple[int, in
         ids, inverse = np.unique(id_map, return_inverse=True)
         labels = inverse.reshape(id_map.shape) + 1
         area_of = np.bincount(inverse.ravel(), minlength=len(ids))
+    from scipy import ndimage  # here: importing scipy.ndimage costs every command's start
+
     # find_objects(labels)[k - 1] is the bounding slice of label k
     slices = ndimage.find_objects(labels.astype(np.int64, copy=False))
     label_of = ids if labels is id_map else np.arange(1, len(ids) + 1)

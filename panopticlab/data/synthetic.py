@@ -45,8 +45,6 @@ from typing import Iterator, Sequence
 
 import numpy as np
 from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from .categories import Category, CategorySet
 from .panoptic import VOID, PanopticSegmentation, Segment
@@ -694,6 +692,9 @@ def _merge_touching(draft: _Draft, rng: np.random.Generator, p_merge: float, mer
     if not merged:
         return
     a, b = np.array(merged).T
+    from scipy.sparse import coo_matrix  # only the second annotator merges: import when used
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(draft.next_id, draft.next_id))
     _, component = connected_components(graph, directed=False)
     # every id maps to the smallest id of its connected component

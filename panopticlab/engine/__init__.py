@@ -8,13 +8,16 @@
 * :mod:`.checkpoint` - atomic checkpoint files with every state and random generator;
 * :mod:`.history` - :class:`History`, the losses and metrics of a run
   (:func:`panopticlab.viz.curves.plot_history` draws it);
-* :mod:`.evaluator` - :func:`evaluate`: model -> panoptic results -> PQ, COCO-format output;
+* :mod:`.evaluator` - :func:`evaluate`, the one evaluation loop: model -> predictions -> PQ,
+  mIoU, ablations, COCO-format output; :func:`rescore` merges kept outputs again;
+* :mod:`.recipes` - the models' training recipes, training data and :func:`~.recipes.fit`;
+* :mod:`.pretrained` - the weights shipped with the package and their loader;
 * :mod:`.distributed` - ``torchrun`` / DDP on ``nccl`` (CUDA) or ``gloo`` (CPU).
 """
 from .checkpoint import find_checkpoint, load_checkpoint, load_model_weights, save_checkpoint
 from .config import OptimConfig
 from .distributed import DistributedContext, destroy_distributed, init_distributed, is_main_process, spawn
-from .evaluator import PeriodicEvaluation, evaluate, iter_predictions, predict, summary_metrics
+from .evaluator import Evaluation, PeriodicEvaluation, evaluate, iter_predictions, predict, rescore, summary_metrics
 from .history import History
 from .optim import build_optimizer, build_scheduler, lr_curve
 from .sampling import ResumableSampler, ShardSampler, make_eval_loader, make_train_loader
@@ -25,6 +28,6 @@ __all__ = [
     "Trainer", "train", "History",
     "ResumableSampler", "ShardSampler", "make_train_loader", "make_eval_loader",
     "save_checkpoint", "load_checkpoint", "find_checkpoint", "load_model_weights",
-    "evaluate", "predict", "iter_predictions", "summary_metrics", "PeriodicEvaluation",
+    "Evaluation", "evaluate", "rescore", "predict", "iter_predictions", "summary_metrics", "PeriodicEvaluation",
     "DistributedContext", "init_distributed", "destroy_distributed", "is_main_process", "spawn",
 ]

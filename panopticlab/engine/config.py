@@ -1,4 +1,10 @@
-"""The optimiser and learning-rate schedule of a training run, as one plain dataclass.
+"""A training run as plain dataclasses: the optimiser and schedule, and the whole recipe.
+
+:class:`OptimConfig` is the optimiser and learning-rate schedule; :class:`TrainRecipe`
+is everything a run needs besides the model (steps, batch, image size, data, optimiser,
+clipping, augmentation). Both are plain values: the model table
+(:mod:`panopticlab.models.zoo`) states each model's recipes with them, and checkpoints
+store them as JSON.
 
 The defaults are Panoptic FPN's solver in detectron2 (SGD, momentum 0.9, weight decay
 1e-4, linear warmup from 0.001x) with the poly decay of PSPNet and Panoptic-DeepLab.
@@ -9,7 +15,7 @@ Every published recipe the book uses is a few keyword arguments away:
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -100,4 +106,64 @@ class OptimConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown OptimConfig fields {unknown}; known fields: {sorted(known)}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How one network is trained.
+
+    Attributes:
+        model: the name of the model in the model table (:data:`~panopticlab.models.zoo.MODELS`).
+        steps: optimiser steps.
+        batch_size: images per step (per process).
+        image_size: side of the square training crops (and of the synthetic images).
+        num_train: synthetic training images (indices ``0..num_train-1`` of the train split).
+        optim: optimiser and learning-rate schedule.
+        grad_clip: clip the global gradient norm to this value; ``None``: no clipping.
+        augment_scale: ``(min, max)`` of the random rescaling before the crop;
+            ``(1, 1)`` turns scale augmentation off (horizontal flips stay).
+    """
+
+    model: str
+    steps: int
+    batch_size: int
+    image_size: int
+    num_train: int
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    grad_clip: float | None = None
+    augment_scale: tuple[float, float] = (1.0, 1.0)
+
+    def __post_init__(self):
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"TrainRecipe.model must be a model name, got {self.model!r}")
+        object.__setattr__(self, "augment_scale", tuple(float(s) for s in self.augment_scale))
+        problems = [f"{name} must be a positive integer, got {getattr(self, name)!r}"
+                    for name in ("steps", "batch_size", "image_size", "num_train")
+                    if not (isinstance(getattr(self, name), int) and getattr(self, name) > 0)]
+        if self.num_train < self.batch_size:
+            problems.append(f"num_train ({self.num_train}) is smaller than one batch ({self.batch_size})")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            problems.append(f"grad_clip must be positive or None, got {self.grad_clip}")
+        if len(self.augment_scale) != 2 or not 0 < self.augment_scale[0] <= self.augment_scale[1]:
+            problems.append(f"augment_scale must be (min, max) with 0 < min <= max, got {self.augment_scale}")
+        if problems:
+            raise ValueError(f"invalid TrainRecipe for {self.model}: " + "; ".join(problems))
+
+    def replace(self, **changes) -> "TrainRecipe":
+        """A copy with some fields changed, e.g. ``recipe.replace(steps=2000)``."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values (lists for tuples): fit for JSON and checkpoint metadata."""
+        values = asdict(self)
+        values["optim"] = self.optim.to_dict()
+        values["augment_scale"] = list(self.augment_scale)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainRecipe":
+        """Inverse of :meth:`to_dict`."""
+        values = dict(values)
+        values["optim"] = OptimConfig.from_dict(values["optim"])
         return cls(**values)

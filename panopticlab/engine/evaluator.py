@@ -1,32 +1,53 @@
-"""The evaluation loop: model -> panoptic results -> Panoptic Quality.
+"""The one evaluation loop: model -> predictions -> Panoptic Quality (and mIoU, and ablations).
 
-In evaluation mode a model maps ``images`` (FloatTensor[B, 3, H, W] in [0, 1]) to a
-list of B panoptic results: :class:`~panopticlab.data.panoptic.PanopticSegmentation`
-objects, or objects carrying one as ``.panoptic`` (keeping the intermediate outputs a
-chapter may show). :func:`evaluate` scores them against the ground truth the loader
-provides with the in-memory :class:`~panopticlab.metrics.pq.PQAccumulator` (no file is
-written), and can also save them in COCO panoptic format for ``pq_compute``.
+In evaluation a model of the book maps images float [B, 3, H, W] in [0, 1] to B
+predictions through ``model.inference(images)`` (or, for a model without that method,
+``model(images)`` in eval mode): each a
+:class:`~panopticlab.models.common.PanopticPrediction` (the panoptic result and the raw
+outputs it came from), or a bare
+:class:`~panopticlab.data.panoptic.PanopticSegmentation`. :func:`evaluate` scores them
+against the ground truth with the in-memory
+:class:`~panopticlab.metrics.pq.PQAccumulator` and returns an :class:`Evaluation`:
 
-Under ``torchrun`` each process scores its shard (:func:`~.sampling.make_eval_loader`)
-and the per-category counts are merged, so every process returns the same results.
+* ``results``: PQ / SQ / RQ and every breakdown of the model's panoptic output;
+* ``miou`` and ``confusion``: when the predictions carry a semantic map
+  (:mod:`panopticlab.metrics.semantic`);
+* ``ablations``: the same breakdowns for merges of the same raw outputs with a network
+  taken away (:func:`~panopticlab.postprocess.ablations.ablation_merge`), when asked;
+* ``predictions``: every image's ground truth and prediction, when asked
+  (``keep_predictions``), so a chapter can draw and rescore them without rerunning the
+  network.
+
+It can also write the predictions in COCO panoptic format for ``pq_compute``. Under
+``torchrun`` each process scores its shard (:func:`~.sampling.make_eval_loader`) and the
+counts are merged, so every process returns the same numbers.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.categories import CategorySet
+from ..data.categories import VOID_LABEL, CategorySet
+from ..data.dataset import PanopticDataset
 from ..data.panoptic import PanopticSegmentation
+from ..data.targets import semantic_target
 from ..metrics.matching import MATCH_IOU
 from ..metrics.pq import PQAccumulator
+from ..metrics.semantic import confusion_matrix, mean_iou
+from ..postprocess.ablations import ablation_merge
+from ..postprocess.heuristic import MergeConfig
 from .distributed import all_gather_objects, barrier, is_main_process, unwrap_model
+from .sampling import make_eval_loader
 from .trainer import Trainer, resolve_device
 
-__all__ = ["as_panoptic", "predict", "iter_predictions", "evaluate", "summary_metrics", "PeriodicEvaluation"]
+__all__ = ["Evaluation", "as_panoptic", "predict", "iter_predictions", "evaluate", "rescore", "summary_metrics",
+           "PeriodicEvaluation"]
 
 
 def as_panoptic(result: Any, where: str = "model output") -> PanopticSegmentation:
@@ -40,8 +61,8 @@ def as_panoptic(result: Any, where: str = "model output") -> PanopticSegmentatio
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, device: str | torch.device | None = None,
-            amp: bool | None = None) -> list[PanopticSegmentation]:
-    """Panoptic predictions for one batch of images; the model's train/eval mode is restored afterwards.
+            amp: bool | None = None) -> list[Any]:
+    """The model's predictions for one batch; its train/eval mode is restored afterwards.
 
     Args:
         model: a panoptic model (DDP-wrapped or not).
@@ -50,7 +71,7 @@ def predict(model: nn.Module, images: torch.Tensor, device: str | torch.device |
         amp: float16 autocast; default on CUDA only.
 
     Returns:
-        B panoptic segmentations.
+        B predictions, each a PanopticSegmentation or an object with ``.panoptic``.
     """
     module = unwrap_model(model)  # a DDP forward would sync buffers with processes that may have finished
     if device is None:
@@ -58,16 +79,19 @@ def predict(model: nn.Module, images: torch.Tensor, device: str | torch.device |
         device = first.device if first is not None else torch.device("cpu")
     device = resolve_device(device)
     amp = device.type == "cuda" if amp is None else bool(amp)
+    run = getattr(module, "inference", module)
     was_training = module.training
     module.eval()
     try:
         with torch.autocast(device.type, enabled=amp):
-            outputs = module(images.to(device, non_blocking=True))
+            outputs = run(images.to(device, non_blocking=True))
     finally:
         module.train(was_training)
     if len(outputs) != len(images):
         raise ValueError(f"{type(module).__name__} returned {len(outputs)} results for {len(images)} images")
-    return [as_panoptic(output, f"{type(module).__name__} output {i}") for i, output in enumerate(outputs)]
+    for i, output in enumerate(outputs):
+        as_panoptic(output, f"{type(module).__name__} output {i}")
+    return list(outputs)
 
 
 def _per_image(targets: Any, batch_size: int) -> list[dict]:
@@ -85,8 +109,19 @@ def _per_image(targets: Any, batch_size: int) -> list[dict]:
     return items
 
 
+def as_loader(data: Any, categories: CategorySet, batch_size: int = 8) -> Iterable:
+    """An iterable of ``(images, targets)`` batches: ``data`` itself, or batches of a sequence of Samples."""
+    if isinstance(data, torch.utils.data.DataLoader):
+        return data
+    if isinstance(data, PanopticDataset):
+        return make_eval_loader(data, batch_size)
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):  # Samples, e.g. SyntheticPanoptic
+        return make_eval_loader(PanopticDataset(data, categories, targets=()), batch_size)
+    return data
+
+
 def iter_predictions(model: nn.Module, loader: Iterable, device: str | torch.device | None = None,
-                     amp: bool | None = None) -> Iterator[tuple[dict, PanopticSegmentation]]:
+                     amp: bool | None = None) -> Iterator[tuple[dict, Any]]:
     """``(ground-truth record, prediction)`` per image of ``loader``.
 
     The record holds the ground truth ``panoptic``, ``image_id`` and, when the loader
@@ -105,18 +140,69 @@ def _png_name(record: dict) -> str:
     return f"{image_id:012d}.png" if isinstance(image_id, int) else f"{image_id}.png"  # COCO's naming
 
 
-def evaluate(model: nn.Module, loader: Iterable, categories: CategorySet, device: str | torch.device | None = None,
-             *, predictions_json: str | os.PathLike | None = None, predictions_folder: str | os.PathLike | None = None,
-             iou_threshold: float = MATCH_IOU, amp: bool | None = None, progress: bool = True) -> dict:
-    """Panoptic Quality of ``model`` on the images of ``loader``.
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measured.
+
+    Attributes:
+        results: :meth:`PQAccumulator.results` of the model's panoptic output (fractions in
+            [0, 1]; ``All``/``Things``/``Stuff``, ``per_class``, ``by_size``, ``pq_dagger``).
+        ablations: the same for each requested ablation (name -> results).
+        miou: mean IoU of the semantic maps (a fraction), when the predictions carry one.
+        confusion: its (K, K + 1) pixel confusion matrix (rows: target train id;
+            columns: predicted train id, then abstentions), or ``None``.
+        predictions: ``(ground-truth record, prediction)`` per image when kept, else ``None``.
+    """
+
+    results: dict
+    ablations: dict[str, dict]
+    miou: float | None = None
+    confusion: np.ndarray | None = None
+    predictions: list[tuple[dict, Any]] | None = None
+
+    def headline(self, variant: str | None = None) -> dict[str, float]:
+        """``pq, sq, rq, pq_th, pq_st`` (fractions) of the model, or of one ablation."""
+        return summary_metrics(self.results if variant is None else self.ablations[variant])
+
+
+class _SemanticScore:
+    """The confusion matrix of predicted semantic maps (category ids, void = abstain)."""
+
+    def __init__(self, categories: CategorySet):
+        self.categories = categories
+        self.to_train_id = categories.id_to_train_id_lut(fill=VOID_LABEL)
+        self.to_train_id = np.concatenate([self.to_train_id,
+                                           np.full(max(0, VOID_LABEL + 1 - len(self.to_train_id)), VOID_LABEL)])
+        self.confusion = np.zeros((len(categories), len(categories) + 1), np.int64)
+        self.seen = False
+
+    def update(self, gt: PanopticSegmentation, semantic: np.ndarray) -> None:
+        target = semantic_target(gt, self.categories).numpy()
+        self.confusion += confusion_matrix(self.to_train_id[semantic], target, len(self.categories),
+                                           void_prediction=VOID_LABEL)
+        self.seen = True
+
+
+def evaluate(model: nn.Module, data: Any, categories: CategorySet, device: str | torch.device | None = None, *,
+             batch_size: int = 8, ablations: Sequence[str] = (), keep_predictions: bool = False,
+             predictions_json: str | os.PathLike | None = None, predictions_folder: str | os.PathLike | None = None,
+             iou_threshold: float = MATCH_IOU, amp: bool | None = None, progress: bool = True) -> Evaluation:
+    """Panoptic Quality of ``model`` on ``data``, and everything else its predictions allow.
 
     Args:
         model: a panoptic model; its train/eval mode is left as it was.
-        loader: yields ``(images, targets)`` with the ground truth ``targets["panoptic"]``
-            (e.g. :func:`~.sampling.make_eval_loader` over a
-            :class:`~panopticlab.data.dataset.PanopticDataset`).
+        data: a loader yielding ``(images, targets)`` with the ground truth
+            ``targets["panoptic"]`` (e.g. :func:`~.sampling.make_eval_loader` over a
+            :class:`~panopticlab.data.dataset.PanopticDataset`), or a sequence of
+            :class:`~panopticlab.data.sample.Sample` (e.g. the synthetic validation split).
         categories: the dataset's categories.
         device: default the model's device.
+        batch_size: images per batch when ``data`` is a sequence of samples.
+        ablations: names of :data:`~panopticlab.postprocess.ablations.ABLATIONS` to score
+            too, merged from the predictions' ``semantic`` and ``detections`` with the
+            model's ``merge_config``.
+        keep_predictions: keep every image's record and prediction (memory: a few
+            arrays of the image's size per image).
         predictions_json: also write the predictions in COCO panoptic format there
             (:func:`panopticlab.data.coco.write_predictions`; rank 0 writes all shards).
         predictions_folder: their PNG folder (default: ``predictions_json`` without ``.json``).
@@ -124,48 +210,82 @@ def evaluate(model: nn.Module, loader: Iterable, categories: CategorySet, device
         amp: float16 autocast; default on CUDA only.
         progress: show a progress bar (rank 0).
 
-    Returns:
-        :meth:`PQAccumulator.results` (fractions in [0, 1]; ``All``/``Things``/``Stuff``,
-        ``per_class``, ``by_size``, ``pq_dagger``); identical on every process.
-
     Raises:
-        ValueError: a prediction and its ground truth differ in size (names the image).
+        ValueError: a prediction and its ground truth differ in size (names the image),
+            or an ablation needs an output the predictions lack.
     """
+    loader = as_loader(data, categories, batch_size)
+    merge = getattr(unwrap_model(model), "merge_config", MergeConfig())
     accumulator = PQAccumulator(categories, iou_threshold)
-    kept = [] if predictions_json is not None else None
+    ablated = {name: PQAccumulator(categories, iou_threshold) for name in ablations}
+    semantic = _SemanticScore(categories)
+    kept = [] if keep_predictions else None
+    written = [] if predictions_json is not None else None
     sampler = getattr(loader, "sampler", None)
     total = len(sampler) if hasattr(sampler, "__len__") else None  # this process's images
     bar = tqdm(total=total, desc="evaluate", unit="image", disable=not (progress and is_main_process()),
                dynamic_ncols=True)
     try:
         for record, prediction in iter_predictions(model, loader, device, amp):
-            gt = record["panoptic"]
-            if gt.shape != prediction.shape:
-                raise ValueError(f"image {record.get('image_id')!r}: prediction of size {prediction.shape} for "
+            gt, panoptic = record["panoptic"], as_panoptic(prediction)
+            if gt.shape != panoptic.shape:
+                raise ValueError(f"image {record.get('image_id')!r}: prediction of size {panoptic.shape} for "
                                  f"ground truth of size {gt.shape}; the model must predict at input resolution")
-            accumulator.update(gt, prediction, image_id=record.get("image_id"))
+            accumulator.update(gt, panoptic, image_id=record.get("image_id"))
+            semantic_map = getattr(prediction, "semantic", None)
+            if semantic_map is not None:
+                semantic.update(gt, semantic_map)
+            for name, ablation in ablated.items():
+                merged = ablation_merge(name, semantic_map, getattr(prediction, "detections", None), categories, merge)
+                ablation.update(gt, merged.panoptic, image_id=record.get("image_id"))
             if kept is not None:
-                kept.append((record.get("image_id"), _png_name(record), prediction))
+                kept.append((record, prediction))
+            if written is not None:
+                written.append((record.get("image_id"), _png_name(record), panoptic))
             bar.update(1)
     finally:
         bar.close()
 
-    shards = all_gather_objects(accumulator)
-    total = shards[0]
-    for shard in shards[1:]:
-        total.merge(shard)
-    if kept is not None:
-        predictions = [item for shard in all_gather_objects(kept) for item in shard]
+    def gathered(acc: PQAccumulator) -> PQAccumulator:
+        shards = all_gather_objects(acc)
+        for shard in shards[1:]:
+            shards[0].merge(shard)
+        return shards[0]
+
+    results = gathered(accumulator).results()
+    ablation_results = {name: gathered(acc).results() for name, acc in ablated.items()}
+    confusions = all_gather_objects(semantic.confusion if semantic.seen else None)
+    confusion = sum(c for c in confusions if c is not None) if any(c is not None for c in confusions) else None
+    if written is not None:
+        predictions = [item for shard in all_gather_objects(written) for item in shard]
         if is_main_process():
             from ..data.coco import write_predictions  # file I/O only when asked for
 
             write_predictions(predictions_json, predictions_folder, predictions, categories)
         barrier()
-    return total.results()
+    return Evaluation(results, ablation_results, None if confusion is None else mean_iou(confusion), confusion, kept)
+
+
+def rescore(predictions: Sequence[tuple[dict, Any]], categories: CategorySet, variant: str = "baseline",
+            merge: MergeConfig = MergeConfig(), iou_threshold: float = MATCH_IOU) -> dict:
+    """PQ results of kept predictions merged again: another merge setting or ablation, no network run.
+
+    Args:
+        predictions: :attr:`Evaluation.predictions` (``evaluate(..., keep_predictions=True)``);
+            each prediction must carry ``semantic`` and / or ``detections`` as ``variant`` needs.
+        variant: one of :data:`~panopticlab.postprocess.ablations.ABLATIONS`.
+        merge: the merge settings.
+    """
+    accumulator = PQAccumulator(categories, iou_threshold)
+    for record, prediction in predictions:
+        merged = ablation_merge(variant, getattr(prediction, "semantic", None),
+                                getattr(prediction, "detections", None), categories, merge)
+        accumulator.update(record["panoptic"], merged.panoptic, image_id=record.get("image_id"))
+    return accumulator.results()
 
 
 def summary_metrics(results: dict) -> dict[str, float]:
-    """The headline numbers of :func:`evaluate`'s results: ``pq, sq, rq, pq_th, pq_st`` (fractions)."""
+    """The headline numbers of PQ results: ``pq, sq, rq, pq_th, pq_st`` (fractions)."""
     return {"pq": results["All"]["pq"], "sq": results["All"]["sq"], "rq": results["All"]["rq"],
             "pq_th": results["Things"]["pq"], "pq_st": results["Stuff"]["pq"]}
 
@@ -174,21 +294,25 @@ class PeriodicEvaluation:
     """A :class:`~.trainer.Trainer` callback that evaluates every ``every`` steps and at the end.
 
     Logs :func:`summary_metrics` into the trainer's history as ``<prefix>pq``, ``<prefix>sq``, ...
-    and keeps the full results of the latest evaluation in ``self.results``.
+    and keeps the latest :class:`Evaluation` in ``self.evaluation``.
     """
 
-    def __init__(self, loader: Iterable, categories: CategorySet, every: int, prefix: str = "val/",
-                 **evaluate_options):
+    def __init__(self, data: Any, categories: CategorySet, every: int, prefix: str = "val/", **evaluate_options):
         if int(every) < 1:
             raise ValueError(f"every must be positive, got {every}")
-        self.loader, self.categories, self.every, self.prefix = loader, categories, int(every), prefix
+        self.data, self.categories, self.every, self.prefix = data, categories, int(every), prefix
         self.evaluate_options = {"progress": False, **evaluate_options}
-        self.results: dict | None = None
+        self.evaluation: Evaluation | None = None
+
+    @property
+    def results(self) -> dict | None:
+        """The PQ results of the latest evaluation."""
+        return None if self.evaluation is None else self.evaluation.results
 
     def __call__(self, trainer: Trainer) -> None:
         if trainer.step % self.every and trainer.step != trainer.steps:
             return
-        self.results = evaluate(trainer.model, self.loader, self.categories, trainer.device, amp=trainer.amp,
-                                **self.evaluate_options)
+        self.evaluation = evaluate(trainer.model, self.data, self.categories, trainer.device, amp=trainer.amp,
+                                   **self.evaluate_options)
         trainer.history.log(trainer.step, {self.prefix + name: value
-                                           for name, value in summary_metrics(self.results).items()})
+                                           for name, value in summary_metrics(self.evaluation.results).items()})

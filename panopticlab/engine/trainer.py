@@ -48,7 +48,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` as a ``torch.device``; by default CUDA when present, else the CPU."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:  # torch's message lists the known device types
+        raise ValueError(f"unknown device {device!r}: {error}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} was asked for, but torch sees no CUDA device on this machine")
     return device

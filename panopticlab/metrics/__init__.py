@@ -1,4 +1,4 @@
-"""Panoptic Quality: matching, PQ / SQ / RQ and their breakdowns, folder and in-memory evaluation.
+"""Panoptic Quality (and semantic mIoU): matching, PQ / SQ / RQ and their breakdowns, folder and in-memory evaluation.
 
 Exactly the semantics of COCO's panopticapi ``pq_compute``, computed from one joint
 histogram per image (:mod:`.overlap`), matched (:mod:`.matching`), accumulated
@@ -8,12 +8,13 @@ from .evaluate import evaluate_folders, evaluate_pairs, evaluate_thresholds, pq_
 from .matching import MATCH_IOU, ImageMatching, Outcome, bipartite_matching, match_overlaps, match_segments
 from .overlap import OverlapTable, SegmentTable, compute_overlaps, overlaps_of
 from .pq import SIZE_RANGES, PQAccumulator, PQCounts
-from .report import format_by_size, format_per_class, format_pq_dagger, format_table, save_results
+from .semantic import confusion_matrix, mean_iou
+from .report import format_by_size, format_comparison, format_per_class, format_pq_dagger, format_table, save_results
 
 __all__ = [
     "MATCH_IOU", "SIZE_RANGES", "ImageMatching", "OverlapTable", "Outcome", "PQAccumulator", "PQCounts",
-    "SegmentTable", "bipartite_matching", "compute_overlaps", "evaluate_folders", "evaluate_pairs",
+    "SegmentTable", "bipartite_matching", "compute_overlaps", "confusion_matrix", "mean_iou", "evaluate_folders", "evaluate_pairs",
     "evaluate_thresholds",
-    "format_by_size", "format_per_class", "format_pq_dagger", "format_table", "match_overlaps",
+    "format_by_size", "format_comparison", "format_per_class", "format_pq_dagger", "format_table", "match_overlaps",
     "match_segments", "overlaps_of", "pq_compute", "save_results",
 ]

@@ -17,7 +17,6 @@ import os
 import sys
 from typing import Iterable
 
-from tqdm.auto import tqdm
 
 from ..data.categories import CategorySet
 from ..data.panoptic import PanopticSegmentation
@@ -91,6 +90,8 @@ def evaluate_folders(gt_json: PathLike, pred_json: PathLike, gt_folder: PathLike
     if int(workers) < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     categories, jobs = load_result_set(gt_json, pred_json, gt_folder, pred_folder)
+    from tqdm.auto import tqdm  # imported when used: the command line starts faster
+
     bar = tqdm(total=len(jobs), desc="PQ", unit="image", disable=not progress)
     try:
         if workers == 1 or len(jobs) < 2:
@@ -131,6 +132,8 @@ def evaluate_pairs(pairs: Iterable[tuple[PanopticSegmentation, PanopticSegmentat
     """
     accumulator = PQAccumulator(categories, iou_threshold)
     total = len(pairs) if hasattr(pairs, "__len__") else None
+    from tqdm.auto import tqdm
+
     for index, (gt, pred) in enumerate(tqdm(pairs, total=total, desc="PQ", unit="image", disable=not progress)):
         accumulator.update(gt, pred, image_id=index)
     return accumulator.results()

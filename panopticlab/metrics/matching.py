@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..data.panoptic import PanopticSegmentation
 from .overlap import OverlapTable, SegmentTable, overlaps_of
@@ -221,6 +220,8 @@ def bipartite_matching(matching: ImageMatching | OverlapTable, iou_threshold: fl
     weight = np.zeros((len(overlaps.gt), len(overlaps.pred)))
     eligible = cand_iou > iou_threshold
     weight[cand_gt[eligible], cand_pred[eligible]] = cand_iou[eligible]
+    from scipy.optimize import linear_sum_assignment  # here: scipy.optimize is slow to import
+
     rows, cols = linear_sum_assignment(weight, maximize=True)
     keep = weight[rows, cols] > 0
     rows, cols = rows[keep].astype(np.int64), cols[keep].astype(np.int64)

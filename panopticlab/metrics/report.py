@@ -26,6 +26,20 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def format_comparison(rows: dict[str, dict]) -> str:
+    """One line per result: PQ, SQ, RQ of All and PQ of Things and Stuff, in percent.
+
+    Args:
+        rows: label -> PQ results (``results["All"]["pq"]``, ...), e.g. a model and its ablations.
+    """
+    width = max([14, *(len(label) + 1 for label in rows)])
+    lines = [f"{'':<{width}} {'PQ':>6} {'SQ':>6} {'RQ':>6} {'PQ_th':>6} {'PQ_st':>6}"]
+    for label, r in rows.items():
+        lines.append(f"{label:<{width}} {_pct(r['All']['pq']):>6} {_pct(r['All']['sq']):>6} {_pct(r['All']['rq']):>6} "
+                     f"{_pct(r['Things']['pq']):>6} {_pct(r['Stuff']['pq']):>6}")
+    return "\n".join(lines)
+
+
 def format_per_class(results: dict) -> str:
     """One row per category: name, PQ, SQ, RQ in percent and the TP / FP / FN counts."""
     lines = [f"{'category':24s}| {'PQ':>5s}  {'SQ':>5s}  {'RQ':>5s} {'TP':>6s} {'FP':>6s} {'FN':>6s}",

@@ -1,31 +1,33 @@
-"""Models: backbones, the baseline's semantic (PSPNet) and instance (Mask R-CNN) networks, and the baseline.
+"""Models: shared parts, one file per model, and the model table.
 
 Every model is an ``nn.Module`` taking images float [B, 3, H, W] in [0, 1] (normalised
-inside): in train mode ``model(images, targets)`` returns a dict of named scalar losses
-whose sum is the objective; in eval mode ``model(images)`` returns its predictions.
-Each has a ``tiny`` configuration (CPU, minutes, the built-in dataset) and a ``full``
-one (the published architecture), as plain dataclasses; no weights are downloaded.
+inside by :class:`~.common.ImageBatcher`): in train mode ``model(images, targets)``
+returns a dict of named scalar losses whose sum is the objective; ``model.inference(images)``
+returns one :class:`~.common.PanopticPrediction` per image (the panoptic result and the
+raw outputs it came from). Each has a ``tiny`` configuration (CPU, minutes, the built-in
+dataset) and a ``full`` one (the published architecture), as plain dataclasses; no
+weights are downloaded.
+
+* :mod:`.common` - batching (normalise, resize, pad; sizes kept), the prediction record;
+* :mod:`.backbones` - TinyResNet, ResNet-50, dilated features at any stride, ResNet-FPN;
+* :mod:`.detection` - the RPN and RoI heads from torchvision's parts, mask logits of boxes;
+* :mod:`.pspnet`, :mod:`.mask_rcnn`, :mod:`.heuristic_baseline` - the models;
+* :mod:`.zoo` - the model table: names, builders, targets, recipes, shipped weights.
 """
-from . import backbones, baseline, instance, semantic
-from .backbones import BackboneConfig, TinyResNet, dilated_features, fpn_backbone, make_norm_layer
-from .baseline import BaselinePrediction, HeuristicBaseline
-from .instance import MaskRCNN, MaskRCNNConfig
-from .semantic import PSPNet, PSPNetConfig
+from . import backbones, common, detection, heuristic_baseline, mask_rcnn, pspnet, zoo
+from .backbones import BackboneConfig, TinyResNet, dilated_backbone, dilated_features, fpn_backbone, make_norm_layer, \
+    resnet_fpn
+from .common import ImageBatcher, PanopticPrediction
+from .detection import DetectionConfig
+from .heuristic_baseline import HeuristicBaseline
+from .mask_rcnn import MaskRCNN, MaskRCNNConfig
+from .pspnet import PSPNet, PSPNetConfig
+from .zoo import MODEL_NAMES, MODELS, ModelSpec, build_model
 
 __all__ = [
-    "backbones",
-    "semantic",
-    "instance",
-    "baseline",
-    "BackboneConfig",
-    "TinyResNet",
-    "dilated_features",
-    "fpn_backbone",
-    "make_norm_layer",
-    "PSPNet",
-    "PSPNetConfig",
-    "MaskRCNN",
-    "MaskRCNNConfig",
-    "HeuristicBaseline",
-    "BaselinePrediction",
+    "backbones", "common", "detection", "pspnet", "mask_rcnn", "heuristic_baseline", "zoo",
+    "BackboneConfig", "TinyResNet", "dilated_backbone", "dilated_features", "fpn_backbone", "resnet_fpn",
+    "make_norm_layer", "ImageBatcher", "PanopticPrediction", "DetectionConfig",
+    "PSPNet", "PSPNetConfig", "MaskRCNN", "MaskRCNNConfig", "HeuristicBaseline",
+    "MODELS", "MODEL_NAMES", "ModelSpec", "build_model",
 ]

@@ -5,9 +5,11 @@ whose four stages are called ``layer1`` .. ``layer4`` (strides 4, 8, 16, 32 with
 dilation). That is the shape torchvision's ``IntermediateLayerGetter`` and
 ``BackboneWithFPN`` expect, so the same body feeds
 
-* a dilated semantic model (:func:`dilated_features`: ``layer3`` and ``layer4`` at
-  output stride 8 when both strides are replaced by dilation, as in PSPNet), and
-* an FPN for Mask R-CNN (:func:`fpn_backbone`, torchvision's ``BackboneWithFPN``).
+* a dilated network (:func:`dilated_backbone`: any stages, at output stride 8 as in
+  PSPNet or 16 as in Panoptic-DeepLab, the strides of the last stages replaced by
+  dilation), and
+* an FPN (:func:`resnet_fpn`, torchvision's ``BackboneWithFPN``) with levels named
+  ``p2`` .. ``p6``, which Mask R-CNN, Panoptic FPN and UPSNet share.
 
 Normalisation is a choice (:func:`make_norm_layer`) because the models here train from
 scratch: torchvision's detection backbones default to ``FrozenBatchNorm2d``, which
@@ -38,8 +40,15 @@ __all__ = [
     "TinyResNet",
     "BackboneConfig",
     "stage_channels",
+    "STAGE_STRIDES",
+    "dilation_for_stride",
+    "stage_strides",
     "dilated_features",
+    "dilated_backbone",
+    "LastLevelP6",
+    "level_names",
     "fpn_backbone",
+    "resnet_fpn",
 ]
 
 NORM_LAYERS = ("batch", "group", "frozen_batch")
@@ -203,13 +212,65 @@ def stage_channels(body: nn.Module) -> tuple[int, int, int, int]:
     return tuple(channels)
 
 
-def dilated_features(body: nn.Module) -> IntermediateLayerGetter:
-    """``layer3`` and ``layer4`` features of a body, as torchvision's segmentation models take them.
+STAGE_STRIDES = {"layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}  # without dilation
 
-    Returns a module mapping [B, 3, H, W] to ``{"aux": layer3, "out": layer4}``; build the
-    body with ``replace_stride_with_dilation=(False, True, True)`` for output stride 8.
+
+def dilation_for_stride(output_stride: int) -> tuple[bool, bool, bool]:
+    """``replace_stride_with_dilation`` flags of ``layer2`` .. ``layer4`` for a body of ``output_stride``.
+
+    32: no dilation; 16: ``layer4`` dilated (DeepLab's setting); 8: ``layer3`` and
+    ``layer4`` dilated (PSPNet's).
     """
-    return IntermediateLayerGetter(body, return_layers={"layer3": "aux", "layer4": "out"})
+    flags = {32: (False, False, False), 16: (False, False, True), 8: (False, True, True)}
+    if output_stride not in flags:
+        raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+    return flags[output_stride]
+
+
+def stage_strides(output_stride: int) -> dict[str, int]:
+    """Stride of each stage's output in a body built with :func:`dilation_for_stride` (``output_stride``)."""
+    return {name: min(stride, output_stride) for name, stride in STAGE_STRIDES.items()}
+
+
+def dilated_features(body: nn.Module, return_layers: dict[str, str] | None = None) -> IntermediateLayerGetter:
+    """Named stage outputs of a (dilated) body, as torchvision's segmentation models take them.
+
+    Args:
+        body: a ResNet-shaped module (``layer1`` .. ``layer4``); build it with
+            :func:`dilation_for_stride` flags for the output stride wanted.
+        return_layers: stage name -> output name; default ``{"layer3": "aux", "layer4":
+            "out"}`` (PSPNet's two heads). Panoptic-DeepLab asks for
+            ``{"layer1": "res2", "layer2": "res3", "layer4": "res5"}`` at output stride 16:
+            strides 4, 8 and 16.
+
+    Returns:
+        a module mapping [B, 3, H, W] to an ``OrderedDict`` of those outputs.
+    """
+    return_layers = {"layer3": "aux", "layer4": "out"} if return_layers is None else dict(return_layers)
+    unknown = sorted(set(return_layers) - set(STAGE_STRIDES))
+    if not return_layers or unknown:
+        raise ValueError(f"return_layers must name stages among {list(STAGE_STRIDES)}, got {list(return_layers)}")
+    return IntermediateLayerGetter(body, return_layers=return_layers)
+
+
+def dilated_backbone(config: "BackboneConfig", output_stride: int,
+                     return_layers: dict[str, str] | None = None) -> IntermediateLayerGetter:
+    """:func:`dilated_features` of a body built from ``config`` at ``output_stride`` (8, 16 or 32)."""
+    return dilated_features(config.build(replace_stride_with_dilation=dilation_for_stride(output_stride)),
+                            return_layers)
+
+
+class LastLevelP6(LastLevelMaxPool):
+    """torchvision's ``LastLevelMaxPool`` (P6 = stride-2 max-pool of P5), named ``p6``."""
+
+    def forward(self, x, y, names):
+        x, names = super().forward(x, y, names)
+        return x, [*names[:-1], "p6"]
+
+
+def level_names(returned_layers: Sequence[int]) -> list[str]:
+    """Pyramid level names of the stages feeding an FPN: stage ``k`` (stride 2**(k+1)) is ``p{k+1}``."""
+    return [f"p{layer + 1}" for layer in returned_layers]
 
 
 def fpn_backbone(body: nn.Module, out_channels: int, returned_layers: Sequence[int] = (1, 2, 3, 4),
@@ -220,19 +281,25 @@ def fpn_backbone(body: nn.Module, out_channels: int, returned_layers: Sequence[i
         body: ResNet-shaped module (``layer1`` .. ``layer4``), without dilation.
         out_channels: channels of every pyramid level.
         returned_layers: which stages feed the FPN (1 = stride 4 ... 4 = stride 32).
-        extra_blocks: extra levels; default ``LastLevelMaxPool`` (P6 = max-pool of the
+        extra_blocks: extra levels; default :class:`LastLevelP6` (P6 = max-pool of the
             coarsest level, as Mask R-CNN's RPN uses).
 
     Returns:
-        ``BackboneWithFPN``: [B, 3, H, W] -> ``OrderedDict`` ``"0"``, ``"1"``, ... (one per
-        returned layer, finest first) and ``"pool"``, each [B, out_channels, h, w]; its
-        ``out_channels`` attribute is what torchvision's ``MaskRCNN`` reads.
+        ``BackboneWithFPN``: [B, 3, H, W] -> ``OrderedDict`` ``"p2"`` .. ``"p5"`` (one per
+        returned layer, finest first: [B, out_channels, H / 2**k, W / 2**k] for ``pk``)
+        and ``"p6"``; its ``out_channels`` attribute is the channels of every level.
+        Parameter names are torchvision's (``body.*``, ``fpn.*``), whatever the level names.
     """
     if not returned_layers or any(layer not in (1, 2, 3, 4) for layer in returned_layers):
         raise ValueError(f"returned_layers must be a non-empty subset of (1, 2, 3, 4), got {tuple(returned_layers)}")
     channels = stage_channels(body)
-    return_layers = {f"layer{layer}": str(index) for index, layer in enumerate(returned_layers)}
+    return_layers = dict(zip((f"layer{layer}" for layer in returned_layers), level_names(returned_layers)))
     in_channels_list = [channels[layer - 1] for layer in returned_layers]
     return BackboneWithFPN(body, return_layers, in_channels_list, out_channels,
-                           extra_blocks=LastLevelMaxPool() if extra_blocks is None else extra_blocks)
+                           extra_blocks=LastLevelP6() if extra_blocks is None else extra_blocks)
 
+
+def resnet_fpn(config: "BackboneConfig", out_channels: int,
+               returned_layers: Sequence[int] = (1, 2, 3, 4)) -> BackboneWithFPN:
+    """A ResNet-FPN from ``config``: :func:`fpn_backbone` on an undilated body."""
+    return fpn_backbone(config.build(), out_channels, returned_layers)

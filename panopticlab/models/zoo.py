@@ -1,166 +1,192 @@
-"""The models of the book by name: ``build_model("maskrcnn-tiny", categories)``.
+"""The model table: every model of the book, by name, with everything the engine needs to know.
 
-A name is ``<family>-<size>``: the family is ``pspnet`` (the semantic network),
-``maskrcnn`` (the instance network) or ``baseline`` (both, merged by the heuristic);
-the size is ``tiny`` (CPU, minutes, the built-in dataset) or ``full`` (the published
-architecture, randomly initialised). :data:`BUILDERS` is a plain dict from name to a
-function ``categories -> nn.Module``; there is no registry to decorate.
+A name is ``<family>-<size>``: ``pspnet`` (the semantic network), ``maskrcnn`` (the
+instance network), ``baseline`` (both, merged by the heuristic); ``tiny`` (CPU, minutes,
+the built-in dataset) or ``full`` (the published architecture). Each row of
+:data:`MODELS` is a :class:`ModelSpec`: how to build the model, which targets it trains
+on, its training recipe per run profile, the separately trained networks it is made of,
+the ablations the evaluator can score from its outputs, and its shipped weights.
+The recipes, the command line, the shipped checkpoints and the evaluator read this
+table and nothing else; none of them branches on a name. Adding a model is one file
+(its config, its ``nn.Module``) and one row here.
 
-Only the baseline is a panoptic model on its own. For measuring what one network
-achieves alone, :class:`SemanticOnly` and :class:`InstanceOnly` turn the semantic or the
-instance network into a panoptic model with the ablations of chapter 3 (things from
-connected regions of the semantic map; instances without any stuff).
+    model = build_model("maskrcnn-tiny", categories)
+    recipe = spec("maskrcnn-tiny").recipe("laptop")
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
-import numpy as np
-import torch
 from torch import nn
 
 from ..data.categories import CategorySet
-from ..data.panoptic import PanopticSegmentation
-from ..postprocess.ablations import connected_component_instances
-from ..postprocess.heuristic import OVERLAP_THRESHOLD, SCORE_THRESHOLD, STUFF_AREA_LIMIT, heuristic_merge, \
-    scaled_stuff_area
-from . import instance, semantic
-from .baseline import HeuristicBaseline
-from .instance import MaskRCNN
-from .semantic import PSPNet
+from ..engine.config import OptimConfig, TrainRecipe
+from ..profiles import Profile, get_profile
+from . import mask_rcnn, pspnet
+from .heuristic_baseline import HeuristicBaseline
+from .mask_rcnn import MaskRCNN
+from .pspnet import PSPNet
 
-__all__ = ["BUILDERS", "MODEL_NAMES", "COMPONENTS", "build_model", "check_name", "family", "SemanticOnly",
-           "InstanceOnly", "as_panoptic_model"]
+__all__ = ["ModelSpec", "MODELS", "MODEL_NAMES", "spec", "build_model", "check_name"]
 
-BUILDERS: dict[str, Callable[[CategorySet], nn.Module]] = {
-    "pspnet-tiny": partial(semantic.for_categories, size="tiny"),
-    "pspnet-full": partial(semantic.for_categories, size="full"),
-    "maskrcnn-tiny": partial(instance.for_categories, size="tiny"),
-    "maskrcnn-full": partial(instance.for_categories, size="full"),
-    "baseline-tiny": partial(HeuristicBaseline.for_categories, size="tiny"),
-    "baseline-full": partial(HeuristicBaseline.for_categories, size="full"),
-}
-MODEL_NAMES: tuple[str, ...] = tuple(BUILDERS)
+RecipeFactory = Callable[[str, Profile, "int | None"], TrainRecipe]
 
-# The baseline is two networks trained separately, as in the paper: (semantic, instance).
-COMPONENTS: dict[str, tuple[str, str]] = {
-    "baseline-tiny": ("pspnet-tiny", "maskrcnn-tiny"),
-    "baseline-full": ("pspnet-full", "maskrcnn-full"),
-}
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of the model table.
+
+    Attributes:
+        name: ``<family>-<size>``.
+        module: the class of the model (what :attr:`build` returns).
+        build: ``categories -> model``, randomly initialised.
+        targets: the :class:`~panopticlab.data.dataset.PanopticDataset` targets it trains on.
+        recipe_factory: ``(name, profile, steps) -> TrainRecipe``; ``None`` for a model
+            trained as its :attr:`components`.
+        components: names of separately trained networks the model is made of, in the
+            order :attr:`assemble` takes them.
+        assemble: ``(*networks, categories) -> model`` from trained components.
+        ablations: variants the evaluator also scores from the model's raw outputs
+            (:data:`~panopticlab.postprocess.ablations.ABLATIONS`).
+        shipped: file name of trained weights in ``panopticlab/checkpoints``, or ``None``.
+        summary: one line for listings.
+    """
+
+    name: str
+    module: type[nn.Module]
+    build: Callable[[CategorySet], nn.Module]
+    targets: tuple[str, ...]
+    recipe_factory: RecipeFactory | None = None
+    components: tuple[str, ...] = ()
+    assemble: Callable[..., nn.Module] | None = None
+    ablations: tuple[str, ...] = ()
+    shipped: str | None = None
+    summary: str = ""
+
+    @property
+    def size(self) -> str:
+        return self.name.rsplit("-", 1)[1]
+
+    def recipe(self, profile: Profile | str | None = None, steps: int | None = None) -> TrainRecipe:
+        """The book's training recipe for a run profile (``None``: ``$PANOPTICLAB_PROFILE``).
+
+        Args:
+            steps: train this many steps instead of the profile's; the schedule's warmup
+                and decay are laid out over them.
+
+        Raises:
+            ValueError: ``steps`` is not a positive integer, or the model is trained as
+                its components (the message names their recipes).
+        """
+        if steps is not None and not (isinstance(steps, int) and steps > 0):
+            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        if self.recipe_factory is None:
+            parts = " and ".join(f"recipe({c!r})" for c in self.components)
+            raise ValueError(f"{self.name} is {len(self.components)} networks trained separately, as in the "
+                             f"paper: use {parts}, then combine them with {self.module.__name__}")
+        if not isinstance(profile, Profile):
+            profile = get_profile(profile)
+        return self.recipe_factory(self.name, profile, steps)
+
+
+# --- recipes ------------------------------------------------------------------------------
+def _adamw(lr: float, steps: int) -> OptimConfig:
+    # AdamW with a short linear warmup and a linear decay to zero: from scratch, this
+    # trained both tiny networks faster than SGD with the poly schedule.
+    return OptimConfig(optimizer="adamw", lr=lr, weight_decay=1e-4, warmup_steps=steps // 20,
+                       warmup_factor=0.01, schedule="poly", poly_power=1.0)
+
+
+def tiny_recipe(name: str, profile: Profile, steps: int | None, *, ci: int, laptop: int, gpu: int,
+                lr: float = 2e-3, grad_clip: float | None = None) -> TrainRecipe:
+    """A tiny model's recipe: the profile's images and batch, AdamW with warmup and linear decay.
+
+    Flips only, no rescaling: the validation images have the training images' scale, and
+    on the synthetic data random rescaling (0.75-1.5) slowed the detector down (PQ_th 7.9
+    instead of 10.3 after 600 steps); a learning rate of 1e-3 or 4e-3 was worse than 2e-3.
+    """
+    steps = steps or profile.pick(ci=ci, laptop=laptop, gpu=gpu)
+    return TrainRecipe(model=name, steps=steps, batch_size=profile.batch_size, image_size=profile.image_size,
+                       num_train=profile.num_train, optim=_adamw(lr, steps), grad_clip=grad_clip)
+
+
+def _full_run(name: str, profile: Profile, steps: int | None, optim: Callable[[int], OptimConfig]) -> TrainRecipe:
+    # Batch 2 per process fits ResNet-50 at these sizes on one GPU; scale augmentation
+    # 0.5-2 as both published recipes.
+    steps = steps or profile.pick(ci=2, laptop=200, gpu=20_000)
+    batch = profile.pick(ci=2, laptop=2, gpu=8)
+    return TrainRecipe(model=name, steps=steps, batch_size=batch, image_size=profile.pick(ci=64, laptop=256, gpu=512),
+                       num_train=max(batch, profile.num_train), optim=optim(steps), grad_clip=None,
+                       augment_scale=profile.pick(ci=(1.0, 1.0), laptop=(0.5, 2.0)))
+
+
+def sgd_poly(steps: int) -> OptimConfig:
+    """PSPNet's solver (mmsegmentation): SGD 0.01, momentum 0.9, weight decay 5e-4, poly 0.9."""
+    return OptimConfig(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="poly", poly_power=0.9)
+
+
+def sgd_1x(steps: int) -> OptimConfig:
+    """Mask R-CNN's solver (detectron2's 1x, shortened): SGD 0.02, warmup, steps at 2/3 and 8/9 of the run."""
+    warmup = min(1000, steps // 10)
+    milestones = (max(warmup + 1, round(steps * 2 / 3)), max(warmup + 2, round(steps * 8 / 9)))
+    return OptimConfig(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=1e-4, warmup_steps=warmup,
+                       schedule="step", milestones=milestones)
+
+
+# --- the table ----------------------------------------------------------------------------
+def _assemble_baseline(semantic_model: PSPNet, instance_model: MaskRCNN, categories: CategorySet,
+                       **options) -> HeuristicBaseline:
+    return HeuristicBaseline(semantic_model, instance_model, categories, **options)
+
+
+def _rows() -> list[ModelSpec]:
+    rows = []
+    for size in ("tiny", "full"):
+        tiny = size == "tiny"
+        rows += [
+            ModelSpec(
+                f"pspnet-{size}", PSPNet, partial(pspnet.for_categories, size=size), ("semantic",),
+                partial(tiny_recipe, ci=4, laptop=1000, gpu=6000) if tiny else partial(_full_run, optim=sgd_poly),
+                ablations=(), shipped=f"pspnet-{size}.pt" if tiny else None,
+                summary="PSPNet: dilated ResNet + pyramid pooling (the baseline's semantic network)"),
+            ModelSpec(
+                f"maskrcnn-{size}", MaskRCNN, partial(mask_rcnn.for_categories, size=size), ("instances",),
+                # the detector's losses spike early in training from scratch: clip
+                partial(tiny_recipe, ci=4, laptop=1200, gpu=8000, grad_clip=10.0) if tiny
+                else partial(_full_run, optim=sgd_1x),
+                shipped=f"maskrcnn-{size}.pt" if tiny else None,
+                summary="Mask R-CNN: ResNet-FPN + RPN + RoI heads (the baseline's instance network)"),
+            ModelSpec(
+                f"baseline-{size}", HeuristicBaseline, partial(HeuristicBaseline.for_categories, size=size),
+                ("semantic", "instances"), None, components=(f"pspnet-{size}", f"maskrcnn-{size}"),
+                assemble=_assemble_baseline, ablations=("semantic_only", "instance_only"),
+                summary="the paper's baseline: PSPNet + Mask R-CNN + the heuristic merge"),
+        ]
+    return rows
+
+
+MODELS: dict[str, ModelSpec] = {row.name: row for row in _rows()}
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 
 
 def check_name(name: str) -> str:
-    """``name`` if it is one of :data:`MODEL_NAMES`; otherwise a ValueError listing them."""
-    if name not in BUILDERS:
+    """``name`` if it is in the table; otherwise a ValueError listing the known names."""
+    if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     return name
 
 
-def family(name: str) -> str:
-    """``"pspnet"``, ``"maskrcnn"`` or ``"baseline"``: the part of a model name before the size."""
-    return check_name(name).rsplit("-", 1)[0]
+def spec(name: str) -> ModelSpec:
+    """The table's row for ``name`` (a ValueError listing the known names otherwise)."""
+    return MODELS[check_name(name)]
 
 
 def build_model(name: str, categories: CategorySet) -> nn.Module:
-    """A randomly initialised model of :data:`MODEL_NAMES` with outputs for ``categories``.
-
-    ``pspnet-*``: one output per category (train-id order); ``maskrcnn-*``: labels
-    1..K for ``categories.thing_ids``; ``baseline-*``: both, merged with the published
-    thresholds.
+    """A randomly initialised model of the table with outputs for ``categories``.
 
     Raises:
-        ValueError: ``name`` is not one of :data:`MODEL_NAMES` (the message lists them).
+        ValueError: ``name`` is not in the table (the message lists the names).
     """
-    return BUILDERS[check_name(name)](categories)
-
-
-def _merge_options(score_threshold: float, overlap_threshold: float, stuff_area_limit: float | None,
-                   mask_threshold: float) -> dict:
-    return dict(score_threshold=score_threshold, overlap_threshold=overlap_threshold,
-                stuff_area_limit=stuff_area_limit, mask_threshold=mask_threshold)
-
-
-def _stuff_limit(limit: float | None, shape: tuple[int, int]) -> float:
-    # None: the published 4096 px scaled to the image's area, as HeuristicBaseline does
-    return scaled_stuff_area(STUFF_AREA_LIMIT, shape[0] * shape[1]) if limit is None else limit
-
-
-class SemanticOnly(nn.Module):
-    """The semantic network alone as a panoptic model: the "semantic only" ablation.
-
-    Each 4-connected region of a thing category becomes one instance
-    (:func:`~panopticlab.postprocess.ablations.connected_component_instances`), so
-    touching objects of one class merge; stuff comes from the semantic map through the
-    same heuristic merge as the baseline. Eval mode only: ``model(images [B, 3, H, W])``
-    -> B :class:`PanopticSegmentation`.
-    """
-
-    def __init__(self, semantic_model: PSPNet, categories: CategorySet, *, score_threshold: float = SCORE_THRESHOLD,
-                 overlap_threshold: float = OVERLAP_THRESHOLD, stuff_area_limit: float | None = None,
-                 mask_threshold: float = 0.5):
-        super().__init__()
-        self.semantic_model = semantic_model
-        self.categories = categories
-        self.merge_options = _merge_options(score_threshold, overlap_threshold, stuff_area_limit, mask_threshold)
-
-    def merge(self, semantic_map: np.ndarray) -> PanopticSegmentation:
-        """One image's (H, W) category-id map -> its panoptic segmentation."""
-        masks, scores, category_ids = connected_component_instances(semantic_map, self.categories)
-        options = dict(self.merge_options, stuff_area_limit=_stuff_limit(self.merge_options["stuff_area_limit"],
-                                                                         semantic_map.shape))
-        return heuristic_merge(semantic_map, masks, scores, category_ids, self.categories, **options).panoptic
-
-    def forward(self, images: torch.Tensor) -> list[PanopticSegmentation]:
-        if self.training:
-            raise ValueError("SemanticOnly is for evaluation; train the semantic network itself")
-        semantic_maps = self.semantic_model(images)["semantic"].cpu().numpy()
-        return [self.merge(s) for s in semantic_maps]
-
-
-class InstanceOnly(nn.Module):
-    """The instance network alone as a panoptic model: the "instance only" ablation.
-
-    The heuristic merge without a semantic map: detections become thing segments and
-    every other pixel is void. Eval mode only: ``model(images [B, 3, H, W])`` -> B
-    :class:`PanopticSegmentation`.
-    """
-
-    def __init__(self, instance_model: MaskRCNN, categories: CategorySet, *, score_threshold: float = SCORE_THRESHOLD,
-                 overlap_threshold: float = OVERLAP_THRESHOLD, stuff_area_limit: float | None = None,
-                 mask_threshold: float = 0.5):
-        super().__init__()
-        self.instance_model = instance_model
-        self.categories = categories
-        self.merge_options = _merge_options(score_threshold, overlap_threshold, stuff_area_limit, mask_threshold)
-
-    def merge(self, detections: dict) -> PanopticSegmentation:
-        """One image's detections (torchvision's dict with ``category_ids``) -> its panoptic segmentation."""
-        options = dict(self.merge_options, stuff_area_limit=0.0)  # no stuff to filter
-        return heuristic_merge(None, detections["masks"].float().numpy(), detections["scores"].float().numpy(),
-                               detections["category_ids"].numpy(), self.categories, **options).panoptic
-
-    def forward(self, images: torch.Tensor) -> list[PanopticSegmentation]:
-        if self.training:
-            raise ValueError("InstanceOnly is for evaluation; train the instance network itself")
-        detections = self.instance_model(images)
-        return [self.merge({key: value.cpu() for key, value in d.items()}) for d in detections]
-
-
-def as_panoptic_model(model: nn.Module, categories: CategorySet, **merge_options) -> nn.Module:
-    """A model whose eval output is panoptic: the baseline as it is, one network through its ablation.
-
-    Args:
-        model: a :class:`HeuristicBaseline`, :class:`PSPNet` or :class:`MaskRCNN`.
-        categories: the dataset's categories.
-        **merge_options: ``score_threshold``, ``overlap_threshold``, ``stuff_area_limit``,
-            ``mask_threshold`` for the ablation wrappers (a baseline keeps its own).
-    """
-    if isinstance(model, HeuristicBaseline):
-        return model
-    if isinstance(model, PSPNet):
-        return SemanticOnly(model, categories, **merge_options)
-    if isinstance(model, MaskRCNN):
-        return InstanceOnly(model, categories, **merge_options)
-    raise ValueError(f"no panoptic output for a {type(model).__name__}; expected HeuristicBaseline, PSPNet or "
-                     f"MaskRCNN")
+    return spec(name).build(categories)

@@ -7,7 +7,8 @@ from .deeplab import (
     merge_semantic_and_instances,
     panoptic_deeplab_postprocess,
 )
-from .heuristic import HeuristicMerge, MergeSteps, heuristic_merge, scaled_stuff_area
+from .ablations import ABLATIONS, ablation_merge, connected_component_instances
+from .heuristic import HeuristicMerge, MergeConfig, MergeSteps, heuristic_merge, scaled_stuff_area
 from .grouping import (
     group_pixels,
     nearest_center,
@@ -21,5 +22,6 @@ __all__ = [
     "CITYSCAPES", "COCO", "DeepLabPanoptic", "find_instance_centers", "group_pixels",
     "merge_semantic_and_instances", "nearest_center", "nearest_center_kdtree", "nearest_center_scan",
     "panoptic_deeplab_postprocess", "pixel_votes", "square_max_pool", "vote_map",
-    "HeuristicMerge", "MergeSteps", "heuristic_merge", "scaled_stuff_area",
+    "HeuristicMerge", "MergeConfig", "MergeSteps", "heuristic_merge", "scaled_stuff_area",
+    "ABLATIONS", "ablation_merge", "connected_component_instances",
 ]

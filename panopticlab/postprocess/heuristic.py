@@ -45,18 +45,20 @@ smaller images.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import ndimage
 
 from ..data import CategorySet, PanopticSegmentation, Segment
+from ..data.categories import VOID_LABEL
 
 __all__ = [
     "SCORE_THRESHOLD",
     "OVERLAP_THRESHOLD",
     "STUFF_AREA_LIMIT",
+    "MergeConfig",
     "MASK_THRESHOLD",
     "COCO_REFERENCE_AREA",
     "KEPT",
@@ -172,6 +174,18 @@ class MergeSteps:
     unclaimed_things: np.ndarray
     small_stuff: np.ndarray
 
+    def report(self, categories: CategorySet) -> str:
+        """The steps as a table: each instance in visiting order and what became of it, then each stuff category."""
+        lines = [f"{len(self.below_score)} instances dropped below the score threshold",
+                 f"{'order':>5} {'input':>5} {'class':<9} {'score':>5} {'area':>5} {'taken':>6}  outcome"]
+        for rank, step in enumerate(self.instances):
+            lines.append(f"{rank:>5} {step.index:>5} {categories.name(step.category_id):<9} {step.score:5.2f} "
+                         f"{step.area:>5} {step.overlap_fraction:6.0%}  {step.outcome}")
+        for step in self.stuff:
+            lines.append(f"stuff {categories.name(step.category_id):<9} area {step.area:>5}, "
+                         f"free {step.free_area:>5}: {step.outcome}")
+        return "\n".join(lines)
+
     def outcomes(self) -> dict[str, list[int]]:
         """Input indices of the instances by outcome (``below_score`` included)."""
         grouped: dict[str, list[int]] = {"below_score": self.below_score.tolist()}
@@ -214,11 +228,61 @@ def scaled_stuff_area(limit: float = STUFF_AREA_LIMIT, image_area: float = COCO_
     return float(limit) * float(image_area) / float(reference_area)
 
 
+@dataclass(frozen=True)
+class MergeConfig:
+    """The merge's settings, written once; defaults are the published ones.
+
+    Every model that fuses with the heuristic (the baseline, Panoptic FPN, the ablations)
+    holds one of these, and the evaluator and the shipped weights state theirs with it.
+
+    Attributes:
+        score_threshold: instances scoring lower are dropped (0.5).
+        overlap_threshold: an instance more than this fraction taken is dropped (0.5).
+        stuff_area_limit: stuff with fewer free pixels becomes void; ``None``: the
+            published 4096 px scaled to each image's area (:func:`scaled_stuff_area`).
+        mask_threshold: probabilities at least this are the mask (0.5).
+    """
+
+    score_threshold: float = SCORE_THRESHOLD
+    overlap_threshold: float = OVERLAP_THRESHOLD
+    stuff_area_limit: float | None = None
+    mask_threshold: float = MASK_THRESHOLD
+
+    def __post_init__(self):
+        if not 0.0 <= self.overlap_threshold <= 1.0:
+            raise ValueError(f"overlap_threshold must lie in [0, 1], got {self.overlap_threshold}")
+        if self.stuff_area_limit is not None and not self.stuff_area_limit >= 0:
+            raise ValueError(f"stuff_area_limit must be non-negative or None, got {self.stuff_area_limit}")
+
+    def stuff_limit(self, image_area: float) -> float:
+        """The stuff area limit in pixels for an image of ``image_area`` pixels."""
+        if self.stuff_area_limit is None:
+            return scaled_stuff_area(STUFF_AREA_LIMIT, image_area)
+        return float(self.stuff_area_limit)
+
+    def replace(self, **changes) -> "MergeConfig":
+        """A copy with some settings changed: ``config.replace(score_threshold=0.7)``."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def merge(self, semantic: np.ndarray | None, masks: np.ndarray, scores: Sequence[float],
+              category_ids: Sequence[int], categories: CategorySet) -> "HeuristicMerge":
+        """:func:`heuristic_merge` with these settings (the stuff limit resolved for the image's size)."""
+        masks = np.asarray(masks)
+        shape = np.shape(semantic) if semantic is not None else masks.shape[-2:]
+        return heuristic_merge(semantic, masks, scores, category_ids, categories,
+                               score_threshold=self.score_threshold, overlap_threshold=self.overlap_threshold,
+                               stuff_area_limit=self.stuff_limit(shape[0] * shape[1]),
+                               mask_threshold=self.mask_threshold)
+
+
 def heuristic_merge(semantic: np.ndarray | None, masks: np.ndarray, scores: Sequence[float],
                     category_ids: Sequence[int], categories: CategorySet, *,
                     score_threshold: float = SCORE_THRESHOLD, overlap_threshold: float = OVERLAP_THRESHOLD,
                     stuff_area_limit: float = STUFF_AREA_LIMIT, mask_threshold: float = MASK_THRESHOLD,
-                    void_label: int = 255) -> HeuristicMerge:
+                    void_label: int = VOID_LABEL) -> HeuristicMerge:
     """Merge a semantic map and instance predictions into one panoptic segmentation.
 
     See the module docstring for the rule, its published defaults and how it matches

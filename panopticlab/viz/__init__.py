@@ -5,6 +5,7 @@
 * :mod:`.panels` - one-call figures: a labelled overlay, the semantic / instance /
   panoptic comparison, a dataset grid, overlapping instance masks;
 * :mod:`.matching` - true / false positives and false negatives of a PQ matching;
+* :mod:`.merge` - the networks' outputs and the heuristic merge, step by step; merge sweeps;
 * :mod:`.curves` - training curves from an engine ``History``.
 """
 from .colors import (
@@ -28,6 +29,7 @@ from .overlay import (
 )
 from .curves import plot_history
 from .matching import show_matching
+from .merge import plot_sweeps, show_merge_steps, show_network_outputs
 from .panels import show_grid, show_masks, show_panoptic, show_side_by_side
 
 __all__ = [
@@ -35,4 +37,5 @@ __all__ = [
     "paint", "segment_colors", "shade",
     "draw_panoptic", "overlay", "overlay_masks", "representative_points", "segment_boundaries", "segment_label",
     "show_grid", "show_masks", "show_panoptic", "show_side_by_side", "plot_history", "show_matching",
+    "show_network_outputs", "show_merge_steps", "plot_sweeps",
 ]

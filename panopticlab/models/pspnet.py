@@ -24,6 +24,9 @@ ImageNet mean and std):
 * eval mode: ``model(images)`` -> ``{"logits": float [B, C, H, W], "semantic": int64
   [B, H, W]}``, the per-pixel dataset category id of the arg-max (the train id when the
   model was built without ``category_ids``).
+* ``model.inference(images)`` -> B :class:`~.common.PanopticPrediction`: the semantic
+  map as a panoptic result, things from its connected regions (the "semantic only"
+  ablation of chapter 3), the semantic map kept.
 """
 from __future__ import annotations
 
@@ -35,14 +38,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
-from ..data.categories import CategorySet
-from .backbones import BackboneConfig, dilated_features, make_norm_layer, stage_channels
+from ..data.categories import VOID_LABEL, CategorySet
+from ..postprocess.ablations import ablation_merge
+from ..postprocess.heuristic import MergeConfig
+from .backbones import BackboneConfig, dilated_features, dilation_for_stride, make_norm_layer, stage_channels
+from .common import ImageBatcher, PanopticPrediction, eval_mode, require_categories
 
 __all__ = ["PSPNetConfig", "PyramidPooling", "PSPHead", "FCNHead", "PSPNet", "for_categories", "build_tiny",
-           "build_full", "IMAGENET_MEAN", "IMAGENET_STD"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+           "build_full"]
 
 
 @dataclass
@@ -69,7 +72,7 @@ class PSPNetConfig:
     aux_channels: int = 256
     aux_weight: float = 0.4
     dropout: float = 0.1
-    ignore_index: int = 255
+    ignore_index: int = VOID_LABEL
 
     @classmethod
     def full(cls, num_classes: int, **overrides) -> "PSPNetConfig":
@@ -141,9 +144,12 @@ class PSPNet(nn.Module):
         config: the architecture.
         category_ids: dataset category id of each output channel (``categories.ids``);
             the eval output ``semantic`` then holds category ids instead of train ids.
+        categories: the dataset's categories, for :meth:`inference`.
+        merge: the merge settings of :meth:`inference`.
     """
 
-    def __init__(self, config: PSPNetConfig, category_ids: Sequence[int] | None = None):
+    def __init__(self, config: PSPNetConfig, category_ids: Sequence[int] | None = None, *,
+                 categories: CategorySet | None = None, merge: MergeConfig = MergeConfig()):
         super().__init__()
         if config.num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {config.num_classes}")
@@ -152,16 +158,18 @@ class PSPNet(nn.Module):
         if category_ids is not None and len(category_ids) != config.num_classes:
             raise ValueError(f"{len(category_ids)} category ids for num_classes={config.num_classes}")
         self.config = config
-        body = config.backbone.build(replace_stride_with_dilation=(False, True, True))
+        self.categories = categories
+        self.merge_config = merge
+        # stride-8 features: pad to a multiple of 8 so the upsampled logits align with the pixels
+        self.transform = ImageBatcher(None, size_divisible=8)
+        body = config.backbone.build(replace_stride_with_dilation=dilation_for_stride(8))
         channels = stage_channels(body)
         norm_layer = make_norm_layer(config.backbone.norm)
-        self.backbone = dilated_features(body)
+        self.backbone = dilated_features(body, {"layer3": "aux", "layer4": "out"})
         self.head = PSPHead(channels[3], config.num_classes, config.bins, config.pool_channels,
                             config.head_channels, config.dropout, norm_layer)
         self.aux_head = (FCNHead(channels[2], config.aux_channels, config.num_classes, config.dropout, norm_layer)
                          if config.aux_channels > 0 else None)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         ids = torch.arange(config.num_classes) if category_ids is None else torch.tensor(list(category_ids))
         self.register_buffer("train_id_to_category", ids.long(), persistent=False)
 
@@ -169,19 +177,33 @@ class PSPNet(nn.Module):
         """See the module docstring."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [B, 3, H, W], got {tuple(images.shape)}")
-        size = images.shape[-2:]
-        features = self.backbone((images - self.mean) / self.std)
-        logits = F.interpolate(self.head(features["out"]), size=size, mode="bilinear", align_corners=False)
+        semantic = self._semantic_target(targets, images) if self.training else None
+        batch = self.transform.batch(images, semantic=semantic)
+        features = self.backbone(batch.images.tensors)
+        padded = batch.images.tensors.shape[-2:]
+        logits = F.interpolate(self.head(features["out"]), size=padded, mode="bilinear", align_corners=False)
         if not self.training:
+            logits = self.transform.to_input_size(logits, batch)
             return {"logits": logits, "semantic": self.train_id_to_category[logits.argmax(dim=1)]}
 
-        target = self._semantic_target(targets, images)
-        losses = {"loss_semantic": F.cross_entropy(logits, target, ignore_index=self.config.ignore_index)}
+        losses = {"loss_semantic": F.cross_entropy(logits, batch.semantic, ignore_index=self.config.ignore_index)}
         if self.aux_head is not None:
-            aux = F.interpolate(self.aux_head(features["aux"]), size=size, mode="bilinear", align_corners=False)
-            losses["loss_aux"] = self.config.aux_weight * F.cross_entropy(aux, target,
+            aux = F.interpolate(self.aux_head(features["aux"]), size=padded, mode="bilinear", align_corners=False)
+            losses["loss_aux"] = self.config.aux_weight * F.cross_entropy(aux, batch.semantic,
                                                                           ignore_index=self.config.ignore_index)
         return losses
+
+    @torch.no_grad()
+    def inference(self, images: torch.Tensor) -> list[PanopticPrediction]:
+        """The semantic map as panoptic results ("semantic only": things from connected regions), one per image."""
+        categories = require_categories(self)
+        with eval_mode(self):
+            outputs = self(images)
+        predictions = []
+        for semantic in outputs["semantic"].cpu().numpy():
+            merged = ablation_merge("semantic_only", semantic, None, categories, self.merge_config)
+            predictions.append(PanopticPrediction(merged.panoptic, semantic=semantic, merge=merged))
+        return predictions
 
     @staticmethod
     def _semantic_target(targets, images: torch.Tensor) -> torch.Tensor:
@@ -203,7 +225,7 @@ def for_categories(categories: CategorySet, size: str = "tiny", **overrides) -> 
     configs = {"tiny": PSPNetConfig.tiny, "full": PSPNetConfig.full}
     if size not in configs:
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
-    return PSPNet(configs[size](len(categories), **overrides), categories.ids)
+    return PSPNet(configs[size](len(categories), **overrides), categories.ids, categories=categories)
 
 
 def build_tiny(num_classes: int, category_ids: Sequence[int] | None = None, **overrides) -> PSPNet:

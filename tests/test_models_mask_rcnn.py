@@ -6,7 +6,10 @@ from torchvision.models.detection import maskrcnn_resnet50_fpn
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data.dataset import PanopticDataset, collate_panoptic
 from panopticlab.data.synthetic import SyntheticPanoptic
-from panopticlab.models.instance import MaskRCNN, MaskRCNNConfig, build_full, build_tiny, for_categories
+from panopticlab.models.detection import detect, mask_logits
+from panopticlab.postprocess.ablations import ablation_merge
+from panopticlab.postprocess.heuristic import MergeConfig
+from panopticlab.models.mask_rcnn import MaskRCNN, MaskRCNNConfig, build_full, build_tiny, for_categories
 
 LOSS_NAMES = {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
 
@@ -28,11 +31,16 @@ def test_full_config_is_torchvisions_maskrcnn_resnet50_fpn():
     ours = build_full(num_classes=3)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
     ours.load_state_dict(reference.state_dict())  # strict: same modules, names and shapes
-    config = ours.config
+    config = ours.config.detection
     assert config.anchor_sizes == (32, 64, 128, 256, 512) and config.aspect_ratios == (0.5, 1.0, 2.0)
     assert (config.mask_roi_size, config.mask_head_channels) == (14, (256,) * 4)
     assert (ours.transform.min_size, ours.transform.max_size) == ((800,), 1333)
     # the published sizes, then a small input size on both for a cheap identical forward
+    # the composed model's parts are torchvision's, with torchvision's settings
+    for part in ("rpn", "roi_heads"):
+        for key, value in vars(getattr(reference, part)).items():
+            if not key.startswith("_") and isinstance(value, (int, float, dict, tuple)):
+                assert vars(getattr(ours, part))[key] == value, (part, key)
     for model in (ours, reference):
         model.transform.min_size, model.transform.max_size = (96,), 96
         model.eval()
@@ -95,13 +103,43 @@ def test_tiny_eval_outputs_are_well_formed_detections(batch):
     assert len(detections) == 4
     for d in detections:
         n = len(d["scores"])
-        assert 0 < n <= model.config.box_detections_per_img
+        assert 0 < n <= model.config.detection.box_detections_per_img
         assert d["boxes"].shape == (n, 4) and d["masks"].shape == (n, 1, 64, 64)
         assert d["labels"].dtype == torch.int64 and d["labels"].min() >= 1 and d["labels"].max() <= 4
         assert ((d["scores"] >= 0.05) & (d["scores"] <= 1)).all()
         assert (d["masks"] >= 0).all() and (d["masks"] <= 1).all()
         assert (d["boxes"][:, 2:] >= d["boxes"][:, :2]).all()
         assert torch.equal(d["category_ids"], torch.tensor(CATS.thing_ids)[d["labels"] - 1])
+
+
+def test_mask_logits_of_given_boxes_are_the_masks_of_the_detections(batch):
+    images, _ = batch
+    torch.manual_seed(0)
+    model = for_categories(CATS, box_score_thresh=0.0).eval()
+    with torch.no_grad():
+        prepared = model.transform.batch(images)
+        features = model.backbone(prepared.images.tensors)
+        detections, _ = detect(model.rpn, model.roi_heads, prepared.images, features)
+        logits = mask_logits(model.roi_heads, features, [d["boxes"] for d in detections], prepared.images.image_sizes)
+    for d, image_logits in zip(detections, logits):
+        assert image_logits.shape == (len(d["boxes"]), len(CATS.thing_ids) + 1, 28, 28) and len(d["boxes"]) > 0
+        # torchvision's masks are the sigmoid of the predicted class's logits
+        chosen = image_logits[torch.arange(len(d["labels"])), d["labels"]]
+        torch.testing.assert_close(d["masks"][:, 0], chosen.sigmoid())
+
+
+def test_inference_is_the_instance_only_ablation(batch):
+    images, _ = batch
+    torch.manual_seed(0)
+    model = for_categories(CATS, box_score_thresh=0.0)
+    model.merge_config = MergeConfig(score_threshold=0.0)  # random weights: keep every detection
+    predictions = model.inference(images)
+    assert len(predictions) == 4 and model.training
+    for prediction in predictions:
+        assert prediction.semantic is None and prediction.detections["masks"].ndim == 3
+        expected = ablation_merge("instance_only", None, prediction.detections, CATS, model.merge_config)
+        assert prediction.panoptic.equals(expected.panoptic)
+        assert all(CATS.isthing(s.category_id) for s in prediction.panoptic.segments)
 
 
 def test_image_without_instances_trains():

@@ -7,8 +7,9 @@ from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data import PanopticSegmentation
 from panopticlab.data.dataset import PanopticDataset, collate_panoptic
 from panopticlab.data.synthetic import SyntheticPanoptic
-from panopticlab.models.baseline import BaselinePrediction, HeuristicBaseline
-from panopticlab.postprocess.heuristic import heuristic_merge
+from panopticlab.models.common import PanopticPrediction
+from panopticlab.models.heuristic_baseline import HeuristicBaseline
+from panopticlab.postprocess.heuristic import MergeConfig, heuristic_merge
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -38,14 +39,14 @@ def test_training_returns_each_networks_own_losses(batch):
 def test_eval_merges_the_two_networks_outputs(batch):
     images, _ = batch
     torch.manual_seed(0)
-    model = HeuristicBaseline.for_categories(CATS, score_threshold=0.0).eval()  # random weights: keep all
+    model = HeuristicBaseline.for_categories(CATS, merge=MergeConfig(score_threshold=0.0)).eval()  # random weights: keep all
     with torch.no_grad():
         predictions = model(images)
         semantic = model.semantic_model(images)["semantic"]
         detections = model.instance_model(images)
     assert len(predictions) == 2
     for prediction, sem, det in zip(predictions, semantic, detections):
-        assert isinstance(prediction, BaselinePrediction) and isinstance(prediction.panoptic, PanopticSegmentation)
+        assert isinstance(prediction, PanopticPrediction) and isinstance(prediction.panoptic, PanopticSegmentation)
         np.testing.assert_array_equal(prediction.semantic, sem.numpy())
         # the stuff limit is the published 4096 px scaled to a 64 x 64 image
         expected = heuristic_merge(sem.numpy(), det["masks"].numpy(), det["scores"].numpy(),

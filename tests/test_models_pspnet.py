@@ -1,4 +1,5 @@
 """PSPNet: losses recomputed by hand, an overfit run, eval outputs, the full configuration."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,10 +9,10 @@ from torchvision.models import resnet50
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data.dataset import PanopticDataset, collate_panoptic
 from panopticlab.data.synthetic import SyntheticPanoptic
+from panopticlab.postprocess.ablations import ablation_merge
 from panopticlab.models.backbones import BackboneConfig, stage_channels
-from panopticlab.models.semantic import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+from panopticlab.models.common import IMAGENET_MEAN, IMAGENET_STD, PanopticPrediction
+from panopticlab.models.pspnet import (
     PSPNet,
     PSPNetConfig,
     PyramidPooling,
@@ -84,6 +85,23 @@ def test_eval_outputs_logits_and_category_ids(batch):
     plain.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert torch.equal(plain(images)["semantic"], out["logits"].argmax(1))
+
+
+def test_inference_is_the_semantic_only_ablation(batch):
+    images, _ = batch
+    torch.manual_seed(0)
+    model = for_categories(CATS).train()  # inference switches to eval mode and back
+    predictions = model.inference(images)
+    assert model.training and len(predictions) == 4
+    with torch.no_grad():
+        semantic = model.eval()(images)["semantic"].numpy()
+    for prediction, expected in zip(predictions, semantic):
+        assert isinstance(prediction, PanopticPrediction)
+        np.testing.assert_array_equal(prediction.semantic, expected)
+        merged = ablation_merge("semantic_only", expected, None, CATS)
+        assert prediction.panoptic.equals(merged.panoptic)
+    with pytest.raises(ValueError, match="without categories"):
+        build_tiny(len(CATS)).inference(images)
 
 
 def test_pyramid_pooling_branches():

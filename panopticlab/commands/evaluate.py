@@ -1,0 +1,200 @@
+"""``panopticlab evaluate``: Panoptic Quality of prediction files, or of a trained model of the table.
+
+    panopticlab evaluate --gt-json G --gt-folder GF --pred-json P --pred-folder PF \\
+        [--workers N] [--output results.json] [--per-class] [--breakdown]
+    panopticlab evaluate --model NAME (--checkpoint PATH | --pretrained) [--predictions JSON]
+
+The folder form takes the same inputs as panopticapi's ``pq_compute`` and gives its
+numbers; it prints panopticapi's table, and ``--output`` writes the full results
+(panopticapi's shape plus the size breakdown and PQ-dagger) as JSON. It imports neither
+torch nor any model.
+
+The model form scores a trained model on the synthetic validation split: the PQ table,
+the mIoU when the model predicts a semantic map, and the ablations its row of the model
+table names (for the baseline: each network alone). ``--predictions`` also writes the
+panoptic predictions in COCO panoptic format, for ``pq_compute`` or the folder form.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import CommandError, positive_int
+
+__all__ = ["add_parser", "ABLATION_TITLES", "print_evaluation"]
+
+ABLATION_TITLES = {"semantic_only": "semantic network only (things from connected regions)",
+                   "instance_only": "instance network only (no stuff)"}
+MATCH_IOU = 0.5  # COCO's; metrics.matching.MATCH_IOU, restated here to keep the parser free of imports
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "evaluate", help="panoptic quality: of predictions in COCO panoptic format (--gt-json/--pred-json), "
+                         "or of a trained model on the built-in validation split (--model)")
+    files = parser.add_argument_group("prediction files (panopticapi's pq_compute)")
+    files.add_argument("--gt-json", help="ground-truth COCO panoptic JSON")
+    files.add_argument("--gt-folder", default=None, help="ground-truth PNG folder (default: GT_JSON without .json)")
+    files.add_argument("--pred-json", help="predictions JSON")
+    files.add_argument("--pred-folder", default=None, help="prediction PNG folder (default: PRED_JSON without .json)")
+    files.add_argument("--workers", type=positive_int, default=None,
+                       help="processes (default: one per CPU this process may use, as panopticapi and hotcoco do)")
+    files.add_argument("--output", default=None, help="write the full results to this JSON file")
+    files.add_argument("--iou-threshold", type=float, default=MATCH_IOU,
+                       help="match when IoU is above this (default 0.5, COCO's; the matching is unique from 0.5 up)")
+    files.add_argument("--breakdown", action="store_true", help="also print the size breakdown and PQ-dagger")
+    model = parser.add_argument_group("a trained model (see `panopticlab models`)")
+    model.add_argument("--model", help="the model to evaluate, e.g. baseline-tiny")
+    weights = model.add_mutually_exclusive_group()
+    weights.add_argument("--checkpoint", default=None,
+                         help="a checkpoint file (last.pt or shipped weights), or the run folder of "
+                              "`panopticlab train` (for a baseline: the folder holding its two networks)")
+    weights.add_argument("--pretrained", action="store_true", help="the weights shipped with the package")
+    model.add_argument("--num-images", type=positive_int, default=50, help="validation images (default 50)")
+    model.add_argument("--image-size", type=positive_int, default=128, help="their side in pixels (default 128)")
+    model.add_argument("--val-seed", type=int, default=0, help="seed of the validation split (default 0)")
+    model.add_argument("--predictions", default=None, metavar="JSON",
+                       help="also write the predictions in COCO panoptic format (PNGs next to JSON)")
+    model.add_argument("--results-json", default=None, help="write the full results to this JSON file")
+    model.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when present)")
+    parser.add_argument("--per-class", action="store_true", help="also print the per-class table")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    file_options = [flag for flag, value in (("--gt-json", args.gt_json), ("--pred-json", args.pred_json),
+                                             ("--gt-folder", args.gt_folder), ("--pred-folder", args.pred_folder))
+                    if value is not None]
+    if args.model and file_options:
+        raise CommandError(f"--model evaluates a model on the built-in validation split; it cannot be combined "
+                           f"with {', '.join(file_options)} (evaluate prediction files without --model)")
+    if args.model:
+        return run_model_evaluation(args)
+    return run_file_evaluation(args)
+
+
+# --- prediction files ---------------------------------------------------------------------
+def run_file_evaluation(args: argparse.Namespace) -> int:
+    """Score prediction files as panopticapi's ``pq_compute`` does; print (and save) the results."""
+    if not args.gt_json or not args.pred_json:
+        raise CommandError("give both --gt-json and --pred-json (or --model NAME to evaluate a trained model)")
+    from ..metrics.evaluate import available_cpus, evaluate_folders
+    from ..metrics.report import format_by_size, format_per_class, format_pq_dagger, format_table, save_results
+
+    results = evaluate_folders(args.gt_json, args.pred_json, args.gt_folder, args.pred_folder,
+                               workers=available_cpus() if args.workers is None else args.workers,
+                               iou_threshold=args.iou_threshold, progress=not args.no_progress)
+    print(format_table(results))
+    if args.per_class:
+        print()
+        print(format_per_class(results))
+    if args.breakdown:
+        print()
+        print(format_by_size(results))
+        print()
+        print(format_pq_dagger(results))
+    if args.output:
+        save_results(results, args.output)
+        print(f"results written to {args.output}")
+    return 0
+
+
+# --- a trained model ----------------------------------------------------------------------
+def _checkpoint_file(path: Path) -> Path:
+    """A checkpoint file itself, or the ``last.pt`` of a run folder."""
+    from ..engine.checkpoint import CHECKPOINT_NAME, find_checkpoint
+
+    if path.is_dir():
+        found = find_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"{path}: no {CHECKPOINT_NAME} in this run folder")
+        return found
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file or run folder")
+    return path
+
+
+def trained_model(name: str, checkpoint: str | None, pretrained: bool):
+    """Model ``name`` of the table with the weights ``checkpoint`` (a file or run folder) or ``pretrained`` names."""
+    from ..data.synthetic import SYNTHETIC_CATEGORIES
+    from ..engine.checkpoint import load_model_weights
+    from ..engine.pretrained import load_pretrained
+    from ..models import zoo
+
+    row = zoo.spec(name)
+    if pretrained:
+        return load_pretrained(name)[0]
+    if checkpoint is None:
+        raise CommandError("give the weights: --checkpoint PATH or --pretrained")
+    path = Path(checkpoint)
+
+    def load(component: str, where: Path):
+        network = zoo.build_model(component, SYNTHETIC_CATEGORIES)
+        load_model_weights(_checkpoint_file(where), network)
+        return network.eval()
+
+    if not row.components:
+        return load(name, path)
+    if not path.is_dir():
+        raise CommandError(f"{path}: the --checkpoint of {name} is the run folder of `panopticlab train --model "
+                           f"{name}`, holding {' and '.join(f'{c}/' for c in row.components)}")
+    return row.assemble(*(load(c, path / c) for c in row.components), SYNTHETIC_CATEGORIES).eval()
+
+
+def resolve_device(device: str | None) -> str:
+    """``--device``, checked (default: CUDA when present, else the CPU)."""
+    from ..engine.trainer import resolve_device as engine_resolve_device
+
+    return str(engine_resolve_device(device))
+
+
+def print_evaluation(name: str, evaluation, per_class: bool = False) -> None:
+    """Print an :class:`~panopticlab.engine.evaluator.Evaluation`: the PQ table, mIoU, the ablations."""
+    from ..metrics.report import format_per_class, format_table
+    from ..models import zoo
+
+    print(f"{name}: {zoo.spec(name).summary}")
+    print(format_table(evaluation.results))
+    if per_class:
+        print()
+        print(format_per_class(evaluation.results))
+    if evaluation.miou is not None:
+        print(f"\nmIoU of the semantic map: {100 * evaluation.miou:.1f}")
+    for variant in evaluation.ablations:
+        row = {key: 100 * value for key, value in evaluation.headline(variant).items()}
+        print(f"{ABLATION_TITLES.get(variant, variant)}: PQ {row['pq']:.1f}, PQ_th {row['pq_th']:.1f}, "
+              f"PQ_st {row['pq_st']:.1f}")
+
+
+def evaluation_record(name: str, evaluation) -> dict:
+    """The JSON-ready record of an evaluation: ``model``, ``results``, ``ablations``, ``miou``."""
+    from ..metrics.report import to_json_compatible
+
+    return to_json_compatible({"model": name, "results": evaluation.results, "ablations": evaluation.ablations,
+                               "miou": evaluation.miou})
+
+
+def run_model_evaluation(args: argparse.Namespace) -> int:
+    """Score ``args.model`` with trained weights on the synthetic validation split; print the results."""
+    if args.image_size < 16:
+        raise CommandError(f"--image-size must be at least 16 px, got {args.image_size}")
+    from ..data.atomic import write_json
+    from ..data.synthetic import SYNTHETIC_CATEGORIES
+    from ..engine.evaluator import evaluate
+    from ..engine.recipes import val_data
+    from ..models import zoo
+
+    row = zoo.spec(args.model)
+    device = resolve_device(args.device)
+    model = trained_model(args.model, args.checkpoint, args.pretrained).to(device)
+    samples = val_data(size=args.image_size, num=args.num_images, seed=args.val_seed)
+    evaluation = evaluate(model, samples, SYNTHETIC_CATEGORIES, device, ablations=row.ablations,
+                          predictions_json=args.predictions, progress=not args.no_progress)
+    print_evaluation(args.model, evaluation, per_class=args.per_class)
+    if args.predictions:
+        print(f"predictions written to {args.predictions}")
+    if args.results_json:
+        write_json(args.results_json, evaluation_record(args.model, evaluation), indent=1)
+        print(f"results written to {args.results_json}")
+    return 0

@@ -1,0 +1,204 @@
+"""What every model shares before its first layer and after its last: batching and predictions.
+
+:class:`ImageBatcher` is the one input step of every model of the book: images float
+[B, 3, H, W] in [0, 1] (or a list of [3, H, W] of different sizes) are normalised with
+ImageNet's mean and std, optionally resized (short side ``min_size``, long side at most
+``max_size``, as Mask R-CNN's published setting), and zero-padded into one tensor whose
+sides are multiples of ``size_divisible``. It is torchvision's
+``GeneralizedRCNNTransform`` (the step torchvision's detectors run, so a full Mask R-CNN
+sees exactly what torchvision's weights were trained on), with the resize made optional
+and semantic targets resized and padded alongside the detection targets, so a semantic
+branch and a detection branch can share one backbone pass over one batch.
+
+:class:`PanopticPrediction` is what every model's ``inference`` returns per image: the
+panoptic result plus the raw outputs it was made from, so a chapter can show each step.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+from ..data.categories import VOID_LABEL, CategorySet
+from ..data.panoptic import PanopticSegmentation
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Batch", "ImageBatcher", "PanopticPrediction", "as_image_list",
+           "detections_to_numpy", "eval_mode", "require_categories"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def as_image_list(images: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``images`` as a list of [3, H, W] tensors; a clear error for anything else."""
+    if isinstance(images, torch.Tensor):
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be [B, 3, H, W], got {tuple(images.shape)}")
+        return list(images.unbind(0))
+    images = list(images)
+    for index, image in enumerate(images):
+        if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise ValueError(f"image {index} must be a [3, H, W] tensor, got {shape}")
+    return images
+
+
+@dataclass
+class Batch:
+    """One batch as a model's layers see it.
+
+    Attributes:
+        images: torchvision's ``ImageList``: ``tensors`` float [B, 3, H', W'] (normalised,
+            resized, zero-padded to multiples of ``size_divisible``) and ``image_sizes``,
+            the (h, w) of each image inside the padding.
+        original_sizes: (H, W) of each input image, before the resize.
+        instances: the detection targets (``boxes`` resized with the image, ``labels``,
+            ``masks``), or ``None``.
+        semantic: int64 [B, H', W'] semantic targets resized (nearest) and padded with
+            the void label, or ``None``.
+    """
+
+    images: ImageList
+    original_sizes: list[tuple[int, int]]
+    instances: list[dict[str, torch.Tensor]] | None = None
+    semantic: torch.Tensor | None = None
+
+
+class ImageBatcher(GeneralizedRCNNTransform):
+    """Normalise, resize (optional) and pad a batch; undo it on the outputs. See the module docstring.
+
+    Args:
+        min_size: short side after resizing; ``None`` keeps every image's size (the tiny
+            models: the data pipeline decides the size).
+        max_size: long side at most this (with ``min_size``).
+        size_divisible: pad height and width to multiples of this (32: the coarsest
+            stride of a ResNet-FPN, so every level aligns).
+    """
+
+    def __init__(self, min_size: int | None = None, max_size: int = 1333, size_divisible: int = 32):
+        super().__init__(min_size or 800, max_size, list(IMAGENET_MEAN), list(IMAGENET_STD),
+                         size_divisible=size_divisible)
+        self.keep_size = min_size is None
+
+    def resize(self, image, target=None):
+        if self.keep_size:
+            return image, target
+        return super().resize(image, target)
+
+    def batch(self, images: torch.Tensor | Sequence[torch.Tensor], instances: list[dict] | None = None,
+              semantic: torch.Tensor | None = None) -> Batch:
+        """Normalise, resize and pad ``images`` with their targets.
+
+        Args:
+            images: float [B, 3, H, W] in [0, 1], or a list of [3, H, W].
+            instances: B detection targets (torchvision's format) or ``None``.
+            semantic: int64 [B, H, W] semantic targets (void: 255) or ``None``.
+        """
+        images = as_image_list(images)
+        original_sizes = [(int(image.shape[-2]), int(image.shape[-1])) for image in images]
+        if instances is not None and len(instances) != len(images):
+            raise ValueError(f"{len(images)} images but {len(instances)} instance targets")
+        if semantic is not None:
+            expected = (len(images), *original_sizes[0])
+            if tuple(semantic.shape) != expected or len(set(original_sizes)) != 1:
+                raise ValueError(f"semantic targets of shape {tuple(semantic.shape)} for images of sizes "
+                                 f"{original_sizes}; expected {expected}")
+        image_list, instances = super().forward(images, None if instances is None else [dict(t) for t in instances])
+        if semantic is not None:
+            semantic = self._resize_and_pad_semantic(semantic.to(image_list.tensors.device), image_list)
+        return Batch(image_list, original_sizes, instances, semantic)
+
+    @staticmethod
+    def _resize_and_pad_semantic(semantic: torch.Tensor, images: ImageList) -> torch.Tensor:
+        out = torch.full((semantic.shape[0], *images.tensors.shape[-2:]), VOID_LABEL, dtype=torch.long,
+                         device=semantic.device)
+        for index, (h, w) in enumerate(images.image_sizes):
+            target = semantic[index]
+            if tuple(target.shape) != (h, w):
+                target = F.interpolate(target[None, None].float(), size=(h, w), mode="nearest")[0, 0].long()
+            out[index, :h, :w] = target
+        return out
+
+    @staticmethod
+    def to_input_size(logits: torch.Tensor, batch: Batch) -> torch.Tensor | list[torch.Tensor]:
+        """Per-pixel logits of the padded batch back at each input image's size.
+
+        Args:
+            logits: float [B, C, h, w], at any stride of the padded batch.
+            batch: the :class:`Batch` they were computed from.
+
+        Returns:
+            float [B, C, H, W] when every input had one size (else a list of [C, H, W]):
+            upsampled bilinearly to the padded size, the padding cropped, and resized to
+            the original size.
+        """
+        padded = batch.images.tensors.shape[-2:]
+        if tuple(logits.shape[-2:]) != tuple(padded):
+            logits = F.interpolate(logits, size=padded, mode="bilinear", align_corners=False)
+        outputs = []
+        for index, ((h, w), original) in enumerate(zip(batch.images.image_sizes, batch.original_sizes)):
+            crop = logits[index:index + 1, :, :h, :w]
+            if (h, w) != original:
+                crop = F.interpolate(crop, size=original, mode="bilinear", align_corners=False)
+            outputs.append(crop[0])
+        if len(set(batch.original_sizes)) == 1:
+            return torch.stack(outputs)
+        return outputs
+
+
+def detections_to_numpy(detections: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """One image's detections as numpy arrays (float32 masks [N, H, W], without the channel axis)."""
+    out = {key: value.detach().float().cpu().numpy() if value.is_floating_point() else value.detach().cpu().numpy()
+           for key, value in detections.items()}
+    if "masks" in out and out["masks"].ndim == 4:
+        out["masks"] = out["masks"][:, 0]
+    return out
+
+
+@dataclass
+class PanopticPrediction:
+    """One image's panoptic result with the raw outputs it was made from.
+
+    Attributes:
+        panoptic: the result, in the one representation of the package.
+        semantic: (H, W) int64 dataset category ids of the semantic arg-max (void 255
+            where a model abstains), or ``None`` for a model without semantic output.
+        detections: the detector's output for this image as numpy arrays (``boxes``
+            [N, 4] x1 y1 x2 y2, ``scores`` [N], ``labels`` [N], ``category_ids`` [N],
+            ``masks`` float [N, H, W] probabilities), or ``None``.
+        merge: how the result was fused (e.g. the heuristic merge's steps), or ``None``.
+        outputs: further model-specific outputs (logits, heat maps, offsets, ...).
+    """
+
+    panoptic: PanopticSegmentation
+    semantic: np.ndarray | None = None
+    detections: dict[str, np.ndarray] | None = None
+    merge: Any = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Run ``module`` in eval mode inside the block; its train/eval mode is restored afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+def require_categories(model: nn.Module) -> CategorySet:
+    """The categories a model was built for; an error that says how to build it with them."""
+    categories = getattr(model, "categories", None)
+    if categories is None:
+        raise ValueError(f"this {type(model).__name__} was built without categories, which a panoptic result "
+                         f"needs: build it with for_categories(categories) or categories=...")
+    return categories

@@ -1,0 +1,85 @@
+"""The paper's baseline as one panoptic model: PSPNet + Mask R-CNN + the heuristic merge.
+
+The two networks stay independent (no shared layer, no shared loss term): training the
+wrapper on a batch trains each network on its own target, exactly as two separate
+trainings with the same schedule would; the book trains them separately, each with its
+own recipe (:data:`~panopticlab.models.zoo.MODELS` lists them as the baseline's
+components). In eval mode the wrapper runs both and merges their outputs image by image
+with :func:`~panopticlab.postprocess.heuristic.heuristic_merge` and the published
+:class:`~panopticlab.postprocess.heuristic.MergeConfig`.
+
+Interface, for images float [B, 3, H, W] in [0, 1]:
+
+* train mode: ``model(images, targets)`` with the collated batch (``semantic`` and
+  ``instances`` targets) -> both networks' losses in one dict;
+* ``model.inference(images)`` (or ``model(images)`` in eval mode) -> B
+  :class:`~.common.PanopticPrediction` with the merged ``panoptic``, the ``semantic``
+  map, the ``detections`` and the ``merge`` with its steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.categories import CategorySet
+from ..postprocess.ablations import ablation_merge
+from ..postprocess.heuristic import MergeConfig
+from .common import PanopticPrediction, detections_to_numpy, eval_mode
+from .mask_rcnn import MaskRCNN
+from .mask_rcnn import for_categories as mask_rcnn_for_categories
+from .pspnet import PSPNet
+from .pspnet import for_categories as pspnet_for_categories
+
+__all__ = ["HeuristicBaseline"]
+
+
+class HeuristicBaseline(nn.Module):
+    """Semantic and instance networks merged by the heuristic.
+
+    Args:
+        semantic_model: a :class:`~panopticlab.models.pspnet.PSPNet` built with the
+            dataset's category ids (its ``semantic`` output holds category ids).
+        instance_model: a :class:`~panopticlab.models.mask_rcnn.MaskRCNN` built with the
+            dataset's thing ids.
+        categories: the dataset's categories.
+        merge: the merge's settings (default: the published ones).
+    """
+
+    def __init__(self, semantic_model: PSPNet, instance_model: MaskRCNN, categories: CategorySet,
+                 merge: MergeConfig = MergeConfig()):
+        super().__init__()
+        self.semantic_model = semantic_model
+        self.instance_model = instance_model
+        self.categories = categories
+        self.merge_config = merge
+
+    @classmethod
+    def for_categories(cls, categories: CategorySet, size: str = "tiny",
+                       merge: MergeConfig = MergeConfig()) -> "HeuristicBaseline":
+        """Both networks in their ``tiny`` or ``full`` configuration for ``categories``."""
+        return cls(pspnet_for_categories(categories, size), mask_rcnn_for_categories(categories, size),
+                   categories, merge)
+
+    def forward(self, images: torch.Tensor, targets: dict | None = None):
+        if not self.training:
+            return self.inference(images)
+        if not isinstance(targets, dict):
+            raise ValueError("training the baseline needs the collated target dict with 'semantic' and "
+                             "'instances' (PanopticDataset(..., targets=('semantic', 'instances')))")
+        losses = dict(self.semantic_model(images, targets))
+        losses.update(self.instance_model(images, targets))
+        return losses
+
+    @torch.no_grad()
+    def inference(self, images: torch.Tensor) -> list[PanopticPrediction]:
+        """Both networks' outputs merged, one :class:`PanopticPrediction` per image."""
+        with eval_mode(self):
+            semantic = self.semantic_model(images)["semantic"].cpu().numpy()
+            detections = [detections_to_numpy(d) for d in self.instance_model(images)]
+        return [self.merge(s, d) for s, d in zip(semantic, detections)]
+
+    def merge(self, semantic: np.ndarray, detections: dict[str, np.ndarray]) -> PanopticPrediction:
+        """Merge one image's semantic map (H, W) and detections (numpy arrays)."""
+        merged = ablation_merge("baseline", semantic, detections, self.categories, self.merge_config)
+        return PanopticPrediction(merged.panoptic, semantic=semantic, detections=detections, merge=merged)

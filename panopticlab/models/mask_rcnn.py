@@ -1,0 +1,191 @@
+"""Mask R-CNN, the baseline's instance network, composed of the shared parts.
+
+    images -> ImageBatcher -> ResNet-FPN (P2-P6) -> RPN -> RoI heads (boxes, classes, masks)
+
+Four attributes, named as torchvision's ``MaskRCNN`` names them, so a ``full`` model
+loads the state dict of ``torchvision.models.detection.maskrcnn_resnet50_fpn`` exactly:
+``transform`` (:class:`~.common.ImageBatcher`, no parameters), ``backbone``
+(:func:`~.backbones.resnet_fpn`), ``rpn`` and ``roi_heads`` (:mod:`.detection`). Panoptic
+FPN and UPSNet are built of the same parts.
+
+* ``full``: the published architecture, identical to torchvision's
+  ``maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)``: ResNet-50-FPN
+  (256 channels, P2-P6), the detection branch of :class:`~.detection.DetectionConfig`,
+  images resized to a short side of 800 (long side at most 1333). No weights are ever
+  downloaded. (Fine-tuning from torchvision's COCO weights wants
+  ``BackboneConfig("resnet50", norm="frozen_batch")``, as torchvision builds it.)
+* ``tiny``: the same pipeline slimmed for a CPU: a
+  :class:`~panopticlab.models.backbones.TinyResNet` (widths 32-256) with trainable
+  normalisation, a 64-channel FPN, :meth:`DetectionConfig.tiny`, and images that keep
+  their size. torchvision's level rule (a 224 px box pools from P4) puts nearly every
+  RoI of such small images on P2, the finest level, which is what small objects need.
+
+Interface, for images float [B, 3, H, W] in [0, 1] (normalised inside):
+
+* train mode: ``model(images, targets)`` -> dict of scalar losses ``loss_classifier``,
+  ``loss_box_reg``, ``loss_mask``, ``loss_objectness``, ``loss_rpn_box_reg``; their sum is
+  the objective. ``targets`` is a list of B dicts in torchvision's detection format
+  (:func:`panopticlab.data.targets.instance_target`: ``boxes`` [N, 4], ``labels`` [N]
+  in 1..K, ``masks`` [N, H, W]) or the collated batch dict holding that list under
+  ``"instances"`` (:func:`panopticlab.data.dataset.collate_panoptic`).
+* eval mode: ``model(images)`` -> list of B dicts, torchvision's detections: ``boxes``
+  float [N, 4] (x1, y1, x2, y2), ``labels`` int64 [N] (1..K), ``scores`` float [N],
+  ``masks`` float [N, 1, H, W] (probabilities pasted into the image), plus
+  ``category_ids`` int64 [N], the dataset category id of each label when the model was
+  built with ``thing_ids`` (else equal to ``labels``).
+* ``model.inference(images)`` -> B
+  :class:`~.common.PanopticPrediction`: the detections as a panoptic result without
+  stuff (the "instance only" ablation of chapter 3), detections kept.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..data.categories import CategorySet
+from ..postprocess.ablations import ablation_merge
+from ..postprocess.heuristic import MergeConfig
+from .backbones import BackboneConfig, level_names, resnet_fpn
+from .common import ImageBatcher, PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, require_categories
+from .detection import DetectionConfig, build_roi_heads, build_rpn, check_detection_targets, detect
+
+__all__ = ["MaskRCNNConfig", "MaskRCNN", "for_categories", "build_tiny", "build_full", "instance_targets"]
+
+
+@dataclass
+class MaskRCNNConfig:
+    """Every choice of the instance network; defaults are the published (``full``) ones.
+
+    Attributes:
+        backbone: the body under the FPN.
+        fpn_channels: channels of every pyramid level.
+        returned_layers: ResNet stages feeding the FPN (1 = stride 4 .. 4 = stride 32);
+            a max-pooled P6 is added on top.
+        detection: the RPN and RoI heads (:class:`~.detection.DetectionConfig`).
+        min_size, max_size: resize images to a short side of ``min_size`` and a long side
+            of at most ``max_size``; ``min_size=None`` keeps the input size (resize in the
+            data pipeline instead).
+    """
+
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig("resnet50", norm="batch"))
+    fpn_channels: int = 256
+    returned_layers: tuple[int, ...] = (1, 2, 3, 4)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    min_size: int | None = 800
+    max_size: int = 1333
+
+    @property
+    def num_classes(self) -> int:
+        """Thing categories + 1 (background)."""
+        return self.detection.num_classes
+
+    @classmethod
+    def full(cls, num_classes: int = 91, **detection_overrides) -> "MaskRCNNConfig":
+        """The published Mask R-CNN R50-FPN (torchvision's ``maskrcnn_resnet50_fpn``)."""
+        return cls(detection=DetectionConfig(num_classes=num_classes, **detection_overrides))
+
+    @classmethod
+    def tiny(cls, num_classes: int, **detection_overrides) -> "MaskRCNNConfig":
+        """A slim Mask R-CNN for ~128 px images that trains on a CPU in minutes."""
+        return cls(
+            # twice the semantic network's widths: the detector's cost is in its heads, and
+            # the wider body gained ~4 PQ on things for ~5% more time per step
+            backbone=BackboneConfig("tiny", widths=(32, 64, 128, 256), blocks=(1, 1, 1, 1), norm="batch"),
+            fpn_channels=64,
+            detection=DetectionConfig.tiny(num_classes, **detection_overrides),
+            min_size=None,  # the data pipeline crops 128 px images: no resize inside
+        )
+
+    def replace(self, **changes) -> "MaskRCNNConfig":
+        return replace(self, **changes)
+
+
+def instance_targets(targets) -> list[dict] | None:
+    """The per-image detection targets of a collated batch dict (``"instances"``) or of a list."""
+    if isinstance(targets, dict):
+        if "instances" not in targets:
+            raise ValueError(f"the target dict has no 'instances' entry (keys: {sorted(targets)})")
+        return targets["instances"]
+    return targets
+
+
+class MaskRCNN(nn.Module):
+    """Mask R-CNN from a :class:`MaskRCNNConfig`; see the module docstring.
+
+    Args:
+        config: the architecture.
+        thing_ids: dataset category id of labels 1..K (``categories.thing_ids``); adds
+            ``category_ids`` to the detections.
+        categories: the dataset's categories, for :meth:`inference`.
+        merge: the merge settings of :meth:`inference`.
+    """
+
+    def __init__(self, config: MaskRCNNConfig, thing_ids: Sequence[int] | None = None, *,
+                 categories: CategorySet | None = None, merge: MergeConfig = MergeConfig()):
+        super().__init__()
+        if thing_ids is not None and len(thing_ids) != config.num_classes - 1:
+            raise ValueError(f"{len(thing_ids)} thing ids for num_classes={config.num_classes} "
+                             f"(labels 1..{config.num_classes - 1})")
+        self.config = config
+        self.categories = categories
+        self.merge_config = merge
+        self.transform = ImageBatcher(config.min_size, config.max_size)
+        self.backbone = resnet_fpn(config.backbone, config.fpn_channels, config.returned_layers)
+        channels = self.backbone.out_channels
+        self.rpn = build_rpn(config.detection, channels, len(config.returned_layers) + 1)  # + P6
+        self.roi_heads = build_roi_heads(config.detection, channels, level_names(config.returned_layers))
+        labels_to_ids = torch.arange(config.num_classes) if thing_ids is None else torch.tensor([0, *thing_ids])
+        # not persistent: the state dict stays torchvision's
+        self.register_buffer("label_to_category", labels_to_ids.long(), persistent=False)
+
+    def forward(self, images, targets=None):
+        """See the module docstring. ``images``: float [B, 3, H, W] or a list of [3, H, W]."""
+        images = as_image_list(images)
+        targets = instance_targets(targets)
+        if self.training:
+            check_detection_targets(targets, len(images))
+            batch = self.transform.batch(images, targets)
+            _, losses = detect(self.rpn, self.roi_heads, batch.images, self.backbone(batch.images.tensors),
+                               batch.instances)
+            return losses
+        batch = self.transform.batch(images)
+        detections, _ = detect(self.rpn, self.roi_heads, batch.images, self.backbone(batch.images.tensors))
+        detections = self.transform.postprocess(detections, batch.images.image_sizes, batch.original_sizes)
+        for d in detections:
+            d["category_ids"] = self.label_to_category[d["labels"]]
+        return detections
+
+    @torch.no_grad()
+    def inference(self, images: torch.Tensor) -> list[PanopticPrediction]:
+        """The detections as panoptic results without stuff ("instance only"), one per image (eval mode)."""
+        categories = require_categories(self)
+        with eval_mode(self):
+            detections = [detections_to_numpy(d) for d in self(images)]
+        predictions = []
+        for d in detections:
+            merged = ablation_merge("instance_only", None, d, categories, self.merge_config)
+            predictions.append(PanopticPrediction(merged.panoptic, detections=d, merge=merged))
+        return predictions
+
+
+def for_categories(categories: CategorySet, size: str = "tiny", **detection_overrides) -> MaskRCNN:
+    """A ``tiny`` or ``full`` Mask R-CNN for the thing categories of ``categories``
+    (labels 1..K in ``categories.thing_ids`` order, as :func:`~panopticlab.data.targets.instance_target`)."""
+    configs = {"tiny": MaskRCNNConfig.tiny, "full": MaskRCNNConfig.full}
+    if size not in configs:
+        raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
+    return MaskRCNN(configs[size](len(categories.thing_ids) + 1, **detection_overrides), categories.thing_ids,
+                    categories=categories)
+
+
+def build_tiny(num_classes: int, thing_ids: Sequence[int] | None = None, **detection_overrides) -> MaskRCNN:
+    """The tiny instance network (:meth:`MaskRCNNConfig.tiny`); ``num_classes`` counts background."""
+    return MaskRCNN(MaskRCNNConfig.tiny(num_classes, **detection_overrides), thing_ids)
+
+
+def build_full(num_classes: int = 91, thing_ids: Sequence[int] | None = None, **detection_overrides) -> MaskRCNN:
+    """The published Mask R-CNN R50-FPN (:meth:`MaskRCNNConfig.full`), randomly initialised."""
+    return MaskRCNN(MaskRCNNConfig.full(num_classes, **detection_overrides), thing_ids)
