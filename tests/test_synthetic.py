@@ -385,6 +385,15 @@ def test_dataset_serves_the_scenes():
         dataset.second_annotation(4)
 
 
+def test_cached_dataset_draws_each_scene_once_and_the_same():
+    cached, plain = SyntheticPanoptic(3, size=40, seed=1, cache=True), SyntheticPanoptic(3, size=40, seed=1)
+    first = cached[2]
+    assert cached[2] is first  # kept, not drawn again
+    assert digest(first.image, first.panoptic) == digest(plain[2].image, plain[2].panoptic)
+    with pytest.raises(IndexError, match="out of range"):
+        cached[3]
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: render_scene(0, size=8), "too small"),
     (lambda: render_scene(0, size=(64, 10)), "too small"),

@@ -783,20 +783,24 @@ def second_annotation(index: int, size: int | tuple[int, int] = 128, seed: int =
 class SyntheticPanoptic:
     """A synthetic split as a map-style collection of :class:`Sample` s.
 
-    ``dataset[i]`` is ``render_scene(i, size, seed, split)``, drawn on demand (nothing is
-    cached), so any ``DataLoader`` worker can serve any index. It is a valid source for
-    :class:`~panopticlab.data.dataset.PanopticDataset`.
+    ``dataset[i]`` is ``render_scene(i, size, seed, split)``, drawn on demand, so any
+    ``DataLoader`` worker can serve any index. It is a valid source for
+    :class:`~panopticlab.data.dataset.PanopticDataset`. With ``cache`` each scene is kept
+    once drawn (a training run visits every scene many times: 400 scenes of 128 px are
+    about 26 MB); samples are never modified in place, so sharing them is safe.
 
     Args:
         num_images: number of scenes, indices ``0..num_images-1``.
         size: image side, or ``(H, W)``.
         seed: non-negative dataset seed.
         split: ``"train"``, ``"val"`` or ``"test"``.
+        cache: keep each drawn scene in memory.
     """
 
     categories = SYNTHETIC_CATEGORIES
 
-    def __init__(self, num_images: int, size: int | tuple[int, int] = 128, seed: int = 0, split: str = "train"):
+    def __init__(self, num_images: int, size: int | tuple[int, int] = 128, seed: int = 0, split: str = "train",
+                 cache: bool = False):
         try:
             num_images = operator.index(num_images)
         except TypeError:
@@ -806,6 +810,7 @@ class SyntheticPanoptic:
         self.shape = image_shape(size)
         _check_scene_args(0, seed, split)
         self.num_images, self.size, self.seed, self.split = num_images, size, int(seed), split
+        self._cache: dict[int, Sample] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.num_images
@@ -821,7 +826,12 @@ class SyntheticPanoptic:
         return index
 
     def __getitem__(self, index: int) -> Sample:
-        return render_scene(self._checked(index), self.size, self.seed, self.split)
+        index = self._checked(index)
+        if self._cache is None:
+            return render_scene(index, self.size, self.seed, self.split)
+        if index not in self._cache:
+            self._cache[index] = render_scene(index, self.size, self.seed, self.split)
+        return self._cache[index]
 
     def __iter__(self) -> Iterator[Sample]:
         return (self[i] for i in range(len(self)))

@@ -140,7 +140,11 @@ def crop_sample(sample: Sample, top: int, left: int, height: int, width: int,
 def hflip_sample(sample: Sample) -> Sample:
     """Mirror left-right."""
     image, id_map = check_sample(sample)
-    return _rebuild(sample, image[:, ::-1], id_map[:, ::-1])
+    width = id_map.shape[1]
+    # areas stay, boxes mirror: no need to recount the pixels
+    segments = [replace(s, bbox=(width - s.bbox[0] - s.bbox[2], *s.bbox[1:])) for s in sample.panoptic.segments]
+    return replace(sample, image=np.ascontiguousarray(image[:, ::-1]),
+                   panoptic=PanopticSegmentation(np.ascontiguousarray(id_map[:, ::-1]), segments))
 
 
 # ---------------------------------------------------------------------------------------
@@ -170,7 +174,10 @@ class RandomScale:
     def __call__(self, sample: Sample, rng: Generator) -> Sample:
         scale = self.sample_scale(rng)
         height, width = np.asarray(sample.panoptic.id_map).shape
-        return resize_sample(sample, (max(1, round(height * scale)), max(1, round(width * scale))))
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        if size == (height, width):
+            return sample  # e.g. RandomScale(1, 1): nothing to do, and samples are never modified in place
+        return resize_sample(sample, size)
 
     def __repr__(self) -> str:
         return f"RandomScale(min_scale={self.min_scale}, max_scale={self.max_scale}, step={self.step})"
@@ -199,6 +206,8 @@ class RandomCrop:
         # a negative start means padding before the image
         top = _integer(rng, min(0, image_h - crop_h), max(0, image_h - crop_h))
         left = _integer(rng, min(0, image_w - crop_w), max(0, image_w - crop_w))
+        if (top, left, crop_h, crop_w) == (0, 0, image_h, image_w):
+            return sample  # the window is the image
         return crop_sample(sample, top, left, crop_h, crop_w, self.pad_value_image)
 
     def __repr__(self) -> str:

@@ -35,11 +35,24 @@ def build_optimizer(parameters: nn.Module | Iterable, config: OptimConfig) -> to
     if not parameters:
         raise ValueError("the optimiser got no trainable parameters (are all of them frozen?)")
     if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-                               weight_decay=config.weight_decay)
+        return _with_fast_kernels(torch.optim.SGD, parameters, lr=config.lr, momentum=config.momentum,
+                                  nesterov=config.nesterov, weight_decay=config.weight_decay)
     optimizer_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return optimizer_class(parameters, lr=config.lr, betas=config.betas, eps=config.eps,
-                           weight_decay=config.weight_decay)
+    return _with_fast_kernels(optimizer_class, parameters, lr=config.lr, betas=config.betas, eps=config.eps,
+                              weight_decay=config.weight_decay)
+
+
+def _with_fast_kernels(optimizer_class, parameters: list, **options) -> torch.optim.Optimizer:
+    """The optimiser with its fused kernel where torch has one for these parameters, else its foreach one.
+
+    On a CPU torch's default is one small loop per parameter tensor: for the tiny models
+    an AdamW step took longer than their forward and backward passes together; the fused
+    kernel (the same update, one pass over all tensors) takes about 1 % of that.
+    """
+    try:
+        return optimizer_class(parameters, fused=True, **options)
+    except (RuntimeError, TypeError, ValueError):  # an older torch, or a device without the kernel
+        return optimizer_class(parameters, foreach=True, **options)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: OptimConfig,

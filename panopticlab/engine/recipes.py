@@ -80,7 +80,8 @@ def train_data(recipe: TrainRecipe, categories: CategorySet = SYNTHETIC_CATEGORI
         image_size`` and targets ``semantic`` (PSPNet), ``instances`` (Mask R-CNN) or both.
     """
     if source is None:
-        source = SyntheticPanoptic(recipe.num_train, size=recipe.image_size, seed=seed, split="train")
+        # cached: every scene is visited many times, and drawing one costs more than augmenting it
+        source = SyntheticPanoptic(recipe.num_train, size=recipe.image_size, seed=seed, split="train", cache=True)
     return PanopticDataset(source, categories, train_transforms(recipe), targets=zoo.spec(recipe.model).targets,
                            seed=seed)
 
