@@ -250,7 +250,9 @@ def compute_overlaps(gt_map: np.ndarray, gt: SegmentTable, pred_map: np.ndarray,
     if len(starts) <= RUNS_LIMIT * gt_map.size:
         # segments are regions: count each run of equal (gt, pred) pairs once, by its length
         gt_flat, pred_flat = gt_map.reshape(-1), pred_map.reshape(-1)
-        key = dense_index(gt_flat[starts], gt.ids) * cols + dense_index(pred_flat[starts], pred.ids)
+        # dense_index gives uint16 when the ids allow it: widen before multiplying, or keys past
+        # 2**16 (more than 255 segments on a side) wrap around onto other pairs
+        key = dense_index(gt_flat[starts], gt.ids).astype(np.intp) * cols + dense_index(pred_flat[starts], pred.ids)
         joint = np.bincount(key, weights=lengths, minlength=rows * cols).astype(np.int64).reshape(rows, cols)
     else:  # noise-like maps: one pass over the pixels is cheaper
         joint = joint_histogram(dense_index(gt_map, gt.ids), dense_index(pred_map, pred.ids), rows, cols)
