@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..data.errors import PanopticFormatError
-from ..data.panoptic import PanopticSegmentation, Segment
+from ..data.panoptic import PanopticSegmentation, Segment, segment_fields
 
 VOID = 0
 # Ids below this bound are indexed through a reusable lookup table (2**24 ids: every id
@@ -40,7 +40,7 @@ class SegmentTable:
     Attributes:
         ids: (n,) int64 positive segment ids, in listing order.
         category_ids: (n,) int64 dataset category ids.
-        iscrowd: (n,) bool crowd flags.
+        iscrowd: (n,) bool crowd flags (true where the record's ``iscrowd`` equals 1).
     """
 
     ids: np.ndarray
@@ -55,7 +55,8 @@ class SegmentTable:
                     iscrowd: Sequence[int] | None = None) -> "SegmentTable":
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         category_ids = np.asarray(category_ids, dtype=np.int64).reshape(-1)
-        crowd = np.zeros(len(ids), bool) if iscrowd is None else np.asarray(iscrowd).astype(bool).reshape(-1)
+        # only flags equal to 1 are crowd, as in panopticapi (crowd_flag): iscrowd 2 is not
+        crowd = np.zeros(len(ids), bool) if iscrowd is None else (np.asarray(iscrowd) == 1).reshape(-1)
         if not len(ids) == len(category_ids) == len(crowd):
             raise ValueError(f"segment table needs arrays of one length, got {len(ids)} ids, "
                              f"{len(category_ids)} categories and {len(crowd)} crowd flags")
@@ -69,13 +70,15 @@ class SegmentTable:
 
     @classmethod
     def from_records(cls, records: Sequence[Mapping], source: str) -> "SegmentTable":
-        """From COCO ``segments_info`` records; ``source`` names the image in errors."""
-        try:
-            ids = [int(r["id"]) for r in records]
-            category_ids = [int(r["category_id"]) for r in records]
-            iscrowd = [int(r.get("iscrowd", 0)) for r in records]
-        except (KeyError, TypeError, ValueError) as err:
-            raise PanopticFormatError(f"{source}: malformed segments_info record ({err!r})") from None
+        """From COCO ``segments_info`` records; ``source`` names the file and image in errors.
+
+        Raises:
+            PanopticFormatError: ``"{source}: segments_info[k]: ..."`` for a malformed record,
+                or an id or category id that is not an integer
+                (:func:`~panopticlab.data.panoptic.segment_fields`).
+        """
+        fields = [segment_fields(r, f"{source}: segments_info[{k}]") for k, r in enumerate(records)]
+        ids, category_ids, iscrowd = zip(*fields) if fields else ((), (), ())
         return cls.from_arrays(ids, category_ids, iscrowd)
 
     def check(self, source: str) -> None:
