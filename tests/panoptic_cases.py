@@ -105,7 +105,9 @@ def many_segment_pair(rng: np.random.Generator, shape: tuple[int, int], gt_grid:
 
     pred_rows = finer(jittered(rng, row_cuts, height, jitter), height, split[0])
     pred_cols = finer(jittered(rng, col_cuts, width, jitter), width, split[1])
-    pred_rows, pred_cols = pred_rows[(pred_rows > 0) & (pred_rows < height)], pred_cols[(pred_cols > 0) & (pred_cols < width)]
+    # the pieces of a narrow first rectangle can round down to a cut at 0: keep cuts inside
+    pred_rows = pred_rows[(pred_rows > 0) & (pred_rows < height)]
+    pred_cols = pred_cols[(pred_cols > 0) & (pred_cols < width)]
     pred_labels = grid(shape, pred_rows, pred_cols)
     pred_count = (len(pred_rows) + 1) * (len(pred_cols) + 1)
     pred_category = category_at_centres(pred_labels, gt_category[gt_labels], pred_count)

@@ -11,9 +11,9 @@ evaluation takes, so the fastest installed decoder is used, in this order:
 
 All three give the same ids (the tests compare them on every kind of PNG); only the
 speed differs. (The one file Wuffs would read differently, an RGB PNG with a ``tRNS``
-chunk, it passes on to the next decoder.) Whatever the decoder, :func:`decode_panoptic_png` first walks the chunks
-and checks every CRC and the header itself, so a damaged or unsuitable file is refused
-with the same message everywhere.
+chunk, it passes on to the next decoder.) Whatever the decoder, :func:`decode_panoptic_png`
+first walks the chunks and checks every CRC and the header itself, so a damaged or
+unsuitable file is refused with the same message everywhere.
 """
 from __future__ import annotations
 
