@@ -173,8 +173,12 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def handmade_png(pixels: np.ndarray, bit_depth=8, interlaced=False, idat_pieces=1, colour_type=2) -> bytes:
-    """A PNG built from the specification alone: filter type 0 on every row, optionally Adam7-interlaced."""
+def handmade_png(pixels: np.ndarray, bit_depth=8, interlaced=False, idat_pieces=1, colour_type=2,
+                 before_idat=b"", after_idat=b"") -> bytes:
+    """A PNG built from the specification alone: filter type 0 on every row, optionally Adam7-interlaced.
+
+    ``before_idat``, ``after_idat``: whole chunks (:func:`png_chunk`) to put around the pixels.
+    """
     height, width = pixels.shape[:2]
     big_endian = pixels.astype(">u2" if bit_depth == 16 else np.uint8)
     # Adam7: the 7 passes as (first row, first column, row step, column step)
@@ -188,9 +192,9 @@ def handmade_png(pixels: np.ndarray, bit_depth=8, interlaced=False, idat_pieces=
     stream = zlib.compress(raw)
     cut = np.linspace(0, len(stream), idat_pieces + 1).astype(int)
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, int(interlaced))
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + before_idat
             + b"".join(png_chunk(b"IDAT", stream[a:b]) for a, b in zip(cut[:-1], cut[1:]))
-            + png_chunk(b"IEND", b""))
+            + after_idat + png_chunk(b"IEND", b""))
 
 
 def pillow_png(id_map: np.ndarray, **options) -> bytes:
@@ -226,8 +230,23 @@ def png_layouts():
         ("handmade, 5 IDAT chunks", handmade_png(id_to_rgb(noise), idat_pieces=5), noise),
         ("handmade, Adam7-interlaced", handmade_png(id_to_rgb(scene), interlaced=True), scene),
         ("handmade, Adam7, 1x1", handmade_png(id_to_rgb(noise[:1, :1]), interlaced=True), noise[:1, :1]),
+        # tRNS marks one colour transparent; a panoptic reader must still give that colour's id
+        ("Pillow with tRNS on a segment's colour", pillow_png(scene, transparency=rgb_of(scene[20, 10])), scene),
+        ("Pillow with tRNS on void's colour", pillow_png(scene, transparency=(0, 0, 0)), scene),
+        ("handmade, tRNS, Adam7, 5 IDAT chunks", handmade_png(id_to_rgb(scene), interlaced=True, idat_pieces=5,
+                                                               before_idat=trns_chunk(scene[0, 0])), scene),
+        ("handmade, tRNS after the pixels", handmade_png(id_to_rgb(scene), after_idat=trns_chunk(scene[0, 0])), scene),
     ]
     return layouts
+
+
+def rgb_of(segment_id: int) -> tuple[int, int, int]:
+    return tuple(int(v) for v in id_to_rgb(np.array([[segment_id]]))[0, 0])
+
+
+def trns_chunk(segment_id: int) -> bytes:
+    """A tRNS chunk of an RGB PNG marking the colour of ``segment_id`` transparent (three 16-bit samples)."""
+    return png_chunk(b"tRNS", struct.pack(">HHH", *rgb_of(segment_id)))
 
 
 def text_chunk():

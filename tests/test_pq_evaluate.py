@@ -239,7 +239,8 @@ def break_set(paths, how):
         return r"image 0 .*, prediction: segment id \d+ is listed more than once"
     if how == "malformed segment record":
         edit_json(gt_json, lambda d: first_segments(d)[0].pop("category_id"))
-        return r"image 0 .*ground truth JSON: malformed segments_info record"
+        return (r"image 0 .*ground truth JSON .*gt\.json: segments_info\[0\]: malformed segment record "
+                r".*lacks 'category_id'")
     if how == "missing PNG":
         first_pred_png.unlink()
         return r"pred/000000\.png: panoptic PNG not found"

@@ -154,9 +154,11 @@ def panoptic_from_annotation(annotation: Mapping, png_folder: PathLike, categori
 
     Raises:
         PanopticFormatError: naming the PNG file and the segment or category, for a PNG
-            of another size than ``expected_size``, an id in the PNG without a segment,
-            a segment without pixels, a duplicate segment id, an unknown category, or an
-            ``area`` / ``bbox`` that disagrees with the PNG.
+            of another size than ``expected_size``, an id or category id that is not an
+            integer (:func:`~panopticlab.data.panoptic.segment_fields`), an id in the PNG
+            without a segment, a segment without pixels, a duplicate segment id, an unknown
+            category, or an ``area`` / ``bbox`` that disagrees with the PNG. Only
+            ``iscrowd == 1`` is crowd, as in panopticapi; other values read as 0.
     """
     image_id = annotation.get("image_id")
     for key in ("file_name", "segments_info"):
@@ -172,7 +174,8 @@ def panoptic_from_annotation(annotation: Mapping, png_folder: PathLike, categori
     if expected_size is not None and id_map.shape != tuple(expected_size):
         raise PanopticFormatError(f"{source}: the PNG is {id_map.shape[0]}x{id_map.shape[1]} (height x width) "
                                   f"but the image record says {expected_size[0]}x{expected_size[1]}")
-    pan = PanopticSegmentation(id_map, [Segment.from_coco(r, where=source) for r in records])
+    pan = PanopticSegmentation(id_map, [Segment.from_coco(r, where=f"{source}, segments_info[{k}]")
+                                        for k, r in enumerate(records)])
     measured = checked_with_statistics(pan, categories, source)
     for record, segment in zip(records, measured.segments):
         if "area" in record and record["area"] != segment.area:

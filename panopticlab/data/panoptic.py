@@ -27,6 +27,62 @@ VOID = 0
 MAX_SEGMENT_ID = 256**3 - 1  # the largest id an RGB PNG can hold
 
 
+def coco_integer(value, what: str) -> int:
+    """A COCO integer field's value as an ``int``; ``what`` names it in errors (``"segment id"``).
+
+    JSON has a single number type, so a float with an integral value (``9.0``) is the integer
+    it equals, as in panopticapi, whose lookups treat ``9.0`` and ``9`` alike. Anything
+    else is refused rather than rounded: ``int(9.7)`` would silently read segment 9.
+
+    Raises:
+        PanopticFormatError: ``"{what} {value!r} is not an integer (a float)"`` for other
+            floats, strings (``"9"``, which panopticapi does not match to segment 9 either),
+            booleans, ``None`` and the rest.
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    raise PanopticFormatError(f"{what} {value!r} is not an integer (a {type(value).__name__})")
+
+
+def crowd_flag(value) -> int:
+    """COCO's ``iscrowd`` as 0 or 1, by panopticapi's rule: crowd exactly when ``iscrowd == 1``.
+
+    So 1, 1.0 and ``true`` are crowd, and every other value (0, 2, -1, ``"1"``, ``null``) is
+    not: panopticapi compares ``iscrowd == 1`` and treats the rest as ordinary segments,
+    and scores must not depend on which of the two evaluated a file.
+    """
+    return int(isinstance(value, (int, float, np.integer, np.floating)) and value == 1)
+
+
+def segment_fields(record: Mapping, where: str) -> tuple[int, int, int]:
+    """``id``, ``category_id`` and crowd flag of one COCO ``segments_info`` record, checked.
+
+    Args:
+        record: the JSON object.
+        where: names the record in errors (file, image and position in ``segments_info``).
+
+    Returns:
+        ``(id, category_id, iscrowd)``: two ints (:func:`coco_integer`) and 0 or 1
+        (:func:`crowd_flag`; a missing ``iscrowd`` is 0).
+
+    Raises:
+        PanopticFormatError: ``"{where}: ..."``, for a record that is not an object or lacks
+            ``id`` or ``category_id``, and for a value :func:`coco_integer` refuses.
+    """
+    if not isinstance(record, Mapping) or "id" not in record or "category_id" not in record:
+        lacks = "is not a JSON object" if not isinstance(record, Mapping) else (
+            f"lacks {'id' if 'id' not in record else 'category_id'!r}")
+        raise PanopticFormatError(f"{where}: malformed segment record {record!r} ({lacks})")
+    try:
+        segment_id = coco_integer(record["id"], "segment id")
+        category_id = coco_integer(record["category_id"], f"segment {segment_id}: category_id")
+    except PanopticFormatError as err:
+        raise PanopticFormatError(f"{where}: {err}") from None
+    return segment_id, category_id, crowd_flag(record.get("iscrowd", 0))
+
+
 @dataclass(frozen=True)
 class Segment:
     """One segment of a panoptic segmentation (a COCO ``segments_info`` record).
@@ -34,7 +90,9 @@ class Segment:
     Attributes:
         id: positive segment id, the value of its pixels in the id map.
         category_id: dataset category id.
-        iscrowd: 1 for a crowd region (a group of things not split into instances).
+        iscrowd: 1 for a crowd region (a group of things not split into instances), else 0.
+            Any value given is stored as :func:`crowd_flag` of it: only a value equal to 1
+            is crowd, as in panopticapi, so summing the flags counts crowd segments.
         area: number of pixels.
         bbox: ``(x, y, width, height)`` of the tightest box around its pixels, COCO style.
         score: confidence of a predicted segment; ``None`` for ground truth.
@@ -47,6 +105,9 @@ class Segment:
     bbox: tuple[int, int, int, int] = (0, 0, 0, 0)
     score: float | None = None
 
+    def __post_init__(self):
+        object.__setattr__(self, "iscrowd", crowd_flag(self.iscrowd))
+
     def to_coco(self) -> dict:
         record = {"id": int(self.id), "category_id": int(self.category_id), "iscrowd": int(self.iscrowd),
                   "area": int(self.area), "bbox": [int(v) for v in self.bbox]}
@@ -55,13 +116,17 @@ class Segment:
         return record
 
     @classmethod
-    def from_coco(cls, record: Mapping, where: str = "") -> "Segment":
+    def from_coco(cls, record: Mapping, where: str = "segment record") -> "Segment":
+        """From a COCO ``segments_info`` record; ``where`` names it in errors (file, image, position).
+
+        ``id``, ``category_id`` and ``iscrowd`` are read by :func:`segment_fields`.
+        """
+        segment_id, category_id, iscrowd = segment_fields(record, where)
         try:
-            return cls(id=int(record["id"]), category_id=int(record["category_id"]),
-                       iscrowd=int(record.get("iscrowd", 0)), area=int(record.get("area", 0)),
+            return cls(id=segment_id, category_id=category_id, iscrowd=iscrowd, area=int(record.get("area", 0)),
                        bbox=tuple(int(v) for v in record.get("bbox", (0, 0, 0, 0))),
                        score=float(record["score"]) if record.get("score") is not None else None)
-        except (KeyError, TypeError, ValueError) as err:
+        except (TypeError, ValueError) as err:
             raise PanopticFormatError(f"{where}: malformed segment record {dict(record)!r} ({err})") from None
 
 
@@ -117,7 +182,7 @@ class PanopticSegmentation:
         Args:
             id_map: (H, W) integer array, 0 = void.
             category_of: segment id -> category id, for every non-zero id of the map.
-            iscrowd: segment id -> 0/1 (default 0).
+            iscrowd: segment id -> 0/1 (default 0; only values equal to 1 are crowd, see :class:`Segment`).
             scores: segment id -> confidence, for predictions.
         """
         id_map = _as_id_map(id_map, source)
@@ -127,7 +192,7 @@ class PanopticSegmentation:
             raise PanopticFormatError(f"{source}: ids {missing[:10]} have no category")
         iscrowd = iscrowd or {}
         scores = scores or {}
-        segments = [Segment(id=seg_id, category_id=int(category_of[seg_id]), iscrowd=int(iscrowd.get(seg_id, 0)),
+        segments = [Segment(id=seg_id, category_id=int(category_of[seg_id]), iscrowd=iscrowd.get(seg_id, 0),
                             area=area, bbox=bbox, score=scores.get(seg_id))
                     for seg_id, (area, bbox) in stats.items()]
         return cls(id_map, segments)

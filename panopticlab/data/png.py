@@ -10,9 +10,10 @@ evaluation takes, so the fastest installed decoder is used, in this order:
 * Pillow (always installed).
 
 All three give the same ids (the tests compare them on every kind of PNG); only the
-speed differs. Whatever the decoder, :func:`decode_panoptic_png` first walks the chunks
-and checks every CRC and the header itself, so a damaged or unsuitable file is refused
-with the same message everywhere.
+speed differs. (The one file Wuffs would read differently, an RGB PNG with a ``tRNS``
+chunk, it passes on to the next decoder.) Whatever the decoder, :func:`decode_panoptic_png`
+first walks the chunks and checks every CRC and the header itself, so a damaged or
+unsuitable file is refused with the same message everywhere.
 """
 from __future__ import annotations
 
@@ -136,7 +137,14 @@ def _wuffs() -> _WuffsDecoders:
 
 
 def _decode_with_wuffs(data: bytes) -> np.ndarray:
-    """(H, W) uint32 ids via Wuffs (``pywuffs``) from a checked 8-bit RGB PNG."""
+    """(H, W) uint32 ids via Wuffs (``pywuffs``) from a checked 8-bit RGB PNG.
+
+    A file with a ``tRNS`` chunk (one RGB colour marked transparent) is handed to the next
+    installed decoder: Wuffs decodes the pixels of that colour as (0, 0, 0, 0), id 0, where
+    libspng, Pillow and panopticapi keep the colour's id. Such files are rare.
+    """
+    if _has_transparency_chunk(data):
+        return _decoder_without_wuffs()(data)
     result = _wuffs().decoder.decode(data)
     if result.error_message:
         raise ValueError(result.error_message)
@@ -145,6 +153,29 @@ def _decode_with_wuffs(data: bytes) -> np.ndarray:
     words = pixels.view("<u4").reshape(height, width)
     np.bitwise_and(words, 0xFFFFFF, out=words)  # clear the alpha byte: in place, one pass
     return words.view(np.uint32)
+
+
+def _has_transparency_chunk(data: bytes) -> bool:
+    """Whether a ``tRNS`` chunk precedes the first ``IDAT``, where the PNG specification puts it.
+
+    Wuffs ignores one that comes later, as the other decoders' RGB output ignores any.
+    Reads only the chunk headers before the pixels: a few per file.
+    """
+    position = len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        kind = data[position + 4:position + 8]
+        if kind == b"tRNS":
+            return True
+        if kind in (b"IDAT", b"IEND"):
+            return False
+        position += 12 + int.from_bytes(data[position:position + 4], "big")
+    return False
+
+
+@functools.cache
+def _decoder_without_wuffs() -> Callable[[bytes], np.ndarray]:
+    """The fastest installed decoder other than Wuffs (Pillow at worst)."""
+    return next(decoder for name, decoder in installed_decoders().items() if name != "wuffs")
 
 
 def _decode_with_libspng(data: bytes) -> np.ndarray:

@@ -63,26 +63,34 @@ def reuse_freed_memory() -> None:
 
 @dataclass(frozen=True)
 class ImageJob:
-    """One image to evaluate: where its two PNGs are and what their JSON records list."""
+    """One image to evaluate: where its two PNGs are and what their JSON records list.
+
+    ``gt_json`` and ``pred_json``, the files the records come from, only name them in errors.
+    """
 
     image_id: int | str
     gt_png: Path
     gt_segments: list
     pred_png: Path
     pred_segments: list
+    gt_json: Path | None = None
+    pred_json: Path | None = None
 
     @property
     def source(self) -> str:
         """How errors name this image."""
         return f"image {self.image_id!r} (ground truth {self.gt_png}, prediction {self.pred_png})"
 
+    def _json_source(self, side: str, json_path: Path | None) -> str:
+        return f"{self.source}, {side} JSON" + (f" {json_path}" if json_path is not None else "")
+
     def read(self) -> tuple[np.ndarray, SegmentTable, np.ndarray, SegmentTable]:
         """Both id maps and segment tables; errors name the image and the file."""
         reuse_freed_memory()
         gt_map = read_id_png(self.gt_png)
         pred_map = read_id_png(self.pred_png)
-        gt = SegmentTable.from_records(self.gt_segments, f"{self.source}, ground truth JSON")
-        pred = SegmentTable.from_records(self.pred_segments, f"{self.source}, prediction JSON")
+        gt = SegmentTable.from_records(self.gt_segments, self._json_source("ground truth", self.gt_json))
+        pred = SegmentTable.from_records(self.pred_segments, self._json_source("prediction", self.pred_json))
         return gt_map, gt, pred_map, pred
 
 
@@ -146,6 +154,7 @@ def load_result_set(gt_json: PathLike, pred_json: PathLike, gt_folder: PathLike 
     if extra:
         raise PanopticFormatError(f"{pred_json}: predictions for images {_few(extra)} that {gt_json} does not have")
     jobs = [ImageJob(image_id, gt_folder / gt["file_name"], gt["segments_info"],
-                     pred_folder / pred_by_image[image_id]["file_name"], pred_by_image[image_id]["segments_info"])
+                     pred_folder / pred_by_image[image_id]["file_name"], pred_by_image[image_id]["segments_info"],
+                     gt_json, pred_json)
             for image_id, gt in gt_by_image.items()]
     return categories, jobs

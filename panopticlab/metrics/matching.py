@@ -48,7 +48,7 @@ class ImageMatching:
         overlaps: the joint histogram this matching was computed from.
         iou_threshold: pairs match when their IoU is strictly above it.
         candidate_gt, candidate_pred: (k,) int64 every pair of the same category, with a
-            non-crowd ground truth, that shares at least one pixel.
+            non-crowd ground truth, that shares at least one pixel; sorted by row, then column.
         candidate_iou: (k,) float64 their IoU.
         matched_gt, matched_pred: (m,) int64 the matched pairs.
         matched_iou: (m,) float64 their IoU.
@@ -125,10 +125,11 @@ def candidate_pairs(overlaps: OverlapTable) -> tuple[np.ndarray, np.ndarray, np.
         iou: (k,) float64 its IoU (union without ground-truth void).
     """
     gt, pred = overlaps.gt, overlaps.pred
-    eligible = ((gt.category_ids[:, None] == pred.category_ids[None, :]) & ~gt.iscrowd[:, None]
-                & (overlaps.intersection > 0))
-    gt_index, pred_index = np.nonzero(eligible)
-    intersection = overlaps.intersection[gt_index, pred_index]
+    # the overlapping pairs, not all n_gt x n_pred: images can hold thousands of segments
+    eligible = ((gt.category_ids[overlaps.pair_gt] == pred.category_ids[overlaps.pair_pred])
+                & ~gt.iscrowd[overlaps.pair_gt])
+    gt_index, pred_index = overlaps.pair_gt[eligible], overlaps.pair_pred[eligible]
+    intersection = overlaps.pair_pixels[eligible]
     union = (overlaps.gt_area[gt_index] + overlaps.pred_area[pred_index] - intersection
              - overlaps.pred_on_void[pred_index])
     return gt_index, pred_index, intersection / union
@@ -180,9 +181,11 @@ def match_overlaps(overlaps: OverlapTable, iou_threshold: float = MATCH_IOU) -> 
 
     pred_on_crowd = np.zeros(len(pred), dtype=np.int64)
     crowd_row_of_category = {int(gt.category_ids[row]): row for row in np.flatnonzero(gt.iscrowd)}
-    for category_id, row in crowd_row_of_category.items():
-        same = pred.category_ids == category_id
-        pred_on_crowd[same] = overlaps.intersection[row, same]
+    if crowd_row_of_category:
+        pair_category = pred.category_ids[overlaps.pair_pred]
+        for category_id, row in crowd_row_of_category.items():
+            on_crowd = (overlaps.pair_gt == row) & (pair_category == category_id)
+            pred_on_crowd[overlaps.pair_pred[on_crowd]] = overlaps.pair_pixels[on_crowd]
     # integer form of (void + crowd) / area > 0.5
     exempt = (overlaps.pred_on_void + pred_on_crowd) > IGNORE_FRACTION * overlaps.pred_area
     pred_outcome = np.where(exempt, Outcome.IGNORED, Outcome.FP).astype(np.int8)

@@ -6,13 +6,18 @@ official panopticapi builds it as ``np.unique(gt_id * 256**3 + pred_id)``, which
 all H x W pixels. Here both id maps are first turned into small dense indices
 (0 = void, 1..n = the listed segments, n + 1 = an id no segment lists) with a lookup
 table, and the histogram is one ``np.bincount(gt_index * (n_pred + 2) + pred_index)``:
-linear time, no sort.
+linear time, no sort. That dense histogram has (n_gt + 2) x (n_pred + 2) cells, so past
+:data:`DENSE_LIMIT` cells (an image of thousands of segments) the pairs are counted
+sparsely instead, with ``np.unique`` on the same keys: memory and time then grow with the
+number of pixels and of overlapping pairs, not with the square of the segment count.
+Either way the result is kept as the list of overlapping pairs.
 
 The same pass checks the contract between an id map and its segment list: an id in
 the map without a segment, and a listed segment without a pixel, are errors.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
@@ -20,7 +25,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..data.errors import PanopticFormatError
-from ..data.panoptic import PanopticSegmentation, Segment
+from ..data.panoptic import PanopticSegmentation, Segment, segment_fields
 
 VOID = 0
 # Ids below this bound are indexed through a reusable lookup table (2**24 ids: every id
@@ -36,7 +41,7 @@ class SegmentTable:
     Attributes:
         ids: (n,) int64 positive segment ids, in listing order.
         category_ids: (n,) int64 dataset category ids.
-        iscrowd: (n,) bool crowd flags.
+        iscrowd: (n,) bool crowd flags (true where the record's ``iscrowd`` equals 1).
     """
 
     ids: np.ndarray
@@ -51,7 +56,8 @@ class SegmentTable:
                     iscrowd: Sequence[int] | None = None) -> "SegmentTable":
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         category_ids = np.asarray(category_ids, dtype=np.int64).reshape(-1)
-        crowd = np.zeros(len(ids), bool) if iscrowd is None else np.asarray(iscrowd).astype(bool).reshape(-1)
+        # only flags equal to 1 are crowd, as in panopticapi (crowd_flag): iscrowd 2 is not
+        crowd = np.zeros(len(ids), bool) if iscrowd is None else (np.asarray(iscrowd) == 1).reshape(-1)
         if not len(ids) == len(category_ids) == len(crowd):
             raise ValueError(f"segment table needs arrays of one length, got {len(ids)} ids, "
                              f"{len(category_ids)} categories and {len(crowd)} crowd flags")
@@ -65,13 +71,27 @@ class SegmentTable:
 
     @classmethod
     def from_records(cls, records: Sequence[Mapping], source: str) -> "SegmentTable":
-        """From COCO ``segments_info`` records; ``source`` names the image in errors."""
+        """From COCO ``segments_info`` records; ``source`` names the file and image in errors.
+
+        Records of plain ints, the usual case, are converted in bulk, about five times faster
+        than a :func:`~panopticlab.data.panoptic.segment_fields` call per record; the others
+        go record by record, with the same result.
+
+        Raises:
+            PanopticFormatError: ``"{source}: segments_info[k]: ..."`` for a malformed record,
+                or an id or category id that is not an integer
+                (:func:`~panopticlab.data.panoptic.segment_fields`).
+        """
         try:
-            ids = [int(r["id"]) for r in records]
-            category_ids = [int(r["category_id"]) for r in records]
-            iscrowd = [int(r.get("iscrowd", 0)) for r in records]
-        except (KeyError, TypeError, ValueError) as err:
-            raise PanopticFormatError(f"{source}: malformed segments_info record ({err!r})") from None
+            ids = [r["id"] for r in records]
+            category_ids = [r["category_id"] for r in records]
+            iscrowd = [r.get("iscrowd", 0) for r in records]
+            plain = all(type(v) is int for v in itertools.chain(ids, category_ids, iscrowd))  # bools are not
+        except (KeyError, TypeError, AttributeError):
+            plain = False
+        if not plain:  # record by record, to read integral floats and to name what is wrong
+            fields = [segment_fields(r, f"{source}: segments_info[{k}]") for k, r in enumerate(records)]
+            ids, category_ids, iscrowd = zip(*fields) if fields else ((), (), ())
         return cls.from_arrays(ids, category_ids, iscrowd)
 
     def check(self, source: str) -> None:
@@ -90,11 +110,15 @@ class SegmentTable:
 class OverlapTable:
     """The joint histogram of one image's ground truth and prediction, and the areas it implies.
 
-    Row ``i`` is ground-truth segment ``gt.ids[i]``, column ``j`` predicted segment ``pred.ids[j]``.
+    The histogram is kept sparse, as the ``k`` (ground truth, prediction) pairs that share
+    at least one pixel: row ``i`` is ground-truth segment ``gt.ids[i]``, column ``j``
+    predicted segment ``pred.ids[j]``.
 
     Attributes:
         gt, pred: the two segment tables (n_gt and n_pred segments).
-        intersection: (n_gt, n_pred) int64 pixels shared by each pair.
+        pair_gt, pair_pred: (k,) int64 row and column of each overlapping pair, sorted by
+            row, then column.
+        pair_pixels: (k,) int64 pixels each pair shares (all positive).
         gt_area: (n_gt,) int64 pixels of each ground-truth segment.
         pred_area: (n_pred,) int64 pixels of each predicted segment.
         pred_on_void: (n_pred,) int64 pixels of each predicted segment where the ground truth is void.
@@ -105,7 +129,9 @@ class OverlapTable:
 
     gt: SegmentTable
     pred: SegmentTable
-    intersection: np.ndarray
+    pair_gt: np.ndarray
+    pair_pred: np.ndarray
+    pair_pixels: np.ndarray
     gt_area: np.ndarray
     pred_area: np.ndarray
     pred_on_void: np.ndarray
@@ -113,8 +139,19 @@ class OverlapTable:
     image_shape: tuple[int, int]
     source: str = "image"
 
+    @property
+    def intersection(self) -> np.ndarray:
+        """(n_gt, n_pred) int64 pixels shared by each pair, dense (0 where disjoint).
+
+        For drawing and inspecting small images: it holds n_gt x n_pred numbers, where the
+        evaluation itself only ever reads the overlapping pairs.
+        """
+        dense = np.zeros((len(self.gt), len(self.pred)), np.int64)
+        dense[self.pair_gt, self.pair_pred] = self.pair_pixels
+        return dense
+
     def union(self) -> np.ndarray:
-        """(n_gt, n_pred) int64 union of each pair, not counting ground-truth void pixels.
+        """(n_gt, n_pred) int64 union of each pair, not counting ground-truth void pixels (dense).
 
         Excluding void is COCO's rule: pixels nobody annotated cannot make a prediction wrong.
         """
@@ -122,7 +159,7 @@ class OverlapTable:
                 - self.pred_on_void[None, :])
 
     def iou(self) -> np.ndarray:
-        """(n_gt, n_pred) float64 IoU of every pair, whatever the categories (0 where disjoint)."""
+        """(n_gt, n_pred) float64 IoU of every pair, whatever the categories (0 where disjoint; dense)."""
         union = self.union()
         return np.divide(self.intersection, union, out=np.zeros(union.shape), where=union > 0)
 
@@ -179,20 +216,48 @@ def dense_index(id_map: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
     return index
 
 
-def joint_histogram(gt_index: np.ndarray, pred_index: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """(rows, cols) int64 counts of the pixel pairs (gt_index, pred_index), both (H, W) in range.
+def pixel_pair_keys(gt_index: np.ndarray, pred_index: np.ndarray, cols: int, size: int) -> np.ndarray:
+    """(H * W,) keys ``gt_index * cols + pred_index`` of every pixel, for histograms of ``size`` cells.
 
-    The pair key ``gt_index * cols + pred_index`` is built in 16 bits when it fits: half
-    the memory traffic of the wider types, and this pass is much of an image's time.
-    (``np.bincount`` rather than ``torch.bincount``: torch's OpenMP threads would make
-    forked worker processes hang.)
+    Built in 16 bits when ``size`` allows: half the memory traffic of the wider types, and
+    this pass is much of an image's time.
     """
-    size = rows * cols
     key_dtype = np.uint16 if size <= 2**16 else np.intp
     key = gt_index.astype(key_dtype)
     key *= key_dtype(cols)
     key += pred_index.astype(key_dtype, copy=False)
-    return np.bincount(key.ravel(), minlength=size).reshape(rows, cols)
+    return key.reshape(-1)
+
+
+def joint_histogram(gt_index: np.ndarray, pred_index: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(rows, cols) int64 counts of the pixel pairs (gt_index, pred_index), both (H, W) in range.
+
+    Dense: for small ``rows * cols`` (``compute_overlaps`` counts larger ones sparsely).
+    (``np.bincount`` rather than ``torch.bincount``: torch's OpenMP threads would make
+    forked worker processes hang.)
+    """
+    size = rows * cols
+    return np.bincount(pixel_pair_keys(gt_index, pred_index, cols, size), minlength=size).reshape(rows, cols)
+
+
+# Largest dense histogram, in cells (8 MiB of counts): about 1000 x 1000 segments. Beyond
+# it a sort of the keys is cheaper than a histogram that is nearly all zeros.
+DENSE_LIMIT = 1 << 20
+
+
+def count_pairs(key: np.ndarray, weights: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``key`` in [0, size) and their total weights (counts without weights).
+
+    Returns:
+        keys: (k,) int64 sorted distinct keys of positive weight.
+        totals: (k,) int64 their summed weights.
+    """
+    if size <= DENSE_LIMIT:  # the usual case: one linear pass, no sort
+        histogram = np.bincount(key, weights=weights, minlength=size)
+        keys = np.flatnonzero(histogram)
+        return keys, histogram[keys].astype(np.int64)
+    keys, inverse = np.unique(key, return_inverse=True)  # every key occurs, with a positive weight
+    return keys.astype(np.int64), np.bincount(inverse.reshape(-1), weights=weights).astype(np.int64)
 
 
 RUNS_LIMIT = 0.25  # use runs while there are at most this many per pixel
@@ -220,6 +285,10 @@ def pixel_runs(gt_map: np.ndarray, pred_map: np.ndarray) -> tuple[np.ndarray, np
 def compute_overlaps(gt_map: np.ndarray, gt: SegmentTable, pred_map: np.ndarray, pred: SegmentTable,
                      source: str = "image") -> OverlapTable:
     """The joint histogram of two id maps and the segment areas, with the format checks.
+
+    Time and memory grow with the number of pixels (or of runs of equal pairs, on
+    region-like maps) and of overlapping pairs: dense counting while the histogram has
+    at most :data:`DENSE_LIMIT` cells, sparse counting beyond.
 
     Args:
         gt_map, pred_map: (H, W) non-negative integer id maps (0 = void), any integer dtype.
@@ -250,27 +319,38 @@ def compute_overlaps(gt_map: np.ndarray, gt: SegmentTable, pred_map: np.ndarray,
     if len(starts) <= RUNS_LIMIT * gt_map.size:
         # segments are regions: count each run of equal (gt, pred) pairs once, by its length
         gt_flat, pred_flat = gt_map.reshape(-1), pred_map.reshape(-1)
-        key = dense_index(gt_flat[starts], gt.ids) * cols + dense_index(pred_flat[starts], pred.ids)
-        joint = np.bincount(key, weights=lengths, minlength=rows * cols).astype(np.int64).reshape(rows, cols)
+        # dense_index gives uint16 when the ids allow it: widen before multiplying, or keys past
+        # 2**16 (more than 255 segments on a side) wrap around onto other pairs
+        key = dense_index(gt_flat[starts], gt.ids).astype(np.intp) * cols + dense_index(pred_flat[starts], pred.ids)
+        keys, pixels = count_pairs(key, lengths, rows * cols)
     else:  # noise-like maps: one pass over the pixels is cheaper
-        joint = joint_histogram(dense_index(gt_map, gt.ids), dense_index(pred_map, pred.ids), rows, cols)
+        key = pixel_pair_keys(dense_index(gt_map, gt.ids), dense_index(pred_map, pred.ids), cols, rows * cols)
+        keys, pixels = count_pairs(key, None, rows * cols)
+    row, col = np.divmod(keys, cols)
 
-    for name, id_map, table, unlisted in (("ground truth", gt_map, gt, joint[-1].sum()),
-                                          ("prediction", pred_map, pred, joint[:, -1].sum())):
+    # row sums and column sums of the histogram, void and unlisted included
+    per_row = np.bincount(row, weights=pixels, minlength=rows).astype(np.int64)
+    per_col = np.bincount(col, weights=pixels, minlength=cols).astype(np.int64)
+    for name, id_map, table, unlisted in (("ground truth", gt_map, gt, per_row[-1]),
+                                          ("prediction", pred_map, pred, per_col[-1])):
         if unlisted:
             ids = np.setdiff1d(np.unique(id_map), np.append(table.ids, VOID))
             raise PanopticFormatError(f"{source}: {name} ids {ids[:10].tolist()} occur in the id map "
                                       f"but no segment lists them ({int(unlisted)} pixels)")
-    gt_area = joint[1:-1].sum(axis=1)
-    pred_area = joint[:, 1:-1].sum(axis=0)
+    gt_area, pred_area = per_row[1:-1], per_col[1:-1]
     for name, table, area in (("ground truth", gt, gt_area), ("prediction", pred, pred_area)):
         if (area == 0).any():
             absent = table.ids[area == 0]
             raise PanopticFormatError(f"{source}: {name} segments {absent[:10].tolist()} are listed "
                                       f"but have no pixel in the id map")
-    return OverlapTable(gt=gt, pred=pred, intersection=joint[1:-1, 1:-1], gt_area=gt_area,
-                        pred_area=pred_area, pred_on_void=joint[0, 1:-1], gt_on_void=joint[1:-1, 0],
-                        image_shape=tuple(gt_map.shape), source=source)
+    # no unlisted ids from here on: rows 1..n_gt and columns 1..n_pred are the segments
+    on_void_row, on_void_col = row == VOID, col == VOID
+    pred_on_void = np.bincount(col[on_void_row], weights=pixels[on_void_row], minlength=cols)[1:-1]
+    gt_on_void = np.bincount(row[on_void_col], weights=pixels[on_void_col], minlength=rows)[1:-1]
+    pair = ~(on_void_row | on_void_col)
+    return OverlapTable(gt=gt, pred=pred, pair_gt=row[pair] - 1, pair_pred=col[pair] - 1, pair_pixels=pixels[pair],
+                        gt_area=gt_area, pred_area=pred_area, pred_on_void=pred_on_void.astype(np.int64),
+                        gt_on_void=gt_on_void.astype(np.int64), image_shape=tuple(gt_map.shape), source=source)
 
 
 def overlaps_of(gt: PanopticSegmentation, pred: PanopticSegmentation, source: str = "image") -> OverlapTable:
