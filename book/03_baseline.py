@@ -72,8 +72,13 @@ print(profile)
 # (FPN), classifies and refines them, and predicts a 28x28 mask inside each box. We
 # assemble it from torchvision's parts.
 #
-# Both come in a `tiny` configuration (a small ResNet with trainable batch norm, for
-# CPUs) and a `full` one (ResNet-50, the published architecture):
+# Both come in a `tiny` configuration, for CPUs, and a `full` one (ResNet-50, the
+# published architecture). As full-size models start from ImageNet weights, both tiny
+# networks start from one small ResNet pretrained on the built-in dataset
+# (`models.tiny_backbone()`, made by `scripts/pretrain_backbone.py`), its first two
+# stages frozen as detectron2 freezes them; `tiny_backbone(pretrained=False)` would
+# train them from scratch. PSPNet dilates the last two stages of that ResNet (output
+# stride 8); Mask R-CNN puts an FPN on it (stride 4 to 64).
 
 # %%
 for name in ("pspnet-tiny", "maskrcnn-tiny", "pspnet-full", "maskrcnn-full"):

@@ -306,3 +306,48 @@ def test_scaled_stuff_area():
     assert scaled_stuff_area(2048, 512 * 1024, reference_area=1024 * 2048) == 512
     with pytest.raises(ValueError, match="positive"):
         scaled_stuff_area(4096, 0)
+
+
+def test_merge_config_holds_the_published_settings_and_resolves_the_stuff_limit():
+    from panopticlab.postprocess import MergeConfig
+
+    config = MergeConfig()
+    assert (config.score_threshold, config.overlap_threshold, config.mask_threshold) == (0.5, 0.5, 0.5)
+    assert config.stuff_limit(640 * 480) == 4096  # COCO's images: the published 4096 px as they are
+    assert config.stuff_limit(128 * 128) == pytest.approx(4096 * 128 * 128 / (640 * 480))
+    assert config.replace(stuff_area_limit=10).stuff_limit(123) == 10.0
+    with pytest.raises(ValueError, match="overlap_threshold"):
+        MergeConfig(overlap_threshold=1.5)
+    with pytest.raises(ValueError, match="stuff_area_limit"):
+        MergeConfig(stuff_area_limit=-1)
+
+
+def test_merge_config_merges_as_heuristic_merge_with_its_settings(rng):
+    from panopticlab.postprocess import MergeConfig
+
+    semantic, masks, scores, labels = random_case(rng)
+    config = MergeConfig(score_threshold=0.3, overlap_threshold=0.7)
+    expected = heuristic_merge(semantic, masks, scores, labels, CATS, score_threshold=0.3, overlap_threshold=0.7,
+                               stuff_area_limit=config.stuff_limit(semantic.size))
+    assert config.merge(semantic, masks, scores, labels, CATS).panoptic.equals(expected.panoptic)
+
+
+def test_ablations_take_one_network_away(rng):
+    from panopticlab.postprocess import ablation_merge, connected_component_instances
+
+    semantic, masks, scores, labels = random_case(rng)
+    detections = {"masks": masks, "scores": scores, "category_ids": labels}
+    baseline = ablation_merge("baseline", semantic, detections, CATS).panoptic
+    instance_only = ablation_merge("instance_only", semantic, detections, CATS).panoptic
+    semantic_only = ablation_merge("semantic_only", semantic, None, CATS).panoptic
+    assert instance_only.equals(heuristic_merge(None, masks, scores, labels, CATS).panoptic)
+    assert all(CATS.isthing(s.category_id) for s in instance_only.segments)
+    regions = connected_component_instances(semantic, CATS)
+    assert semantic_only.equals(ablation_merge("baseline", semantic, dict(zip(("masks", "scores", "category_ids"),
+                                                                              regions)), CATS).panoptic)
+    assert {s.category_id for s in baseline.segments if not CATS.isthing(s.category_id)} == \
+        {s.category_id for s in semantic_only.segments if not CATS.isthing(s.category_id)}
+    with pytest.raises(ValueError, match="unknown ablation 'both'"):
+        ablation_merge("both", semantic, detections, CATS)
+    with pytest.raises(ValueError, match="needs detections"):
+        ablation_merge("baseline", semantic, None, CATS)

@@ -13,8 +13,11 @@ from panopticlab.models.backbones import (
     dilated_features,
     fpn_backbone,
     make_norm_layer,
+    resnet_fpn,
     stage_channels,
     stage_strides,
+    tiny_backbone,
+    weights_path,
 )
 
 
@@ -150,3 +153,63 @@ def test_norm_layers():
         make_norm_layer("instance")
     with pytest.raises(ValueError, match="unknown backbone"):
         BackboneConfig("vgg").build()
+
+
+# --- the shipped pretrained tiny backbone -----------------------------------------------------
+def shipped_backbone():
+    from panopticlab.engine.checkpoint import load_checkpoint
+
+    return load_checkpoint(weights_path("tiny-resnet-fpn"))
+
+
+def test_shipped_backbone_says_how_it_was_made():
+    payload = shipped_backbone()
+    info = payload["metadata"]
+    assert info["name"] == "tiny-resnet-fpn" and info["dtype"] == "float16"
+    assert tuple(info["backbone"]["widths"]) == tiny_backbone().widths
+    assert info["steps"] >= 1000 and info["training_seconds"] > 0
+    assert 50 < info["val_miou"] <= 100  # the semantic head learned the classes
+    assert all(v.dtype == torch.float16 for v in payload["model"].values() if v.is_floating_point())
+    assert {key.split(".")[0] for key in payload["model"]} == {"body", "fpn"}  # the backbone only, no heads
+    assert weights_path("tiny-resnet-fpn").stat().st_size < 4e6
+
+
+def test_tiny_models_start_from_the_shipped_backbone_with_the_first_stages_frozen():
+    state = shipped_backbone()["model"]
+    fpn = resnet_fpn(tiny_backbone(), 64)
+    for key, value in fpn.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(value, state[key].to(value.dtype)), key
+    # the same weights serve a dilated body (PSPNet's): dilation changes no weight
+    dilated = dilated_backbone(tiny_backbone(), 8)
+    for key, value in dilated.state_dict().items():
+        assert torch.equal(value, state[f"body.{key}"].to(value.dtype)), key
+    body = fpn.body
+    frozen = [p for name in ("stem", "layer1") for p in getattr(body, name).parameters()]
+    assert frozen and not any(p.requires_grad for p in frozen)
+    assert all(p.requires_grad for name in ("layer2", "layer3", "layer4") for p in getattr(body, name).parameters())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in [*body.stem.modules(), *body.layer1.modules()])
+    # a training step changes neither the frozen weights nor their normalisation statistics
+    before = {k: v.clone() for k, v in body.stem.state_dict().items()}
+    fpn.train()
+    optimizer = torch.optim.SGD([p for p in fpn.parameters() if p.requires_grad], lr=0.1)
+    sum(level.mean() for level in fpn(torch.rand(2, 3, 64, 64)).values()).backward()
+    optimizer.step()
+    assert all(torch.equal(before[k], v) for k, v in body.stem.state_dict().items())
+    assert not torch.equal(state["body.layer4.0.conv1.weight"].float(), body.layer4[0].conv1.weight.detach())
+
+
+def test_training_from_scratch_is_one_option_away():
+    scratch = resnet_fpn(tiny_backbone(pretrained=False), 64)
+    assert all(p.requires_grad for p in scratch.parameters())
+    state = shipped_backbone()["model"]
+    assert not torch.equal(scratch.body.layer1[0].conv1.weight.detach(), state["body.layer1.0.conv1.weight"].float())
+
+
+def test_weights_of_other_widths_are_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match=r"tiny-resnet-fpn.pt: the weights do not fit .*other shapes"):
+        BackboneConfig("tiny", widths=(16, 32, 64, 128), weights="tiny-resnet-fpn").build()
+    with pytest.raises(FileNotFoundError, match="no weights 'nowhere.pt'"):
+        BackboneConfig("tiny", weights="nowhere.pt").build()
+    with pytest.raises(ValueError, match="frozen_stages"):
+        BackboneConfig("tiny", frozen_stages=6).build()

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .categories import CategorySet
+from .categories import VOID_LABEL, CategorySet
 from .errors import PanopticFormatError
 
 VOID = 0
@@ -212,7 +212,7 @@ class PanopticSegmentation:
         """(H, W) bool mask of one segment."""
         return self.id_map == segment_id
 
-    def category_map(self, void: int = 255) -> np.ndarray:
+    def category_map(self, void: int = VOID_LABEL) -> np.ndarray:
         """(H, W) int64 map of dataset category ids, ``void`` where the id map is 0."""
         lut = {s.id: s.category_id for s in self.segments}
         ids, inverse = np.unique(self.id_map, return_inverse=True)
@@ -385,7 +385,7 @@ def from_label_divisor(labels: np.ndarray, categories: CategorySet, label_diviso
 # ---------------------------------------------------------------------------------------
 # semantic map + instance masks
 # ---------------------------------------------------------------------------------------
-def to_semantic_and_instances(pan: PanopticSegmentation, categories: CategorySet, void_label: int = 255):
+def to_semantic_and_instances(pan: PanopticSegmentation, categories: CategorySet, void_label: int = VOID_LABEL):
     """Split into a semantic map and the thing instances.
 
     Returns:
@@ -406,7 +406,7 @@ def to_semantic_and_instances(pan: PanopticSegmentation, categories: CategorySet
 
 def from_semantic_and_instances(semantic: np.ndarray, masks: np.ndarray, labels: Sequence[int],
                                 categories: CategorySet, iscrowd: Sequence[int] | None = None,
-                                void_label: int = 255, source: str = "semantic + instances") -> PanopticSegmentation:
+                                void_label: int = VOID_LABEL, source: str = "semantic + instances") -> PanopticSegmentation:
     """Combine a semantic map and non-overlapping instance masks into one panoptic segmentation.
 
     Stuff segments come from the semantic map (one per stuff category present). Each

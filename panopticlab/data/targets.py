@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .categories import CategorySet
+from .categories import VOID_LABEL, CategorySet
 from .errors import PanopticFormatError
 from .panoptic import VOID, PanopticSegmentation
 
@@ -111,7 +111,7 @@ def num_semantic_classes(categories: CategorySet, things_as_one: bool = False) -
 # ---------------------------------------------------------------------------------------
 # semantic segmentation
 # ---------------------------------------------------------------------------------------
-def semantic_target(pan: PanopticSegmentation, categories: CategorySet, ignore_index: int = 255,
+def semantic_target(pan: PanopticSegmentation, categories: CategorySet, ignore_index: int = VOID_LABEL,
                     things_as_one: bool = False, ignore_crowd: bool = False,
                     source: str = "panoptic segmentation") -> torch.Tensor:
     """Per-pixel class target for a semantic head.
@@ -230,7 +230,7 @@ def _draw_gaussian(heatmap: np.ndarray, center_y: int, center_x: int, sigma: flo
 
 def deeplab_targets(pan: PanopticSegmentation, categories: CategorySet, sigma: float = 8,
                     small_instance_area: int = 4096, small_instance_weight: float = 3,
-                    ignore_crowd_in_semantic: bool = False, ignore_index: int = 255,
+                    ignore_crowd_in_semantic: bool = False, ignore_index: int = VOID_LABEL,
                     source: str = "panoptic segmentation") -> dict:
     """Panoptic-DeepLab's training targets (detectron2's ``PanopticDeepLabTargetGenerator``).
 

@@ -33,6 +33,7 @@ from torch import nn
 from ..data.categories import CategorySet
 from ..data.synthetic import SYNTHETIC_CATEGORIES, SyntheticPanoptic
 from ..models import zoo
+from ..postprocess.heuristic import MergeConfig
 from .checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = ["FOLDER", "EVAL_SET", "EVAL_MERGE", "ShippedCheckpoint", "SHIPPED", "half_state_dict", "save_pretrained",
@@ -43,10 +44,9 @@ KIND = "pretrained"  # marks a shipped file among the engine's checkpoints
 
 # The fixed evaluation set of the stated numbers: SyntheticPanoptic(50, size=128, seed=0, split="val").
 EVAL_SET: dict[str, Any] = {"num_images": 50, "size": 128, "seed": 0, "split": "val"}
-# The published merge thresholds; the stuff limit is 4096 px scaled to a 128 x 128 image
-# (what MergeConfig() gives at that size).
-EVAL_MERGE: dict[str, float] = {"score_threshold": 0.5, "overlap_threshold": 0.5,
-                                "stuff_area_limit": 4096 * 128 * 128 / (640 * 480), "mask_threshold": 0.5}
+# The published merge settings, the stuff limit resolved for the evaluation images' size.
+EVAL_MERGE: dict[str, float] = MergeConfig().replace(
+    stuff_area_limit=MergeConfig().stuff_limit(EVAL_SET["size"] ** 2)).to_dict()
 
 
 @dataclass(frozen=True)

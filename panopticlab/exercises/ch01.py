@@ -5,6 +5,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..data import SYNTHETIC_CATEGORIES, PanopticSegmentation, id_to_rgb, rgb_to_id
+from ..data.categories import VOID_LABEL
 from ..data.synthetic import render_scene
 from .checking import ExerciseError, call, passed
 
@@ -39,14 +40,14 @@ def check_rgb_to_id(fn) -> bool:
 def check_semantic_from_panoptic(fn) -> bool:
     """Exercise 1.2: ``fn(pan, categories)`` -> (H, W) category id per pixel, 255 on void."""
     for sample in _scenes():
-        expected = sample.panoptic.category_map(void=255)
+        expected = sample.panoptic.category_map(void=VOID_LABEL)
         got = np.asarray(call("1.2", fn, sample.panoptic, SYNTHETIC_CATEGORIES))
         if got.shape != expected.shape:
             raise ExerciseError(f"Exercise 1.2: expected shape {expected.shape}, got {got.shape}.")
         if not np.array_equal(got, expected):
             wrong = np.argwhere(got != expected)[0]
             y, x = wrong.tolist()
-            hint = " Void pixels (id 0) have no segment: give them 255." if expected[y, x] == 255 else ""
+            hint = " Void pixels (id 0) have no segment: give them 255." if expected[y, x] == VOID_LABEL else ""
             raise ExerciseError(f"Exercise 1.2: image {sample.image_id}, pixel (y={y}, x={x}) has segment id "
                                 f"{sample.panoptic.id_map[y, x]}: expected category {expected[y, x]}, got {got[y, x]}.{hint}")
     return passed("1.2", "A panoptic segmentation contains its semantic segmentation.")
@@ -83,7 +84,7 @@ def check_semantic_blobs(fn) -> float:
     """
     lost, total = 0, 0
     for sample in _scenes(num=12):
-        semantic = sample.panoptic.category_map(void=255)
+        semantic = sample.panoptic.category_map(void=VOID_LABEL)
         for category_id in SYNTHETIC_CATEGORIES.thing_ids:
             expected = ndimage.label(semantic == category_id)[1]
             got = call("1.4", fn, semantic.copy(), category_id)

@@ -5,6 +5,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..data import SYNTHETIC_CATEGORIES
+from ..data.categories import VOID_LABEL
 from ..data.synthetic import render_scene
 from ..postprocess.heuristic import heuristic_merge
 from .checking import ExerciseError, call, passed
@@ -20,7 +21,7 @@ def merge_cases(num: int = 5, size: int = 64):
                           for s in things]) if things else np.zeros((0, size, size), bool)
         scores = rng.uniform(0.05, 1.0, len(things))
         category_ids = np.array([s.category_id for s in things], dtype=np.int64)
-        yield index, pan.category_map(void=255), masks, scores, category_ids
+        yield index, pan.category_map(void=VOID_LABEL), masks, scores, category_ids
 
 
 def tie_case(size: int = 16):
@@ -82,16 +83,16 @@ def check_fill_stuff(fn) -> bool:
             merge = heuristic_merge(semantic, masks, scores, category_ids, SYNTHETIC_CATEGORIES,
                                     stuff_area_limit=limit)
             owner = merge.steps.owner
-            expected = np.where(owner >= 0, 255, merge.panoptic.category_map(void=255))
+            expected = np.where(owner >= 0, VOID_LABEL, merge.panoptic.category_map(void=VOID_LABEL))
             got = np.asarray(call("3.2", fn, owner.copy(), semantic.copy(), SYNTHETIC_CATEGORIES, limit))
             if not np.array_equal(got, expected):
                 y, x = np.argwhere(got != expected)[0]
                 want, have = int(expected[y, x]), int(got[y, x])
                 if owner[y, x] >= 0:
                     hint = " That pixel belongs to an instance: things win over stuff."
-                elif have != 255 and SYNTHETIC_CATEGORIES.isthing(have):
+                elif have != VOID_LABEL and SYNTHETIC_CATEGORIES.isthing(have):
                     hint = " Only stuff categories are taken from the semantic map; thing pixels without an instance are void."
-                elif want == 255:
+                elif want == VOID_LABEL:
                     hint = (f" Category {have} has fewer than {limit} free pixels here: small stuff regions "
                             f"become void. Count only the pixels no instance took.")
                 else:

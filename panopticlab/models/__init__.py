@@ -11,12 +11,13 @@ weights are downloaded.
 * :mod:`.common` - batching (normalise, resize, pad; sizes kept), the prediction record;
 * :mod:`.backbones` - TinyResNet, ResNet-50, dilated features at any stride, ResNet-FPN;
 * :mod:`.detection` - the RPN and RoI heads from torchvision's parts, mask logits of boxes;
+* :mod:`.dense_pretraining` - how the shipped tiny backbone was pretrained;
 * :mod:`.pspnet`, :mod:`.mask_rcnn`, :mod:`.heuristic_baseline` - the models;
 * :mod:`.zoo` - the model table: names, builders, targets, recipes, shipped weights.
 """
-from . import backbones, common, detection, heuristic_baseline, mask_rcnn, pspnet, zoo
+from . import backbones, common, dense_pretraining, detection, heuristic_baseline, mask_rcnn, pspnet, zoo
 from .backbones import BackboneConfig, TinyResNet, dilated_backbone, dilated_features, fpn_backbone, make_norm_layer, \
-    resnet_fpn
+    resnet_fpn, tiny_backbone
 from .common import ImageBatcher, PanopticPrediction
 from .detection import DetectionConfig
 from .heuristic_baseline import HeuristicBaseline
@@ -26,7 +27,7 @@ from .zoo import MODEL_NAMES, MODELS, ModelSpec, build_model
 
 __all__ = [
     "backbones", "common", "detection", "pspnet", "mask_rcnn", "heuristic_baseline", "zoo",
-    "BackboneConfig", "TinyResNet", "dilated_backbone", "dilated_features", "fpn_backbone", "resnet_fpn",
+    "BackboneConfig", "TinyResNet", "tiny_backbone", "dilated_backbone", "dilated_features", "fpn_backbone", "resnet_fpn",
     "make_norm_layer", "ImageBatcher", "PanopticPrediction", "DetectionConfig",
     "PSPNet", "PSPNetConfig", "MaskRCNN", "MaskRCNNConfig", "HeuristicBaseline",
     "MODELS", "MODEL_NAMES", "ModelSpec", "build_model",

@@ -22,7 +22,9 @@ Nothing here downloads weights: ResNet-50 is always built with ``weights=None``.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -39,6 +41,11 @@ __all__ = [
     "BasicBlock",
     "TinyResNet",
     "BackboneConfig",
+    "SHIPPED_WEIGHTS",
+    "tiny_backbone",
+    "weights_path",
+    "load_weights",
+    "freeze_stages",
     "stage_channels",
     "STAGE_STRIDES",
     "dilation_for_stride",
@@ -182,22 +189,131 @@ class BackboneConfig:
         widths: channels of the four stages (tiny only; ResNet-50 has 256, 512, 1024, 2048).
         blocks: blocks per stage (tiny only; ResNet-50 has 3, 4, 6, 3).
         norm: one of :data:`NORM_LAYERS`.
+        weights: starting weights: the name of a file shipped in ``panopticlab/checkpoints``
+            (``"tiny-resnet-fpn"``: the tiny body and FPN pretrained on the built-in
+            dataset) or a path; ``None`` starts from random weights. Dilation changes no
+            weight, so the same file serves dilated bodies.
+        frozen_stages: how many of the first modules (``stem``, ``layer1``, ...) stay
+            fixed during training, their normalisation frozen too: detectron2's
+            ``FREEZE_AT`` (2: the stem and res2, its default for pretrained backbones).
     """
 
     name: str = "tiny"
     widths: tuple[int, ...] = (16, 32, 64, 128)
     blocks: tuple[int, ...] = (1, 1, 1, 1)
     norm: str = "batch"
+    weights: str | None = None
+    frozen_stages: int = 0
 
     def build(self, replace_stride_with_dilation: Sequence[bool] = (False, False, False)) -> nn.Module:
-        """The body: a ResNet-shaped module with ``layer1`` .. ``layer4``."""
+        """The body: a ResNet-shaped module with ``layer1`` .. ``layer4``, with :attr:`weights` loaded."""
         make_norm_layer(self.norm)  # fail early on a misspelt name
+        if not 0 <= self.frozen_stages <= 5:
+            raise ValueError(f"frozen_stages must lie in 0..5 (stem and four stages), got {self.frozen_stages}")
         if self.name == "tiny":
-            return TinyResNet(self.widths, self.blocks, self.norm, replace_stride_with_dilation)
-        if self.name == "resnet50":
-            return torchvision_resnet50(weights=None, norm_layer=make_norm_layer(self.norm),
+            body = TinyResNet(self.widths, self.blocks, self.norm, replace_stride_with_dilation)
+        elif self.name == "resnet50":
+            body = torchvision_resnet50(weights=None, norm_layer=make_norm_layer(self.norm),
                                         replace_stride_with_dilation=list(replace_stride_with_dilation))
-        raise ValueError(f"unknown backbone {self.name!r}; choose 'tiny' or 'resnet50'")
+        else:
+            raise ValueError(f"unknown backbone {self.name!r}; choose 'tiny' or 'resnet50'")
+        if self.weights is not None:
+            load_weights(body, self.weights, "body.")
+        freeze_stages(body, self.frozen_stages)
+        return body
+
+
+#: Where the package's shipped weights are (``BackboneConfig.weights`` names a file there).
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def weights_path(weights: str | os.PathLike) -> Path:
+    """The file of ``weights``: a shipped name (``"tiny-resnet-fpn"``) or a path."""
+    shipped = SHIPPED_WEIGHTS / f"{weights}.pt"
+    path = shipped if shipped.is_file() else Path(weights)
+    if not path.is_file():
+        names = sorted(p.stem for p in SHIPPED_WEIGHTS.glob("*.pt"))
+        raise FileNotFoundError(f"no weights {weights!r}: neither a file nor one of the shipped {names}")
+    return path
+
+
+def load_weights(module: nn.Module, weights: str | os.PathLike, prefix: str) -> None:
+    """Copy the tensors named ``prefix + name`` of a weights file into ``module`` (all of its state).
+
+    The file is a checkpoint holding a state dict under ``"model"`` (as
+    ``scripts/pretrain_backbone.py`` writes it); float16 tensors are cast to the
+    module's dtype.
+
+    Raises:
+        ValueError: the file lacks some of the module's tensors or their shapes differ
+            (the message names the file and the first mismatches).
+    """
+    path = weights_path(weights)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    except Exception as error:  # unpickling errors have many types
+        raise ValueError(f"{path}: not a weights file ({error})") from None
+    wanted = module.state_dict()
+    found = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    missing = [key for key in wanted if key not in found and not key.endswith("num_batches_tracked")]
+    mismatched = [key for key in wanted if key in found and found[key].shape != wanted[key].shape]
+    if missing or mismatched:
+        raise ValueError(f"{path}: the weights do not fit this {type(module).__name__} (missing {missing[:3]}, "
+                         f"other shapes {mismatched[:3]}); were they made for other widths?")
+    module.load_state_dict({key: found[key] for key in wanted if key in found}, strict=False)
+
+
+def freeze_stages(body: nn.Module, count: int) -> None:
+    """Fix the first ``count`` modules of the body (``stem`` / ``conv1``, then ``layer1`` ..).
+
+    Their parameters stop requiring gradients and their BatchNorms become torchvision's
+    ``FrozenBatchNorm2d`` with the same statistics, so training neither updates them nor
+    their running statistics (a plain BatchNorm in train mode would).
+    """
+    names = ["stem" if hasattr(body, "stem") else "conv1", "layer1", "layer2", "layer3", "layer4"][:count]
+    for name in names:
+        stage = getattr(body, name)
+        for parameter in stage.parameters():
+            parameter.requires_grad_(False)
+        _freeze_batch_norms(stage)
+    if "conv1" in names:  # torchvision's ResNet: the stem's norm is a sibling module
+        body.bn1 = _frozen_copy(body.bn1) if isinstance(body.bn1, nn.BatchNorm2d) else body.bn1
+        for parameter in body.bn1.parameters():
+            parameter.requires_grad_(False)
+
+
+def _frozen_copy(norm: nn.BatchNorm2d) -> FrozenBatchNorm2d:
+    frozen = FrozenBatchNorm2d(norm.num_features, eps=norm.eps)
+    frozen.weight.copy_(norm.weight.detach())
+    frozen.bias.copy_(norm.bias.detach())
+    frozen.running_mean.copy_(norm.running_mean)
+    frozen.running_var.copy_(norm.running_var)
+    return frozen
+
+
+def _freeze_batch_norms(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, _frozen_copy(child))
+        else:
+            _freeze_batch_norms(child)
+
+
+def tiny_backbone(pretrained: bool = True) -> BackboneConfig:
+    """The body every tiny model of the book starts from.
+
+    A :class:`TinyResNet` of widths 32-256, one basic block per stage, trainable
+    BatchNorm. ``pretrained``: the shipped ``tiny-resnet-fpn`` weights (pretrained on the
+    built-in dataset by ``scripts/pretrain_backbone.py``, as full models start from
+    ImageNet), with the stem and ``layer1`` frozen as detectron2 freezes them (its
+    ``FREEZE_AT = 2``): they hold the generic low-level filters, and their backward pass
+    at stride 4 is the costliest of the body. ``pretrained=False``: random weights, all
+    trained (training from scratch).
+    """
+    if pretrained:
+        return BackboneConfig("tiny", widths=(32, 64, 128, 256), norm="batch", weights="tiny-resnet-fpn",
+                              frozen_stages=2)
+    return BackboneConfig("tiny", widths=(32, 64, 128, 256), norm="batch")
 
 
 def stage_channels(body: nn.Module) -> tuple[int, int, int, int]:
@@ -301,5 +417,15 @@ def fpn_backbone(body: nn.Module, out_channels: int, returned_layers: Sequence[i
 
 def resnet_fpn(config: "BackboneConfig", out_channels: int,
                returned_layers: Sequence[int] = (1, 2, 3, 4)) -> BackboneWithFPN:
-    """A ResNet-FPN from ``config``: :func:`fpn_backbone` on an undilated body."""
-    return fpn_backbone(config.build(), out_channels, returned_layers)
+    """A ResNet-FPN from ``config``: :func:`fpn_backbone` on an undilated body.
+
+    With ``config.weights`` the FPN starts from the file's FPN too when it holds one of
+    this shape (``fpn.*``), as the shipped ``tiny-resnet-fpn`` does.
+    """
+    backbone = fpn_backbone(config.build(), out_channels, returned_layers)
+    if config.weights is not None:
+        try:
+            load_weights(backbone.fpn, config.weights, "fpn.")
+        except ValueError:
+            pass  # a body-only file, or an FPN of other channels: the FPN starts from random weights
+    return backbone

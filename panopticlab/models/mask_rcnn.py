@@ -48,7 +48,7 @@ from torch import nn
 from ..data.categories import CategorySet
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
-from .backbones import BackboneConfig, level_names, resnet_fpn
+from .backbones import BackboneConfig, level_names, resnet_fpn, tiny_backbone
 from .common import ImageBatcher, PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, require_categories
 from .detection import DetectionConfig, build_roi_heads, build_rpn, check_detection_targets, detect
 
@@ -91,9 +91,9 @@ class MaskRCNNConfig:
     def tiny(cls, num_classes: int, **detection_overrides) -> "MaskRCNNConfig":
         """A slim Mask R-CNN for ~128 px images that trains on a CPU in minutes."""
         return cls(
-            # twice the semantic network's widths: the detector's cost is in its heads, and
-            # the wider body gained ~4 PQ on things for ~5% more time per step
-            backbone=BackboneConfig("tiny", widths=(32, 64, 128, 256), blocks=(1, 1, 1, 1), norm="batch"),
+            # the shared tiny body and its FPN, pretrained (tiny_backbone(pretrained=False)
+            # trains from scratch); the detector's cost is in its heads, not in the body
+            backbone=tiny_backbone(),
             fpn_channels=64,
             detection=DetectionConfig.tiny(num_classes, **detection_overrides),
             min_size=None,  # the data pipeline crops 128 px images: no resize inside

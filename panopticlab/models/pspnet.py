@@ -41,7 +41,8 @@ from torchvision.ops.misc import Conv2dNormActivation
 from ..data.categories import VOID_LABEL, CategorySet
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
-from .backbones import BackboneConfig, dilated_features, dilation_for_stride, make_norm_layer, stage_channels
+from .backbones import BackboneConfig, dilated_features, dilation_for_stride, make_norm_layer, stage_channels, \
+    tiny_backbone
 from .common import ImageBatcher, PanopticPrediction, eval_mode, require_categories
 
 __all__ = ["PSPNetConfig", "PyramidPooling", "PSPHead", "FCNHead", "PSPNet", "for_categories", "build_tiny",
@@ -82,9 +83,10 @@ class PSPNetConfig:
     @classmethod
     def tiny(cls, num_classes: int, **overrides) -> "PSPNetConfig":
         """A narrow PSPNet that trains on ~128 px images on a CPU in minutes."""
-        config = cls(num_classes=num_classes,
-                     backbone=BackboneConfig("tiny", widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), norm="batch"),
-                     pool_channels=32, head_channels=64, aux_channels=32)
+        # the shared tiny body, pretrained (tiny_backbone(pretrained=False) trains from scratch),
+        # with the pyramid pooling and heads at a few per cent of the published widths
+        config = cls(num_classes=num_classes, backbone=tiny_backbone(), pool_channels=32, head_channels=64,
+                     aux_channels=32)
         return replace(config, **overrides)
 
 

@@ -1,0 +1,103 @@
+"""Training steps per second of each tiny model: the settings of the book against the earlier ones.
+
+    python benchmarks/train_step.py [--steps 10] [--threads 2]
+
+For each tiny network of the model table, on the same batches of its ``laptop`` recipe
+(8 images of 128 px), one run times
+
+* ``before``: the earlier tiny settings: a randomly initialised body trained whole
+  (PSPNet on widths 16-128), 64 sampled RoIs per image and 2 x 2 samples per RoIAlign
+  bin, torch's default per-tensor optimiser loop, scenes drawn anew for every batch;
+* ``after``: the table's settings: the shipped pretrained body with its stem and first
+  stage frozen, 32 RoIs and one sample per bin, the fused optimiser kernel, scenes drawn
+  once and cached.
+
+A step is data (building the batch) plus forward, backward and the optimiser update;
+the two are printed apart, and the ratio of the totals. The tiny settings' effect on
+what the models learn is measured by ``scripts/train_checkpoints.py`` and chapter 3.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from panopticlab.data import SYNTHETIC_CATEGORIES as CATEGORIES
+from panopticlab.data.dataset import PanopticDataset
+from panopticlab.data.synthetic import SyntheticPanoptic
+from panopticlab.engine import recipes
+from panopticlab.engine.optim import build_optimizer
+from panopticlab.engine.sampling import make_train_loader
+from panopticlab.models import BackboneConfig, mask_rcnn, pspnet, tiny_backbone, zoo
+
+EARLIER_BODY = {"pspnet-tiny": BackboneConfig("tiny", widths=(16, 32, 64, 128)),
+                "maskrcnn-tiny": BackboneConfig("tiny", widths=(32, 64, 128, 256))}
+
+
+def build(name: str, earlier: bool) -> torch.nn.Module:
+    if name == "pspnet-tiny":
+        config = pspnet.PSPNetConfig.tiny(len(CATEGORIES))
+        if earlier:
+            config.backbone = EARLIER_BODY[name]
+        return pspnet.PSPNet(config, CATEGORIES.ids, categories=CATEGORIES)
+    overrides = dict(box_batch_size_per_image=64, roi_sampling_ratio=2) if earlier else {}
+    config = mask_rcnn.MaskRCNNConfig.tiny(len(CATEGORIES.thing_ids) + 1, **overrides)
+    config.backbone = EARLIER_BODY[name] if earlier else tiny_backbone()
+    return mask_rcnn.MaskRCNN(config, CATEGORIES.thing_ids, categories=CATEGORIES)
+
+
+def loader(recipe, cached: bool):
+    source = SyntheticPanoptic(recipe.num_train, size=recipe.image_size, seed=0, split="train", cache=cached)
+    data = PanopticDataset(source, CATEGORIES, recipes.train_transforms(recipe), targets=zoo.spec(recipe.model).targets)
+    return make_train_loader(data, recipe.batch_size)
+
+
+def time_steps(name: str, earlier: bool, steps: int) -> tuple[float, float]:
+    """Seconds per step: (building the batch, forward + backward + update)."""
+    recipe = recipes.recipe(name, "laptop")
+    torch.manual_seed(0)
+    model = build(name, earlier).train()
+    if earlier:
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.optim.lr,
+                                      foreach=False)
+    else:
+        optimizer = build_optimizer(model, recipe.optim)
+    batches = iter(loader(recipe, cached=not earlier))
+    if not earlier:
+        for _ in range(recipe.num_train // recipe.batch_size):  # a run visits every scene: count them drawn
+            next(batches)
+    data_seconds = model_seconds = 0.0
+    for step in range(steps + 1):  # the first step warms up and is not counted
+        start = time.perf_counter()
+        images, targets = next(batches)
+        middle = time.perf_counter()
+        loss = sum(model(images, targets).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step:
+            data_seconds += middle - start
+            model_seconds += time.perf_counter() - middle
+    return data_seconds / steps, model_seconds / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per model and setting (default 10)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps each")
+    print(f"{'model':<14} {'setting':<7} {'data ms':>8} {'model ms':>9} {'steps/s':>8}")
+    for name in ("pspnet-tiny", "maskrcnn-tiny"):
+        rates = {}
+        for setting in ("before", "after"):
+            data, model = time_steps(name, setting == "before", args.steps)
+            rates[setting] = 1 / (data + model)
+            print(f"{name:<14} {setting:<7} {1000 * data:8.0f} {1000 * model:9.0f} {rates[setting]:8.2f}")
+        print(f"{name:<14} after / before: {rates['after'] / rates['before']:.2f}x steps per second")
+
+
+if __name__ == "__main__":
+    main()
