@@ -76,9 +76,10 @@ def get_profile(name: str | None = None) -> Profile:
     Raises:
         ProfileError: the name is unknown, or ``gpu`` is asked for without a CUDA device.
     """
+    source = "given" if name else (f"from {ENV_VAR}" if os.environ.get(ENV_VAR) else "the default")
     name = (name or os.environ.get(ENV_VAR) or DEFAULT).strip().lower()
     if name not in _PROFILES:
-        raise ProfileError(f"unknown profile {name!r} (from {ENV_VAR}); choose one of {', '.join(PROFILE_NAMES)}")
+        raise ProfileError(f"unknown profile {name!r} ({source}); choose one of {', '.join(PROFILE_NAMES)}")
     device = "cpu"
     if name == "gpu":
         if not cuda_available():

@@ -174,3 +174,12 @@ def test_train_command_refuses_a_model_without_a_recipe_before_training(tmp_path
     assert main(["train", "--model", "unet", "--output", str(tmp_path)]) == 1
     assert "unknown model 'unet'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_bad_profile_is_named_with_where_it_came_from(tmp_path, monkeypatch, capsys):
+    assert main(["train", "--model", "pspnet-tiny", "--profile", "bogus", "--output", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == "error: unknown profile 'bogus' (given); choose one of ci, laptop, gpu\n"
+    monkeypatch.setenv("PANOPTICLAB_PROFILE", "fast")
+    assert main(["book", "run", "--output", str(tmp_path / "book")]) == 1
+    assert "unknown profile 'fast' (from PANOPTICLAB_PROFILE)" in capsys.readouterr().err
+    assert not (tmp_path / "book").exists()  # refused before any chapter ran
