@@ -5,6 +5,7 @@ import io
 import json
 import math
 import platform
+import re
 import subprocess
 import sys
 import zlib
@@ -350,3 +351,54 @@ def test_freed_arrays_are_kept_for_reuse_after_the_first_image():
     """A fresh process maps a 4 MiB array with mmap (so freeing it unmaps it); afterwards it comes from the heap."""
     done = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["1", "0"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_worker_that_dies_ends_the_run_with_an_error_naming_it(result_set, monkeypatch, capsys):
+    """A worker killed by a signal (the out-of-memory killer sends SIGKILL) must not leave the run waiting."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+
+    from panopticlab.metrics import WorkerDiedError, evaluate
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("the monkeypatched worker reaches the workers by fork only")
+    real = evaluate.evaluate_jobs
+    doomed = evaluate.load_result_set(**result_set)[1][5].image_id  # the sixth image kills its worker
+
+    def dies_on_the_sixth_image(jobs, *args, **kwargs):
+        if multiprocessing.parent_process() is not None and any(job.image_id == doomed for job in jobs):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(jobs, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "_pool_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(evaluate, "evaluate_jobs", dies_on_the_sixth_image)
+    outcome = []
+
+    def run():
+        try:
+            evaluate_folders(**result_set, workers=2, progress=False)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert outcome, "evaluate_folders is still waiting for a worker that died"
+    error = outcome[0]
+    assert isinstance(error, WorkerDiedError), error
+    assert re.search(r"worker process \d+ died \(killed by signal 9, SIGKILL\) while evaluating images \d+\.\.\d+",
+                     str(error)), str(error)
+    first, last = map(int, re.search(r"images (\d+)\.\.(\d+)", str(error)).groups())
+    assert first <= 5 <= last
+    # the command line prints it as one line and fails
+    capsys.readouterr()
+    argv = ["evaluate", "--gt-json", str(result_set["gt_json"]), "--pred-json", str(result_set["pred_json"]),
+            "--workers", "2", "--no-progress"]
+    assert panopticlab_main(argv) == 1
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert len(printed) == 1 and re.match(r"error: worker process \d+ died \(killed by signal 9", printed[0]), printed

@@ -4,7 +4,7 @@ Exactly the semantics of COCO's panopticapi ``pq_compute``, computed from one jo
 histogram per image (:mod:`.overlap`), matched (:mod:`.matching`), accumulated
 per category (:mod:`.pq`), and driven over files or memory (:mod:`.evaluate`).
 """
-from .evaluate import evaluate_folders, evaluate_pairs, evaluate_thresholds, pq_compute
+from .evaluate import WorkerDiedError, evaluate_folders, evaluate_pairs, evaluate_thresholds, pq_compute
 from .matching import MATCH_IOU, ImageMatching, Outcome, bipartite_matching, match_overlaps, match_segments
 from .overlap import OverlapTable, SegmentTable, compute_overlaps, overlaps_of
 from .pq import SIZE_RANGES, PQAccumulator, PQCounts
@@ -14,7 +14,7 @@ from .report import format_by_size, format_comparison, format_per_class, format_
 __all__ = [
     "MATCH_IOU", "SIZE_RANGES", "ImageMatching", "OverlapTable", "Outcome", "PQAccumulator", "PQCounts",
     "SegmentTable", "bipartite_matching", "compute_overlaps", "confusion_matrix", "mean_iou", "evaluate_folders", "evaluate_pairs",
-    "evaluate_thresholds",
+    "evaluate_thresholds", "WorkerDiedError",
     "format_by_size", "format_comparison", "format_per_class", "format_pq_dagger", "format_table", "match_overlaps",
     "match_segments", "overlaps_of", "pq_compute", "save_results",
 ]

@@ -14,7 +14,10 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import sys
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable
 
 
@@ -39,19 +42,58 @@ def evaluate_jobs(jobs: list[ImageJob], categories: CategorySet, iou_threshold: 
     return accumulator
 
 
+class WorkerDiedError(ChildProcessError):
+    """A worker process of :func:`evaluate_folders` ended without returning its chunk
+    (killed by a signal, e.g. by the out-of-memory killer, or exited). The message names
+    its process id, how it ended and the images it was evaluating."""
+
+
 # what a worker process evaluates: set once per worker by the pool's initializer, which
 # costs nothing under fork (the worker inherits it) and one pickle per worker under spawn
 _worker_jobs: tuple | None = None
 
 
-def _start_worker(jobs: list[ImageJob], categories: CategorySet, iou_threshold: float) -> None:
+def _start_worker(jobs: list[ImageJob], categories: CategorySet, iou_threshold: float, chunk_pids) -> None:
     global _worker_jobs
-    _worker_jobs = (jobs, categories, iou_threshold)
+    _worker_jobs = (jobs, categories, iou_threshold, chunk_pids)
 
 
-def _evaluate_range(bounds: tuple[int, int]) -> PQAccumulator:
-    jobs, categories, iou_threshold = _worker_jobs
+def _evaluate_range(index: int, bounds: tuple[int, int]) -> PQAccumulator:
+    jobs, categories, iou_threshold, chunk_pids = _worker_jobs
+    # shared with the parent: if this process dies, the parent can tell which chunk it held
+    chunk_pids[index] = os.getpid()
     return evaluate_jobs(jobs[bounds[0]:bounds[1]], categories, iou_threshold)
+
+
+def _how_it_ended(exitcode: int) -> str:
+    if exitcode < 0:
+        try:
+            name = f", {signal.Signals(-exitcode).name}"
+        except ValueError:
+            name = ""
+        return f"killed by signal {-exitcode}{name}"
+    return f"exited with status {exitcode}"
+
+
+def _dead_worker_error(processes: dict, chunk_pids, ranges: list[tuple[int, int]],
+                       futures: list[Future], error: BrokenProcessPool) -> WorkerDiedError:
+    """Name the worker that broke the pool, from the exit codes of the (joined) workers.
+
+    The pool SIGTERMs the surviving workers once one has died, so a worker that ended
+    otherwise is the culprit; a worker evaluates its chunks in order, so the last chunk
+    it started is the one it died in.
+    """
+    ended = {pid: process.exitcode for pid, process in processes.items() if process.exitcode not in (None, 0)}
+    culprits = [pid for pid, code in ended.items() if code != -signal.SIGTERM] or list(ended)
+    if not culprits:  # e.g. a result that could not be sent back: the pool's own cause says more
+        cause = f": {error.__cause__}" if error.__cause__ is not None else ""
+        return WorkerDiedError(f"a worker process ended abruptly ({error}){cause}")
+    pid = culprits[0]
+    held = [k for k in range(len(ranges)) if chunk_pids[k] == pid
+            and not (futures[k].done() and not futures[k].cancelled() and futures[k].exception() is None)]
+    where = f" while evaluating images {ranges[held[-1]][0]}..{ranges[held[-1]][1] - 1}" if held else ""
+    return WorkerDiedError(f"worker process {pid} died ({_how_it_ended(ended[pid])}){where}; "
+                           "the evaluation was stopped")
 
 
 def available_cpus() -> int:
@@ -86,6 +128,8 @@ def evaluate_folders(gt_json: PathLike, pred_json: PathLike, gt_folder: PathLike
         PanopticFormatError: naming the file, image and segment at fault (see
             :func:`~panopticlab.metrics.files.load_result_set` and
             :func:`~panopticlab.metrics.overlap.compute_overlaps`), or an unknown category.
+        WorkerDiedError: a worker process died (a signal, the out-of-memory killer), naming it
+            and its images; the run stops instead of waiting for the lost chunk.
     """
     if int(workers) < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -101,11 +145,30 @@ def evaluate_folders(gt_json: PathLike, pred_json: PathLike, gt_folder: PathLike
         ranges = [(k, min(k + chunk, len(jobs))) for k in range(0, len(jobs), chunk)]
         png_decoder()  # import the decoder's library here once, not in every forked worker
         total = PQAccumulator(categories, iou_threshold)
-        with _pool_context().Pool(processes=min(int(workers), len(ranges)), initializer=_start_worker,
-                                  initargs=(jobs, categories, iou_threshold)) as pool:
-            for part in pool.imap(_evaluate_range, ranges):  # in order: the same sums on every run
+        context = _pool_context()
+        chunk_pids = context.RawArray("q", len(ranges))  # which worker took each chunk, 0: none yet
+        # ProcessPoolExecutor, not Pool: Pool replaces a worker that died and waits forever
+        # for its result, the executor fails every pending future with BrokenProcessPool
+        executor = ProcessPoolExecutor(max_workers=min(int(workers), len(ranges)), mp_context=context,
+                                       initializer=_start_worker,
+                                       initargs=(jobs, categories, iou_threshold, chunk_pids))
+        futures: list[Future] = []
+        processes: dict = {}
+        broken = None
+        try:
+            futures = [executor.submit(_evaluate_range, k, bounds) for k, bounds in enumerate(ranges)]
+            processes = dict(getattr(executor, "_processes", None) or {})  # started by now; for the error
+            for future in futures:  # in order: the same sums on every run
+                part = future.result()
                 total.merge(part)
                 bar.update(part.num_images)
+        except BrokenProcessPool as error:
+            broken = error
+        finally:
+            # an error in a worker (a bad PNG) is raised as is; the chunks not started are dropped
+            executor.shutdown(wait=True, cancel_futures=True)
+        if broken is not None:  # after the shutdown: the workers are joined and their exit codes known
+            raise _dead_worker_error(processes, chunk_pids, ranges, futures, broken) from broken
         return total.results()
     finally:
         bar.close()
