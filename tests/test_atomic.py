@@ -201,3 +201,122 @@ def test_staging_folder_removes_the_folder_it_created_on_error(tmp_path):
             (stage / "a.txt").write_text("x")
             raise Boom()
     assert not folder.exists()
+
+
+def test_a_symbolic_link_stays_and_its_target_is_replaced(tmp_path):
+    target = tmp_path / "real" / "results.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    write_json(link, {"new": 1})
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert json.loads(target.read_text()) == {"new": 1}
+    assert leftovers(tmp_path) == [] and leftovers(target.parent) == []
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "real" / "not_yet.json")
+    write_json(dangling, [1])
+    assert dangling.is_symlink() and json.loads((tmp_path / "real" / "not_yet.json").read_text()) == [1]
+
+
+def device_node(folder, name, minor):
+    """A character device of the memory driver (minor 3: null, 7: full) in ``folder``, or skip.
+
+    A node of its own, not /dev/null: a writer that replaced device nodes must not break the machine
+    running the tests (as root it could).
+    """
+    path = folder / name
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+        path.open("wb").close()
+    except (OSError, AttributeError) as error:
+        pytest.skip(f"cannot make a device node here: {error}")
+    return path
+
+
+@pytest.mark.skipif(os.name != "posix", reason="device nodes and FIFOs are POSIX")
+@pytest.mark.parametrize("kind", ["device", "link to a device", "link to /dev/null", "FIFO"])
+def test_devices_and_fifos_are_written_through_never_replaced(tmp_path, kind):
+    import threading
+
+    if kind == "device":
+        path = device_node(tmp_path, "null", 3)
+    elif kind == "link to a device":
+        path = tmp_path / "null.json"
+        path.symlink_to(device_node(tmp_path, "null", 3))
+    elif kind == "link to /dev/null":  # the link is all a writer that went wrong could replace
+        path = tmp_path / "null.json"
+        path.symlink_to("/dev/null")
+    else:
+        path = tmp_path / "fifo"
+        os.mkfifo(path)
+        received = []
+        reader = threading.Thread(target=lambda: received.append(open(path, "rb").read()), daemon=True)
+        reader.start()
+    write_json(path, {"a": 1})
+    if kind == "FIFO":
+        reader.join(timeout=10)
+        assert received == [b'{"a": 1}']
+        assert stat.S_ISFIFO(os.stat(path).st_mode)
+    else:
+        assert stat.S_ISCHR(os.stat(path).st_mode)
+        assert os.path.islink(path) == kind.startswith("link")
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="device nodes are POSIX")
+def test_a_full_device_gives_an_error_naming_it(tmp_path):
+    full = device_node(tmp_path, "full", 7)
+    with pytest.raises(OSError, match=str(full)) as error:
+        write_json(full, {"a": 1})
+    assert error.value.errno == 28  # ENOSPC
+    assert stat.S_ISCHR(os.stat(full).st_mode)
+
+
+def test_a_folder_or_a_path_below_a_file_is_refused_before_writing(tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match=f"{folder}: cannot write a file there, it is a folder"):
+        write_json(folder, {"a": 1})
+    link = tmp_path / "link"
+    link.symlink_to(folder)
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        write_json(link, {"a": 1})
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    for below in (plain / "results.json", plain / "deeper" / "results.json"):
+        with pytest.raises(NotADirectoryError, match=f"{below}: cannot write a file there, {plain} is a file"):
+            write_json(below, {"a": 1})
+    assert plain.read_text() == "x" and list(folder.iterdir()) == []
+    assert leftovers(tmp_path) == []
+
+
+def test_temporaries_left_by_a_killed_writer_go_with_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "checkpoint.pt"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # exited and reaped: no process has this pid now (barring reuse)
+    stale = [tmp_path / f".checkpoint.pt.{dead_pid}-k3x_9a2b.tmp",  # named by this version
+             tmp_path / ".checkpoint.pt.ab_cd123.tmp"]  # by versions without the pid
+    alive = tmp_path / f".checkpoint.pt.{os.getppid()}-zz0_aa11.tmp"  # a live writer's: kept
+    unrelated = [tmp_path / ".checkpoint.pt.notes.tmp", tmp_path / ".other.pt.ab_cd123.tmp"]
+    for path in stale + [alive] + unrelated:
+        path.write_bytes(b"\0" * 1000)
+    with atomic_write(target) as file:
+        file.write(b"weights")
+    assert target.read_bytes() == b"weights"
+    assert not any(path.exists() for path in stale)
+    assert alive.exists() and all(path.exists() for path in unrelated)
+
+
+def test_the_temporary_of_a_failed_write_is_named_for_its_writer_and_removed(tmp_path):
+    target = tmp_path / "data.bin"
+    with pytest.raises(Boom):
+        with atomic_write(target) as file:
+            seen = leftovers(tmp_path)
+            assert len(seen) == 1 and seen[0].startswith(f".data.bin.{os.getpid()}-") and seen[0].endswith(".tmp")
+            file.write(b"partial")
+            raise Boom()
+    assert leftovers(tmp_path) == [] and not target.exists()

@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -42,6 +43,19 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
     except inside a :func:`staging_folder`, whose files move on and whose destination
     is fsync-ed once for the whole batch.
 
+    What ``path`` names decides how it is written:
+
+    * a regular file, or nothing yet: atomically, as above. Temporary files of the same
+      destination left by a process that was killed while writing are removed once the
+      new content is in place.
+    * a symbolic link: the link stays and the file it points to is written as the link's
+      target would be (atomically if that is a regular file or absent).
+    * a character device or a FIFO (``/dev/null``, ``/dev/stdout`` on a terminal or a
+      pipe), or a standard stream's link (``/dev/stdout``, ``/proc/self/fd/1``) to a
+      file: written through directly, since it cannot be replaced; not atomic.
+    * a folder, a block device, a socket, or a path below a regular file:
+      refused before anything is written, with an :class:`OSError` naming ``path``.
+
     Args:
         path: destination file.
         mode: ``"wb"`` (bytes) or ``"w"`` / ``"wt"`` (UTF-8 text).
@@ -52,23 +66,123 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
     if mode not in ("wb", "w", "wt"):
         raise ValueError(f"atomic_write supports the modes 'wb', 'w' and 'wt', got {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    encoding = None if "b" in mode else "utf-8"
+    target = _writable_target(path)
+    if target is None:  # a device or a FIFO: nothing to rename over, write through
+        with _named_errors(path), open(path, mode, encoding=encoding) as file:
+            yield file
+            file.flush()
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
     # Same folder as the destination: os.replace is only atomic within one file system.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The writer's pid in the name tells a temporary still being written from one left by a killed process.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}-", suffix=_TMP_SUFFIX)
     try:
-        encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(tmp, _permissions_for(path))
-        os.replace(tmp, path)
+        os.chmod(tmp, _permissions_for(target))
+        os.replace(tmp, target)
     except BaseException:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    if not path.parent.name.startswith(_STAGING_PREFIX):
-        _fsync_folder(path.parent)
+    _remove_stale_temporaries(target)
+    if not target.parent.name.startswith(_STAGING_PREFIX):
+        _fsync_folder(target.parent)
+
+
+_TMP_SUFFIX = ".tmp"
+
+
+def _writable_target(path: Path) -> Path | None:
+    """The regular file (existing or not) that ``atomic_write(path)`` replaces; ``None``: write through.
+
+    Raises:
+        OSError: ``path`` is a folder, a block device or a socket, or lies below a file.
+    """
+    try:
+        mode = os.stat(path).st_mode  # follows symbolic links
+    except FileNotFoundError:
+        mode = None
+    except NotADirectoryError:
+        mode = None  # a parent is a file: named below
+    if mode is not None and not stat.S_ISREG(mode):
+        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+            return None
+        what = "a folder" if stat.S_ISDIR(mode) else "a block device" if stat.S_ISBLK(mode) \
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        error = IsADirectoryError if stat.S_ISDIR(mode) else OSError
+        raise error(f"{path}: cannot write a file there, it is {what}")
+    if not path.is_symlink():
+        target = path
+    elif mode is not None and os.name == "posix" and any(
+            str(p).startswith(("/dev/", "/proc/")) for p in (os.path.abspath(path), os.path.realpath(path))):
+        return None  # /dev/stdout or /proc/self/fd/1 redirected to a file: a stream, whose file is not ours to swap
+    else:  # the link's target is replaced, not the link; realpath also resolves links among the parents
+        target = Path(os.path.realpath(path))
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{path}: cannot write a file there, {parent} is a file, not a folder")
+            break
+    return target
+
+
+@contextmanager
+def _named_errors(path: Path) -> Iterator[None]:
+    """Give OS errors without a file name (a full device, a closed pipe) the name of ``path``."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None and error.errno is not None:
+            raise type(error)(error.errno, error.strerror, str(path)) from error
+        raise
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Remove temporaries of ``target`` whose writer is gone (killed while writing).
+
+    They are named ``.<name>.<pid>-<random>.tmp`` (``.<name>.<random>.tmp`` by older
+    versions, which are always stale once a new write has succeeded). One whose pid is
+    a live process is kept: it may be another writer still at work.
+    """
+    prefix = f".{target.name}."
+    try:
+        names = [name for name in os.listdir(target.parent)
+                 if name.startswith(prefix) and name.endswith(_TMP_SUFFIX)]
+    except OSError:
+        return
+    for name in names:
+        middle = name[len(prefix):-len(_TMP_SUFFIX)]
+        pid, dash, rest = middle.partition("-")
+        if dash and pid.isdigit():
+            if not _is_random_part(rest) or _process_alive(int(pid)):
+                continue
+        elif not _is_random_part(middle):
+            continue
+        with suppress(OSError):  # gone already, or not ours to remove
+            os.unlink(target.parent / name)
+
+
+def _is_random_part(text: str) -> bool:
+    # tempfile.mkstemp's random part: 8 characters from a-z, 0-9 and _
+    return len(text) == 8 and all(c.islower() or c.isdigit() or c == "_" for c in text) and text.isascii()
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would terminate the process on Windows: never call a writer dead
+    if pid == os.getpid():
+        return True  # another thread of this process may be writing
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def write_json(path: PathLike, obj: Any, indent: int | None = None) -> Path:
