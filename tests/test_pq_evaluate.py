@@ -402,3 +402,26 @@ def test_a_worker_that_dies_ends_the_run_with_an_error_naming_it(result_set, mon
     assert panopticlab_main(argv) == 1
     printed = capsys.readouterr().err.strip().splitlines()
     assert len(printed) == 1 and re.match(r"error: worker process \d+ died \(killed by signal 9", printed[0]), printed
+
+
+def test_cli_output_onto_a_link_a_device_or_below_a_file(result_set, tmp_path, capsys):
+    """--output follows a link to its file, writes through to a device, and refuses a path below a file."""
+    import os
+    import stat
+
+    argv = ["evaluate", "--gt-json", str(result_set["gt_json"]), "--pred-json", str(result_set["pred_json"]),
+            "--workers", "1", "--no-progress", "--output"]
+    real = tmp_path / "results.json"
+    real.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    null = tmp_path / "null.json"
+    null.symlink_to(os.devnull)
+    assert panopticlab_main(argv + [str(link)]) == 0
+    assert link.is_symlink() and "All" in json.loads(real.read_text())
+    assert panopticlab_main(argv + [str(null)]) == 0
+    assert null.is_symlink() and stat.S_ISCHR(os.stat(null).st_mode)
+    capsys.readouterr()
+    assert panopticlab_main(argv + [str(real / "results.json")]) == 1
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert printed == [f"error: {real / 'results.json'}: cannot write a file there, {real} is a file, not a folder"]
