@@ -122,7 +122,8 @@ def test_mask_logits_of_given_boxes_are_the_masks_of_the_detections(batch):
         detections, _ = detect(model.rpn, model.roi_heads, prepared.images, features)
         logits = mask_logits(model.roi_heads, features, [d["boxes"] for d in detections], prepared.images.image_sizes)
     for d, image_logits in zip(detections, logits):
-        assert image_logits.shape == (len(d["boxes"]), len(CATS.thing_ids) + 1, 28, 28) and len(d["boxes"]) > 0
+        side = 2 * model.config.detection.mask_roi_size
+        assert image_logits.shape == (len(d["boxes"]), len(CATS.thing_ids) + 1, side, side) and len(d["boxes"]) > 0
         # torchvision's masks are the sigmoid of the predicted class's logits
         chosen = image_logits[torch.arange(len(d["labels"])), d["labels"]]
         torch.testing.assert_close(d["masks"][:, 0], chosen.sigmoid())

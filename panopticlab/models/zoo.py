@@ -152,7 +152,7 @@ _ROWS = [
               partial(tiny_recipe, ci=4, laptop=300, gpu=2000), shipped="pspnet-tiny.pt", summary=PSPNET),
     ModelSpec("maskrcnn-tiny", MaskRCNN, partial(mask_rcnn.for_categories, size="tiny"), ("instances",),
               # the detector's losses spike early in training: clip
-              partial(tiny_recipe, ci=4, laptop=800, gpu=4000, grad_clip=10.0), shipped="maskrcnn-tiny.pt",
+              partial(tiny_recipe, ci=4, laptop=1000, gpu=4000, grad_clip=10.0), shipped="maskrcnn-tiny.pt",
               summary=MASK_RCNN),
     ModelSpec("baseline-tiny", HeuristicBaseline, partial(HeuristicBaseline.for_categories, size="tiny"),
               ("semantic", "instances"), components=("pspnet-tiny", "maskrcnn-tiny"), assemble=_assemble_baseline,
