@@ -26,7 +26,7 @@ from .pspnet import PSPNet, PSPNetConfig
 from .zoo import MODEL_NAMES, MODELS, ModelSpec, build_model
 
 __all__ = [
-    "backbones", "common", "detection", "pspnet", "mask_rcnn", "heuristic_baseline", "zoo",
+    "backbones", "common", "dense_pretraining", "detection", "pspnet", "mask_rcnn", "heuristic_baseline", "zoo",
     "BackboneConfig", "TinyResNet", "tiny_backbone", "dilated_backbone", "dilated_features", "fpn_backbone", "resnet_fpn",
     "make_norm_layer", "ImageBatcher", "PanopticPrediction", "DetectionConfig",
     "PSPNet", "PSPNetConfig", "MaskRCNN", "MaskRCNNConfig", "HeuristicBaseline",

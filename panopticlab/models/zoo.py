@@ -138,11 +138,6 @@ def sgd_1x(steps: int) -> OptimConfig:
 
 
 # --- the table ----------------------------------------------------------------------------
-def _assemble_baseline(semantic_model: PSPNet, instance_model: MaskRCNN, categories: CategorySet,
-                       **options) -> HeuristicBaseline:
-    return HeuristicBaseline(semantic_model, instance_model, categories, **options)
-
-
 PSPNET = "PSPNet: dilated ResNet + pyramid pooling (the baseline's semantic network)"
 MASK_RCNN = "Mask R-CNN: ResNet-FPN + RPN + RoI heads (the baseline's instance network)"
 BASELINE = "the paper's baseline: PSPNet + Mask R-CNN + the heuristic merge"
@@ -155,14 +150,14 @@ _ROWS = [
               partial(tiny_recipe, ci=4, laptop=1000, gpu=4000, grad_clip=10.0), shipped="maskrcnn-tiny.pt",
               summary=MASK_RCNN),
     ModelSpec("baseline-tiny", HeuristicBaseline, partial(HeuristicBaseline.for_categories, size="tiny"),
-              ("semantic", "instances"), components=("pspnet-tiny", "maskrcnn-tiny"), assemble=_assemble_baseline,
+              ("semantic", "instances"), components=("pspnet-tiny", "maskrcnn-tiny"), assemble=HeuristicBaseline,
               ablations=("semantic_only", "instance_only"), summary=BASELINE),
     ModelSpec("pspnet-full", PSPNet, partial(pspnet.for_categories, size="full"), ("semantic",),
               partial(_full_run, optim=sgd_poly), summary=PSPNET),
     ModelSpec("maskrcnn-full", MaskRCNN, partial(mask_rcnn.for_categories, size="full"), ("instances",),
               partial(_full_run, optim=sgd_1x), summary=MASK_RCNN),
     ModelSpec("baseline-full", HeuristicBaseline, partial(HeuristicBaseline.for_categories, size="full"),
-              ("semantic", "instances"), components=("pspnet-full", "maskrcnn-full"), assemble=_assemble_baseline,
+              ("semantic", "instances"), components=("pspnet-full", "maskrcnn-full"), assemble=HeuristicBaseline,
               ablations=("semantic_only", "instance_only"), summary=BASELINE),
 ]
 
