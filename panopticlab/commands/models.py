@@ -14,8 +14,9 @@ def add_parser(commands) -> None:
 def run_models(args: argparse.Namespace) -> int:
     from ..models import zoo
 
+    width = max(len(name) for name in zoo.MODELS) + 1
     for row in zoo.MODELS.values():
         trained = f"trained as {' + '.join(row.components)}" if row.components else f"trains on {', '.join(row.targets)}"
         shipped = "; weights shipped" if row.shipped else ""
-        print(f"{row.name:<16} {row.summary} ({trained}{shipped})")
+        print(f"{row.name:<{width}} {row.summary} ({trained}{shipped})")
     return 0

@@ -30,7 +30,7 @@ from ..data.categories import VOID_LABEL, CategorySet
 from ..data.panoptic import PanopticSegmentation
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Batch", "ImageBatcher", "PanopticPrediction", "as_image_list",
-           "detections_to_numpy", "eval_mode", "require_categories"]
+           "detections_to_numpy", "eval_mode", "require_categories", "semantic_targets"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -41,13 +41,41 @@ def as_image_list(images: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.T
     if isinstance(images, torch.Tensor):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [B, 3, H, W], got {tuple(images.shape)}")
+        _check_float(images, "images")
         return list(images.unbind(0))
     images = list(images)
     for index, image in enumerate(images):
         if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
             shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
             raise ValueError(f"image {index} must be a [3, H, W] tensor, got {shape}")
+        _check_float(image, f"image {index}")
     return images
+
+
+def _check_float(images: torch.Tensor, what: str) -> None:
+    if not images.is_floating_point():
+        raise ValueError(f"{what} must be floating point in [0, 1], got {images.dtype} "
+                         f"(uint8 pixels: divide by 255)")
+
+
+def semantic_targets(targets: torch.Tensor | dict | None, images: torch.Tensor) -> torch.Tensor:
+    """The int64 [B, H, W] semantic targets (train ids, void 255) for ``images`` [B, 3, H, W],
+    given directly or in a collated batch dict under ``"semantic"``; a clear error otherwise."""
+    if isinstance(targets, dict):
+        if "semantic" not in targets:
+            raise ValueError(f"the target dict has no 'semantic' entry (keys: {sorted(targets)})")
+        targets = targets["semantic"]
+    if targets is None:
+        raise ValueError("training needs targets: int64 [B, H, W] train ids")
+    if not isinstance(images, torch.Tensor):
+        raise ValueError("training with semantic targets needs the images as one [B, 3, H, W] tensor")
+    expected = (images.shape[0], *images.shape[-2:])
+    if tuple(targets.shape) != expected:
+        raise ValueError(f"semantic targets of shape {tuple(targets.shape)} for images "
+                         f"{tuple(images.shape)}; expected {expected}")
+    if targets.is_floating_point():
+        raise ValueError(f"semantic targets must be integer train ids, got {targets.dtype}")
+    return targets.to(device=images.device, dtype=torch.long)
 
 
 @dataclass

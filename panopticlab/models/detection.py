@@ -33,6 +33,8 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
+from .roi_align import GridRoIAlign
+
 __all__ = ["DetectionConfig", "build_rpn", "build_roi_heads", "detect", "mask_logits", "check_detection_targets"]
 
 
@@ -52,6 +54,8 @@ class DetectionConfig:
         box_positive_fraction: share of positive RoIs in that sample.
         box_roi_size, mask_roi_size: RoIAlign output sizes (7 and 14 in the paper).
         roi_sampling_ratio: bilinear samples per RoIAlign bin along each axis (2).
+        grid_roi_align: pool with :class:`~.roi_align.GridRoIAlign` (torchvision's numbers,
+            a faster backward pass on a CPU) instead of torchvision's kernel.
         box_representation_size: width of the two-layer box MLP.
         mask_head_channels: channels of each 3x3 conv of the mask head.
         mask_predictor_channels: channels of the mask deconvolution.
@@ -72,6 +76,7 @@ class DetectionConfig:
     box_roi_size: int = 7
     mask_roi_size: int = 14
     roi_sampling_ratio: int = 2
+    grid_roi_align: bool = False
     box_representation_size: int = 1024
     mask_head_channels: tuple[int, ...] = (256, 256, 256, 256)
     mask_predictor_channels: int = 256
@@ -130,8 +135,9 @@ def build_rpn(config: DetectionConfig, channels: int, num_levels: int) -> Region
 
 def build_roi_heads(config: DetectionConfig, channels: int, level_names: Sequence[str]) -> RoIHeads:
     """torchvision's box and mask heads, pooling RoIs from the pyramid levels ``level_names`` (P2-P5)."""
-    box_roi_pool = MultiScaleRoIAlign(list(level_names), config.box_roi_size, config.roi_sampling_ratio)
-    mask_roi_pool = MultiScaleRoIAlign(list(level_names), config.mask_roi_size, config.roi_sampling_ratio)
+    pooler = GridRoIAlign if config.grid_roi_align else MultiScaleRoIAlign
+    box_roi_pool = pooler(list(level_names), config.box_roi_size, config.roi_sampling_ratio)
+    mask_roi_pool = pooler(list(level_names), config.mask_roi_size, config.roi_sampling_ratio)
     return RoIHeads(
         box_roi_pool,
         TwoMLPHead(channels * config.box_roi_size**2, config.box_representation_size),
@@ -148,8 +154,11 @@ def build_roi_heads(config: DetectionConfig, channels: int, level_names: Sequenc
     )
 
 
-def check_detection_targets(targets: Sequence[dict] | None, num_images: int) -> None:
-    """A clear error for missing or mis-shaped detection targets (before torchvision's asserts)."""
+def check_detection_targets(targets: Sequence[dict] | None, num_images: int, num_classes: int | None = None) -> None:
+    """A clear error for missing or mis-shaped detection targets (before torchvision's asserts).
+
+    With ``num_classes``, every label must lie in 1..num_classes - 1 (0 is background).
+    """
     if targets is None:
         raise ValueError("training needs targets (boxes, labels, masks per image)")
     if len(targets) != num_images:
@@ -158,6 +167,14 @@ def check_detection_targets(targets: Sequence[dict] | None, num_images: int) -> 
         missing = [key for key in ("boxes", "labels", "masks") if key not in target]
         if missing:
             raise ValueError(f"the target of image {index} lacks {missing} (keys: {sorted(target)})")
+        boxes, labels, masks = target["boxes"], target["labels"], target["masks"]
+        if boxes.dim() != 2 or boxes.shape[1] != 4 or labels.shape != (len(boxes),) or len(masks) != len(boxes):
+            raise ValueError(f"the target of image {index} has boxes {tuple(boxes.shape)}, labels "
+                             f"{tuple(labels.shape)} and masks {tuple(masks.shape)}; expected [N, 4], [N], [N, H, W]")
+        if num_classes is not None and len(labels) and not bool(((labels >= 1) & (labels < num_classes)).all()):
+            bad = sorted(set(labels[(labels < 1) | (labels >= num_classes)].tolist()))
+            raise ValueError(f"the target of image {index} has labels {bad}, outside the thing labels "
+                             f"1..{num_classes - 1} (is a category unknown to the model?)")
 
 
 def detect(rpn: RegionProposalNetwork, roi_heads: RoIHeads, images: ImageList,

@@ -52,7 +52,8 @@ from .backbones import BackboneConfig, level_names, resnet_fpn, tiny_backbone
 from .common import ImageBatcher, PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, require_categories
 from .detection import DetectionConfig, build_roi_heads, build_rpn, check_detection_targets, detect
 
-__all__ = ["MaskRCNNConfig", "MaskRCNN", "for_categories", "build_tiny", "build_full", "instance_targets"]
+__all__ = ["MaskRCNNConfig", "MaskRCNN", "detector_parts", "for_categories", "build_tiny", "build_full",
+           "instance_targets"]
 
 
 @dataclass
@@ -103,6 +104,16 @@ class MaskRCNNConfig:
         return replace(self, **changes)
 
 
+def detector_parts(config: MaskRCNNConfig) -> tuple[ImageBatcher, nn.Module, nn.Module, nn.Module]:
+    """``(transform, backbone, rpn, roi_heads)`` of ``config``: Mask R-CNN's four parts,
+    which every model with a detection branch (Panoptic FPN, UPSNet) builds with this."""
+    transform = ImageBatcher(config.min_size, config.max_size)
+    backbone = resnet_fpn(config.backbone, config.fpn_channels, config.returned_layers)
+    rpn = build_rpn(config.detection, backbone.out_channels, len(config.returned_layers) + 1)  # + P6
+    roi_heads = build_roi_heads(config.detection, backbone.out_channels, level_names(config.returned_layers))
+    return transform, backbone, rpn, roi_heads
+
+
 def instance_targets(targets) -> list[dict] | None:
     """The per-image detection targets of a collated batch dict (``"instances"``) or of a list."""
     if isinstance(targets, dict):
@@ -132,11 +143,7 @@ class MaskRCNN(nn.Module):
         self.config = config
         self.categories = categories
         self.merge_config = merge
-        self.transform = ImageBatcher(config.min_size, config.max_size)
-        self.backbone = resnet_fpn(config.backbone, config.fpn_channels, config.returned_layers)
-        channels = self.backbone.out_channels
-        self.rpn = build_rpn(config.detection, channels, len(config.returned_layers) + 1)  # + P6
-        self.roi_heads = build_roi_heads(config.detection, channels, level_names(config.returned_layers))
+        self.transform, self.backbone, self.rpn, self.roi_heads = detector_parts(config)
         labels_to_ids = torch.arange(config.num_classes) if thing_ids is None else torch.tensor([0, *thing_ids])
         # not persistent: the state dict stays torchvision's
         self.register_buffer("label_to_category", labels_to_ids.long(), persistent=False)
@@ -146,7 +153,7 @@ class MaskRCNN(nn.Module):
         images = as_image_list(images)
         targets = instance_targets(targets)
         if self.training:
-            check_detection_targets(targets, len(images))
+            check_detection_targets(targets, len(images), self.config.num_classes)
             batch = self.transform.batch(images, targets)
             _, losses = detect(self.rpn, self.roi_heads, batch.images, self.backbone(batch.images.tensors),
                                batch.instances)

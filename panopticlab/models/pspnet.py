@@ -43,7 +43,7 @@ from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
 from .backbones import BackboneConfig, dilated_features, dilation_for_stride, make_norm_layer, stage_channels, \
     tiny_backbone
-from .common import ImageBatcher, PanopticPrediction, eval_mode, require_categories
+from .common import ImageBatcher, PanopticPrediction, eval_mode, require_categories, semantic_targets
 
 __all__ = ["PSPNetConfig", "PyramidPooling", "PSPHead", "FCNHead", "PSPNet", "for_categories", "build_tiny",
            "build_full"]
@@ -179,7 +179,7 @@ class PSPNet(nn.Module):
         """See the module docstring."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [B, 3, H, W], got {tuple(images.shape)}")
-        semantic = self._semantic_target(targets, images) if self.training else None
+        semantic = semantic_targets(targets, images) if self.training else None
         batch = self.transform.batch(images, semantic=semantic)
         features = self.backbone(batch.images.tensors)
         padded = batch.images.tensors.shape[-2:]
@@ -206,20 +206,6 @@ class PSPNet(nn.Module):
             merged = ablation_merge("semantic_only", semantic, None, categories, self.merge_config)
             predictions.append(PanopticPrediction(merged.panoptic, semantic=semantic, merge=merged))
         return predictions
-
-    @staticmethod
-    def _semantic_target(targets, images: torch.Tensor) -> torch.Tensor:
-        if isinstance(targets, dict):
-            if "semantic" not in targets:
-                raise ValueError(f"the target dict has no 'semantic' entry (keys: {sorted(targets)})")
-            targets = targets["semantic"]
-        if targets is None:
-            raise ValueError("training needs targets: int64 [B, H, W] train ids")
-        expected = (images.shape[0], *images.shape[-2:])
-        if tuple(targets.shape) != expected:
-            raise ValueError(f"semantic targets of shape {tuple(targets.shape)} for images "
-                             f"{tuple(images.shape)}; expected {expected}")
-        return targets.to(device=images.device, dtype=torch.long)
 
 
 def for_categories(categories: CategorySet, size: str = "tiny", **overrides) -> PSPNet:

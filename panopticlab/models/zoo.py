@@ -1,7 +1,8 @@
 """The model table: every model of the book, by name, with everything the engine needs to know.
 
 A name is ``<family>-<size>``: ``pspnet`` (the semantic network), ``maskrcnn`` (the
-instance network), ``baseline`` (both, merged by the heuristic); ``tiny`` (CPU, minutes,
+instance network), ``baseline`` (both, merged by the heuristic), ``panoptic-fpn`` (one
+network, two branches); ``tiny`` (CPU, minutes,
 the built-in dataset) or ``full`` (the published architecture). Each row of
 :data:`MODELS` is a :class:`ModelSpec`: how to build the model, which targets it trains
 on, its training recipe per run profile, the separately trained networks it is made of,
@@ -24,9 +25,10 @@ from torch import nn
 from ..data.categories import CategorySet
 from ..engine.config import OptimConfig, TrainRecipe
 from ..profiles import Profile, get_profile
-from . import mask_rcnn, pspnet
+from . import mask_rcnn, panoptic_fpn, pspnet
 from .heuristic_baseline import HeuristicBaseline
 from .mask_rcnn import MaskRCNN
+from .panoptic_fpn import PanopticFPN
 from .pspnet import PSPNet
 
 __all__ = ["ModelSpec", "MODELS", "MODEL_NAMES", "spec", "build_model", "check_name"]
@@ -141,6 +143,7 @@ def sgd_1x(steps: int) -> OptimConfig:
 PSPNET = "PSPNet: dilated ResNet + pyramid pooling (the baseline's semantic network)"
 MASK_RCNN = "Mask R-CNN: ResNet-FPN + RPN + RoI heads (the baseline's instance network)"
 BASELINE = "the paper's baseline: PSPNet + Mask R-CNN + the heuristic merge"
+PANOPTIC_FPN = "Panoptic FPN: one ResNet-FPN, a Mask R-CNN branch and a semantic FPN branch, the heuristic merge"
 
 _ROWS = [
     ModelSpec("pspnet-tiny", PSPNet, partial(pspnet.for_categories, size="tiny"), ("semantic",),
@@ -152,6 +155,9 @@ _ROWS = [
     ModelSpec("baseline-tiny", HeuristicBaseline, partial(HeuristicBaseline.for_categories, size="tiny"),
               ("semantic", "instances"), components=("pspnet-tiny", "maskrcnn-tiny"), assemble=HeuristicBaseline,
               ablations=("semantic_only", "instance_only"), summary=BASELINE),
+    ModelSpec("panoptic-fpn-tiny", PanopticFPN, partial(panoptic_fpn.for_categories, size="tiny"),
+              ("semantic", "instances"), partial(tiny_recipe, ci=4, laptop=1000, gpu=4000, grad_clip=10.0),
+              ablations=("instance_only",), summary=PANOPTIC_FPN),
     ModelSpec("pspnet-full", PSPNet, partial(pspnet.for_categories, size="full"), ("semantic",),
               partial(_full_run, optim=sgd_poly), summary=PSPNET),
     ModelSpec("maskrcnn-full", MaskRCNN, partial(mask_rcnn.for_categories, size="full"), ("instances",),
@@ -159,6 +165,9 @@ _ROWS = [
     ModelSpec("baseline-full", HeuristicBaseline, partial(HeuristicBaseline.for_categories, size="full"),
               ("semantic", "instances"), components=("pspnet-full", "maskrcnn-full"), assemble=HeuristicBaseline,
               ablations=("semantic_only", "instance_only"), summary=BASELINE),
+    ModelSpec("panoptic-fpn-full", PanopticFPN, partial(panoptic_fpn.for_categories, size="full"),
+              ("semantic", "instances"), partial(_full_run, optim=sgd_1x), ablations=("instance_only",),
+              summary=PANOPTIC_FPN),
 ]
 
 

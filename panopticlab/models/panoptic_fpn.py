@@ -1,0 +1,245 @@
+"""Panoptic FPN (Kirillov, Girshick, He and Dollar, CVPR 2019): one network, two branches.
+
+    images -> ImageBatcher -> ResNet-FPN (P2-P6) -+-> RPN -> RoI heads      (boxes, classes, masks)
+                                                  +-> SemanticFPNHead (P2-P5) -> 4x up (stuff + "things")
+    detections + semantic arg-max -> the heuristic merge of chapter 3 -> panoptic
+
+Mask R-CNN's four parts (:func:`~.mask_rcnn.detector_parts`: ``transform``, ``backbone``,
+``rpn``, ``roi_heads``, under torchvision's names) plus ``semantic_head``
+(:class:`~.semantic_fpn.SemanticFPNHead`). One backbone pass per batch feeds both
+branches, in training and in inference. The semantic branch predicts the stuff classes
+and one merged "things" class (index ``num_stuff``, last, as mmdetection; detectron2
+puts it first): which thing a pixel belongs to is the detector's job. The merge is
+chapter 3's :func:`~panopticlab.postprocess.heuristic.heuristic_merge` with a
+:class:`~panopticlab.postprocess.heuristic.MergeConfig`; "things" pixels of the semantic
+map are void there, so stuff fills only what the instances leave.
+
+Loss (published): the five Mask R-CNN losses, each weight 1, plus ``loss_semantic`` =
+0.5 x the pixel cross-entropy of the semantic branch (void ignored).
+
+* ``full``: ResNet-50-FPN (256 channels), the published detection branch, a 128-channel
+  GroupNorm(32) semantic branch, images at short side 800 (long side at most 1333). For
+  COCO (torchvision's 91 detector labels, 53 stuff classes) 46,085,287 parameters:
+  torchvision's Mask R-CNN (44,454,513) plus a semantic branch of 1,630,774. Its
+  ``transform``, ``backbone``, ``rpn`` and ``roi_heads`` take torchvision's
+  ``maskrcnn_resnet50_fpn`` state dict as they are (``thing_labels=categories.thing_ids``):
+  only ``semantic_head.*`` stays new.
+* ``tiny``: the tiny Mask R-CNN of chapter 3 (the shipped pretrained tiny ResNet-FPN,
+  :meth:`~.detection.DetectionConfig.tiny`) and a 64-channel semantic branch.
+
+Interface, for images float [B, 3, H, W] in [0, 1]:
+
+* train mode: ``model(images, targets)`` with the collated batch dict (``semantic``: int64
+  [B, H, W] train ids of all categories, void 255; ``instances``: B detection targets) ->
+  ``loss_objectness``, ``loss_rpn_box_reg``, ``loss_classifier``, ``loss_box_reg``,
+  ``loss_mask``, ``loss_semantic`` (weighted: their sum is the objective);
+* eval mode: ``model(images)`` -> ``{"logits": float [B, S + 1, H, W], "semantic": int64
+  [B, H, W] category ids (stuff; void 255 where the branch says "things"), "detections":
+  B torchvision detection dicts with ``category_ids``}``;
+* ``model.inference(images)`` -> B :class:`~.common.PanopticPrediction` (the merged
+  result, the semantic map, the detections, the merge with its steps;
+  ``outputs["semantic_logits"]`` float [S + 1, H, W]).
+
+Published training settings: :data:`PUBLISHED_SCHEDULES`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.categories import VOID_LABEL, CategorySet
+from ..postprocess.ablations import ablation_merge
+from ..postprocess.heuristic import MergeConfig
+from .backbones import level_names
+from .common import PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, semantic_targets
+from .detection import check_detection_targets, detect
+from .mask_rcnn import MaskRCNNConfig, detector_parts, instance_targets
+from .semantic_fpn import SemanticFPNHead
+
+__all__ = ["PanopticFPNConfig", "PanopticFPN", "PublishedSchedule", "PUBLISHED_SCHEDULES", "for_categories",
+           "semantic_class_names"]
+
+
+@dataclass
+class PanopticFPNConfig:
+    """Every choice of Panoptic FPN; defaults are the published (``full``) ones.
+
+    Attributes:
+        num_stuff: stuff classes; the semantic branch has ``num_stuff + 1`` outputs.
+        detector: the Mask R-CNN branch and the shared backbone (:class:`~.mask_rcnn.MaskRCNNConfig`).
+        semantic_channels: width of the semantic branch (128).
+        semantic_norm_groups: its GroupNorm groups (32).
+        semantic_loss_weight: weight of the semantic cross-entropy (0.5).
+        ignore_index: semantic target label without loss (void).
+    """
+
+    num_stuff: int = 53
+    detector: MaskRCNNConfig = field(default_factory=MaskRCNNConfig)
+    semantic_channels: int = 128
+    semantic_norm_groups: int = 32
+    semantic_loss_weight: float = 0.5
+    ignore_index: int = VOID_LABEL
+
+    @classmethod
+    def full(cls, num_classes: int = 81, num_stuff: int = 53, **overrides) -> "PanopticFPNConfig":
+        """The published Panoptic FPN R50 (detectron2's ``panoptic_fpn_R_50_1x``); ``num_classes``
+        counts the things plus background (COCO: 81)."""
+        return replace(cls(num_stuff=num_stuff, detector=MaskRCNNConfig.full(num_classes)), **overrides)
+
+    @classmethod
+    def tiny(cls, num_classes: int, num_stuff: int, **overrides) -> "PanopticFPNConfig":
+        """Chapter 3's tiny Mask R-CNN plus a semantic branch as wide as its FPN (64 channels;
+        GroupNorm keeps its 32 groups, two channels each)."""
+        return replace(cls(num_stuff=num_stuff, detector=MaskRCNNConfig.tiny(num_classes), semantic_channels=64),
+                       **overrides)
+
+    def replace(self, **changes) -> "PanopticFPNConfig":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class PublishedSchedule:
+    """A published Panoptic FPN training run (SGD, momentum 0.9, step decay x 0.1)."""
+
+    dataset: str
+    batch_size: int
+    lr: float
+    iterations: int
+    milestones: tuple[int, ...]
+    weight_decay: float
+    warmup_iterations: int
+    train_sizes: str
+    test_size: str
+    source: str
+
+
+PUBLISHED_SCHEDULES = {
+    "coco": PublishedSchedule("coco", 16, 0.02, 90_000, (60_000, 80_000), 1e-4, 1000,
+                              "short side 640-800 (step 32), long side <= 1333, flip", "short side 800, long <= 1333",
+                              "detectron2 Base-Panoptic-FPN.yaml + panoptic_fpn_R_50_1x.yaml"),
+    "cityscapes": PublishedSchedule("cityscapes", 32, 0.01, 65_000, (40_000, 55_000), 1e-4, 1000,
+                                    "512 x 1024 crops of images rescaled to 512-2048 (long side)",
+                                    "1024 x 2048", "Kirillov et al. 2019, section 4 (as recalled; verify)"),
+}
+
+
+class PanopticFPN(nn.Module):
+    """Panoptic FPN from a :class:`PanopticFPNConfig`; see the module docstring.
+
+    Args:
+        config: the architecture.
+        categories: the dataset's categories; stuff become the semantic classes 0..S-1 in
+            ``categories.stuff_ids`` order.
+        merge: the merge settings of inference.
+        thing_labels: the detector label of each thing category (``categories.thing_ids``
+            order); default 1..K. torchvision's COCO detector numbers its 91 labels by COCO
+            category id: ``thing_labels=categories.thing_ids`` with 91 classes loads it.
+    """
+
+    def __init__(self, config: PanopticFPNConfig, categories: CategorySet, merge: MergeConfig = MergeConfig(),
+                 thing_labels: Sequence[int] | None = None):
+        super().__init__()
+        things, stuff = categories.thing_ids, categories.stuff_ids
+        num_classes = config.detector.num_classes
+        thing_labels = list(range(1, len(things) + 1) if thing_labels is None else thing_labels)
+        if len(thing_labels) != len(things) or len(set(thing_labels)) != len(things) or \
+                not all(1 <= label < num_classes for label in thing_labels):
+            raise ValueError(f"{len(things)} thing categories need as many distinct detector labels in "
+                             f"1..{num_classes - 1}; got {thing_labels}")
+        if len(stuff) != config.num_stuff:
+            raise ValueError(f"the categories have {len(stuff)} stuff classes, the config {config.num_stuff}")
+        self.config = config
+        self.categories = categories
+        self.merge_config = merge
+        self.transform, self.backbone, self.rpn, self.roi_heads = detector_parts(config.detector)
+        names = level_names(config.detector.returned_layers)
+        self.semantic_head = SemanticFPNHead(self.backbone.out_channels, config.num_stuff + 1,
+                                             SemanticFPNHead.strides_of(names), config.semantic_channels,
+                                             config.semantic_norm_groups)
+        things_label = config.num_stuff
+        # train id (all categories, the dataset's targets) -> semantic-branch label
+        to_label = torch.tensor([things_label if c.isthing else stuff.index(c.id) for c in categories.categories])
+        self.register_buffer("train_id_to_label", to_label.long(), persistent=False)
+        # semantic-branch label -> category id; "things" -> void (the detector decides)
+        self.register_buffer("label_to_category", torch.tensor([*stuff, VOID_LABEL]).long(), persistent=False)
+        # dataset instance label (1..K, as PanopticDataset writes them) -> detector label -> category id
+        self.register_buffer("instance_to_detector_label", torch.tensor([0, *thing_labels]).long(), persistent=False)
+        label_to_thing = torch.zeros(num_classes, dtype=torch.long)  # 0: a label without a category
+        label_to_thing[thing_labels] = torch.tensor(things)
+        self.register_buffer("detector_label_to_category", label_to_thing, persistent=False)
+
+    def semantic_labels(self, train_ids: torch.Tensor) -> torch.Tensor:
+        """The semantic branch's targets: int64 [B, H, W] train ids -> stuff index / "things" / void."""
+        void = train_ids == self.config.ignore_index
+        known = (train_ids >= 0) & (train_ids < len(self.train_id_to_label))
+        if not bool((known | void).all()):
+            bad = sorted(set(train_ids[~(known | void)].unique().tolist()))[:10]
+            raise ValueError(f"semantic targets hold train ids {bad}, outside 0..{len(self.train_id_to_label) - 1} "
+                             f"and void {self.config.ignore_index} (categories unknown to the model)")
+        return torch.where(void, train_ids, self.train_id_to_label[train_ids.clamp(0, len(self.train_id_to_label) - 1)])
+
+    def forward(self, images, targets: dict | None = None):
+        """See the module docstring."""
+        image_list = as_image_list(images)
+        if self.training:
+            if not isinstance(targets, dict):
+                raise ValueError("training Panoptic FPN needs the collated target dict with 'semantic' and "
+                                 "'instances' (PanopticDataset(..., targets=('semantic', 'instances')))")
+            semantic = self.semantic_labels(semantic_targets(targets, images))
+            instances = instance_targets(targets)
+            check_detection_targets(instances, len(image_list), len(self.instance_to_detector_label))
+            instances = [{**t, "labels": self.instance_to_detector_label[t["labels"]]} for t in instances]
+            batch = self.transform.batch(image_list, instances, semantic)
+        else:
+            batch = self.transform.batch(image_list)
+        features = self.backbone(batch.images.tensors)
+        detections, losses = detect(self.rpn, self.roi_heads, batch.images, features,
+                                    batch.instances if self.training else None)
+        logits = F.interpolate(self.semantic_head(features), size=batch.images.tensors.shape[-2:], mode="bilinear",
+                               align_corners=False)
+        if self.training:
+            loss = F.cross_entropy(logits, batch.semantic, ignore_index=self.config.ignore_index)
+            return {**losses, "loss_semantic": self.config.semantic_loss_weight * loss}
+        detections = self.transform.postprocess(detections, batch.images.image_sizes, batch.original_sizes)
+        for index, d in enumerate(detections):
+            category_ids = self.detector_label_to_category[d["labels"]]
+            known = category_ids > 0  # drop labels of no category (torchvision's unused COCO ids)
+            detections[index] = {**{key: value[known] for key, value in d.items()}, "category_ids": category_ids[known]}
+        logits = self.transform.to_input_size(logits, batch)
+        semantic = [self.label_to_category[x.argmax(dim=0)] for x in logits]
+        if isinstance(logits, torch.Tensor):
+            semantic = torch.stack(semantic)
+        return {"logits": logits, "semantic": semantic, "detections": detections}
+
+    @torch.no_grad()
+    def inference(self, images) -> list[PanopticPrediction]:
+        """Semantic map and detections merged by the heuristic, one :class:`PanopticPrediction` per image."""
+        with eval_mode(self):
+            outputs = self(images)
+        predictions = []
+        for logits, semantic, detections in zip(outputs["logits"], outputs["semantic"], outputs["detections"]):
+            semantic, detections = semantic.cpu().numpy(), detections_to_numpy(detections)
+            merged = ablation_merge("baseline", semantic, detections, self.categories, self.merge_config)
+            predictions.append(PanopticPrediction(merged.panoptic, semantic=semantic, detections=detections,
+                                                  merge=merged, outputs={"semantic_logits": logits.cpu()}))
+        return predictions
+
+
+def for_categories(categories: CategorySet, size: str = "tiny", thing_labels: Sequence[int] | None = None,
+                   **overrides) -> PanopticFPN:
+    """A ``tiny`` or ``full`` Panoptic FPN for ``categories`` (``thing_labels``: see :class:`PanopticFPN`)."""
+    configs = {"tiny": PanopticFPNConfig.tiny, "full": PanopticFPNConfig.full}
+    if size not in configs:
+        raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
+    num_classes = (max(thing_labels) if thing_labels else len(categories.thing_ids)) + 1
+    config = configs[size](num_classes, len(categories.stuff_ids), **overrides)
+    return PanopticFPN(config, categories, thing_labels=thing_labels)
+
+
+def semantic_class_names(categories: CategorySet) -> list[str]:
+    """Names of the semantic branch's outputs: the stuff classes, then "things"."""
+    return [categories[c].name for c in categories.stuff_ids] + ["things"]
