@@ -1,14 +1,16 @@
-"""Train the two tiny networks of the baseline and write the shipped checkpoints.
+"""Train the tiny networks whose weights are shipped and write their checkpoints.
 
     .venv/bin/python scripts/train_checkpoints.py [--steps-semantic N] [--steps-instance N]
+    .venv/bin/python scripts/train_checkpoints.py --model panoptic-fpn-tiny [--steps N]
 
-Trains ``pspnet-tiny`` and ``maskrcnn-tiny`` separately with their ``laptop``-profile
-recipes (``panopticlab.engine.recipes.recipe``; the step counts can be raised), casts
-their weights to float16, loads them back and measures the pair on the fixed evaluation
-set (:func:`measure`), then writes
+By default trains ``pspnet-tiny`` and ``maskrcnn-tiny`` separately with their
+``laptop``-profile recipes (``panopticlab.engine.recipes.recipe``; the step counts can
+be raised), casts their weights to float16, loads them back and measures the pair on the
+fixed evaluation set (:func:`measure`). With ``--model``, one network that is a panoptic
+model by itself is trained and measured alone (:func:`measure_alone`). Then it writes
 ``panopticlab/checkpoints/<name>.pt`` with the weights and the metadata: the recipe,
-seed, versions, training time and the measured numbers. Nothing is written unless both
-networks trained and measured; each file is replaced atomically.
+seed, versions, training time and the measured numbers. Nothing is written unless every
+network trained and measured; each file is replaced atomically.
 
 The runs keep their checkpoints in ``--work-dir``: a killed run started again with the
 same arguments continues where it stopped.
@@ -40,7 +42,9 @@ SEMANTIC, INSTANCE = BASELINE.components
 # detector gets most of the time: things are where the tiny baseline is weakest, while
 # the semantic network's stuff is near its ceiling after a few hundred steps from the
 # pretrained backbone.
-DEFAULT_STEPS = {SEMANTIC: 600, INSTANCE: 2000}
+DEFAULT_STEPS = {SEMANTIC: 600, INSTANCE: 2000, "panoptic-fpn-tiny": 2000}
+# models trained as one network, each shipped alone (the baseline's are shipped in pairs)
+SINGLE = tuple(name for name in DEFAULT_STEPS if name not in BASELINE.components)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,6 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"steps of {SEMANTIC} (default {DEFAULT_STEPS[SEMANTIC]})")
     parser.add_argument("--steps-instance", type=int, default=DEFAULT_STEPS[INSTANCE],
                         help=f"steps of {INSTANCE} (default {DEFAULT_STEPS[INSTANCE]})")
+    parser.add_argument("--model", default=BASELINE.name, choices=(BASELINE.name, *SINGLE),
+                        help=f"what to train: the baseline's two networks (default) or one of {', '.join(SINGLE)}")
+    parser.add_argument("--steps", type=int, help="steps of a --model trained alone (default: "
+                        + ", ".join(f"{name} {DEFAULT_STEPS[name]}" for name in SINGLE) + ")")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--output-dir", default=str(pretrained.FOLDER), help="where the .pt files go")
@@ -112,6 +120,31 @@ def measure(semantic_model: torch.nn.Module, instance_model: torch.nn.Module, pr
     }
 
 
+def measure_alone(model: torch.nn.Module, name: str, progress: bool = False) -> dict:
+    """The numbers a model shipped alone states: its PQ, mIoU and ablations on
+    :data:`~panopticlab.engine.pretrained.EVAL_SET` with its merge set to
+    :data:`~panopticlab.engine.pretrained.EVAL_MERGE`, in per cent."""
+    model.merge_config = MergeConfig(**pretrained.EVAL_MERGE)
+    row = zoo.spec(name)
+    evaluation = evaluate(model, pretrained.eval_samples(), SYNTHETIC_CATEGORIES, "cpu", ablations=row.ablations,
+                          progress=progress)
+    dataset = "SyntheticPanoptic({num_images}, size={size}, seed={seed}, split={split!r})".format(
+        **pretrained.EVAL_SET)
+    record = {**_rounded(evaluation.headline()),
+              "evaluation": {"dataset": dataset, **pretrained.EVAL_SET, "merge": dict(pretrained.EVAL_MERGE)},
+              "ablations": {variant: _rounded(evaluation.headline(variant)) for variant in row.ablations}}
+    if evaluation.miou is not None:
+        record["miou"] = round(100 * evaluation.miou, 4)
+    return record
+
+
+def half_precision_copy(name: str, model: torch.nn.Module) -> torch.nn.Module:
+    """What is shipped: the float16 weights loaded back into a float32 network, in eval mode."""
+    copy = zoo.build_model(name, SYNTHETIC_CATEGORIES)
+    copy.load_state_dict(pretrained.half_state_dict(model))
+    return copy.eval()
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -127,19 +160,25 @@ def main(argv=None) -> int:
         "dtype": "float16",
         "categories": SYNTHETIC_CATEGORIES.to_coco(),
     }
+    output = Path(args.output_dir)
+    if args.model != BASELINE.name:
+        model, record = train_one(args.model, args.steps or DEFAULT_STEPS[args.model], args)
+        shipped_model = half_precision_copy(args.model, model)
+        print(f"measuring on {pretrained.EVAL_SET} ...")
+        numbers = measure_alone(shipped_model, args.model, progress=not args.no_progress)
+        path = pretrained.save_pretrained(output / f"{args.model}.pt", shipped_model,
+                                           {**record, **environment, **numbers})
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, trained {record['training_seconds']:.0f} s)")
+        print(f"{args.model}: PQ {numbers['pq']:.1f}  SQ {numbers['sq']:.1f}  RQ {numbers['rq']:.1f}  "
+              f"PQ_th {numbers['pq_th']:.1f}  PQ_st {numbers['pq_st']:.1f}")
+        return 0
+
     trained = {name: train_one(name, steps, args)
                for name, steps in ((SEMANTIC, args.steps_semantic), (INSTANCE, args.steps_instance))}
-
-    # Measure what is shipped: the float16 weights loaded back into float32 networks.
-    shipped = {}
-    for name, (model, _) in trained.items():
-        copy = zoo.build_model(name, SYNTHETIC_CATEGORIES)
-        copy.load_state_dict(pretrained.half_state_dict(model))
-        shipped[name] = copy.eval()
+    shipped = {name: half_precision_copy(name, model) for name, (model, _) in trained.items()}
     print(f"measuring on {pretrained.EVAL_SET} ...")
     measured = measure(shipped[SEMANTIC], shipped[INSTANCE], progress=not args.no_progress)
 
-    output = Path(args.output_dir)
     for name, (_, record) in trained.items():
         path = pretrained.save_pretrained(output / f"{name}.pt", shipped[name],
                                            {**record, **environment, **measured[name]})

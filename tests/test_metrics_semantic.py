@@ -32,6 +32,15 @@ def test_abstaining_predictions_count_as_misses_only():
     assert mean_iou(confusion) == pytest.approx((1 / 3 + 1 / 3 + 1 / 2) / 3)
 
 
+def test_mean_iou_over_chosen_classes_keeps_their_errors():
+    target = np.array([[0, 0, 1, 1], [2, 2, 255, 1]])
+    predicted = np.array([[0, 255, 1, 0], [2, 255, 1, 255]])
+    confusion = confusion_matrix(predicted, target, 3, void_prediction=255)
+    # by hand, as above; classes 0 and 2 only (class 1's pixel predicted as 0 stays a false positive of 0)
+    assert mean_iou(confusion, classes=[0, 2]) == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert mean_iou(confusion, classes=[0, 1, 2]) == mean_iou(confusion)
+
+
 def test_confusion_matrix_rejects_bad_input():
     with pytest.raises(ValueError, match="shape"):
         confusion_matrix(np.zeros((2, 2), int), np.zeros((2, 3), int), 3)

@@ -442,3 +442,22 @@ def test_show_matching_colours_each_outcome(tmp_path):
     path = tmp_path / "matching.png"
     fig.savefig(path)
     assert path.stat().st_size > 5000
+
+
+def test_semantic_fpn_diagram_is_drawn_from_the_module():
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    from panopticlab.models.semantic_fpn import SemanticFPNHead
+    from panopticlab.viz.architecture import draw_semantic_fpn, semantic_fpn_stages
+
+    head = SemanticFPNHead(16, 6, SemanticFPNHead.strides_of(["p2", "p3", "p4", "p5"]), channels=32, norm_groups=8)
+    stages = semantic_fpn_stages(head)
+    assert stages["p2"] == ["conv 3x3, 32\nGN(8) + ReLU"]
+    assert stages["p5"] == ["conv 3x3, 32\nGN(8) + ReLU", "up 2x"] * 3
+    figure = draw_semantic_fpn(head)
+    boxes = [p for p in figure.axes[0].patches if isinstance(p, FancyBboxPatch)]
+    assert len(boxes) == 4 + sum(len(s) for s in stages.values()) + 3  # levels, their stages, sum / classifier / up
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert "conv 1x1\n-> 6" in texts
+    plt.close(figure)

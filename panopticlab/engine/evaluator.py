@@ -148,7 +148,9 @@ class Evaluation:
         results: :meth:`PQAccumulator.results` of the model's panoptic output (fractions in
             [0, 1]; ``All``/``Things``/``Stuff``, ``per_class``, ``by_size``, ``pq_dagger``).
         ablations: the same for each requested ablation (name -> results).
-        miou: mean IoU of the semantic maps (a fraction), when the predictions carry one.
+        miou: mean IoU of the semantic maps (a fraction), when the predictions carry one;
+            over the model's ``semantic_category_ids`` when it states them (a map of stuff
+            only: Panoptic FPN).
         confusion: its (K, K + 1) pixel confusion matrix (rows: target train id;
             columns: predicted train id, then abstentions), or ``None``.
         predictions: ``(ground-truth record, prediction)`` per image when kept, else ``None``.
@@ -263,7 +265,11 @@ def evaluate(model: nn.Module, data: Any, categories: CategorySet, device: str |
 
             write_predictions(predictions_json, predictions_folder, predictions, categories)
         barrier()
-    return Evaluation(results, ablation_results, None if confusion is None else mean_iou(confusion), confusion, kept)
+    # a semantic map that names only some categories (Panoptic FPN: stuff) is averaged over those
+    covered = getattr(unwrap_model(model), "semantic_category_ids", None)
+    covered = None if covered is None else [categories.train_id(c) for c in covered]
+    miou = None if confusion is None else mean_iou(confusion, covered)
+    return Evaluation(results, ablation_results, miou, confusion, kept)
 
 
 def rescore(predictions: Sequence[tuple[dict, Any]], categories: CategorySet, variant: str = "baseline",

@@ -48,15 +48,22 @@ def confusion_matrix(predicted: np.ndarray, target: np.ndarray, num_classes: int
     return np.bincount(target * columns + predicted, minlength=num_classes * columns).reshape(num_classes, columns)
 
 
-def mean_iou(confusion: np.ndarray) -> float:
+def mean_iou(confusion: np.ndarray, classes: np.ndarray | list[int] | None = None) -> float:
     """Mean over classes of ``TP / (TP + FP + FN)`` from a :func:`confusion_matrix`.
 
     Classes absent from both target and prediction are left out (torchmetrics' and
     mmsegmentation's convention); an extra column of abstentions counts as misses only.
+    ``classes``: average over these class indices only (a map that can only name some
+    classes, e.g. Panoptic FPN's stuff; pixels of the others still count as their false
+    positives and misses).
     """
     confusion = np.asarray(confusion, dtype=np.float64)
-    classes = confusion[:, :confusion.shape[0]]
-    true_positive = np.diag(classes)
-    union = confusion.sum(1) + classes.sum(0) - true_positive
+    square = confusion[:, :confusion.shape[0]]
+    true_positive = np.diag(square)
+    union = confusion.sum(1) + square.sum(0) - true_positive
     present = union > 0
+    if classes is not None:
+        chosen = np.zeros_like(present)
+        chosen[np.asarray(classes, dtype=np.int64)] = True
+        present &= chosen
     return float(np.mean(true_positive[present] / union[present])) if present.any() else float("nan")

@@ -172,6 +172,11 @@ class PanopticFPN(nn.Module):
         label_to_thing[thing_labels] = torch.tensor(things)
         self.register_buffer("detector_label_to_category", label_to_thing, persistent=False)
 
+    @property
+    def semantic_category_ids(self) -> list[int]:
+        """The categories the semantic map can name (stuff; "things" pixels are void there)."""
+        return list(self.categories.stuff_ids)
+
     def semantic_labels(self, train_ids: torch.Tensor) -> torch.Tensor:
         """The semantic branch's targets: int64 [B, H, W] train ids -> stuff index / "things" / void."""
         void = train_ids == self.config.ignore_index

@@ -6,7 +6,8 @@
   panoptic comparison, a dataset grid, overlapping instance masks;
 * :mod:`.matching` - true / false positives and false negatives of a PQ matching;
 * :mod:`.merge` - the networks' outputs and the heuristic merge, step by step; merge sweeps;
-* :mod:`.curves` - training curves from an engine ``History``.
+* :mod:`.curves` - training curves from an engine ``History``;
+* :mod:`.architecture` - diagrams drawn from a model's modules (Panoptic FPN's semantic branch).
 """
 from .colors import (
     category_color,
@@ -27,6 +28,7 @@ from .overlay import (
     segment_boundaries,
     segment_label,
 )
+from .architecture import draw_semantic_fpn
 from .curves import plot_history
 from .matching import show_matching
 from .merge import plot_sweeps, show_merge_steps, show_network_outputs
@@ -37,5 +39,5 @@ __all__ = [
     "paint", "segment_colors", "shade",
     "draw_panoptic", "overlay", "overlay_masks", "representative_points", "segment_boundaries", "segment_label",
     "show_grid", "show_masks", "show_panoptic", "show_side_by_side", "plot_history", "show_matching",
-    "show_network_outputs", "show_merge_steps", "plot_sweeps",
+    "show_network_outputs", "show_merge_steps", "plot_sweeps", "draw_semantic_fpn",
 ]

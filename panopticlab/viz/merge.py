@@ -35,33 +35,40 @@ def _no_ticks(axes) -> None:
 
 
 def show_network_outputs(image: np.ndarray, prediction, categories: CategorySet, score_threshold: float = 0.5,
-                         mask_threshold: float = 0.5, panel_size: float = 3.6):
+                         mask_threshold: float = 0.5, panel_size: float = 3.6,
+                         titles: Sequence[str] = ("semantic network", "instance network"), with_result: bool = False):
     """The image, the semantic map and the detections that the merge starts from.
 
     Args:
         image: (H, W, 3) uint8.
-        prediction: has ``semantic`` ((H, W) category ids) and ``detections`` (numpy:
-            ``boxes`` [N, 4], ``scores`` [N], ``category_ids`` [N], ``masks`` [N, H, W]).
+        prediction: has ``semantic`` ((H, W) category ids, void black) and ``detections``
+            (numpy: ``boxes`` [N, 4], ``scores`` [N], ``category_ids`` [N], ``masks`` [N, H, W]).
         score_threshold: detections below it are not drawn (the merge drops them).
+        titles: of the semantic and the detection panel (e.g. the two branches of one network).
+        with_result: add a fourth panel, the merged ``prediction.panoptic``.
 
     Returns:
-        a Figure of three panels with a legend of the categories.
+        a Figure of three (or four) panels with a legend of the categories.
     """
     detections = prediction.detections
     keep = detections["scores"] >= score_threshold
-    fig, axes = new_figure(1, 3, panel_size, image.shape[0] / image.shape[1], legend_entries=len(categories))
+    fig, axes = new_figure(1, 4 if with_result else 3, panel_size, image.shape[0] / image.shape[1],
+                           legend_entries=len(categories))
     axes = axes[0]
     axes[0].imshow(image)
     axes[0].set_title("image")
     axes[1].imshow(colorize_semantic(prediction.semantic, categories), interpolation="nearest")
-    axes[1].set_title("semantic network")
+    axes[1].set_title(titles[0])
+    if with_result:
+        draw_panoptic(axes[3], image, prediction.panoptic, categories)
+        axes[3].set_title("merged panoptic result")
     colors = [categories[int(c)].color for c in detections["category_ids"][keep]]
     axes[2].imshow(overlay_masks(image, detections["masks"][keep] >= mask_threshold, colors))
     for box, score in zip(detections["boxes"][keep], detections["scores"][keep]):
         x1, y1, x2, y2 = (float(v) for v in box)
         axes[2].add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="w", linewidth=1))
         axes[2].text(x1, y1, f"{score:.2f}", color="w", fontsize=7, va="bottom")
-    axes[2].set_title(f"instance network: {int(keep.sum())} detections with score >= {score_threshold}")
+    axes[2].set_title(f"{titles[1]}: {int(keep.sum())} detections\nwith score >= {score_threshold}")
     _no_ticks(axes)
     add_legend(fig, categories, categories.ids)
     return fig
