@@ -26,6 +26,7 @@ from PIL import Image
 from .atomic import staging_folder, write_image, write_json
 from .categories import CategorySet
 from .errors import PanopticFormatError
+from .fields import coco_file_name, coco_image_id
 from .panoptic import MAX_SEGMENT_ID, PanopticSegmentation, Segment
 from .png import decode_panoptic_png, png_decoder
 from .sample import Sample
@@ -164,7 +165,8 @@ def panoptic_from_annotation(annotation: Mapping, png_folder: PathLike, categori
     for key in ("file_name", "segments_info"):
         if key not in annotation:
             raise PanopticFormatError(f"the annotation of image {image_id!r} lacks the field {key!r}")
-    png_path = Path(png_folder) / annotation["file_name"]
+    png_path = Path(png_folder) / coco_file_name(annotation["file_name"],
+                                                 f"the annotation of image {image_id!r}: file_name")
     source = f"{png_path} (image {image_id!r})"
     records = annotation["segments_info"]
     if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
@@ -325,6 +327,9 @@ def read_json(path: PathLike, required: tuple[str, ...], what: str = "JSON file"
             data = json.load(file)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PanopticFormatError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:  # valid, but nested deeper than Python's parser goes
+        raise PanopticFormatError(f"{path}: cannot read the JSON, its arrays or objects are nested too deeply "
+                                  f"(a COCO panoptic file nests 4 levels)") from None
     if not isinstance(data, dict):
         raise PanopticFormatError(f"{path}: expected a JSON object with the fields {list(required)}")
     for key in required:
@@ -338,9 +343,11 @@ def _index_image_records(images: list, json_path: Path) -> dict:
     for position, record in enumerate(images):
         if not isinstance(record, dict) or "id" not in record or "file_name" not in record:
             raise PanopticFormatError(f"{json_path}: images[{position}] lacks an 'id' or a 'file_name'")
-        if record["id"] in index_of:
-            raise PanopticFormatError(f"{json_path}: image id {record['id']!r} appears twice in 'images'")
-        index_of[record["id"]] = position
+        image_id = coco_image_id(record["id"], f"{json_path}: images[{position}]: id")
+        coco_file_name(record["file_name"], f"{json_path}: images[{position}] (image {image_id!r}): file_name")
+        if image_id in index_of:
+            raise PanopticFormatError(f"{json_path}: image id {image_id!r} appears twice in 'images'")
+        index_of[image_id] = position
     return index_of
 
 
@@ -350,12 +357,15 @@ def _align_annotations(annotations: list, index_of: dict, json_path: Path) -> li
     for position, annotation in enumerate(annotations):
         if not isinstance(annotation, dict) or "image_id" not in annotation:
             raise PanopticFormatError(f"{json_path}: annotations[{position}] lacks an 'image_id'")
-        image_id = annotation["image_id"]
+        image_id = coco_image_id(annotation["image_id"], f"{json_path}: annotations[{position}]: image_id")
         if image_id not in index_of:
             raise PanopticFormatError(f"{json_path}: there is an annotation for image id {image_id!r} "
                                       f"but no image record with that id")
         if aligned[index_of[image_id]] is not None:
             raise PanopticFormatError(f"{json_path}: image id {image_id!r} has more than one annotation")
+        if "file_name" in annotation:
+            coco_file_name(annotation["file_name"],
+                           f"{json_path}: annotations[{position}] (image {image_id!r}): file_name")
         aligned[index_of[image_id]] = annotation
     missing = [image_id for image_id, position in index_of.items() if aligned[position] is None]
     if missing:

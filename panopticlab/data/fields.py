@@ -52,7 +52,8 @@ def coco_integer(value, what: str, low: int = INT64_MIN, high: int = INT64_MAX) 
         raise PanopticFormatError(f"{what} {value!r} is not an integer (a {type(value).__name__})")
     if not low <= number <= high:
         allowed = "a signed 64-bit integer" if (low, high) == (INT64_MIN, INT64_MAX) else f"[{low}, {high}]"
-        raise PanopticFormatError(f"{what} {number} is out of range (it must fit in {allowed})")
+        shown = repr(value) if isinstance(value, (float, np.floating)) else number  # 1e+300, not 301 digits
+        raise PanopticFormatError(f"{what} {shown} is out of range (it must fit in {allowed})")
     return number
 
 

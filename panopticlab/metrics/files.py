@@ -21,6 +21,7 @@ import numpy as np
 from ..data.categories import CategorySet
 from ..data.coco import read_json, read_panoptic_png
 from ..data.errors import PanopticFormatError
+from ..data.fields import coco_file_name, coco_image_id
 from ..data.png import png_decoder
 from .overlap import SegmentTable
 
@@ -95,14 +96,16 @@ class ImageJob:
 
 
 def _annotations_by_image(annotations: list, json_path: Path) -> dict:
+    """The annotation records by image id; the ids and file names checked (:mod:`~panopticlab.data.fields`)."""
     by_image = {}
     for position, annotation in enumerate(annotations):
         if not isinstance(annotation, dict) or "image_id" not in annotation:
             raise PanopticFormatError(f"{json_path}: annotations[{position}] lacks an 'image_id'")
-        image_id = annotation["image_id"]
+        image_id = coco_image_id(annotation["image_id"], f"{json_path}: annotations[{position}]: image_id")
         for key in ("file_name", "segments_info"):
             if key not in annotation:
                 raise PanopticFormatError(f"{json_path}: the annotation of image {image_id!r} lacks {key!r}")
+        coco_file_name(annotation["file_name"], f"{json_path}: the annotation of image {image_id!r}: file_name")
         if not isinstance(annotation["segments_info"], list):
             raise PanopticFormatError(f"{json_path}: segments_info of image {image_id!r} is not a list")
         if image_id in by_image:
