@@ -2,13 +2,21 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from panopticlab.data import atomic
-from panopticlab.data.atomic import atomic_write, staging_folder, write_image, write_json, write_png
+from panopticlab.data.atomic import (
+    atomic_write,
+    check_writable,
+    staging_folder,
+    write_image,
+    write_json,
+    write_png,
+)
 
 
 class Boom(RuntimeError):
@@ -320,3 +328,46 @@ def test_the_temporary_of_a_failed_write_is_named_for_its_writer_and_removed(tmp
             file.write(b"partial")
             raise Boom()
     assert leftovers(tmp_path) == [] and not target.exists()
+
+
+def test_check_writable_refuses_up_front_what_a_write_would_refuse(tmp_path, read_only):
+    folder, plain, locked = tmp_path / "folder", tmp_path / "plain.txt", tmp_path / "locked"
+    folder.mkdir()
+    locked.mkdir()
+    plain.write_text("x")
+    read_only(locked)
+    refused = [
+        (folder, IsADirectoryError, f"--output {folder}: cannot write a file there, it is a folder"),
+        (plain / "r.json", NotADirectoryError, f"--output {plain / 'r.json'}: cannot write a file there, {plain} is a "
+                                               f"file, not a folder"),
+        (locked / "r.json", PermissionError, f"--output {locked / 'r.json'}: cannot write a file there, the folder "
+                                             f"{locked} is not writable"),
+        (locked / "new" / "r.json", PermissionError, f"the folder {locked} is not writable (so {locked / 'new'} "
+                                                     f"cannot be created)"),
+    ]
+    for path, error, message in refused:
+        with pytest.raises(error) as raised:
+            check_writable(path, "--output")
+        assert message in str(raised.value) and "\n" not in str(raised.value)
+    for path in (plain, tmp_path / "new" / "deeper" / "r.json", tmp_path / "r.json", "/dev/null"):
+        assert check_writable(path, "--output") == Path(path)  # a file to replace, folders to create, a device
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "locked", "plain.txt"]  # nothing written
+    assert list(locked.iterdir()) == []
+
+
+def test_check_writable_of_a_folder_of_files(tmp_path, read_only):
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    read_only(locked)
+    with pytest.raises(NotADirectoryError, match=f"pngs {plain}: cannot write files into it, it is a file"):
+        check_writable(plain, "pngs", folder=True)
+    with pytest.raises(NotADirectoryError, match=f"cannot create that folder, {plain} is a file, not a folder"):
+        check_writable(plain / "sub", "pngs", folder=True)
+    with pytest.raises(PermissionError, match=f"{locked}: cannot write files into it, the folder {locked} is not"):
+        check_writable(locked, folder=True)
+    with pytest.raises(PermissionError, match=r"\(so .*locked/sub cannot be created\)"):
+        check_writable(locked / "sub", folder=True)
+    assert check_writable(tmp_path / "new" / "pngs", folder=True) == tmp_path / "new" / "pngs"
+    assert not (tmp_path / "new").exists()

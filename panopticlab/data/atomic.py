@@ -10,7 +10,9 @@ one, and an exception (or Ctrl-C) while writing leaves the old file untouched.
 together (the PNGs of a dataset split): they are written into a hidden folder and
 moved into place only when the whole batch succeeded.
 
-:func:`write_png` and :func:`write_image` encode images this way.
+:func:`write_png` and :func:`write_image` encode images this way, and
+:func:`check_writable` tells up front, before any long work, whether a path could be
+written at all.
 """
 from __future__ import annotations
 
@@ -96,8 +98,10 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
 _TMP_SUFFIX = ".tmp"
 
 
-def _writable_target(path: Path) -> Path | None:
+def _writable_target(path: Path, named: str | None = None) -> Path | None:
     """The regular file (existing or not) that ``atomic_write(path)`` replaces; ``None``: write through.
+
+    ``named`` is how errors name ``path`` (default: ``path`` itself).
 
     Raises:
         OSError: ``path`` is a folder, a block device or a socket, or lies below a file.
@@ -114,7 +118,7 @@ def _writable_target(path: Path) -> Path | None:
         what = "a folder" if stat.S_ISDIR(mode) else "a block device" if stat.S_ISBLK(mode) \
             else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
         error = IsADirectoryError if stat.S_ISDIR(mode) else OSError
-        raise error(f"{path}: cannot write a file there, it is {what}")
+        raise error(f"{named or path}: cannot write a file there, it is {what}")
     if not path.is_symlink():
         target = path
     elif mode is not None and os.name == "posix" and any(
@@ -125,9 +129,54 @@ def _writable_target(path: Path) -> Path | None:
     for parent in target.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise NotADirectoryError(f"{path}: cannot write a file there, {parent} is a file, not a folder")
+                raise NotADirectoryError(f"{named or path}: cannot write a file there, {parent} is a file, "
+                                         f"not a folder")
             break
     return target
+
+
+def check_writable(path: PathLike, what: str | None = None, *, folder: bool = False) -> Path:
+    """Check now that ``path`` could be written later: before an hour of work, not after it.
+
+    For a file (``folder=False``) the checks are those :func:`atomic_write` makes, plus
+    one it can only make when it tries: that the folder the file goes into (or the
+    nearest existing folder above it, if it has to be created) is writable. For a
+    folder of files (``folder=True``, e.g. a :func:`staging_folder`'s destination),
+    ``path`` must be a folder or absent, and be writable or creatable. Nothing is written.
+
+    Args:
+        path: the file or folder.
+        what: names the path in errors, e.g. ``"--output"``: ``"--output runs/r.json: ..."``.
+        folder: ``path`` is a folder to write files into.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OSError: naming ``path``: ``IsADirectoryError`` (a file is to go where a folder is),
+            ``NotADirectoryError`` (a path below a file, or a folder where a file is),
+            ``PermissionError`` (a folder this process may not write in), or ``OSError``
+            (a block device or a socket).
+    """
+    path = Path(path)
+    named = f"{what} {path}" if what else str(path)
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"{named}: cannot write files into it, it is a file, not a folder")
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{named}: cannot create that folder, {existing} is a file, not a folder")
+        writes, needed = "files into it", path
+    else:
+        target = _writable_target(path, named)
+        if target is None:  # a device or a FIFO, written through
+            return path
+        existing = next(p for p in target.parents if p.exists())  # a folder: _writable_target refused files
+        writes, needed = "a file there", target.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        created = "" if existing == needed else f" (so {needed} cannot be created)"
+        raise PermissionError(f"{named}: cannot write {writes}, the folder {existing} is not writable{created}")
+    return path
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from typing import Iterable, Mapping
 import numpy as np
 from PIL import Image
 
-from .atomic import staging_folder, write_image, write_json
+from .atomic import check_writable, staging_folder, write_image, write_json
 from .categories import CategorySet
 from .errors import PanopticFormatError
 from .fields import coco_file_name, coco_image_id
@@ -440,8 +440,7 @@ def write_predictions(json_path: PathLike, png_folder: PathLike | None,
     Returns:
         ``json_path`` as a :class:`~pathlib.Path`.
     """
-    json_path = Path(json_path)
-    png_folder = Path(png_folder) if png_folder is not None else json_path.with_suffix("")
+    json_path, png_folder = _prediction_paths(json_path, png_folder)
     annotations, seen_pngs = [], {}
     with staging_folder(png_folder) as png_stage:
         for image_id, file_name, panoptic in results:
@@ -453,6 +452,32 @@ def write_predictions(json_path: PathLike, png_folder: PathLike | None,
             annotations.append({"image_id": image_id, "file_name": png_name,
                                 "segments_info": [s.to_coco() for s in panoptic.segments]})
     return write_json(json_path, {"annotations": annotations, "categories": categories.to_coco()})
+
+
+def check_predictions_writable(json_path: PathLike, png_folder: PathLike | None = None,
+                               what: str | None = None) -> None:
+    """Check up front that :func:`write_predictions` could write there (:func:`~.atomic.check_writable`).
+
+    Args:
+        json_path, png_folder: as for :func:`write_predictions`.
+        what: names ``json_path`` in errors, e.g. ``"--predictions"``.
+
+    Raises:
+        OSError: the JSON or the PNG folder cannot be written, naming it.
+        ValueError: the JSON and its PNG folder would be one path (a JSON name without extension).
+    """
+    json_path, png_folder = _prediction_paths(json_path, png_folder, what)
+    check_writable(json_path, what)
+    check_writable(png_folder, f"the PNG folder of {what}" if what else "the PNG folder", folder=True)
+
+
+def _prediction_paths(json_path: PathLike, png_folder: PathLike | None, what: str | None = None) -> tuple[Path, Path]:
+    json_path = Path(json_path)
+    png_folder = Path(png_folder) if png_folder is not None else json_path.with_suffix("")
+    if png_folder == json_path:
+        raise ValueError(f"{what + ' ' if what else ''}{json_path}: the predictions JSON and its PNG folder would be "
+                         f"the same path; give the JSON a name ending in .json")
+    return json_path, png_folder
 
 
 def _checked_sample(sample: Sample, categories: CategorySet, seen_ids: set, seen_pngs: dict) -> PanopticSegmentation:
@@ -491,7 +516,7 @@ def _claim(seen_pngs: dict, png_name: str, image_id, source: str) -> None:
 
 
 __all__ = [
-    "PNG_COMPRESS_LEVEL", "CocoPanoptic", "checked_with_statistics", "coco_panoptic_paths", "decode_panoptic_png",
+    "PNG_COMPRESS_LEVEL", "CocoPanoptic", "check_predictions_writable", "checked_with_statistics", "coco_panoptic_paths", "decode_panoptic_png",
     "panoptic_from_annotation", "panoptic_png_name", "png_decoder", "read_image", "read_panoptic_png",
     "write_coco_panoptic", "write_panoptic_png", "write_predictions",
 ]
