@@ -338,12 +338,12 @@ def test_check_writable_refuses_up_front_what_a_write_would_refuse(tmp_path, rea
     read_only(locked)
     refused = [
         (folder, IsADirectoryError, f"--output {folder}: cannot write a file there, it is a folder"),
-        (plain / "r.json", NotADirectoryError, f"--output {plain / 'r.json'}: cannot write a file there, {plain} is a "
-                                               f"file, not a folder"),
-        (locked / "r.json", PermissionError, f"--output {locked / 'r.json'}: cannot write a file there, the folder "
-                                             f"{locked} is not writable"),
-        (locked / "new" / "r.json", PermissionError, f"the folder {locked} is not writable (so {locked / 'new'} "
-                                                     f"cannot be created)"),
+        (plain / "r.json", NotADirectoryError,
+         f"--output {plain / 'r.json'}: cannot write a file there, {plain} is a file, not a folder"),
+        (locked / "r.json", PermissionError,
+         f"--output {locked / 'r.json'}: cannot write a file there, the folder {locked} is not writable"),
+        (locked / "new" / "r.json", PermissionError,
+         f"the folder {locked} is not writable (so {locked / 'new'} cannot be created)"),
     ]
     for path, error, message in refused:
         with pytest.raises(error) as raised:

@@ -213,7 +213,8 @@ def test_an_unwritable_checkpoint_folder_is_refused_before_the_first_step(tmp_pa
         error, message = NotADirectoryError, f"{folder} is a file, not a folder"
     elif where == "last.pt a folder":
         (folder / "last.pt").mkdir(parents=True)
-        error, message = IsADirectoryError, f"checkpoint {folder / 'last.pt'}: cannot write a file there, it is a folder"
+        error = IsADirectoryError
+        message = f"checkpoint {folder / 'last.pt'}: cannot write a file there, it is a folder"
     else:
         folder.mkdir()
         read_only(folder)

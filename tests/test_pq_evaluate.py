@@ -477,8 +477,8 @@ def test_cli_output_onto_a_link_a_device_or_below_a_file(result_set, tmp_path, c
     capsys.readouterr()
     assert panopticlab_main(argv + [str(real / "results.json")]) == 1
     printed = capsys.readouterr().err.strip().splitlines()
-    assert printed == [f"error: --output {real / 'results.json'}: cannot write a file there, {real} is a file, "
-                       f"not a folder"]
+    below = real / "results.json"
+    assert printed == [f"error: --output {below}: cannot write a file there, {real} is a file, not a folder"]
 
 
 @pytest.mark.parametrize("where", ["in a folder to create in a read-only one", "in a read-only folder", "below a file",
@@ -492,10 +492,11 @@ def test_cli_refuses_an_output_it_could_not_write_before_evaluating(result_set, 
     locked.mkdir()
     read_only(locked)
     plain.write_text("x")
+    not_writable = f"cannot write a file there, the folder {locked} is not writable"
     output, reason = {
-        "in a folder to create in a read-only one": (locked / "new" / "r.json", f"cannot write a file there, the folder "
-                                                     f"{locked} is not writable (so {locked / 'new'} cannot be created)"),
-        "in a read-only folder": (locked / "r.json", f"cannot write a file there, the folder {locked} is not writable"),
+        "in a folder to create in a read-only one": (locked / "new" / "r.json",
+                                                     f"{not_writable} (so {locked / 'new'} cannot be created)"),
+        "in a read-only folder": (locked / "r.json", not_writable),
         "below a file": (plain / "r.json", f"cannot write a file there, {plain} is a file, not a folder"),
         "an existing folder": (tmp_path, "cannot write a file there, it is a folder"),
     }[where]

@@ -516,7 +516,7 @@ def _claim(seen_pngs: dict, png_name: str, image_id, source: str) -> None:
 
 
 __all__ = [
-    "PNG_COMPRESS_LEVEL", "CocoPanoptic", "check_predictions_writable", "checked_with_statistics", "coco_panoptic_paths", "decode_panoptic_png",
-    "panoptic_from_annotation", "panoptic_png_name", "png_decoder", "read_image", "read_panoptic_png",
-    "write_coco_panoptic", "write_panoptic_png", "write_predictions",
+    "PNG_COMPRESS_LEVEL", "CocoPanoptic", "check_predictions_writable", "checked_with_statistics",
+    "coco_panoptic_paths", "decode_panoptic_png", "panoptic_from_annotation", "panoptic_png_name", "png_decoder",
+    "read_image", "read_panoptic_png", "write_coco_panoptic", "write_panoptic_png", "write_predictions",
 ]

@@ -42,7 +42,13 @@ from ..metrics.pq import PQAccumulator
 from ..metrics.semantic import confusion_matrix, mean_iou
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
-from .distributed import all_gather_objects, barrier, check_on_main_process, is_main_process, unwrap_model
+from .distributed import (
+    all_gather_objects,
+    barrier,
+    check_on_main_process,
+    is_main_process,
+    unwrap_model,
+)
 from .sampling import make_eval_loader
 from .trainer import Trainer, resolve_device
 
