@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
-from panopticlab.data import PanopticFormatError, id_to_rgb
+from panopticlab.data import PanopticFormatError, PanopticWarning, id_to_rgb
 from panopticlab.data import png as png_module
 from panopticlab.data.coco import (
     png_decoder,
@@ -315,6 +315,12 @@ def break_set(paths, how):
     if how == "annotations not a list":
         edit_json(pred_json, lambda d: d.update(annotations={"0": d["annotations"][0]}))
         return r"pred\.json: the field 'annotations' is missing or not a list"
+    if how == "no ground-truth annotations":
+        edit_json(gt_json, lambda d: d.update(annotations=[]))
+        return r"gt\.json: 'annotations' is empty: there is no ground-truth image to evaluate on"
+    if how == "no prediction annotations":
+        edit_json(pred_json, lambda d: d.update(annotations=[]))
+        return r"pred\.json: 'annotations' is empty: there is no prediction for any of the 12 ground-truth images"
     raise AssertionError(how)
 
 
@@ -342,7 +348,8 @@ DEFECTS = ["image missing from predictions", "image missing from ground truth", 
            "annotation without segments_info"] + (HOSTILE_JSON := [
                "file_name null", "file_name a number", "image_id a list", "image_id a dict", "image_id beyond 64 bits",
                "segment id beyond 64 bits", "category_id beyond 64 bits", "category id beyond 64 bits", "isthing yes",
-               "deeply nested JSON", "a list, not an object", "annotations not a list"])
+               "deeply nested JSON", "a list, not an object", "annotations not a list",
+               "no ground-truth annotations", "no prediction annotations"])
 
 
 @pytest.mark.parametrize("defect", DEFECTS)
@@ -362,6 +369,29 @@ def test_hostile_json_gets_one_line_from_the_command_line(result_set, defect, ca
     assert panopticlab_main(argv) == 1
     printed = capsys.readouterr().err
     assert printed.count("\n") == 1 and re.match(rf"error: .*{message}", printed), printed
+
+
+def test_predictions_without_a_segment_score_as_panopticapi_with_a_warning(result_set, capsys):
+    """Every prediction void: the results are panopticapi's (all missed), and one line says so."""
+    from panopticapi.evaluation import pq_compute as reference
+
+    edit_json(result_set["pred_json"], lambda d: [a.update(segments_info=[]) for a in d["annotations"]])
+    for png in result_set["pred_folder"].glob("*.png"):
+        write_ids(png, np.zeros_like(read_id_png(png)))
+    message = r"pred\.json: the predictions list no segment in any of the 12 images; every ground-truth segment " \
+              r"counts as missed"
+    with pytest.warns(PanopticWarning, match=message):
+        ours = evaluate_folders(**result_set, progress=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        theirs = reference(*(str(result_set[k]) for k in ("gt_json", "pred_json", "gt_folder", "pred_folder")))
+    for group in ("All", "Things", "Stuff"):
+        assert ours[group]["n"] == theirs[group]["n"] > 0 and ours[group]["pq"] == theirs[group]["pq"] == 0.0
+    assert {k: v["pq"] for k, v in ours["per_class"].items()} == {k: v["pq"] for k, v in theirs["per_class"].items()}
+    argv = ["evaluate", "--gt-json", str(result_set["gt_json"]), "--pred-json", str(result_set["pred_json"]),
+            "--workers", "1", "--no-progress"]
+    assert panopticlab_main(argv) == 0
+    printed = capsys.readouterr()
+    assert re.fullmatch(rf"warning: .*{message}\n", printed.err) and format_table(ours) in printed.out
 
 
 @pytest.mark.parametrize("defect", ["prediction category that does not exist", "truncated PNG", "corrupt PNG data"])
