@@ -1,6 +1,7 @@
 """Atomic file writing: complete files or none, old content kept on failure."""
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -371,3 +372,51 @@ def test_check_writable_of_a_folder_of_files(tmp_path, read_only):
         check_writable(locked / "sub", folder=True)
     assert check_writable(tmp_path / "new" / "pngs", folder=True) == tmp_path / "new" / "pngs"
     assert not (tmp_path / "new").exists()
+
+
+STAGE_AND_WAIT = """
+import os, signal, sys
+from panopticlab.data.atomic import staging_folder
+with staging_folder(sys.argv[1]) as stage:
+    (stage / "a.png").write_bytes(b"half a batch")
+    print(stage, flush=True)
+    if sys.argv[2] == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.readline()  # alive until told
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL, and pids tell the living from the dead on POSIX only")
+def test_staging_folders_of_killed_processes_go_with_the_next_batch_those_of_live_ones_stay(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "pngs"
+    killed = subprocess.run([sys.executable, "-c", STAGE_AND_WAIT, str(folder), "die"], capture_output=True, text=True,
+                            check=False)
+    assert killed.returncode == -9
+    dead_stage = folder / os.path.basename(killed.stdout.strip())
+    dead_pid = re.fullmatch(r"\.staging-(\d+)-[a-z0-9_]{8}", dead_stage.name).group(1)
+    assert (dead_stage / "a.png").exists()  # left behind
+    older = folder / ".staging-ab_cd123"  # an older version's name, without the pid
+    older.mkdir()
+    unrelated = [folder / ".staging-notes", folder / f".staging-{dead_pid}-not-ours"]
+    for path in unrelated:
+        path.mkdir()
+    live = subprocess.Popen([sys.executable, "-c", STAGE_AND_WAIT, str(folder), "wait"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        live_stage = folder / os.path.basename(live.stdout.readline().strip())
+        assert live_stage.name.startswith(f".staging-{live.pid}-")
+        with staging_folder(folder) as stage:
+            assert stage.name.startswith(f".staging-{os.getpid()}-")
+            assert not dead_stage.exists()  # removed before the batch: its space is free again
+            assert live_stage.exists() and older.exists()
+            (stage / "b.png").write_bytes(b"a whole batch")
+        assert live_stage.exists() and (live_stage / "a.png").exists()  # another batch, still being written
+        assert not older.exists() and all(path.exists() for path in unrelated)
+        assert (folder / "b.png").read_bytes() == b"a whole batch" and not (folder / "a.png").exists()
+    finally:
+        live.communicate("go on\n", timeout=60)
+    assert live.returncode == 0 and (folder / "a.png").read_bytes() == b"half a batch"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["a.png", "b.png", *(p.name for p in unrelated)])

@@ -204,15 +204,38 @@ def _remove_stale_temporaries(target: Path) -> None:
     except OSError:
         return
     for name in names:
-        middle = name[len(prefix):-len(_TMP_SUFFIX)]
-        pid, dash, rest = middle.partition("-")
-        if dash and pid.isdigit():
-            if not _is_random_part(rest) or _process_alive(int(pid)):
-                continue
-        elif not _is_random_part(middle):
-            continue
-        with suppress(OSError):  # gone already, or not ours to remove
-            os.unlink(target.parent / name)
+        if _left_by_a_dead_writer(name[len(prefix):-len(_TMP_SUFFIX)]):
+            with suppress(OSError):  # gone already, or not ours to remove
+                os.unlink(target.parent / name)
+
+
+def _remove_stale_staging_folders(folder: Path, unnamed_too: bool) -> None:
+    """Remove the staging folders in ``folder`` of :func:`staging_folder` calls whose process is gone.
+
+    They are named ``.staging-<pid>-<random>`` (``.staging-<random>`` by older versions,
+    removed only with ``unnamed_too``, once a new batch has succeeded). One whose pid is a
+    live process (this one included) is kept: it may be another batch still being written.
+    """
+    try:
+        entries = [entry for entry in os.scandir(folder)
+                   if entry.name.startswith(_STAGING_PREFIX) and entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for entry in entries:
+        if _left_by_a_dead_writer(entry.name[len(_STAGING_PREFIX):], unnamed_too):
+            shutil.rmtree(entry.path, ignore_errors=True)  # what cannot be removed stays
+
+
+def _left_by_a_dead_writer(middle: str, unnamed_too: bool = True) -> bool:
+    """Whether a temporary name's ``<pid>-<random>`` part names a process that is gone.
+
+    A bare ``<random>`` part (the names of older versions, without the pid) counts as gone
+    when ``unnamed_too``; anything else is not a name of ours and is left alone.
+    """
+    pid, dash, rest = middle.partition("-")
+    if dash and pid.isdigit():
+        return _is_random_part(rest) and not _process_alive(int(pid))
+    return unnamed_too and _is_random_part(middle)
 
 
 def _is_random_part(text: str) -> bool:
@@ -310,11 +333,18 @@ def staging_folder(folder: PathLike) -> Iterator[Path]:
     the staging folder is removed. When it raises, the staging folder and everything
     in it are removed, ``folder`` is left exactly as it was, and ``folder`` itself is
     removed again if this call created it and it is still empty.
+
+    The staging folder is named ``.staging-<pid>-<random>``. Those of processes that were
+    killed meanwhile (their pid runs no more) are removed when the next call starts, as
+    :func:`atomic_write` removes its stale temporaries; those of live processes are kept.
     """
     folder = Path(folder)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=folder, prefix=_STAGING_PREFIX))
+    # a killed process leaves its staging folder behind, a whole batch of files: free that space first
+    _remove_stale_staging_folders(folder, unnamed_too=False)
+    # the pid in the name tells a batch still being written from one left by a killed process
+    stage = Path(tempfile.mkdtemp(dir=folder, prefix=f"{_STAGING_PREFIX}{os.getpid()}-"))
     try:
         yield stage
         for entry in sorted(os.scandir(stage), key=lambda e: e.name):
@@ -329,6 +359,7 @@ def staging_folder(folder: PathLike) -> Iterator[Path]:
             with suppress(OSError):  # not empty: something else wrote there meanwhile
                 folder.rmdir()
         raise
+    _remove_stale_staging_folders(folder, unnamed_too=True)
 
 
 def _json_default(value: Any) -> Any:
