@@ -1,5 +1,6 @@
 """Shared test helpers."""
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -53,3 +54,31 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """``read_only(folder)`` takes the write permission of ``folder`` away (given back after the test).
+
+    Permissions do not bind root, which these tests may run as: then ``os.access``, which
+    the package asks, is made to answer from the mode bits, as for an unprivileged owner.
+    """
+    made = []
+
+    def make(folder):
+        folder.chmod(0o555)
+        made.append(folder)
+        return folder
+
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        real_access = os.access
+
+        def access(path, mode, *args, **kwargs):
+            if mode & os.W_OK and not os.stat(path).st_mode & stat.S_IWUSR:
+                return False
+            return real_access(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+    yield make
+    for folder in made:
+        folder.chmod(0o755)

@@ -1,14 +1,23 @@
 """Atomic file writing: complete files or none, old content kept on failure."""
 import json
 import os
+import re
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from panopticlab.data import atomic
-from panopticlab.data.atomic import atomic_write, staging_folder, write_image, write_json, write_png
+from panopticlab.data.atomic import (
+    atomic_write,
+    check_writable,
+    staging_folder,
+    write_image,
+    write_json,
+    write_png,
+)
 
 
 class Boom(RuntimeError):
@@ -320,3 +329,94 @@ def test_the_temporary_of_a_failed_write_is_named_for_its_writer_and_removed(tmp
             file.write(b"partial")
             raise Boom()
     assert leftovers(tmp_path) == [] and not target.exists()
+
+
+def test_check_writable_refuses_up_front_what_a_write_would_refuse(tmp_path, read_only):
+    folder, plain, locked = tmp_path / "folder", tmp_path / "plain.txt", tmp_path / "locked"
+    folder.mkdir()
+    locked.mkdir()
+    plain.write_text("x")
+    read_only(locked)
+    refused = [
+        (folder, IsADirectoryError, f"--output {folder}: cannot write a file there, it is a folder"),
+        (plain / "r.json", NotADirectoryError,
+         f"--output {plain / 'r.json'}: cannot write a file there, {plain} is a file, not a folder"),
+        (locked / "r.json", PermissionError,
+         f"--output {locked / 'r.json'}: cannot write a file there, the folder {locked} is not writable"),
+        (locked / "new" / "r.json", PermissionError,
+         f"the folder {locked} is not writable (so {locked / 'new'} cannot be created)"),
+    ]
+    for path, error, message in refused:
+        with pytest.raises(error) as raised:
+            check_writable(path, "--output")
+        assert message in str(raised.value) and "\n" not in str(raised.value)
+    for path in (plain, tmp_path / "new" / "deeper" / "r.json", tmp_path / "r.json", "/dev/null"):
+        assert check_writable(path, "--output") == Path(path)  # a file to replace, folders to create, a device
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "locked", "plain.txt"]  # nothing written
+    assert list(locked.iterdir()) == []
+
+
+def test_check_writable_of_a_folder_of_files(tmp_path, read_only):
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    read_only(locked)
+    with pytest.raises(NotADirectoryError, match=f"pngs {plain}: cannot write files into it, it is a file"):
+        check_writable(plain, "pngs", folder=True)
+    with pytest.raises(NotADirectoryError, match=f"cannot create that folder, {plain} is a file, not a folder"):
+        check_writable(plain / "sub", "pngs", folder=True)
+    with pytest.raises(PermissionError, match=f"{locked}: cannot write files into it, the folder {locked} is not"):
+        check_writable(locked, folder=True)
+    with pytest.raises(PermissionError, match=r"\(so .*locked/sub cannot be created\)"):
+        check_writable(locked / "sub", folder=True)
+    assert check_writable(tmp_path / "new" / "pngs", folder=True) == tmp_path / "new" / "pngs"
+    assert not (tmp_path / "new").exists()
+
+
+STAGE_AND_WAIT = """
+import os, signal, sys
+from panopticlab.data.atomic import staging_folder
+with staging_folder(sys.argv[1]) as stage:
+    (stage / "a.png").write_bytes(b"half a batch")
+    print(stage, flush=True)
+    if sys.argv[2] == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.readline()  # alive until told
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL, and pids tell the living from the dead on POSIX only")
+def test_staging_folders_of_killed_processes_go_with_the_next_batch_those_of_live_ones_stay(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "pngs"
+    killed = subprocess.run([sys.executable, "-c", STAGE_AND_WAIT, str(folder), "die"], capture_output=True, text=True,
+                            check=False)
+    assert killed.returncode == -9
+    dead_stage = folder / os.path.basename(killed.stdout.strip())
+    dead_pid = re.fullmatch(r"\.staging-(\d+)-[a-z0-9_]{8}", dead_stage.name).group(1)
+    assert (dead_stage / "a.png").exists()  # left behind
+    older = folder / ".staging-ab_cd123"  # an older version's name, without the pid
+    older.mkdir()
+    unrelated = [folder / ".staging-notes", folder / f".staging-{dead_pid}-not-ours"]
+    for path in unrelated:
+        path.mkdir()
+    live = subprocess.Popen([sys.executable, "-c", STAGE_AND_WAIT, str(folder), "wait"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        live_stage = folder / os.path.basename(live.stdout.readline().strip())
+        assert live_stage.name.startswith(f".staging-{live.pid}-")
+        with staging_folder(folder) as stage:
+            assert stage.name.startswith(f".staging-{os.getpid()}-")
+            assert not dead_stage.exists()  # removed before the batch: its space is free again
+            assert live_stage.exists() and older.exists()
+            (stage / "b.png").write_bytes(b"a whole batch")
+        assert live_stage.exists() and (live_stage / "a.png").exists()  # another batch, still being written
+        assert not older.exists() and all(path.exists() for path in unrelated)
+        assert (folder / "b.png").read_bytes() == b"a whole batch" and not (folder / "a.png").exists()
+    finally:
+        live.communicate("go on\n", timeout=60)
+    assert live.returncode == 0 and (folder / "a.png").read_bytes() == b"half a batch"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["a.png", "b.png", *(p.name for p in unrelated)])

@@ -24,6 +24,40 @@ def test_categories_coco_round_trip():
         CategorySet.from_coco([{"id": 1, "name": "x"}])
 
 
+GOOD_RECORD = {"id": 3, "name": "ring", "isthing": 1, "color": [1, 2, 3]}
+BAD_RECORDS = [
+    ({"isthing": 2}, r"categories\[1\] \(id 3\): isthing must be 0, 1, true or false, got 2"),
+    ({"isthing": "yes"}, r"categories\[1\] \(id 3\): isthing must be 0, 1, true or false, got 'yes'"),
+    ({"isthing": None}, r"isthing must be 0, 1, true or false, got None"),
+    ({"id": 9.7}, r"categories\[1\]: category id 9\.7 is not an integer \(a float\)"),  # int() read 9
+    ({"id": "1"}, r"categories\[1\]: category id '1' is not an integer \(a str\)"),
+    ({"id": True}, r"categories\[1\]: category id True is not an integer \(a bool\)"),  # int() read 1
+    ({"id": None}, r"categories\[1\]: category id None is not an integer"),
+    ({"id": 2**70}, r"categories\[1\]: category id 1180591620717411303424 is out of range .*\[0, 65535\]"),
+    ({"id": -1}, r"category id -1 is out of range"),
+    ({"name": None}, r"categories\[1\] \(id 3\): name must be a string, got None"),
+    ({"color": 7}, r"categories\[1\] \(id 3\): color must be three integers from 0 to 255, got 7"),
+    ({"color": [1, 2, 300]}, r"color must be three integers from 0 to 255, got \[1, 2, 300\]"),
+    ({"color": [1, 2]}, r"color must be three integers"),
+]
+
+
+@pytest.mark.parametrize("change, pattern", BAD_RECORDS, ids=[repr(c) for c, _ in BAD_RECORDS])
+def test_category_records_with_bad_values_are_refused_by_name(change, pattern):
+    records = [CATS.to_coco()[0], {**GOOD_RECORD, **change}]
+    with pytest.raises(PanopticFormatError, match=pattern):
+        CategorySet.from_coco(records)
+
+
+def test_category_records_accept_json_flags_and_integral_floats():
+    read = CategorySet.from_coco([{**GOOD_RECORD, "isthing": True}, {**GOOD_RECORD, "id": 4.0, "isthing": 0.0},
+                                  {"id": 5, "name": "sky", "isthing": False}])
+    assert read.ids == [3, 4, 5] and read.thing_ids == [3] and read[5].color == (128, 128, 128)
+    assert all(type(c.id) is int and type(c.isthing) is bool for c in read)
+    with pytest.raises(PanopticFormatError, match=r"categories\[0\] is not a JSON object: 3"):
+        CategorySet.from_coco([3])
+
+
 def test_profiles(monkeypatch):
     monkeypatch.delenv("PANOPTICLAB_PROFILE", raising=False)
     assert get_profile().name == "laptop"

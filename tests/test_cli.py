@@ -176,6 +176,64 @@ def test_train_command_refuses_a_model_without_a_recipe_before_training(tmp_path
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("where", ["a read-only folder", "a regular file", "last.pt a folder", "results.json a folder"])
+def test_train_command_refuses_a_run_folder_it_could_not_write_before_training(tmp_path, read_only, monkeypatch,
+                                                                             capsys, where):
+    from panopticlab.commands import train
+
+    monkeypatch.setattr(train, "_train_network", lambda *a, **k: pytest.fail("the training started"))
+    output = tmp_path / "run"
+    if where == "a regular file":
+        output.write_text("x")
+        reason = f"--output {output}: cannot write files into it, it is a file, not a folder"
+    else:
+        output.mkdir()
+        if where == "a read-only folder":
+            read_only(output)
+            reason = f"--output {output}: cannot write files into it, the folder {output} is not writable"
+        else:
+            name = "last.pt" if where == "last.pt a folder" else "results.json"
+            (output / name).mkdir()  # find_checkpoint sees no checkpoint there, the first save would fail
+            reason = f"--output {output / name}: cannot write a file there, it is a folder"
+    for resume in ([], ["--resume"]):
+        assert main(["train", "--model", "pspnet-tiny", "--profile", "ci", "--steps", "2", "--output", str(output),
+                     "--no-progress", "--device", "cpu", *resume]) == 1
+        assert capsys.readouterr().err == f"error: {reason}\n"
+
+
+@pytest.mark.parametrize("where", ["--predictions in a read-only folder", "--predictions below a file",
+                                   "--predictions whose PNG folder is a file", "--predictions without .json",
+                                   "--results-json an existing folder", "--results-json in a read-only folder"])
+def test_evaluate_command_refuses_outputs_it_could_not_write_before_evaluating(tmp_path, read_only, monkeypatch,
+                                                                             capsys, where):
+    from panopticlab.commands import evaluate
+
+    monkeypatch.setattr(evaluate, "trained_model", lambda *a, **k: pytest.fail("the evaluation started"))
+    locked, plain = tmp_path / "locked", tmp_path / "plain"
+    locked.mkdir()
+    read_only(locked)
+    plain.write_text("x")
+    flag, path, reason = {
+        "--predictions in a read-only folder": ("--predictions", locked / "p.json",
+                                                f"cannot write a file there, the folder {locked} is not writable"),
+        "--predictions below a file": ("--predictions", plain / "p.json",
+                                       f"cannot write a file there, {plain} is a file, not a folder"),
+        "--predictions whose PNG folder is a file": ("--predictions", tmp_path / "plain.json",
+                                                     "cannot write files into it, it is a file, not a folder"),
+        "--predictions without .json": ("--predictions", tmp_path / "preds",
+                                        "the predictions JSON and its PNG folder would be the same path"),
+        "--results-json an existing folder": ("--results-json", tmp_path, "cannot write a file there, it is a folder"),
+        "--results-json in a read-only folder": ("--results-json", locked / "r.json",
+                                                 f"cannot write a file there, the folder {locked} is not writable"),
+    }[where]
+    assert main(["evaluate", "--model", "pspnet-tiny", "--pretrained", "--no-progress", flag, str(path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and reason in error and error.count("\n") == 1
+    shown = plain if where == "--predictions whose PNG folder is a file" else path
+    assert str(shown) in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked", "plain"]  # nothing written
+
+
 def test_a_bad_profile_is_named_with_where_it_came_from(tmp_path, monkeypatch, capsys):
     assert main(["train", "--model", "pspnet-tiny", "--profile", "bogus", "--output", str(tmp_path)]) == 1
     assert capsys.readouterr().err == "error: unknown profile 'bogus' (given); choose one of ci, laptop, gpu\n"

@@ -627,12 +627,47 @@ def test_json_inconsistencies_name_the_image(written, edit, pattern):
         CocoPanoptic(**paths)
 
 
+@pytest.mark.parametrize("edit, pattern", [
+    (lambda d: d["images"][1].update(id=[101]), r"images\[1\]: id \[101\] is neither an integer nor a string"),
+    (lambda d: d["images"][0].update(id=2**70), r"images\[0\]: id 1180591620717411303424 is out of range"),
+    (lambda d: d["images"][2].update(file_name=None),
+     r"images\[2\] \(image 102\): file_name must be a non-empty string, got None"),
+    (lambda d: d["annotations"][0].update(image_id={"id": 100}),
+     r"annotations\[0\]: image_id \{'id': 100\} is neither an integer nor a string \(a dict\)"),
+    (lambda d: d["annotations"][1].update(file_name=3),
+     r"annotations\[1\] \(image 101\): file_name must be a non-empty string, got 3"),
+    (lambda d: d["categories"][0].update(isthing=2), r"categories\[0\] \(id 1\): isthing must be 0, 1, true or false"),
+])
+def test_hostile_json_values_name_the_file_and_the_field(written, edit, pattern):
+    _, paths = written
+    edit_json(paths["json_path"], edit)
+    with pytest.raises(PanopticFormatError, match=rf"panoptic_val\.json: {pattern}"):
+        CocoPanoptic(**paths)
+
+
+def test_a_record_read_alone_names_a_bad_file_name_or_segment_id(written):
+    _, paths = written
+    annotation = json.loads(paths["json_path"].read_text())["annotations"][0]
+    with pytest.raises(PanopticFormatError, match=r"annotation of image 100: file_name must be a non-empty string"):
+        panoptic_from_annotation({**annotation, "file_name": None}, paths["png_folder"], CATS)
+    records = [dict(annotation["segments_info"][0], id=2**70), *annotation["segments_info"][1:]]
+    with pytest.raises(PanopticFormatError, match=r"segments_info\[0\]: segment id 1180591620717411303424 is out of "
+                                                  r"range \(it must fit in a signed 64-bit integer\)"):
+        panoptic_from_annotation({**annotation, "segments_info": records}, paths["png_folder"], CATS)
+
+
 def test_broken_or_missing_json(written):
     _, paths = written
     with pytest.raises(PanopticFormatError, match="nope.json: annotation file not found"):
         CocoPanoptic(paths["json_path"].with_name("nope.json"))
     paths["json_path"].write_text('{"images": [')
     with pytest.raises(PanopticFormatError, match="panoptic_val.json: not valid JSON"):
+        CocoPanoptic(**paths)
+    paths["json_path"].write_text("[" * 100_000 + "]" * 100_000)  # valid, but deeper than json's parser goes
+    with pytest.raises(PanopticFormatError, match="panoptic_val.json: cannot read the JSON, .* nested too deeply"):
+        CocoPanoptic(**paths)
+    paths["json_path"].write_text("[]")
+    with pytest.raises(PanopticFormatError, match=r"panoptic_val.json: expected a JSON object with the fields"):
         CocoPanoptic(**paths)
 
 

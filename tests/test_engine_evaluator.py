@@ -232,6 +232,20 @@ def test_ablations_match_panopticapi_and_kept_predictions_rescore_alike(tmp_path
     assert rescored["All"] == evaluation.ablations["semantic_only"]["All"]
 
 
+def test_unwritable_predictions_are_refused_before_the_model_runs(tmp_path, val_samples):
+    class Untouchable(nn.Module):
+        def forward(self, images):
+            raise AssertionError("the model ran")
+
+    (tmp_path / "predictions").write_text("x")  # where the PNGs would go
+    with pytest.raises(NotADirectoryError, match=r"the PNG folder .*predictions: cannot write files into it, it is a "
+                                                 r"file"):
+        evaluate(Untouchable(), val_samples, CATS, predictions_json=tmp_path / "predictions.json", progress=False)
+    with pytest.raises(IsADirectoryError, match=r"cannot write a file there, it is a folder"):
+        evaluate(Untouchable(), val_samples, CATS, predictions_json=tmp_path, predictions_folder=tmp_path / "pngs",
+                 progress=False)
+
+
 def test_an_ablation_needs_the_outputs_it_merges(val_samples):
     model = Oracle(val_samples)  # bare panoptic results: no semantic map, no detections
     with pytest.raises(ValueError, match="semantic_only merge needs a semantic map"):

@@ -205,6 +205,28 @@ def test_checkpoints_need_a_resumable_loader(tmp_path):
     assert len(history.values("loss")) == 3
 
 
+@pytest.mark.parametrize("where", ["last.pt a folder", "a file in place of the folder", "a read-only folder"])
+def test_an_unwritable_checkpoint_folder_is_refused_before_the_first_step(tmp_path, read_only, where):
+    folder = tmp_path / "run"
+    if where == "a file in place of the folder":
+        folder.write_text("x")
+        error, message = NotADirectoryError, f"{folder} is a file, not a folder"
+    elif where == "last.pt a folder":
+        (folder / "last.pt").mkdir(parents=True)
+        error = IsADirectoryError
+        message = f"checkpoint {folder / 'last.pt'}: cannot write a file there, it is a folder"
+    else:
+        folder.mkdir()
+        read_only(folder)
+        error, message = PermissionError, f"the folder {folder} is not writable"
+    model = tiny_model()
+    before = parameters_of(model)
+    with pytest.raises(error, match=message):
+        Trainer(model, make_train_loader(dataset(4), batch_size=2), OptimConfig(), 2, "cpu", checkpoint_dir=folder,
+                progress=False)
+    assert_same_parameters(parameters_of(model), before)
+
+
 def test_mixed_precision_needs_cuda():
     with pytest.raises(ValueError, match="CUDA"):
         Trainer(tiny_model(), make_train_loader(dataset(4), batch_size=2), OptimConfig(), 2, "cpu", amp=True)

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
-from panopticlab.data import PanopticFormatError, id_to_rgb
+from panopticlab.data import PanopticFormatError, PanopticWarning, id_to_rgb
 from panopticlab.data import png as png_module
 from panopticlab.data.coco import (
     png_decoder,
@@ -277,6 +277,50 @@ def break_set(paths, how):
     if how == "annotation without segments_info":
         edit_json(pred_json, lambda d: d["annotations"][2].pop("segments_info"))
         return r"pred\.json: the annotation of image 2 lacks 'segments_info'"
+    if how == "file_name null":
+        edit_json(gt_json, lambda d: d["annotations"][0].update(file_name=None))
+        return r"gt\.json: the annotation of image 0: file_name must be a non-empty string, got None"
+    if how == "file_name a number":
+        edit_json(pred_json, lambda d: d["annotations"][1].update(file_name=7))
+        return r"pred\.json: the annotation of image 1: file_name must be a non-empty string, got 7"
+    if how == "image_id a list":
+        edit_json(gt_json, lambda d: d["annotations"][2].update(image_id=[2]))
+        return r"gt\.json: annotations\[2\]: image_id \[2\] is neither an integer nor a string \(a list\)"
+    if how == "image_id a dict":
+        edit_json(pred_json, lambda d: d["annotations"][0].update(image_id={"id": 0}))
+        return r"pred\.json: annotations\[0\]: image_id \{'id': 0\} is neither an integer nor a string \(a dict\)"
+    if how == "image_id beyond 64 bits":
+        edit_json(gt_json, lambda d: d["annotations"][0].update(image_id=2**70))
+        return r"gt\.json: annotations\[0\]: image_id 1180591620717411303424 is out of range"
+    if how == "segment id beyond 64 bits":
+        edit_json(pred_json, lambda d: first_segments(d)[0].update(id=2**70))
+        return (r"image 0 .*prediction JSON .*pred\.json: segments_info\[0\]: segment id 1180591620717411303424 "
+                r"is out of range \(it must fit in a signed 64-bit integer\)")
+    if how == "category_id beyond 64 bits":
+        edit_json(gt_json, lambda d: first_segments(d)[1].update(category_id=-2**70))
+        return (r"image 0 .*ground truth JSON .*gt\.json: segments_info\[1\]: segment \d+: category_id -\d+ "
+                r"is out of range")
+    if how == "category id beyond 64 bits":
+        edit_json(gt_json, lambda d: d["categories"][0].update(id=2**70))
+        return r"gt\.json: categories\[0\]: category id 1180591620717411303424 is out of range"
+    if how == "isthing yes":
+        edit_json(gt_json, lambda d: d["categories"][2].update(isthing="yes"))
+        return r"gt\.json: categories\[2\] \(id 3\): isthing must be 0, 1, true or false, got 'yes'"
+    if how == "deeply nested JSON":
+        pred_json.write_text('{"annotations": ' + "[" * 100_000 + "]" * 100_000 + "}")
+        return r"pred\.json: cannot read the JSON, its arrays or objects are nested too deeply"
+    if how == "a list, not an object":
+        gt_json.write_text("[]")
+        return r"gt\.json: expected a JSON object with the fields \['annotations', 'categories'\]"
+    if how == "annotations not a list":
+        edit_json(pred_json, lambda d: d.update(annotations={"0": d["annotations"][0]}))
+        return r"pred\.json: the field 'annotations' is missing or not a list"
+    if how == "no ground-truth annotations":
+        edit_json(gt_json, lambda d: d.update(annotations=[]))
+        return r"gt\.json: 'annotations' is empty: there is no ground-truth image to evaluate on"
+    if how == "no prediction annotations":
+        edit_json(pred_json, lambda d: d.update(annotations=[]))
+        return r"pred\.json: 'annotations' is empty: there is no prediction for any of the 12 ground-truth images"
     raise AssertionError(how)
 
 
@@ -301,7 +345,11 @@ DEFECTS = ["image missing from predictions", "image missing from ground truth", 
            "prediction category that does not exist", "duplicate segment id", "malformed segment record",
            "missing PNG", "grey PNG", "truncated PNG", "corrupt PNG data", "PNG with a bad CRC", "not a PNG",
            "invalid JSON", "missing field", "missing folder", "two annotations of one image",
-           "annotation without segments_info"]
+           "annotation without segments_info"] + (HOSTILE_JSON := [
+               "file_name null", "file_name a number", "image_id a list", "image_id a dict", "image_id beyond 64 bits",
+               "segment id beyond 64 bits", "category_id beyond 64 bits", "category id beyond 64 bits", "isthing yes",
+               "deeply nested JSON", "a list, not an object", "annotations not a list",
+               "no ground-truth annotations", "no prediction annotations"])
 
 
 @pytest.mark.parametrize("defect", DEFECTS)
@@ -309,6 +357,41 @@ def test_bad_input_gives_one_clear_error(result_set, defect):
     message = break_set(result_set, defect)
     with pytest.raises(PanopticFormatError, match=message):
         evaluate_folders(**result_set, progress=False)
+
+
+@pytest.mark.parametrize("defect", HOSTILE_JSON)
+def test_hostile_json_gets_one_line_from_the_command_line(result_set, defect, capsys):
+    """Values JSON allows and COCO does not: one line naming the file and the field, exit status 1."""
+    message = break_set(result_set, defect)
+    argv = ["evaluate", "--gt-json", str(result_set["gt_json"]), "--gt-folder", str(result_set["gt_folder"]),
+            "--pred-json", str(result_set["pred_json"]), "--pred-folder", str(result_set["pred_folder"]),
+            "--workers", "1", "--no-progress"]
+    assert panopticlab_main(argv) == 1
+    printed = capsys.readouterr().err
+    assert printed.count("\n") == 1 and re.match(rf"error: .*{message}", printed), printed
+
+
+def test_predictions_without_a_segment_score_as_panopticapi_with_a_warning(result_set, capsys):
+    """Every prediction void: the results are panopticapi's (all missed), and one line says so."""
+    from panopticapi.evaluation import pq_compute as reference
+
+    edit_json(result_set["pred_json"], lambda d: [a.update(segments_info=[]) for a in d["annotations"]])
+    for png in result_set["pred_folder"].glob("*.png"):
+        write_ids(png, np.zeros_like(read_id_png(png)))
+    message = r"pred\.json: the predictions list no segment in any of the 12 images; every ground-truth segment " \
+              r"counts as missed"
+    with pytest.warns(PanopticWarning, match=message):
+        ours = evaluate_folders(**result_set, progress=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        theirs = reference(*(str(result_set[k]) for k in ("gt_json", "pred_json", "gt_folder", "pred_folder")))
+    for group in ("All", "Things", "Stuff"):
+        assert ours[group]["n"] == theirs[group]["n"] > 0 and ours[group]["pq"] == theirs[group]["pq"] == 0.0
+    assert {k: v["pq"] for k, v in ours["per_class"].items()} == {k: v["pq"] for k, v in theirs["per_class"].items()}
+    argv = ["evaluate", "--gt-json", str(result_set["gt_json"]), "--pred-json", str(result_set["pred_json"]),
+            "--workers", "1", "--no-progress"]
+    assert panopticlab_main(argv) == 0
+    printed = capsys.readouterr()
+    assert re.fullmatch(rf"warning: .*{message}\n", printed.err) and format_table(ours) in printed.out
 
 
 @pytest.mark.parametrize("defect", ["prediction category that does not exist", "truncated PNG", "corrupt PNG data"])
@@ -424,4 +507,30 @@ def test_cli_output_onto_a_link_a_device_or_below_a_file(result_set, tmp_path, c
     capsys.readouterr()
     assert panopticlab_main(argv + [str(real / "results.json")]) == 1
     printed = capsys.readouterr().err.strip().splitlines()
-    assert printed == [f"error: {real / 'results.json'}: cannot write a file there, {real} is a file, not a folder"]
+    below = real / "results.json"
+    assert printed == [f"error: --output {below}: cannot write a file there, {real} is a file, not a folder"]
+
+
+@pytest.mark.parametrize("where", ["in a folder to create in a read-only one", "in a read-only folder", "below a file",
+                                   "an existing folder"])
+def test_cli_refuses_an_output_it_could_not_write_before_evaluating(result_set, tmp_path, read_only, monkeypatch,
+                                                                     capsys, where):
+    from panopticlab.metrics import evaluate as module
+
+    monkeypatch.setattr(module, "evaluate_folders", lambda *a, **k: pytest.fail("the evaluation started"))
+    locked, plain = tmp_path / "locked", tmp_path / "f"
+    locked.mkdir()
+    read_only(locked)
+    plain.write_text("x")
+    not_writable = f"cannot write a file there, the folder {locked} is not writable"
+    output, reason = {
+        "in a folder to create in a read-only one": (locked / "new" / "r.json",
+                                                     f"{not_writable} (so {locked / 'new'} cannot be created)"),
+        "in a read-only folder": (locked / "r.json", not_writable),
+        "below a file": (plain / "r.json", f"cannot write a file there, {plain} is a file, not a folder"),
+        "an existing folder": (tmp_path, "cannot write a file there, it is a folder"),
+    }[where]
+    argv = ["evaluate", "--gt-json", str(result_set["gt_json"]), "--pred-json", str(result_set["pred_json"]),
+            "--no-progress", "--output", str(output)]
+    assert panopticlab_main(argv) == 1
+    assert capsys.readouterr().err == f"error: --output {output}: {reason}\n"

@@ -16,12 +16,14 @@ and the folder form of ``evaluate`` never import torch, so they start at once.
 ``benchmarks/cli_start.py`` measures it.
 
 Bad input ends a command with one line on stderr (``error: ...``) and exit status 1;
-argparse's own usage errors exit with 2.
+argparse's own usage errors exit with 2. Suspicious input (predictions without a single
+segment) gets one line on stderr (``warning: ...``) and the command goes on.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from . import book, data, evaluate, models, train
 from .common import CommandError
@@ -48,13 +50,27 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (CommandError, PanopticFormatError, ProfileError, ValueError, OSError)
 
 
+def _one_line_warnings(show):
+    """``warnings.showwarning`` that prints the package's own warnings as ``warning: ...``, one line each."""
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        from ..data.errors import PanopticWarning
+
+        if issubclass(category, PanopticWarning):
+            print(f"warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except _user_errors() as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings():  # puts showwarning back on the way out
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        try:
+            return args.func(args)
+        except _user_errors() as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -79,9 +79,12 @@ def run_file_evaluation(args: argparse.Namespace) -> int:
     """Score prediction files as panopticapi's ``pq_compute`` does; print (and save) the results."""
     if not args.gt_json or not args.pred_json:
         raise CommandError("give both --gt-json and --pred-json (or --model NAME to evaluate a trained model)")
+    from ..data.atomic import check_writable
     from ..metrics.evaluate import available_cpus, evaluate_folders
     from ..metrics.report import format_by_size, format_per_class, format_pq_dagger, format_table, save_results
 
+    if args.output:
+        check_writable(args.output, "--output")  # now, not after the evaluation
     results = evaluate_folders(args.gt_json, args.pred_json, args.gt_folder, args.pred_folder,
                                workers=available_cpus() if args.workers is None else args.workers,
                                iou_threshold=args.iou_threshold, progress=not args.no_progress)
@@ -179,13 +182,19 @@ def run_model_evaluation(args: argparse.Namespace) -> int:
     """Score ``args.model`` with trained weights on the synthetic validation split; print the results."""
     if args.image_size < 16:
         raise CommandError(f"--image-size must be at least 16 px, got {args.image_size}")
-    from ..data.atomic import write_json
+    from ..data.atomic import check_writable, write_json
+    from ..data.coco import check_predictions_writable
     from ..data.synthetic import SYNTHETIC_CATEGORIES
     from ..engine.evaluator import evaluate
     from ..engine.recipes import val_data
     from ..models import zoo
 
     row = zoo.spec(args.model)
+    # the outputs are checked now: an unwritable path must not cost a model's evaluation
+    if args.predictions:
+        check_predictions_writable(args.predictions, what="--predictions")
+    if args.results_json:
+        check_writable(args.results_json, "--results-json")
     device = resolve_device(args.device)
     model = trained_model(args.model, args.checkpoint, args.pretrained).to(device)
     samples = val_data(size=args.image_size, num=args.num_images, seed=args.val_seed)

@@ -56,6 +56,19 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
     return model
 
 
+def _check_run_folder(output: Path, folders) -> None:
+    """Refuse, before any training, a run folder whose files could not be written after it."""
+    from ..data.atomic import check_writable
+    from ..engine.checkpoint import CHECKPOINT_NAME
+
+    check_writable(output, "--output", folder=True)
+    for folder in folders:
+        check_writable(folder, "--output", folder=True)
+        for name in (CHECKPOINT_NAME, "recipe.json", "history.json"):
+            check_writable(folder / name, "--output")
+    check_writable(output / "results.json", "--output")
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train ``args.model`` with its recipe, save checkpoints and history, print its validation scores."""
     from ..data.atomic import write_json
@@ -75,6 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
     for name in names:
         zoo.spec(name).recipe(profile, args.steps)  # a model without a recipe fails here, before any training
     folders = {name: output / name if row.components else output for name in names}
+    _check_run_folder(output, folders.values())
     if not args.resume:
         existing = [str(find_checkpoint(f)) for f in folders.values() if find_checkpoint(f) is not None]
         if existing:

@@ -1,6 +1,6 @@
 """Panoptic data: categories, the one panoptic representation, file formats, the built-in dataset."""
 from .categories import Category, CategorySet
-from .errors import PanopticFormatError
+from .errors import PanopticFormatError, PanopticWarning
 from .panoptic import (
     VOID,
     PanopticSegmentation,

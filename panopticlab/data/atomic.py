@@ -10,7 +10,9 @@ one, and an exception (or Ctrl-C) while writing leaves the old file untouched.
 together (the PNGs of a dataset split): they are written into a hidden folder and
 moved into place only when the whole batch succeeded.
 
-:func:`write_png` and :func:`write_image` encode images this way.
+:func:`write_png` and :func:`write_image` encode images this way, and
+:func:`check_writable` tells up front, before any long work, whether a path could be
+written at all.
 """
 from __future__ import annotations
 
@@ -96,8 +98,10 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
 _TMP_SUFFIX = ".tmp"
 
 
-def _writable_target(path: Path) -> Path | None:
+def _writable_target(path: Path, named: str | None = None) -> Path | None:
     """The regular file (existing or not) that ``atomic_write(path)`` replaces; ``None``: write through.
+
+    ``named`` is how errors name ``path`` (default: ``path`` itself).
 
     Raises:
         OSError: ``path`` is a folder, a block device or a socket, or lies below a file.
@@ -114,7 +118,7 @@ def _writable_target(path: Path) -> Path | None:
         what = "a folder" if stat.S_ISDIR(mode) else "a block device" if stat.S_ISBLK(mode) \
             else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
         error = IsADirectoryError if stat.S_ISDIR(mode) else OSError
-        raise error(f"{path}: cannot write a file there, it is {what}")
+        raise error(f"{named or path}: cannot write a file there, it is {what}")
     if not path.is_symlink():
         target = path
     elif mode is not None and os.name == "posix" and any(
@@ -125,9 +129,54 @@ def _writable_target(path: Path) -> Path | None:
     for parent in target.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise NotADirectoryError(f"{path}: cannot write a file there, {parent} is a file, not a folder")
+                raise NotADirectoryError(f"{named or path}: cannot write a file there, {parent} is a file, "
+                                         f"not a folder")
             break
     return target
+
+
+def check_writable(path: PathLike, what: str | None = None, *, folder: bool = False) -> Path:
+    """Check now that ``path`` could be written later: before an hour of work, not after it.
+
+    For a file (``folder=False``) the checks are those :func:`atomic_write` makes, plus
+    one it can only make when it tries: that the folder the file goes into (or the
+    nearest existing folder above it, if it has to be created) is writable. For a
+    folder of files (``folder=True``, e.g. a :func:`staging_folder`'s destination),
+    ``path`` must be a folder or absent, and be writable or creatable. Nothing is written.
+
+    Args:
+        path: the file or folder.
+        what: names the path in errors, e.g. ``"--output"``: ``"--output runs/r.json: ..."``.
+        folder: ``path`` is a folder to write files into.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OSError: naming ``path``: ``IsADirectoryError`` (a file is to go where a folder is),
+            ``NotADirectoryError`` (a path below a file, or a folder where a file is),
+            ``PermissionError`` (a folder this process may not write in), or ``OSError``
+            (a block device or a socket).
+    """
+    path = Path(path)
+    named = f"{what} {path}" if what else str(path)
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"{named}: cannot write files into it, it is a file, not a folder")
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{named}: cannot create that folder, {existing} is a file, not a folder")
+        writes, needed = "files into it", path
+    else:
+        target = _writable_target(path, named)
+        if target is None:  # a device or a FIFO, written through
+            return path
+        existing = next(p for p in target.parents if p.exists())  # a folder: _writable_target refused files
+        writes, needed = "a file there", target.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        created = "" if existing == needed else f" (so {needed} cannot be created)"
+        raise PermissionError(f"{named}: cannot write {writes}, the folder {existing} is not writable{created}")
+    return path
 
 
 @contextmanager
@@ -155,15 +204,38 @@ def _remove_stale_temporaries(target: Path) -> None:
     except OSError:
         return
     for name in names:
-        middle = name[len(prefix):-len(_TMP_SUFFIX)]
-        pid, dash, rest = middle.partition("-")
-        if dash and pid.isdigit():
-            if not _is_random_part(rest) or _process_alive(int(pid)):
-                continue
-        elif not _is_random_part(middle):
-            continue
-        with suppress(OSError):  # gone already, or not ours to remove
-            os.unlink(target.parent / name)
+        if _left_by_a_dead_writer(name[len(prefix):-len(_TMP_SUFFIX)]):
+            with suppress(OSError):  # gone already, or not ours to remove
+                os.unlink(target.parent / name)
+
+
+def _remove_stale_staging_folders(folder: Path, unnamed_too: bool) -> None:
+    """Remove the staging folders in ``folder`` of :func:`staging_folder` calls whose process is gone.
+
+    They are named ``.staging-<pid>-<random>`` (``.staging-<random>`` by older versions,
+    removed only with ``unnamed_too``, once a new batch has succeeded). One whose pid is a
+    live process (this one included) is kept: it may be another batch still being written.
+    """
+    try:
+        entries = [entry for entry in os.scandir(folder)
+                   if entry.name.startswith(_STAGING_PREFIX) and entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for entry in entries:
+        if _left_by_a_dead_writer(entry.name[len(_STAGING_PREFIX):], unnamed_too):
+            shutil.rmtree(entry.path, ignore_errors=True)  # what cannot be removed stays
+
+
+def _left_by_a_dead_writer(middle: str, unnamed_too: bool = True) -> bool:
+    """Whether a temporary name's ``<pid>-<random>`` part names a process that is gone.
+
+    A bare ``<random>`` part (the names of older versions, without the pid) counts as gone
+    when ``unnamed_too``; anything else is not a name of ours and is left alone.
+    """
+    pid, dash, rest = middle.partition("-")
+    if dash and pid.isdigit():
+        return _is_random_part(rest) and not _process_alive(int(pid))
+    return unnamed_too and _is_random_part(middle)
 
 
 def _is_random_part(text: str) -> bool:
@@ -261,11 +333,18 @@ def staging_folder(folder: PathLike) -> Iterator[Path]:
     the staging folder is removed. When it raises, the staging folder and everything
     in it are removed, ``folder`` is left exactly as it was, and ``folder`` itself is
     removed again if this call created it and it is still empty.
+
+    The staging folder is named ``.staging-<pid>-<random>``. Those of processes that were
+    killed meanwhile (their pid runs no more) are removed when the next call starts, as
+    :func:`atomic_write` removes its stale temporaries; those of live processes are kept.
     """
     folder = Path(folder)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=folder, prefix=_STAGING_PREFIX))
+    # a killed process leaves its staging folder behind, a whole batch of files: free that space first
+    _remove_stale_staging_folders(folder, unnamed_too=False)
+    # the pid in the name tells a batch still being written from one left by a killed process
+    stage = Path(tempfile.mkdtemp(dir=folder, prefix=f"{_STAGING_PREFIX}{os.getpid()}-"))
     try:
         yield stage
         for entry in sorted(os.scandir(stage), key=lambda e: e.name):
@@ -280,6 +359,7 @@ def staging_folder(folder: PathLike) -> Iterator[Path]:
             with suppress(OSError):  # not empty: something else wrote there meanwhile
                 folder.rmdir()
         raise
+    _remove_stale_staging_folders(folder, unnamed_too=True)
 
 
 def _json_default(value: Any) -> Any:

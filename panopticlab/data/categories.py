@@ -9,14 +9,19 @@ that a network's output channels use.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from .errors import PanopticFormatError
+from .fields import coco_flag, coco_integer
 
 #: The label of "no category" in every per-pixel class map of the package (semantic maps,
 #: semantic targets, train-id lookups): the ignore label of the losses and the void of
 #: the merges. 255 is the convention of COCO's and Cityscapes' tooling.
 VOID_LABEL = 255
+#: The largest category id a COCO file may use: lookup tables are indexed by category id
+#: (:meth:`CategorySet.id_to_train_id_lut`), and this keeps them below 512 KiB. COCO's ids
+#: end at 200, LVIS's at 1203.
+MAX_CATEGORY_ID = 2**16 - 1
 
 
 @dataclass(frozen=True)
@@ -40,12 +45,36 @@ class Category:
                 "isthing": int(self.isthing), "color": list(self.color)}
 
     @classmethod
-    def from_coco(cls, record: dict) -> "Category":
+    def from_coco(cls, record: Mapping, where: str = "category record") -> "Category":
+        """From a COCO ``categories`` record; ``where`` names it in errors (``"categories[3]"``).
+
+        Raises:
+            PanopticFormatError: ``"{where} (id 3): ..."`` for a record that is not an object
+                or lacks ``id``, ``name`` or ``isthing``; an ``id`` that is not an integer
+                from 0 to :data:`MAX_CATEGORY_ID` (:func:`~panopticlab.data.fields.coco_integer`:
+                9.7, ``"1"``, ``true`` and ``null`` are refused, not rounded or read as 1); an
+                ``isthing`` other than 0, 1, ``true`` or ``false``; a ``name`` that is not a
+                string; a ``color`` that is not three integers from 0 to 255.
+        """
+        if not isinstance(record, Mapping):
+            raise PanopticFormatError(f"{where} is not a JSON object: {record!r}")
+        for key in ("id", "name", "isthing"):
+            if key not in record:
+                raise PanopticFormatError(f"{where} {dict(record)!r} lacks the field {key!r}")
+        category_id = coco_integer(record["id"], f"{where}: category id", 0, MAX_CATEGORY_ID)
+        where = f"{where} (id {category_id})"
+        isthing = coco_flag(record["isthing"], f"{where}: isthing")
+        if not isinstance(record["name"], str):
+            raise PanopticFormatError(f"{where}: name must be a string, got {record['name']!r}")
+        color = record.get("color", (128, 128, 128))
         try:
-            return cls(id=int(record["id"]), name=str(record["name"]), isthing=bool(record["isthing"]),
-                       color=tuple(int(c) for c in record.get("color", (128, 128, 128))))
-        except KeyError as err:
-            raise PanopticFormatError(f"category record {record!r} lacks the field {err}") from None
+            channels = tuple(coco_integer(c, "color", 0, 255) for c in color) if isinstance(color, (list, tuple)) \
+                else ()
+        except PanopticFormatError:
+            channels = ()
+        if len(channels) != 3:
+            raise PanopticFormatError(f"{where}: color must be three integers from 0 to 255, got {color!r}")
+        return cls(id=category_id, name=record["name"], isthing=isthing, color=channels)
 
 
 @dataclass(frozen=True)
@@ -126,4 +155,5 @@ class CategorySet:
 
     @classmethod
     def from_coco(cls, records: Sequence[dict]) -> "CategorySet":
-        return cls(Category.from_coco(r) for r in records)
+        """From a COCO ``categories`` list; errors name the record by its position (``categories[3]``)."""
+        return cls(Category.from_coco(r, f"categories[{k}]") for k, r in enumerate(records))

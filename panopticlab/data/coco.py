@@ -23,9 +23,10 @@ from typing import Iterable, Mapping
 import numpy as np
 from PIL import Image
 
-from .atomic import staging_folder, write_image, write_json
+from .atomic import check_writable, staging_folder, write_image, write_json
 from .categories import CategorySet
 from .errors import PanopticFormatError
+from .fields import coco_file_name, coco_image_id
 from .panoptic import MAX_SEGMENT_ID, PanopticSegmentation, Segment
 from .png import decode_panoptic_png, png_decoder
 from .sample import Sample
@@ -164,7 +165,8 @@ def panoptic_from_annotation(annotation: Mapping, png_folder: PathLike, categori
     for key in ("file_name", "segments_info"):
         if key not in annotation:
             raise PanopticFormatError(f"the annotation of image {image_id!r} lacks the field {key!r}")
-    png_path = Path(png_folder) / annotation["file_name"]
+    png_path = Path(png_folder) / coco_file_name(annotation["file_name"],
+                                                 f"the annotation of image {image_id!r}: file_name")
     source = f"{png_path} (image {image_id!r})"
     records = annotation["segments_info"]
     if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
@@ -325,6 +327,9 @@ def read_json(path: PathLike, required: tuple[str, ...], what: str = "JSON file"
             data = json.load(file)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PanopticFormatError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:  # valid, but nested deeper than Python's parser goes
+        raise PanopticFormatError(f"{path}: cannot read the JSON, its arrays or objects are nested too deeply "
+                                  f"(a COCO panoptic file nests 4 levels)") from None
     if not isinstance(data, dict):
         raise PanopticFormatError(f"{path}: expected a JSON object with the fields {list(required)}")
     for key in required:
@@ -338,9 +343,11 @@ def _index_image_records(images: list, json_path: Path) -> dict:
     for position, record in enumerate(images):
         if not isinstance(record, dict) or "id" not in record or "file_name" not in record:
             raise PanopticFormatError(f"{json_path}: images[{position}] lacks an 'id' or a 'file_name'")
-        if record["id"] in index_of:
-            raise PanopticFormatError(f"{json_path}: image id {record['id']!r} appears twice in 'images'")
-        index_of[record["id"]] = position
+        image_id = coco_image_id(record["id"], f"{json_path}: images[{position}]: id")
+        coco_file_name(record["file_name"], f"{json_path}: images[{position}] (image {image_id!r}): file_name")
+        if image_id in index_of:
+            raise PanopticFormatError(f"{json_path}: image id {image_id!r} appears twice in 'images'")
+        index_of[image_id] = position
     return index_of
 
 
@@ -350,12 +357,15 @@ def _align_annotations(annotations: list, index_of: dict, json_path: Path) -> li
     for position, annotation in enumerate(annotations):
         if not isinstance(annotation, dict) or "image_id" not in annotation:
             raise PanopticFormatError(f"{json_path}: annotations[{position}] lacks an 'image_id'")
-        image_id = annotation["image_id"]
+        image_id = coco_image_id(annotation["image_id"], f"{json_path}: annotations[{position}]: image_id")
         if image_id not in index_of:
             raise PanopticFormatError(f"{json_path}: there is an annotation for image id {image_id!r} "
                                       f"but no image record with that id")
         if aligned[index_of[image_id]] is not None:
             raise PanopticFormatError(f"{json_path}: image id {image_id!r} has more than one annotation")
+        if "file_name" in annotation:
+            coco_file_name(annotation["file_name"],
+                           f"{json_path}: annotations[{position}] (image {image_id!r}): file_name")
         aligned[index_of[image_id]] = annotation
     missing = [image_id for image_id, position in index_of.items() if aligned[position] is None]
     if missing:
@@ -430,8 +440,7 @@ def write_predictions(json_path: PathLike, png_folder: PathLike | None,
     Returns:
         ``json_path`` as a :class:`~pathlib.Path`.
     """
-    json_path = Path(json_path)
-    png_folder = Path(png_folder) if png_folder is not None else json_path.with_suffix("")
+    json_path, png_folder = _prediction_paths(json_path, png_folder)
     annotations, seen_pngs = [], {}
     with staging_folder(png_folder) as png_stage:
         for image_id, file_name, panoptic in results:
@@ -443,6 +452,32 @@ def write_predictions(json_path: PathLike, png_folder: PathLike | None,
             annotations.append({"image_id": image_id, "file_name": png_name,
                                 "segments_info": [s.to_coco() for s in panoptic.segments]})
     return write_json(json_path, {"annotations": annotations, "categories": categories.to_coco()})
+
+
+def check_predictions_writable(json_path: PathLike, png_folder: PathLike | None = None,
+                               what: str | None = None) -> None:
+    """Check up front that :func:`write_predictions` could write there (:func:`~.atomic.check_writable`).
+
+    Args:
+        json_path, png_folder: as for :func:`write_predictions`.
+        what: names ``json_path`` in errors, e.g. ``"--predictions"``.
+
+    Raises:
+        OSError: the JSON or the PNG folder cannot be written, naming it.
+        ValueError: the JSON and its PNG folder would be one path (a JSON name without extension).
+    """
+    json_path, png_folder = _prediction_paths(json_path, png_folder, what)
+    check_writable(json_path, what)
+    check_writable(png_folder, f"the PNG folder of {what}" if what else "the PNG folder", folder=True)
+
+
+def _prediction_paths(json_path: PathLike, png_folder: PathLike | None, what: str | None = None) -> tuple[Path, Path]:
+    json_path = Path(json_path)
+    png_folder = Path(png_folder) if png_folder is not None else json_path.with_suffix("")
+    if png_folder == json_path:
+        raise ValueError(f"{what + ' ' if what else ''}{json_path}: the predictions JSON and its PNG folder would be "
+                         f"the same path; give the JSON a name ending in .json")
+    return json_path, png_folder
 
 
 def _checked_sample(sample: Sample, categories: CategorySet, seen_ids: set, seen_pngs: dict) -> PanopticSegmentation:
@@ -481,7 +516,7 @@ def _claim(seen_pngs: dict, png_name: str, image_id, source: str) -> None:
 
 
 __all__ = [
-    "PNG_COMPRESS_LEVEL", "CocoPanoptic", "checked_with_statistics", "coco_panoptic_paths", "decode_panoptic_png",
-    "panoptic_from_annotation", "panoptic_png_name", "png_decoder", "read_image", "read_panoptic_png",
-    "write_coco_panoptic", "write_panoptic_png", "write_predictions",
+    "PNG_COMPRESS_LEVEL", "CocoPanoptic", "check_predictions_writable", "checked_with_statistics",
+    "coco_panoptic_paths", "decode_panoptic_png", "panoptic_from_annotation", "panoptic_png_name", "png_decoder",
+    "read_image", "read_panoptic_png", "write_coco_panoptic", "write_panoptic_png", "write_predictions",
 ]

@@ -22,28 +22,10 @@ import numpy as np
 
 from .categories import VOID_LABEL, CategorySet
 from .errors import PanopticFormatError
+from .fields import coco_integer
 
 VOID = 0
 MAX_SEGMENT_ID = 256**3 - 1  # the largest id an RGB PNG can hold
-
-
-def coco_integer(value, what: str) -> int:
-    """A COCO integer field's value as an ``int``; ``what`` names it in errors (``"segment id"``).
-
-    JSON has a single number type, so a float with an integral value (``9.0``) is the integer
-    it equals, as in panopticapi, whose lookups treat ``9.0`` and ``9`` alike. Anything
-    else is refused rather than rounded: ``int(9.7)`` would silently read segment 9.
-
-    Raises:
-        PanopticFormatError: ``"{what} {value!r} is not an integer (a float)"`` for other
-            floats, strings (``"9"``, which panopticapi does not match to segment 9 either),
-            booleans, ``None`` and the rest.
-    """
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return int(value)
-    raise PanopticFormatError(f"{what} {value!r} is not an integer (a {type(value).__name__})")
 
 
 def crowd_flag(value) -> int:

@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 __all__ = [
     "DistributedContext", "init_distributed", "destroy_distributed", "is_distributed", "get_rank",
     "get_world_size", "is_main_process", "barrier", "wrap_model", "unwrap_model", "all_reduce_mean",
-    "all_gather_objects", "spawn",
+    "all_gather_objects", "check_on_main_process", "spawn",
 ]
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -153,6 +153,24 @@ def all_gather_objects(obj: Any) -> list[Any]:
     gathered = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def check_on_main_process(check: Callable[[], Any], errors: tuple[type[BaseException], ...] = (OSError, ValueError)
+                          ) -> None:
+    """Run ``check()`` on rank 0 (e.g. that a path it will write is writable) and raise its error everywhere.
+
+    Every process raises the error rank 0 met (one of ``errors``), so that none is left
+    waiting for rank 0 at a collective. Running alone, this is ``check()``.
+    """
+    problem = None
+    if is_main_process():
+        try:
+            check()
+        except errors as error:
+            problem = error
+    problem = all_gather_objects(problem)[0]
+    if problem is not None:
+        raise problem
 
 
 def free_port() -> int:

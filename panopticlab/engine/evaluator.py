@@ -42,7 +42,13 @@ from ..metrics.pq import PQAccumulator
 from ..metrics.semantic import confusion_matrix, mean_iou
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
-from .distributed import all_gather_objects, barrier, is_main_process, unwrap_model
+from .distributed import (
+    all_gather_objects,
+    barrier,
+    check_on_main_process,
+    is_main_process,
+    unwrap_model,
+)
 from .sampling import make_eval_loader
 from .trainer import Trainer, resolve_device
 
@@ -213,9 +219,15 @@ def evaluate(model: nn.Module, data: Any, categories: CategorySet, device: str |
         progress: show a progress bar (rank 0).
 
     Raises:
+        OSError: ``predictions_json`` or its folder cannot be written (checked before the
+            model runs; :func:`~panopticlab.data.coco.check_predictions_writable`).
         ValueError: a prediction and its ground truth differ in size (names the image),
             or an ablation needs an output the predictions lack.
     """
+    if predictions_json is not None:  # before the model runs, not after
+        from ..data.coco import check_predictions_writable
+
+        check_on_main_process(lambda: check_predictions_writable(predictions_json, predictions_folder))
     loader = as_loader(data, categories, batch_size)
     merge = getattr(unwrap_model(model), "merge_config", MergeConfig())
     accumulator = PQAccumulator(categories, iou_threshold)

@@ -29,12 +29,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..data.atomic import check_writable
 from ..profiles import seed_everything
 from .checkpoint import CHECKPOINT_NAME, capture_rng_state, find_checkpoint, load_checkpoint, restore_rng_state, \
     save_checkpoint
 from .config import OptimConfig
-from .distributed import all_gather_objects, all_reduce_mean, barrier, get_rank, get_world_size, \
-    is_main_process, wrap_model
+from .distributed import all_gather_objects, all_reduce_mean, barrier, check_on_main_process, get_rank, \
+    get_world_size, is_main_process, wrap_model
 from .history import History
 from .optim import build_optimizer, build_scheduler
 from .sampling import ResumableSampler
@@ -91,6 +92,9 @@ class Trainer:
         steps: optimiser steps of the whole run (the schedule's length).
         device: default CUDA when present, else the CPU.
         checkpoint_dir: folder of the run's checkpoint (``last.pt``); ``None``: no checkpoints.
+            Checked at once (:func:`~panopticlab.data.atomic.check_writable`): a read-only
+            folder, a file in its place or a folder named ``last.pt`` is an ``OSError`` here,
+            not after the first ``checkpoint_every`` steps.
         checkpoint_every: save every this many steps; the last step is always saved.
         grad_clip: clip the global gradient norm to this value (and log it as ``grad_norm``).
         amp: mixed precision (float16 autocast + gradient scaling); default on CUDA only.
@@ -133,6 +137,8 @@ class Trainer:
         if self.checkpoint_dir is not None and self.sampler is None:
             raise ValueError("checkpoints need a resumable data order: build the loader with "
                              "panopticlab.engine.make_train_loader (its sampler is a ResumableSampler)")
+        if self.checkpoint_dir is not None:  # now, not at the first save after some training
+            check_on_main_process(lambda: check_writable(self.checkpoint_dir / CHECKPOINT_NAME, "checkpoint"))
         self.checkpoint_every = int(checkpoint_every)
         self.grad_clip = grad_clip
         self.loss_weights = dict(loss_weights or {})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import numpy as np
 
 from ..data.categories import CategorySet
 from ..data.coco import read_json, read_panoptic_png
-from ..data.errors import PanopticFormatError
+from ..data.errors import PanopticFormatError, PanopticWarning
+from ..data.fields import coco_file_name, coco_image_id
 from ..data.png import png_decoder
 from .overlap import SegmentTable
 
@@ -95,14 +97,16 @@ class ImageJob:
 
 
 def _annotations_by_image(annotations: list, json_path: Path) -> dict:
+    """The annotation records by image id; the ids and file names checked (:mod:`~panopticlab.data.fields`)."""
     by_image = {}
     for position, annotation in enumerate(annotations):
         if not isinstance(annotation, dict) or "image_id" not in annotation:
             raise PanopticFormatError(f"{json_path}: annotations[{position}] lacks an 'image_id'")
-        image_id = annotation["image_id"]
+        image_id = coco_image_id(annotation["image_id"], f"{json_path}: annotations[{position}]: image_id")
         for key in ("file_name", "segments_info"):
             if key not in annotation:
                 raise PanopticFormatError(f"{json_path}: the annotation of image {image_id!r} lacks {key!r}")
+        coco_file_name(annotation["file_name"], f"{json_path}: the annotation of image {image_id!r}: file_name")
         if not isinstance(annotation["segments_info"], list):
             raise PanopticFormatError(f"{json_path}: segments_info of image {image_id!r} is not a list")
         if image_id in by_image:
@@ -130,7 +134,12 @@ def load_result_set(gt_json: PathLike, pred_json: PathLike, gt_folder: PathLike 
 
     Raises:
         PanopticFormatError: unreadable JSON, missing fields, a missing folder, duplicate
-            image ids, or images present in one set and not the other (naming them).
+            image ids, an empty ``annotations`` list, or images present in one set and not
+            the other (naming them).
+
+    Warns:
+        PanopticWarning: the predictions list no segment at all (every PNG void): the
+            results are those panopticapi computes, every ground-truth segment missed.
     """
     gt_json, pred_json = Path(gt_json), Path(pred_json)
     gt_folder = Path(gt_folder) if gt_folder is not None else gt_json.with_suffix("")
@@ -145,7 +154,12 @@ def load_result_set(gt_json: PathLike, pred_json: PathLike, gt_folder: PathLike 
     except PanopticFormatError as err:
         raise PanopticFormatError(f"{gt_json}: {err}") from None
 
+    if not gt_data["annotations"]:  # panopticapi would divide by zero
+        raise PanopticFormatError(f"{gt_json}: 'annotations' is empty: there is no ground-truth image to evaluate on")
     gt_by_image = _annotations_by_image(gt_data["annotations"], gt_json)
+    if not pred_data["annotations"]:
+        raise PanopticFormatError(f"{pred_json}: 'annotations' is empty: there is no prediction for any of the "
+                                  f"{len(gt_by_image)} ground-truth images")
     pred_by_image = _annotations_by_image(pred_data["annotations"], pred_json)
     missing = [i for i in gt_by_image if i not in pred_by_image]
     if missing:
@@ -157,4 +171,7 @@ def load_result_set(gt_json: PathLike, pred_json: PathLike, gt_folder: PathLike 
                      pred_folder / pred_by_image[image_id]["file_name"], pred_by_image[image_id]["segments_info"],
                      gt_json, pred_json)
             for image_id, gt in gt_by_image.items()]
+    if not any(job.pred_segments for job in jobs):  # scored as panopticapi scores it, but said
+        warnings.warn(PanopticWarning(f"{pred_json}: the predictions list no segment in any of the {len(jobs)} "
+                                      f"images; every ground-truth segment counts as missed"), stacklevel=3)
     return categories, jobs

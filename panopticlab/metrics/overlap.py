@@ -86,12 +86,13 @@ class SegmentTable:
             ids = [r["id"] for r in records]
             category_ids = [r["category_id"] for r in records]
             iscrowd = [r.get("iscrowd", 0) for r in records]
-            plain = all(type(v) is int for v in itertools.chain(ids, category_ids, iscrowd))  # bools are not
-        except (KeyError, TypeError, AttributeError):
-            plain = False
-        if not plain:  # record by record, to read integral floats and to name what is wrong
-            fields = [segment_fields(r, f"{source}: segments_info[{k}]") for k, r in enumerate(records)]
-            ids, category_ids, iscrowd = zip(*fields) if fields else ((), (), ())
+            if all(type(v) is int for v in itertools.chain(ids, category_ids, iscrowd)):  # bools are not
+                return cls.from_arrays(ids, category_ids, iscrowd)
+        except (KeyError, TypeError, AttributeError, OverflowError):  # OverflowError: an id beyond 64 bits
+            pass
+        # record by record, to read integral floats and to name what is wrong
+        fields = [segment_fields(r, f"{source}: segments_info[{k}]") for k, r in enumerate(records)]
+        ids, category_ids, iscrowd = zip(*fields) if fields else ((), (), ())
         return cls.from_arrays(ids, category_ids, iscrowd)
 
     def check(self, source: str) -> None:
