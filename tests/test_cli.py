@@ -39,11 +39,26 @@ def test_data_synth_rejects_bad_sizes_in_one_line(tmp_path, capsys):
         assert stop.value.code == 2 and "must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["data", "synth", "{out}", "--num", "1"], ["book", "run", "--output", "{out}"]])
+def test_output_folders_below_or_onto_a_file_are_refused_at_once(tmp_path, capsys, command):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("keep me")
+    for out, word in ((blocker, "it is a file"), (blocker / "sub", "a_file is a file")):
+        assert main([part.format(out=out) for part in command]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and word in err
+    assert blocker.read_text() == "keep me"
+
+
 def test_data_check_accepts_a_good_set_and_names_the_bad_file(tmp_path, capsys):
     main(["data", "synth", str(tmp_path), "--num", "2", "--size", "32", "--quiet"])
     json_path = str(tmp_path / "annotations" / "panoptic_val.json")
     assert main(["data", "check", json_path, "--quiet"]) == 0
     assert "ok: 2 images" in capsys.readouterr().out
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({**json.loads(Path(json_path).read_text()), "images": [], "annotations": []}))
+    assert main(["data", "check", str(empty), "--quiet"]) == 1
+    assert "no images" in capsys.readouterr().err
     png = tmp_path / "annotations" / "panoptic_val" / "000000000001.png"
     png.write_bytes(png.read_bytes()[:50])  # truncate one PNG
     assert main(["data", "check", json_path, "--quiet"]) == 1

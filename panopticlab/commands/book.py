@@ -28,7 +28,10 @@ def run_book(args: argparse.Namespace) -> int:
     from ..notebooks import build_book, find_book_dir
     from ..profiles import get_profile
 
+    from ..data.atomic import check_writable
+
     get_profile(args.profile)  # an unknown profile, or gpu without CUDA: say so before any chapter runs
+    check_writable(args.output, "--output", folder=True)
     reports = build_book(args.output, profile=args.profile, book_dir=find_book_dir(args.book),
                          chapters=args.chapter, html=not args.no_html)
     for report in reports:

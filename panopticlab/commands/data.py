@@ -32,10 +32,12 @@ def add_parser(commands) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from ..data.atomic import check_writable
     from ..data.synthetic import write_synthetic_coco
 
     if len(args.size) > 2:
         raise CommandError(f"--size takes one side or a height and a width, got {args.size}")
+    check_writable(args.out, "OUT", folder=True)
     size = tuple(args.size) if len(args.size) == 2 else args.size[0]
     write_synthetic_coco(args.out, split=args.split, num=args.num, size=size, seed=args.seed, progress=not args.quiet)
     print(f"wrote {args.num} {args.split} images to {args.out}")
@@ -55,6 +57,8 @@ def run_check(args: argparse.Namespace) -> int:
         from ..data.coco import CocoPanoptic
 
         dataset = CocoPanoptic(args.json, png_folder=args.png_folder, image_folder=args.image_folder)
+    if len(dataset) == 0:
+        raise CommandError(f"{args.cityscapes or args.json}: no images to check (the set is empty)")
     segments, crowd = 0, 0
     for index in tqdm(range(len(dataset)), desc="checking", unit="image", disable=args.quiet):
         pan = dataset.panoptic(index) if args.no_images else dataset[index].panoptic
