@@ -1,4 +1,6 @@
 """Training targets: hand-worked cases, torchvision cross-checks, a per-segment reference."""
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -11,11 +13,15 @@ from torchvision.ops import MultiScaleRoIAlign
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data import PanopticFormatError, PanopticSegmentation, Segment
 from panopticlab.data.targets import (
+    GAUSSIAN_SIGMA,
+    SMALL_INSTANCE_AREA,
+    SMALL_INSTANCE_WEIGHT,
     deeplab_targets,
     instance_target,
     num_semantic_classes,
     segment_index_map,
     semantic_target,
+    small_instance_limit,
 )
 
 SKY, ROAD, DISC, BOX = 11, 12, 1, 2
@@ -127,6 +133,28 @@ def test_small_instance_threshold_is_strict():
     pan = single_instance((8, 8), (slice(0, 3), slice(0, 3)))  # area 9
     assert deeplab_targets(pan, CATS, small_instance_area=9)["semantic_weights"][0, 0] == 1
     assert deeplab_targets(pan, CATS, small_instance_area=10, small_instance_weight=5)["semantic_weights"][0, 0] == 5
+
+
+def test_published_defaults_and_the_small_instance_limit_scaled_to_the_image():
+    assert (GAUSSIAN_SIGMA, SMALL_INSTANCE_AREA, SMALL_INSTANCE_WEIGHT) == (8, 4096, 3)
+    parameters = inspect.signature(deeplab_targets).parameters
+    assert parameters["sigma"].default == 8 and parameters["small_instance_area"].default == 4096
+    assert parameters["small_instance_weight"].default == 3
+    assert parameters["small_instance_reference_area"].default is None
+    # 4096 px of a 128 x 128 reference are a quarter of it: 1024 px of a 64 x 64 image
+    assert small_instance_limit(64 * 64, 4096, 128 * 128) == 1024
+    assert small_instance_limit(64 * 64) == 4096  # no reference: the published pixels
+    assert small_instance_limit(128 * 128, reference_area=640 * 480) == pytest.approx(218.45, abs=0.01)
+    with pytest.raises(ValueError, match="positive"):
+        small_instance_limit(64 * 64, 4096, 0)
+
+    def weight(side):  # a side x side thing in a 64 x 64 image
+        pan = single_instance((64, 64), (slice(0, side), slice(0, side)))
+        return deeplab_targets(pan, CATS, small_instance_reference_area=128 * 128)["semantic_weights"][0, 0].item()
+
+    assert weight(31) == 3 and weight(32) == 1  # 961 < 1024 <= 1024: the limit is strict
+    published = deeplab_targets(single_instance((64, 64), (slice(0, 32), slice(0, 32))), CATS)
+    assert published["semantic_weights"][0, 0] == 3  # 1024 < 4096 px unscaled
 
 
 def reference_deeplab_targets(pan, categories, sigma, small_area, small_weight, ignore_index=255):

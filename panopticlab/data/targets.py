@@ -30,7 +30,16 @@ __all__ = [
     "semantic_target",
     "instance_target",
     "deeplab_targets",
+    "small_instance_limit",
+    "GAUSSIAN_SIGMA",
+    "SMALL_INSTANCE_AREA",
+    "SMALL_INSTANCE_WEIGHT",
 ]
+
+# Panoptic-DeepLab's published target settings (the paper; detectron2's COCO config)
+GAUSSIAN_SIGMA = 8             # std of the centre Gaussians, pixels (detectron2's config default is 10)
+SMALL_INSTANCE_AREA = 64 * 64  # things smaller than this (pixels) ...
+SMALL_INSTANCE_WEIGHT = 3      # ... weigh this much in the semantic loss
 
 
 # ---------------------------------------------------------------------------------------
@@ -228,8 +237,30 @@ def _draw_gaussian(heatmap: np.ndarray, center_y: int, center_x: int, sigma: flo
     np.maximum(window, np.outer(gy, gx).astype(heatmap.dtype), out=window)
 
 
-def deeplab_targets(pan: PanopticSegmentation, categories: CategorySet, sigma: float = 8,
-                    small_instance_area: int = 4096, small_instance_weight: float = 3,
+def small_instance_limit(image_area: float, small_instance_area: float = SMALL_INSTANCE_AREA,
+                         reference_area: float | None = None) -> float:
+    """The area below which a thing's pixels get the small-instance weight, for one image.
+
+    ``reference_area`` ``None``: ``small_instance_area`` as it is (pixels of the image the
+    targets are built for, as published). Otherwise the limit covers the same fraction of
+    the image that ``small_instance_area`` covers of an image of ``reference_area`` pixels:
+    ``small_instance_area * image_area / reference_area``. For images drawn at several
+    sizes from one scene (the built-in dataset), that keeps the same objects "small" at
+    every size; 4096 px of a 640 x 480 image are 218.5 px of a 128 x 128 one.
+    """
+    if not small_instance_area >= 0:
+        raise ValueError(f"small_instance_area must be non-negative, got {small_instance_area}")
+    if reference_area is None:
+        return float(small_instance_area)
+    if not reference_area > 0 or not image_area > 0:
+        raise ValueError(f"areas must be positive, got image_area={image_area}, reference_area={reference_area}")
+    return float(small_instance_area) * float(image_area) / float(reference_area)
+
+
+def deeplab_targets(pan: PanopticSegmentation, categories: CategorySet, sigma: float = GAUSSIAN_SIGMA,
+                    small_instance_area: float = SMALL_INSTANCE_AREA,
+                    small_instance_weight: float = SMALL_INSTANCE_WEIGHT,
+                    small_instance_reference_area: float | None = None,
                     ignore_crowd_in_semantic: bool = False, ignore_index: int = VOID_LABEL,
                     source: str = "panoptic segmentation") -> dict:
     """Panoptic-DeepLab's training targets (detectron2's ``PanopticDeepLabTargetGenerator``).
@@ -263,8 +294,13 @@ def deeplab_targets(pan: PanopticSegmentation, categories: CategorySet, sigma: f
     Args:
         sigma: Gaussian std in pixels; 8 in the paper and detectron2's COCO config
             (detectron2's config default is 10).
-        small_instance_area: area (pixels) below which a thing gets the larger weight.
-        small_instance_weight: semantic loss weight of small things' pixels.
+        small_instance_area: area (pixels) below which a thing gets the larger weight
+            (64 x 64 = 4096, published).
+        small_instance_weight: semantic loss weight of small things' pixels (3, published).
+        small_instance_reference_area: ``None`` (published): ``small_instance_area`` is in
+            pixels of this image. Otherwise it is scaled to this image's area from an image
+            of that many pixels (:func:`small_instance_limit`): for small images of scenes
+            that have no native resolution, such as the built-in dataset's.
     """
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
@@ -279,7 +315,8 @@ def deeplab_targets(pan: PanopticSegmentation, categories: CategorySet, sigma: f
     areas = _segment_areas(index, num_segments)
     is_instance = isthing & ~iscrowd & (areas > 0)
 
-    small = isthing & (areas < small_instance_area)
+    limit = small_instance_limit(height * width, small_instance_area, small_instance_reference_area)
+    small = isthing & (areas < limit)
     segment_weight = np.where(small, float(small_instance_weight), 1.0).astype(np.float32)
     semantic_weights = _lookup(segment_weight, index, 1.0)
 
