@@ -11,6 +11,10 @@ dilation). That is the shape torchvision's ``IntermediateLayerGetter`` and
 * an FPN (:func:`resnet_fpn`, torchvision's ``BackboneWithFPN``) with levels named
   ``p2`` .. ``p6``, which Mask R-CNN, Panoptic FPN and UPSNet share.
 
+``"resnet52"`` is ResNet-50 with DeepLab's stem (:func:`deeplab_stem`: three 3x3 convs,
+128 channels, in place of the 7x7 conv), detectron2's "R52" of Panoptic-DeepLab; its
+``layer4`` takes DeepLab's multi-grid dilations with :func:`set_multi_grid`.
+
 Normalisation is a choice (:func:`make_norm_layer`) because the models here train from
 scratch: torchvision's detection backbones default to ``FrozenBatchNorm2d``, which
 freezes the statistics of pretrained weights and leaves a randomly initialised network
@@ -52,6 +56,8 @@ __all__ = [
     "stage_strides",
     "dilated_features",
     "dilated_backbone",
+    "deeplab_stem",
+    "set_multi_grid",
     "LastLevelP6",
     "level_names",
     "fpn_backbone",
@@ -185,7 +191,8 @@ class BackboneConfig:
     """Which backbone body to build.
 
     Attributes:
-        name: ``"tiny"`` (:class:`TinyResNet`) or ``"resnet50"`` (torchvision's, ``weights=None``).
+        name: ``"tiny"`` (:class:`TinyResNet`), ``"resnet50"`` (torchvision's, ``weights=None``)
+            or ``"resnet52"`` (the same with :func:`deeplab_stem`).
         widths: channels of the four stages (tiny only; ResNet-50 has 256, 512, 1024, 2048).
         blocks: blocks per stage (tiny only; ResNet-50 has 3, 4, 6, 3).
         norm: one of :data:`NORM_LAYERS`.
@@ -212,11 +219,13 @@ class BackboneConfig:
             raise ValueError(f"frozen_stages must lie in 0..5 (stem and four stages), got {self.frozen_stages}")
         if self.name == "tiny":
             body = TinyResNet(self.widths, self.blocks, self.norm, replace_stride_with_dilation)
-        elif self.name == "resnet50":
+        elif self.name in ("resnet50", "resnet52"):
             body = torchvision_resnet50(weights=None, norm_layer=make_norm_layer(self.norm),
                                         replace_stride_with_dilation=list(replace_stride_with_dilation))
+            if self.name == "resnet52":
+                deeplab_stem(body, make_norm_layer(self.norm))
         else:
-            raise ValueError(f"unknown backbone {self.name!r}; choose 'tiny' or 'resnet50'")
+            raise ValueError(f"unknown backbone {self.name!r}; choose 'tiny', 'resnet50' or 'resnet52'")
         if self.weights is not None:
             load_weights(body, self.weights, "body.")
         freeze_stages(body, self.frozen_stages)
@@ -374,6 +383,53 @@ def dilated_backbone(config: "BackboneConfig", output_stride: int,
     """:func:`dilated_features` of a body built from ``config`` at ``output_stride`` (8, 16 or 32)."""
     return dilated_features(config.build(replace_stride_with_dilation=dilation_for_stride(output_stride)),
                             return_layers)
+
+
+def deeplab_stem(body: nn.Module, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+                 channels: int = 128) -> nn.Module:
+    """Give a torchvision ResNet DeepLab's stem, in place: detectron2's ``STEM_TYPE: "deeplab"``.
+
+    ``conv1`` (7x7, stride 2, 64 channels) becomes three 3x3 convs (stride 2, then 1, 1;
+    ``channels // 2``, ``channels // 2``, ``channels``) with norm and ReLU between them,
+    followed by ``bn1`` over ``channels``; the max-pool stays. The first block of
+    ``layer1`` then takes ``channels`` inputs (its ``conv1`` and ``downsample`` conv).
+    Strides and output shapes are unchanged. New convs get He initialisation (fan out).
+
+    Returns:
+        ``body``.
+    """
+    half = channels // 2
+    body.conv1 = nn.Sequential(
+        nn.Conv2d(3, half, 3, stride=2, padding=1, bias=False), norm_layer(half), nn.ReLU(inplace=True),
+        nn.Conv2d(half, half, 3, padding=1, bias=False), norm_layer(half), nn.ReLU(inplace=True),
+        nn.Conv2d(half, channels, 3, padding=1, bias=False),
+    )
+    body.bn1 = norm_layer(channels)
+    first = body.layer1[0]
+    first.conv1 = nn.Conv2d(channels, first.conv1.out_channels, 1, bias=False)
+    first.downsample[0] = nn.Conv2d(channels, first.downsample[0].out_channels, 1, bias=False)
+    for conv in (*body.conv1[::3], first.conv1, first.downsample[0]):
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    return body
+
+
+def set_multi_grid(stage: nn.Sequential, dilation: int, grid: Sequence[int]) -> None:
+    """DeepLab's multi-grid, in place: block ``i`` of a dilated stage gets dilation ``dilation * grid[i]``.
+
+    detectron2's ``RES5_MULTI_GRID`` (1, 2, 4) with ``RES5_DILATION`` 2 (output stride 16)
+    gives ``layer4``'s three blocks dilations 2, 4 and 8; torchvision's dilated ``layer4``
+    has 1, 2, 2 (its first block keeps the previous dilation). Changed: each block's
+    ``conv2`` (the 3x3 conv of a bottleneck), dilation and padding alike, so shapes stay.
+
+    Raises:
+        ValueError: ``grid`` does not have one rate per block.
+    """
+    if len(grid) != len(stage):
+        raise ValueError(f"multi-grid {tuple(grid)} needs one rate per block; the stage has {len(stage)} blocks")
+    for block, rate in zip(stage, grid):
+        rate = int(dilation * rate)
+        block.conv2.dilation = (rate, rate)
+        block.conv2.padding = (rate, rate)
 
 
 class LastLevelP6(LastLevelMaxPool):
