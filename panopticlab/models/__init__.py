@@ -14,26 +14,29 @@ weights are downloaded.
 * :mod:`.roi_align` - RoIAlign as bilinear sampling (torchvision's numbers, a faster CPU backward);
 * :mod:`.semantic_fpn` - Panoptic FPN's semantic branch (every level to stride 4, summed);
 * :mod:`.dense_pretraining` - how the shipped tiny backbone was pretrained;
-* :mod:`.pspnet`, :mod:`.mask_rcnn`, :mod:`.heuristic_baseline`, :mod:`.panoptic_fpn` - the models;
+* :mod:`.pspnet`, :mod:`.mask_rcnn`, :mod:`.heuristic_baseline`, :mod:`.panoptic_fpn`,
+  :mod:`.panoptic_deeplab` - the models;
 * :mod:`.zoo` - the model table: names, builders, targets, recipes, shipped weights.
 """
-from . import backbones, common, dense_pretraining, detection, heuristic_baseline, mask_rcnn, panoptic_fpn, pspnet, \
-    roi_align, semantic_fpn, zoo
+from . import backbones, common, dense_pretraining, detection, heuristic_baseline, mask_rcnn, panoptic_deeplab, \
+    panoptic_fpn, pspnet, roi_align, semantic_fpn, zoo
 from .backbones import BackboneConfig, TinyResNet, dilated_backbone, dilated_features, fpn_backbone, make_norm_layer, \
     resnet_fpn, tiny_backbone
 from .common import ImageBatcher, PanopticPrediction
 from .detection import DetectionConfig
 from .heuristic_baseline import HeuristicBaseline
 from .mask_rcnn import MaskRCNN, MaskRCNNConfig
+from .panoptic_deeplab import PanopticDeepLab, PanopticDeepLabConfig
 from .panoptic_fpn import PanopticFPN, PanopticFPNConfig
 from .pspnet import PSPNet, PSPNetConfig
 from .zoo import MODEL_NAMES, MODELS, ModelSpec, build_model
 
 __all__ = [
     "backbones", "common", "dense_pretraining", "detection", "pspnet", "mask_rcnn", "heuristic_baseline",
-    "panoptic_fpn", "roi_align", "semantic_fpn", "zoo",
+    "panoptic_fpn", "panoptic_deeplab", "roi_align", "semantic_fpn", "zoo",
     "BackboneConfig", "TinyResNet", "tiny_backbone", "dilated_backbone", "dilated_features", "fpn_backbone", "resnet_fpn",
     "make_norm_layer", "ImageBatcher", "PanopticPrediction", "DetectionConfig",
     "PSPNet", "PSPNetConfig", "MaskRCNN", "MaskRCNNConfig", "HeuristicBaseline", "PanopticFPN", "PanopticFPNConfig",
+    "PanopticDeepLab", "PanopticDeepLabConfig",
     "MODELS", "MODEL_NAMES", "ModelSpec", "build_model",
 ]
