@@ -8,11 +8,11 @@ import torch
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data.dataset import TARGET_BUILDERS, PanopticDataset, collate_panoptic
 from panopticlab.data.synthetic import SyntheticPanoptic
-from panopticlab.data.targets import instance_target, semantic_target
+from panopticlab.data.targets import deeplab_targets, instance_target, semantic_target
 from panopticlab.engine import recipes
 from panopticlab.engine.checkpoint import load_checkpoint
 from panopticlab.engine.recipes import TrainRecipe
-from panopticlab.models import HeuristicBaseline, MaskRCNN, PanopticFPN, PSPNet, zoo
+from panopticlab.models import HeuristicBaseline, MaskRCNN, PanopticDeepLab, PanopticFPN, PSPNet, zoo
 from panopticlab.models.common import PanopticPrediction
 from panopticlab.postprocess.ablations import ABLATIONS
 from panopticlab.profiles import get_profile, seed_everything
@@ -34,6 +34,8 @@ def test_every_row_builds_its_model_for_the_categories(name):
         if isinstance(network, PanopticFPN):
             assert network.config.detector.num_classes == len(CATS.thing_ids) + 1
             assert network.config.num_stuff == len(CATS.stuff_ids)
+        if isinstance(network, PanopticDeepLab):  # one semantic class per category, things and stuff
+            assert network.config.num_classes == len(CATS) and network.train_id_to_category.tolist() == CATS.ids
         if isinstance(network, PSPNet):
             assert network.config.num_classes == len(CATS) and network.train_id_to_category.tolist() == CATS.ids
         if isinstance(network, MaskRCNN):
@@ -44,6 +46,8 @@ def test_every_row_builds_its_model_for_the_categories(name):
 def test_rows_are_consistent():
     for row in zoo.MODELS.values():
         assert set(row.targets) <= set(TARGET_BUILDERS), row.name
+        # every target option is an option of one of the row's targets
+        PanopticDataset([], CATS, targets=row.targets, **row.target_options)
         assert set(row.ablations) <= set(ABLATIONS)
         # a row either has a recipe or is made of rows that have one, of its own size
         assert (row.recipe_factory is None) == bool(row.components) == (row.assemble is not None), row.name
@@ -63,7 +67,8 @@ def test_unknown_name_lists_the_known_ones():
 
 @pytest.fixture(scope="module")
 def tiny_batch():
-    dataset = PanopticDataset(SyntheticPanoptic(2, 64, split="train"), CATS, targets=("semantic", "instances"))
+    every_target = tuple(sorted({target for row in zoo.MODELS.values() for target in row.targets}))
+    dataset = PanopticDataset(SyntheticPanoptic(2, 64, split="train"), CATS, targets=every_target)
     return collate_panoptic([dataset[i] for i in range(2)])
 
 
@@ -85,7 +90,8 @@ def test_every_tiny_model_takes_a_training_step_and_infers(name, tiny_batch, one
 
 
 # --- recipes ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["pspnet-tiny", "maskrcnn-tiny", "pspnet-full", "maskrcnn-full"])
+@pytest.mark.parametrize("name", ["pspnet-tiny", "maskrcnn-tiny", "panoptic-deeplab-tiny", "pspnet-full",
+                                  "maskrcnn-full", "panoptic-deeplab-full"])
 def test_recipes_grow_with_the_profile(name):
     ci, laptop = recipes.recipe(name, "ci"), recipes.recipe(name, get_profile("laptop"))
     assert ci.model == laptop.model == name
@@ -145,6 +151,16 @@ def test_train_data_has_the_targets_and_size_of_the_recipe():
     assert torch.equal(target["semantic"], semantic_target(target["panoptic"], CATS))
 
 
+def test_train_data_builds_the_targets_with_the_rows_options():
+    recipe = recipes.recipe("panoptic-deeplab-tiny", CI)
+    data = recipes.train_data(recipe, CATS)
+    assert data.targets == ("deeplab",)
+    assert data.target_options["deeplab"] == {"small_instance_reference_area": 640 * 480}
+    _, target = data[0]
+    expected = deeplab_targets(target["panoptic"], CATS, small_instance_reference_area=640 * 480)
+    assert torch.equal(target["deeplab"]["semantic_weights"], expected["semantic_weights"])
+
+
 def test_val_data_is_the_synthetic_val_split():
     samples = recipes.val_data(size=48, num=3, seed=1)
     assert len(samples) == 3 and samples[2].image.shape == (48, 48, 3)
@@ -153,7 +169,7 @@ def test_val_data_is_the_synthetic_val_split():
 
 
 # --- training -------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["pspnet-tiny", "maskrcnn-tiny"])
+@pytest.mark.parametrize("name", ["pspnet-tiny", "maskrcnn-tiny", "panoptic-deeplab-tiny"])
 def test_ci_recipe_trains_with_finite_losses(name):
     recipe = recipes.recipe(name, CI)
     seed_everything(0)
@@ -165,7 +181,8 @@ def test_ci_recipe_trains_with_finite_losses(name):
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     expected_losses = {"pspnet-tiny": {"loss_semantic", "loss_aux"},
                        "maskrcnn-tiny": {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness",
-                                         "loss_rpn_box_reg"}}[name]
+                                         "loss_rpn_box_reg"},
+                       "panoptic-deeplab-tiny": {"loss_semantic", "loss_center", "loss_offset"}}[name]
     assert expected_losses <= set(history.names)
 
 

@@ -77,13 +77,16 @@ def train_data(recipe: TrainRecipe, categories: CategorySet = SYNTHETIC_CATEGORI
 
     Returns:
         a :class:`PanopticDataset`: items ``(float32 [3, S, S], targets)`` with ``S =
-        image_size`` and targets ``semantic`` (PSPNet), ``instances`` (Mask R-CNN) or both.
+        image_size`` and the targets of the model's row (``semantic`` for PSPNet, ``instances``
+        for Mask R-CNN, both for Panoptic FPN, ``deeplab`` for Panoptic-DeepLab), built with
+        the row's ``target_options``.
     """
     if source is None:
         # cached: every scene is visited many times, and drawing one costs more than augmenting it
         source = SyntheticPanoptic(recipe.num_train, size=recipe.image_size, seed=seed, split="train", cache=True)
-    return PanopticDataset(source, categories, train_transforms(recipe), targets=zoo.spec(recipe.model).targets,
-                           seed=seed)
+    row = zoo.spec(recipe.model)
+    return PanopticDataset(source, categories, train_transforms(recipe), targets=row.targets, seed=seed,
+                           **row.target_options)
 
 
 def val_data(size: int = 128, num: int = 50, seed: int = 0) -> SyntheticPanoptic:

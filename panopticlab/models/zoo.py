@@ -2,7 +2,8 @@
 
 A name is ``<family>-<size>``: ``pspnet`` (the semantic network), ``maskrcnn`` (the
 instance network), ``baseline`` (both, merged by the heuristic), ``panoptic-fpn`` (one
-network, two branches); ``tiny`` (CPU, minutes,
+network, two branches), ``panoptic-deeplab`` (bottom-up: semantic map, centres and
+offsets, grouped); ``tiny`` (CPU, minutes,
 the built-in dataset) or ``full`` (the published architecture). Each row of
 :data:`MODELS` is a :class:`ModelSpec`: how to build the model, which targets it trains
 on, its training recipe per run profile, the separately trained networks it is made of,
@@ -16,18 +17,22 @@ table and nothing else; none of them branches on a name. Adding a model is one f
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 from torch import nn
 
 from ..data.categories import CategorySet
 from ..engine.config import OptimConfig, TrainRecipe
+from ..postprocess.heuristic import COCO_REFERENCE_AREA
 from ..profiles import Profile, get_profile
-from . import mask_rcnn, panoptic_fpn, pspnet
+from . import mask_rcnn, panoptic_deeplab, panoptic_fpn, pspnet
 from .heuristic_baseline import HeuristicBaseline
 from .mask_rcnn import MaskRCNN
+from .panoptic_deeplab import PUBLISHED_SCHEDULES as DEEPLAB_SCHEDULES
+from .panoptic_deeplab import PanopticDeepLab
 from .panoptic_fpn import PanopticFPN
 from .pspnet import PSPNet
 
@@ -54,6 +59,9 @@ class ModelSpec:
             (:data:`~panopticlab.postprocess.ablations.ABLATIONS`).
         shipped: file name of trained weights in ``panopticlab/checkpoints``, or ``None``.
         summary: one line for listings.
+        target_options: keyword options of the :attr:`targets` for the book's training data
+            (``PanopticDataset(..., **target_options)``, e.g. Panoptic-DeepLab's small-instance
+            area scaled to the synthetic images).
     """
 
     name: str
@@ -66,6 +74,7 @@ class ModelSpec:
     ablations: tuple[str, ...] = ()
     shipped: str | None = None
     summary: str = ""
+    target_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def size(self) -> str:
@@ -139,11 +148,26 @@ def sgd_1x(steps: int) -> OptimConfig:
                        schedule="step", milestones=milestones)
 
 
+def adam_poly(steps: int) -> OptimConfig:
+    """Panoptic-DeepLab's solver (detectron2, Cityscapes): Adam 0.001 without weight decay, a linear
+    warmup of 1000 steps (at most a tenth of a shorter run), poly 0.9
+    (:data:`~.panoptic_deeplab.PUBLISHED_SCHEDULES`)."""
+    published = DEEPLAB_SCHEDULES["cityscapes"]
+    return OptimConfig(optimizer=published.optimizer, lr=published.lr, weight_decay=published.weight_decay,
+                       warmup_steps=min(published.warmup_iterations, steps // 10), schedule="poly",
+                       poly_power=published.poly_power)
+
+
 # --- the table ----------------------------------------------------------------------------
 PSPNET = "PSPNet: dilated ResNet + pyramid pooling (the baseline's semantic network)"
 MASK_RCNN = "Mask R-CNN: ResNet-FPN + RPN + RoI heads (the baseline's instance network)"
 BASELINE = "the paper's baseline: PSPNet + Mask R-CNN + the heuristic merge"
 PANOPTIC_FPN = "Panoptic FPN: one ResNet-FPN, a Mask R-CNN branch and a semantic FPN branch, the heuristic merge"
+PANOPTIC_DEEPLAB = ("Panoptic-DeepLab: a dilated ResNet, two ASPP decoders (semantic; centres and offsets), "
+                    "pixels grouped by centre")
+# Things under 64 x 64 px of a 640 x 480 image weigh 3 in the semantic loss: the same fraction
+# of the synthetic images, which are drawn at every size from one scene (about 218 px at 128 x 128)
+SCALED_SMALL_INSTANCES = MappingProxyType({"small_instance_reference_area": COCO_REFERENCE_AREA})
 
 _ROWS = [
     ModelSpec("pspnet-tiny", PSPNet, partial(pspnet.for_categories, size="tiny"), ("semantic",),
@@ -158,6 +182,9 @@ _ROWS = [
     ModelSpec("panoptic-fpn-tiny", PanopticFPN, partial(panoptic_fpn.for_categories, size="tiny"),
               ("semantic", "instances"), partial(tiny_recipe, ci=4, laptop=1000, gpu=4000, grad_clip=10.0),
               ablations=("instance_only",), summary=PANOPTIC_FPN),
+    ModelSpec("panoptic-deeplab-tiny", PanopticDeepLab, partial(panoptic_deeplab.for_categories, size="tiny"),
+              ("deeplab",), partial(tiny_recipe, ci=4, laptop=1000, gpu=4000), target_options=SCALED_SMALL_INSTANCES,
+              ablations=("semantic_only",), summary=PANOPTIC_DEEPLAB),
     ModelSpec("pspnet-full", PSPNet, partial(pspnet.for_categories, size="full"), ("semantic",),
               partial(_full_run, optim=sgd_poly), summary=PSPNET),
     ModelSpec("maskrcnn-full", MaskRCNN, partial(mask_rcnn.for_categories, size="full"), ("instances",),
@@ -168,6 +195,9 @@ _ROWS = [
     ModelSpec("panoptic-fpn-full", PanopticFPN, partial(panoptic_fpn.for_categories, size="full"),
               ("semantic", "instances"), partial(_full_run, optim=sgd_1x), ablations=("instance_only",),
               summary=PANOPTIC_FPN),
+    ModelSpec("panoptic-deeplab-full", PanopticDeepLab, partial(panoptic_deeplab.for_categories, size="full"),
+              ("deeplab",), partial(_full_run, optim=adam_poly), ablations=("semantic_only",),
+              summary=PANOPTIC_DEEPLAB),
 ]
 
 
