@@ -7,11 +7,15 @@ For each tiny network of the model table, on the same batches of its ``laptop`` 
 
 * ``before``: the earlier tiny settings: a randomly initialised body trained whole
   (PSPNet on widths 16-128), 64 sampled RoIs per image, 2 x 2 samples per RoIAlign bin
-  and 14 x 14 mask RoIs, torch's default per-tensor optimiser loop, scenes drawn anew for
-  every batch;
+  and 14 x 14 mask RoIs, 600 proposals per level before the RPN's NMS, torchvision's
+  RoIAlign kernel, torch's default per-tensor optimiser loop, scenes drawn anew for every
+  batch;
 * ``after``: the table's settings: the shipped pretrained body with its stem and first
-  stage frozen, 32 RoIs, one sample per bin and 7 x 7 mask RoIs, the fused optimiser
-  kernel, scenes drawn once and cached.
+  stage frozen, 32 RoIs, one sample per bin and 7 x 7 mask RoIs, 250 proposals per level,
+  RoIAlign through ``grid_sample``, the fused optimiser kernel, scenes drawn once and
+  cached.
+
+``--split`` adds a row per detector setting changed alone, so each one's share shows.
 
 A step is data (building the batch) plus forward, backward and the optimiser update;
 the two are printed apart, and the ratio of the totals. The tiny settings' effect on
@@ -32,17 +36,19 @@ from panopticlab.engine.optim import build_optimizer
 from panopticlab.engine.sampling import make_train_loader
 from panopticlab.models import BackboneConfig, mask_rcnn, pspnet, tiny_backbone, zoo
 
+EARLIER_DETECTOR = dict(box_batch_size_per_image=64, roi_sampling_ratio=2, mask_roi_size=14,
+                        rpn_pre_nms_top_n_train=600, grid_roi_align=False)
 EARLIER_BODY = {"pspnet-tiny": BackboneConfig("tiny", widths=(16, 32, 64, 128)),
                 "maskrcnn-tiny": BackboneConfig("tiny", widths=(32, 64, 128, 256))}
 
 
-def build(name: str, earlier: bool) -> torch.nn.Module:
+def build(name: str, earlier: bool, detector_overrides: dict | None = None) -> torch.nn.Module:
     if name == "pspnet-tiny":
         config = pspnet.PSPNetConfig.tiny(len(CATEGORIES))
         if earlier:
             config.backbone = EARLIER_BODY[name]
         return pspnet.PSPNet(config, CATEGORIES.ids, categories=CATEGORIES)
-    overrides = dict(box_batch_size_per_image=64, roi_sampling_ratio=2, mask_roi_size=14) if earlier else {}
+    overrides = EARLIER_DETECTOR if earlier else (detector_overrides or {})
     config = mask_rcnn.MaskRCNNConfig.tiny(len(CATEGORIES.thing_ids) + 1, **overrides)
     config.backbone = EARLIER_BODY[name] if earlier else tiny_backbone()
     return mask_rcnn.MaskRCNN(config, CATEGORIES.thing_ids, categories=CATEGORIES)
@@ -57,11 +63,11 @@ def loader(recipe, cached: bool):
     return make_train_loader(data, recipe.batch_size)
 
 
-def time_steps(name: str, earlier: bool, steps: int) -> tuple[float, float]:
+def time_steps(name: str, earlier: bool, steps: int, detector_overrides: dict | None = None) -> tuple[float, float]:
     """Seconds per step: (building the batch, forward + backward + update)."""
     recipe = recipes.recipe(name, "laptop")
     torch.manual_seed(0)
-    model = build(name, earlier).train()
+    model = build(name, earlier, detector_overrides).train()
     if earlier:
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.optim.lr,
                                       foreach=False)
@@ -87,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per model and setting (default 10)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--split", action="store_true", help="also time the detector with one earlier setting each")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps each")
@@ -98,6 +105,10 @@ def main() -> None:
             rates[setting] = 1 / (data + model)
             print(f"{name:<14} {setting:<7} {1000 * data:8.0f} {1000 * model:9.0f} {rates[setting]:8.2f}")
         print(f"{name:<14} after / before: {rates['after'] / rates['before']:.2f}x steps per second")
+    if args.split:
+        for key, value in EARLIER_DETECTOR.items():
+            data, model = time_steps("maskrcnn-tiny", False, args.steps, {key: value})
+            print(f"maskrcnn-tiny  after, but {key}={value}: {1 / (data + model):.2f} steps/s")
 
 
 if __name__ == "__main__":

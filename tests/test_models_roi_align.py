@@ -59,3 +59,14 @@ def test_adaptive_sampling_is_refused():
         GridRoIAlign(["p2"], 7, 0)
     with pytest.raises(ValueError, match="box tensors"):
         grid_roi_align(torch.zeros(2, 1, 4, 4), [torch.zeros(0, 4)], (2, 2), 1.0, 1)
+
+
+def test_the_tiny_detector_pools_with_it_the_full_one_with_torchvision():
+    from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
+    from panopticlab.models import mask_rcnn
+
+    tiny = mask_rcnn.for_categories(CATS, "tiny")
+    assert isinstance(tiny.roi_heads.box_roi_pool, GridRoIAlign)
+    assert isinstance(tiny.roi_heads.mask_roi_pool, GridRoIAlign)
+    full = mask_rcnn.MaskRCNNConfig.full(3).detection
+    assert not full.grid_roi_align  # the published model keeps torchvision's kernel (and its GPU path)

@@ -24,7 +24,7 @@ from .sample import Sample
 from .targets import deeplab_targets, instance_target, semantic_target
 from .transforms import check_sample
 
-__all__ = ["TARGET_BUILDERS", "PanopticDataset", "collate_panoptic"]
+__all__ = ["TARGET_BUILDERS", "PanopticDataset", "collate_panoptic", "image_tensor", "image_batch"]
 
 # name in the target dict -> function (pan, categories, **options) building it
 TARGET_BUILDERS: dict[str, Callable] = {
@@ -37,6 +37,19 @@ TARGET_BUILDERS: dict[str, Callable] = {
 def _options_of(builder: Callable) -> set[str]:
     """Keyword options a target builder accepts besides the annotation itself."""
     return set(inspect.signature(builder).parameters) - {"pan", "categories", "source"}
+
+
+def image_tensor(image: np.ndarray) -> torch.Tensor:
+    """An (H, W, 3) uint8 image as the models take it: float [3, H, W] in [0, 1]."""
+    return torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1).contiguous()
+
+
+def image_batch(samples: Sequence[Sample]) -> torch.Tensor:
+    """The images of ``samples`` (all of one size) as float [N, 3, H, W] in [0, 1]."""
+    sizes = {sample.image.shape for sample in samples}
+    if len(sizes) != 1:
+        raise ValueError(f"one batch needs images of one size, got {sorted(sizes)}")
+    return torch.stack([image_tensor(sample.image) for sample in samples])
 
 
 class PanopticDataset(Dataset):
@@ -118,7 +131,7 @@ class PanopticDataset(Dataset):
             sample = self.transforms(sample, self.generator(index))
 
         image, _ = check_sample(sample)
-        image = torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1).contiguous()
+        image = image_tensor(image)
         target = {"panoptic": sample.panoptic, "image_id": sample.image_id, "file_name": sample.file_name}
         where = f"image {sample.image_id!r} ({sample.file_name})"
         for name in self.targets:

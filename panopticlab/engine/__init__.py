@@ -12,7 +12,8 @@
   mIoU, ablations, COCO-format output; :func:`rescore` merges kept outputs again;
 * :mod:`.recipes` - the models' training recipes, training data and :func:`~.recipes.fit`;
 * :mod:`.pretrained` - the weights shipped with the package and their loader;
-* :mod:`.distributed` - ``torchrun`` / DDP on ``nccl`` (CUDA) or ``gloo`` (CPU).
+* :mod:`.distributed` - ``torchrun`` / DDP on ``nccl`` (CUDA) or ``gloo`` (CPU);
+* :mod:`.timing` - seconds per training step and per image, to compare models.
 """
 from .checkpoint import find_checkpoint, load_checkpoint, load_model_weights, save_checkpoint
 from .config import OptimConfig
@@ -21,6 +22,7 @@ from .evaluator import Evaluation, PeriodicEvaluation, evaluate, iter_prediction
 from .history import History
 from .optim import build_optimizer, build_scheduler, lr_curve
 from .sampling import ResumableSampler, ShardSampler, make_eval_loader, make_train_loader
+from .timing import seconds_per_image, seconds_per_step
 from .trainer import Trainer, train
 
 __all__ = [
@@ -30,4 +32,5 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "find_checkpoint", "load_model_weights",
     "Evaluation", "evaluate", "rescore", "predict", "iter_predictions", "summary_metrics", "PeriodicEvaluation",
     "DistributedContext", "init_distributed", "destroy_distributed", "is_main_process", "spawn",
+    "seconds_per_step", "seconds_per_image",
 ]

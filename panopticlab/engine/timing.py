@@ -1,0 +1,68 @@
+"""What a model costs in time: seconds per training step and per image at inference.
+
+The chapters compare models by these numbers (chapter 4: the baseline's two networks
+against Panoptic FPN's one). Both are wall-clock means on the current device after a
+warm-up, so they depend on the machine and its load: compare numbers measured in one
+run, never with a number measured elsewhere.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from ..data.categories import CategorySet
+from ..data.synthetic import SYNTHETIC_CATEGORIES
+from ..models.common import eval_mode
+from .config import TrainRecipe
+from .trainer import resolve_device
+
+__all__ = ["seconds_per_step", "seconds_per_image"]
+
+
+def seconds_per_step(model: nn.Module, recipe: TrainRecipe, categories: CategorySet = SYNTHETIC_CATEGORIES,
+                     steps: int = 6, device: str | torch.device | None = None) -> float:
+    """Mean wall time of one training step of ``recipe`` (data, forward, backward, update).
+
+    Trains ``model`` for ``steps`` steps (it changes: pass a fresh copy) and averages all
+    but the first two (warm-up).
+
+    Raises:
+        ValueError: fewer than 3 steps.
+    """
+    from .recipes import fit  # recipes imports the model table, which imports the engine's config
+
+    if steps < 3:
+        raise ValueError(f"steps must be at least 3 (two warm-up steps are not counted), got {steps}")
+    stamps: list[float] = []
+    fit(model, recipe.replace(steps=steps), categories, progress=False, device=device,
+        callback=lambda trainer: stamps.append(time.perf_counter()))
+    return (stamps[-1] - stamps[1]) / (len(stamps) - 2)
+
+
+@torch.no_grad()
+def seconds_per_image(model: nn.Module, images: torch.Tensor, batch_size: int = 1, warmup: int = 1,
+                      device: str | torch.device | None = None) -> float:
+    """Mean wall time of ``model.inference`` per image: the network and its post-processing.
+
+    Args:
+        images: float [N, 3, H, W] in [0, 1]; run in batches of ``batch_size``.
+        warmup: batches run first and not counted.
+    """
+    if images.dim() != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty [N, 3, H, W] tensor, got {tuple(images.shape)}")
+    device = resolve_device(device)
+    model = model.to(device)
+    batches = [images[i:i + batch_size].to(device) for i in range(0, len(images), batch_size)]
+    with eval_mode(model):
+        for batch in batches[:warmup]:
+            model.inference(batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for batch in batches:
+            model.inference(batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / len(images)
