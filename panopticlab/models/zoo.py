@@ -2,7 +2,8 @@
 
 A name is ``<family>-<size>``: ``pspnet`` (the semantic network), ``maskrcnn`` (the
 instance network), ``baseline`` (both, merged by the heuristic), ``panoptic-fpn`` (one
-network, two branches); ``tiny`` (CPU, minutes,
+network, two branches), ``upsnet`` (one network, a deformable semantic head and the
+parameter-free panoptic head); ``tiny`` (CPU, minutes,
 the built-in dataset) or ``full`` (the published architecture). Each row of
 :data:`MODELS` is a :class:`ModelSpec`: how to build the model, which targets it trains
 on, its training recipe per run profile, the separately trained networks it is made of,
@@ -25,11 +26,12 @@ from torch import nn
 from ..data.categories import CategorySet
 from ..engine.config import OptimConfig, TrainRecipe
 from ..profiles import Profile, get_profile
-from . import mask_rcnn, panoptic_fpn, pspnet
+from . import mask_rcnn, panoptic_fpn, pspnet, upsnet
 from .heuristic_baseline import HeuristicBaseline
 from .mask_rcnn import MaskRCNN
 from .panoptic_fpn import PanopticFPN
 from .pspnet import PSPNet
+from .upsnet import UPSNet
 
 __all__ = ["ModelSpec", "MODELS", "MODEL_NAMES", "spec", "build_model", "check_name"]
 
@@ -144,6 +146,10 @@ PSPNET = "PSPNet: dilated ResNet + pyramid pooling (the baseline's semantic netw
 MASK_RCNN = "Mask R-CNN: ResNet-FPN + RPN + RoI heads (the baseline's instance network)"
 BASELINE = "the paper's baseline: PSPNet + Mask R-CNN + the heuristic merge"
 PANOPTIC_FPN = "Panoptic FPN: one ResNet-FPN, a Mask R-CNN branch and a semantic FPN branch, the heuristic merge"
+UPSNET = "UPSNet: one ResNet-FPN, a Mask R-CNN branch, a deformable semantic head, the parameter-free panoptic head"
+# UPSNet's semantic map names every category and its detections come with masks: the
+# heuristic merges of chapter 3 can be scored on the same outputs (the learned head against the rule)
+UPSNET_ABLATIONS = ("baseline", "semantic_only", "instance_only")
 
 _ROWS = [
     ModelSpec("pspnet-tiny", PSPNet, partial(pspnet.for_categories, size="tiny"), ("semantic",),
@@ -158,6 +164,9 @@ _ROWS = [
     ModelSpec("panoptic-fpn-tiny", PanopticFPN, partial(panoptic_fpn.for_categories, size="tiny"),
               ("semantic", "instances"), partial(tiny_recipe, ci=4, laptop=1000, gpu=4000, grad_clip=10.0),
               ablations=("instance_only",), summary=PANOPTIC_FPN),
+    ModelSpec("upsnet-tiny", UPSNet, partial(upsnet.for_categories, size="tiny"), ("semantic", "instances"),
+              partial(tiny_recipe, ci=4, laptop=1000, gpu=4000, grad_clip=10.0), ablations=UPSNET_ABLATIONS,
+              summary=UPSNET),
     ModelSpec("pspnet-full", PSPNet, partial(pspnet.for_categories, size="full"), ("semantic",),
               partial(_full_run, optim=sgd_poly), summary=PSPNET),
     ModelSpec("maskrcnn-full", MaskRCNN, partial(mask_rcnn.for_categories, size="full"), ("instances",),
@@ -168,6 +177,8 @@ _ROWS = [
     ModelSpec("panoptic-fpn-full", PanopticFPN, partial(panoptic_fpn.for_categories, size="full"),
               ("semantic", "instances"), partial(_full_run, optim=sgd_1x), ablations=("instance_only",),
               summary=PANOPTIC_FPN),
+    ModelSpec("upsnet-full", UPSNet, partial(upsnet.for_categories, size="full"), ("semantic", "instances"),
+              partial(_full_run, optim=sgd_1x), ablations=UPSNET_ABLATIONS, summary=UPSNET),
 ]
 
 
