@@ -12,7 +12,7 @@ from panopticlab.data.targets import deeplab_targets, instance_target, semantic_
 from panopticlab.engine import recipes
 from panopticlab.engine.checkpoint import load_checkpoint
 from panopticlab.engine.recipes import TrainRecipe
-from panopticlab.models import HeuristicBaseline, MaskRCNN, PanopticDeepLab, PanopticFPN, PSPNet, zoo
+from panopticlab.models import HeuristicBaseline, MaskRCNN, PanopticDeepLab, PanopticFPN, PSPNet, UPSNet, zoo
 from panopticlab.models.common import PanopticPrediction
 from panopticlab.postprocess.ablations import ABLATIONS
 from panopticlab.profiles import get_profile, seed_everything
@@ -29,13 +29,17 @@ def test_every_row_builds_its_model_for_the_categories(name):
     assert model.categories is CATS
     networks = [model.semantic_model, model.instance_model] if isinstance(model, HeuristicBaseline) else [model]
     for network in networks:
-        backbone = network.config.detector.backbone if isinstance(network, PanopticFPN) else network.config.backbone
+        one_network = isinstance(network, (PanopticFPN, UPSNet))  # the detector's config holds the backbone
+        backbone = network.config.detector.backbone if one_network else network.config.backbone
         assert (backbone.name == "tiny") == (row.size == "tiny")
-        if isinstance(network, PanopticFPN):
+        if one_network:
             assert network.config.detector.num_classes == len(CATS.thing_ids) + 1
             assert network.config.num_stuff == len(CATS.stuff_ids)
         if isinstance(network, PanopticDeepLab):  # one semantic class per category, things and stuff
             assert network.config.num_classes == len(CATS) and network.train_id_to_category.tolist() == CATS.ids
+        if isinstance(network, UPSNet):
+            assert network.config.num_things == len(CATS.thing_ids)
+            assert network.label_to_category.tolist() == [*CATS.stuff_ids, *CATS.thing_ids]
         if isinstance(network, PSPNet):
             assert network.config.num_classes == len(CATS) and network.train_id_to_category.tolist() == CATS.ids
         if isinstance(network, MaskRCNN):

@@ -13,13 +13,14 @@ weights are downloaded.
 * :mod:`.detection` - the RPN and RoI heads from torchvision's parts, mask logits of boxes;
 * :mod:`.roi_align` - RoIAlign as bilinear sampling (torchvision's numbers, a faster CPU backward);
 * :mod:`.semantic_fpn` - Panoptic FPN's semantic branch (every level to stride 4, summed);
+* :mod:`.deformable` - deformable convolutions and UPSNet's semantic head (levels concatenated);
 * :mod:`.dense_pretraining` - how the shipped tiny backbone was pretrained;
-* :mod:`.pspnet`, :mod:`.mask_rcnn`, :mod:`.heuristic_baseline`, :mod:`.panoptic_fpn`,
+* :mod:`.pspnet`, :mod:`.mask_rcnn`, :mod:`.heuristic_baseline`, :mod:`.panoptic_fpn`, :mod:`.upsnet`,
   :mod:`.panoptic_deeplab` - the models;
 * :mod:`.zoo` - the model table: names, builders, targets, recipes, shipped weights.
 """
-from . import backbones, common, dense_pretraining, detection, heuristic_baseline, mask_rcnn, panoptic_deeplab, \
-    panoptic_fpn, pspnet, roi_align, semantic_fpn, zoo
+from . import backbones, common, deformable, dense_pretraining, detection, heuristic_baseline, mask_rcnn, \
+    panoptic_deeplab, panoptic_fpn, pspnet, roi_align, semantic_fpn, upsnet, zoo
 from .backbones import BackboneConfig, TinyResNet, dilated_backbone, dilated_features, fpn_backbone, make_norm_layer, \
     resnet_fpn, tiny_backbone
 from .common import ImageBatcher, PanopticPrediction
@@ -29,14 +30,15 @@ from .mask_rcnn import MaskRCNN, MaskRCNNConfig
 from .panoptic_deeplab import PanopticDeepLab, PanopticDeepLabConfig
 from .panoptic_fpn import PanopticFPN, PanopticFPNConfig
 from .pspnet import PSPNet, PSPNetConfig
+from .upsnet import UPSNet, UPSNetConfig
 from .zoo import MODEL_NAMES, MODELS, ModelSpec, build_model
 
 __all__ = [
     "backbones", "common", "dense_pretraining", "detection", "pspnet", "mask_rcnn", "heuristic_baseline",
-    "panoptic_fpn", "panoptic_deeplab", "roi_align", "semantic_fpn", "zoo",
+    "panoptic_fpn", "panoptic_deeplab", "roi_align", "semantic_fpn", "deformable", "upsnet", "zoo",
     "BackboneConfig", "TinyResNet", "tiny_backbone", "dilated_backbone", "dilated_features", "fpn_backbone", "resnet_fpn",
     "make_norm_layer", "ImageBatcher", "PanopticPrediction", "DetectionConfig",
     "PSPNet", "PSPNetConfig", "MaskRCNN", "MaskRCNNConfig", "HeuristicBaseline", "PanopticFPN", "PanopticFPNConfig",
-    "PanopticDeepLab", "PanopticDeepLabConfig",
+    "UPSNet", "UPSNetConfig", "PanopticDeepLab", "PanopticDeepLabConfig",
     "MODELS", "MODEL_NAMES", "ModelSpec", "build_model",
 ]

@@ -8,7 +8,10 @@ anchor, sampling, box and mask settings once. Any model with a feature pyramid
 (``{"p2": [B, C, H/4, W/4], ..., "p6": ...}``) runs the branch with :func:`detect`:
 the baseline's Mask R-CNN, Panoptic FPN and UPSNet share it, never a copy of it.
 :func:`mask_logits` gives the per-class mask logits (28 x 28 as published) of any boxes (the
-detections, or ground-truth boxes), which UPSNet's panoptic head needs.
+detections, or ground-truth boxes), which UPSNet's panoptic head needs;
+:func:`box_candidates` gives the box head's class probabilities and per-class boxes of
+every proposal before any filtering, for a model that selects its detections its own way
+(UPSNet: class-agnostic NMS).
 
 Published defaults (torchvision's ``maskrcnn_resnet50_fpn``, detectron2's
 ``mask_rcnn_R_50_FPN_1x``): anchors 32..512 (one size per level P2-P6), ratios 0.5, 1,
@@ -25,17 +28,19 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops import MultiScaleRoIAlign, clip_boxes_to_image
 
 from .roi_align import GridRoIAlign
 
-__all__ = ["DetectionConfig", "build_rpn", "build_roi_heads", "detect", "mask_logits", "check_detection_targets"]
+__all__ = ["DetectionConfig", "build_rpn", "build_roi_heads", "detect", "mask_logits", "box_candidates",
+           "check_detection_targets"]
 
 
 @dataclass
@@ -227,3 +232,30 @@ def mask_logits(roi_heads: RoIHeads, features: "OrderedDict[str, torch.Tensor]",
     pooled = roi_heads.mask_roi_pool(features, boxes, list(image_sizes))
     logits = roi_heads.mask_predictor(roi_heads.mask_head(pooled))
     return list(logits.split([len(b) for b in boxes]))
+
+
+def box_candidates(roi_heads: RoIHeads, features: "OrderedDict[str, torch.Tensor]", proposals: Sequence[torch.Tensor],
+                   image_sizes: Sequence[tuple[int, int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The box head on proposals, before any score threshold or NMS.
+
+    The first half of torchvision's ``RoIHeads.postprocess_detections``: class
+    probabilities (softmax) and the proposal's box decoded for every class, clipped to
+    the image.
+
+    Args:
+        features: the pyramid the RoI heads pool from.
+        proposals: per image float [P_i, 4] (the RPN's output) in batch coordinates.
+        image_sizes: (h, w) of each image inside the padded batch.
+
+    Returns:
+        per image ``(boxes, scores)``: float [P_i, num_classes, 4] and [P_i, num_classes]
+        (class 0 is background).
+    """
+    proposals = [p.to(next(iter(features.values())).dtype) for p in proposals]
+    pooled = roi_heads.box_roi_pool(features, proposals, list(image_sizes))
+    class_logits, box_regression = roi_heads.box_predictor(roi_heads.box_head(pooled))
+    boxes = roi_heads.box_coder.decode(box_regression, proposals)
+    scores = F.softmax(class_logits, -1)
+    counts = [len(p) for p in proposals]
+    return [(clip_boxes_to_image(b, size), s)
+            for b, s, size in zip(boxes.split(counts), scores.split(counts), image_sizes)]

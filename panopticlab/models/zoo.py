@@ -2,7 +2,8 @@
 
 A name is ``<family>-<size>``: ``pspnet`` (the semantic network), ``maskrcnn`` (the
 instance network), ``baseline`` (both, merged by the heuristic), ``panoptic-fpn`` (one
-network, two branches), ``panoptic-deeplab`` (bottom-up: semantic map, centres and
+network, two branches), ``upsnet`` (one network, a deformable semantic head and the
+parameter-free panoptic head), ``panoptic-deeplab`` (bottom-up: semantic map, centres and
 offsets, grouped); ``tiny`` (CPU, minutes,
 the built-in dataset) or ``full`` (the published architecture). Each row of
 :data:`MODELS` is a :class:`ModelSpec`: how to build the model, which targets it trains
@@ -28,13 +29,14 @@ from ..data.categories import CategorySet
 from ..engine.config import OptimConfig, TrainRecipe
 from ..postprocess.heuristic import COCO_REFERENCE_AREA
 from ..profiles import Profile, get_profile
-from . import mask_rcnn, panoptic_deeplab, panoptic_fpn, pspnet
+from . import mask_rcnn, panoptic_deeplab, panoptic_fpn, pspnet, upsnet
 from .heuristic_baseline import HeuristicBaseline
 from .mask_rcnn import MaskRCNN
 from .panoptic_deeplab import PUBLISHED_SCHEDULES as DEEPLAB_SCHEDULES
 from .panoptic_deeplab import PanopticDeepLab
 from .panoptic_fpn import PanopticFPN
 from .pspnet import PSPNet
+from .upsnet import UPSNet
 
 __all__ = ["ModelSpec", "MODELS", "MODEL_NAMES", "spec", "build_model", "check_name"]
 
@@ -168,6 +170,10 @@ PANOPTIC_DEEPLAB = ("Panoptic-DeepLab: a dilated ResNet, two ASPP decoders (sema
 # Things under 64 x 64 px of a 640 x 480 image weigh 3 in the semantic loss: the same fraction
 # of the synthetic images, which are drawn at every size from one scene (about 218 px at 128 x 128)
 SCALED_SMALL_INSTANCES = MappingProxyType({"small_instance_reference_area": COCO_REFERENCE_AREA})
+UPSNET = "UPSNet: one ResNet-FPN, a Mask R-CNN branch, a deformable semantic head, the parameter-free panoptic head"
+# UPSNet's semantic map names every category and its detections come with masks: the
+# heuristic merges of chapter 3 can be scored on the same outputs (the learned head against the rule)
+UPSNET_ABLATIONS = ("baseline", "semantic_only", "instance_only")
 
 _ROWS = [
     ModelSpec("pspnet-tiny", PSPNet, partial(pspnet.for_categories, size="tiny"), ("semantic",),
@@ -182,6 +188,9 @@ _ROWS = [
     ModelSpec("panoptic-fpn-tiny", PanopticFPN, partial(panoptic_fpn.for_categories, size="tiny"),
               ("semantic", "instances"), partial(tiny_recipe, ci=4, laptop=1000, gpu=4000, grad_clip=10.0),
               ablations=("instance_only",), summary=PANOPTIC_FPN),
+    ModelSpec("upsnet-tiny", UPSNet, partial(upsnet.for_categories, size="tiny"), ("semantic", "instances"),
+              partial(tiny_recipe, ci=4, laptop=1000, gpu=4000, grad_clip=10.0), ablations=UPSNET_ABLATIONS,
+              summary=UPSNET),
     ModelSpec("panoptic-deeplab-tiny", PanopticDeepLab, partial(panoptic_deeplab.for_categories, size="tiny"),
               ("deeplab",), partial(tiny_recipe, ci=4, laptop=1000, gpu=4000), target_options=SCALED_SMALL_INSTANCES,
               ablations=("semantic_only",), summary=PANOPTIC_DEEPLAB),
@@ -195,6 +204,8 @@ _ROWS = [
     ModelSpec("panoptic-fpn-full", PanopticFPN, partial(panoptic_fpn.for_categories, size="full"),
               ("semantic", "instances"), partial(_full_run, optim=sgd_1x), ablations=("instance_only",),
               summary=PANOPTIC_FPN),
+    ModelSpec("upsnet-full", UPSNet, partial(upsnet.for_categories, size="full"), ("semantic", "instances"),
+              partial(_full_run, optim=sgd_1x), ablations=UPSNET_ABLATIONS, summary=UPSNET),
     ModelSpec("panoptic-deeplab-full", PanopticDeepLab, partial(panoptic_deeplab.for_categories, size="full"),
               ("deeplab",), partial(_full_run, optim=adam_poly), ablations=("semantic_only",),
               summary=PANOPTIC_DEEPLAB),

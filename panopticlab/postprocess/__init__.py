@@ -9,6 +9,7 @@ from .deeplab import (
 )
 from .ablations import ABLATIONS, ablation_merge, connected_component_instances
 from .heuristic import HeuristicMerge, MergeConfig, MergeSteps, heuristic_merge, scaled_stuff_area
+from .upsnet import UPSNetHeadConfig, UPSNetPanoptic, select_detections, unified_panoptic
 from .grouping import (
     group_pixels,
     nearest_center,
@@ -24,4 +25,5 @@ __all__ = [
     "panoptic_deeplab_postprocess", "pixel_votes", "square_max_pool", "vote_map",
     "HeuristicMerge", "MergeConfig", "MergeSteps", "heuristic_merge", "scaled_stuff_area",
     "ABLATIONS", "ablation_merge", "connected_component_instances",
+    "UPSNetHeadConfig", "UPSNetPanoptic", "select_detections", "unified_panoptic",
 ]
