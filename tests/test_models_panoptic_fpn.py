@@ -9,7 +9,7 @@ from torch import nn
 from torchvision.models.detection import maskrcnn_resnet50_fpn
 
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
-from panopticlab.data.categories import VOID_LABEL, Category, CategorySet
+from panopticlab.data.categories import VOID_LABEL
 from panopticlab.data.dataset import PanopticDataset, collate_panoptic
 from panopticlab.data.synthetic import SyntheticPanoptic
 from panopticlab.models import panoptic_fpn
@@ -17,16 +17,11 @@ from panopticlab.models.panoptic_fpn import PanopticFPN, PanopticFPNConfig, for_
 from panopticlab.models.semantic_fpn import SemanticFPNHead, upsampling_stages
 from panopticlab.postprocess.heuristic import MergeConfig, heuristic_merge
 
+from model_cases import COCO_THING_IDS, coco_like_categories
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 DETECTION_LOSSES = {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask"}
-# torchvision's COCO detector numbers its labels by COCO category id (1..90, 80 of them used)
-COCO_THING_IDS = [i for i in range(1, 91) if i not in {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}]
-
-
-def coco_like_categories() -> CategorySet:
-    return CategorySet([Category(i, f"thing{i}", True) for i in COCO_THING_IDS]
-                       + [Category(92 + i, f"stuff{i}", False) for i in range(53)])
 
 
 @pytest.fixture(scope="module")

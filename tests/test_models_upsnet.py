@@ -27,17 +27,12 @@ from panopticlab.postprocess.upsnet import (AGREES, DISAGREES, TO_STUFF, UPSNetH
                                             remove_small_stuff, select_detections, semantic_layout,
                                             unified_panoptic, unknown_logits)
 
+from model_cases import COCO_THING_IDS, coco_like_categories
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 EIGHT_LOSSES = {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask",
                 "loss_semantic", "loss_semantic_roi", "loss_panoptic"}
-# torchvision's COCO detector numbers its labels by COCO category id (1..90, 80 of them used)
-COCO_THING_IDS = [i for i in range(1, 91) if i not in {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}]
-
-
-def coco_like_categories() -> CategorySet:
-    return CategorySet([Category(i, f"thing{i}", True) for i in COCO_THING_IDS]
-                       + [Category(92 + i, f"stuff{i}", False) for i in range(53)])
 
 
 @pytest.fixture(scope="module")

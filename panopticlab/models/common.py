@@ -30,7 +30,7 @@ from ..data.categories import VOID_LABEL, CategorySet
 from ..data.panoptic import PanopticSegmentation
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Batch", "ImageBatcher", "PanopticPrediction", "as_image_list",
-           "detections_to_numpy", "eval_mode", "require_categories", "semantic_targets"]
+           "detections_to_numpy", "eval_mode", "require_categories", "semantic_targets", "map_train_ids"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -230,3 +230,24 @@ def require_categories(model: nn.Module) -> CategorySet:
         raise ValueError(f"this {type(model).__name__} was built without categories, which a panoptic result "
                          f"needs: build it with for_categories(categories) or categories=...")
     return categories
+
+
+def map_train_ids(train_ids: torch.Tensor, table: torch.Tensor, ignore_index: int = VOID_LABEL) -> torch.Tensor:
+    """``table[train_ids]`` with ``ignore_index`` kept: a model's own labels for the dataset's train ids.
+
+    Args:
+        train_ids: int64 [B, H, W] train ids of the dataset's categories, ``ignore_index`` for void.
+        table: int64 [K]: the model's label of each train id (e.g. a stuff channel, or one
+            merged "things" class).
+
+    Raises:
+        ValueError: a value that is neither a train id of the table nor void (a category
+            the model was not built for).
+    """
+    void = train_ids == ignore_index
+    known = (train_ids >= 0) & (train_ids < len(table))
+    if not bool((known | void).all()):
+        bad = sorted(set(train_ids[~(known | void)].unique().tolist()))[:10]
+        raise ValueError(f"semantic targets hold train ids {bad}, outside 0..{len(table) - 1} and void "
+                         f"{ignore_index} (categories unknown to the model)")
+    return torch.where(void, train_ids, table[train_ids.clamp(0, len(table) - 1)])

@@ -53,7 +53,7 @@ from .common import ImageBatcher, PanopticPrediction, as_image_list, detections_
 from .detection import DetectionConfig, build_roi_heads, build_rpn, check_detection_targets, detect
 
 __all__ = ["MaskRCNNConfig", "MaskRCNN", "detector_parts", "for_categories", "build_tiny", "build_full",
-           "instance_targets"]
+           "instance_targets", "relabelled_instances"]
 
 
 @dataclass
@@ -112,6 +112,14 @@ def detector_parts(config: MaskRCNNConfig) -> tuple[ImageBatcher, nn.Module, nn.
     rpn = build_rpn(config.detection, backbone.out_channels, len(config.returned_layers) + 1)  # + P6
     roi_heads = build_roi_heads(config.detection, backbone.out_channels, level_names(config.returned_layers))
     return transform, backbone, rpn, roi_heads
+
+
+def relabelled_instances(targets, num_images: int, dataset_to_detector_label: torch.Tensor) -> list[dict]:
+    """The checked detection targets of a batch, their dataset labels 1..K turned into the
+    detector's labels (``dataset_to_detector_label[label]``; [K + 1], 0 -> 0)."""
+    instances = instance_targets(targets)
+    check_detection_targets(instances, num_images, len(dataset_to_detector_label))
+    return [{**t, "labels": dataset_to_detector_label[t["labels"]]} for t in instances]
 
 
 def instance_targets(targets) -> list[dict] | None:

@@ -55,9 +55,10 @@ from ..data.categories import VOID_LABEL, CategorySet
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
 from .backbones import level_names
-from .common import PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, semantic_targets
-from .detection import check_detection_targets, detect
-from .mask_rcnn import MaskRCNNConfig, detector_parts, instance_targets
+from .common import PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, map_train_ids, \
+    semantic_targets
+from .detection import detect
+from .mask_rcnn import MaskRCNNConfig, detector_parts, relabelled_instances
 from .semantic_fpn import SemanticFPNHead
 
 __all__ = ["PanopticFPNConfig", "PanopticFPN", "PublishedSchedule", "PUBLISHED_SCHEDULES", "for_categories",
@@ -179,13 +180,7 @@ class PanopticFPN(nn.Module):
 
     def semantic_labels(self, train_ids: torch.Tensor) -> torch.Tensor:
         """The semantic branch's targets: int64 [B, H, W] train ids -> stuff index / "things" / void."""
-        void = train_ids == self.config.ignore_index
-        known = (train_ids >= 0) & (train_ids < len(self.train_id_to_label))
-        if not bool((known | void).all()):
-            bad = sorted(set(train_ids[~(known | void)].unique().tolist()))[:10]
-            raise ValueError(f"semantic targets hold train ids {bad}, outside 0..{len(self.train_id_to_label) - 1} "
-                             f"and void {self.config.ignore_index} (categories unknown to the model)")
-        return torch.where(void, train_ids, self.train_id_to_label[train_ids.clamp(0, len(self.train_id_to_label) - 1)])
+        return map_train_ids(train_ids, self.train_id_to_label, self.config.ignore_index)
 
     def forward(self, images, targets: dict | None = None):
         """See the module docstring."""
@@ -195,9 +190,7 @@ class PanopticFPN(nn.Module):
                 raise ValueError("training Panoptic FPN needs the collated target dict with 'semantic' and "
                                  "'instances' (PanopticDataset(..., targets=('semantic', 'instances')))")
             semantic = self.semantic_labels(semantic_targets(targets, images))
-            instances = instance_targets(targets)
-            check_detection_targets(instances, len(image_list), len(self.instance_to_detector_label))
-            instances = [{**t, "labels": self.instance_to_detector_label[t["labels"]]} for t in instances]
+            instances = relabelled_instances(targets, len(image_list), self.instance_to_detector_label)
             batch = self.transform.batch(image_list, instances, semantic)
         else:
             batch = self.transform.batch(image_list)
