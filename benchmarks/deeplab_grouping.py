@@ -26,19 +26,22 @@ a street scene rather than a best case:
 * offsets: on thing pixels, to the instance's centre plus Gaussian noise of 1 to 2 px
   (sigma drawn per instance); on stuff pixels, noise only (sigma 10 px).
 
-Measurement, for every centre count in ``--centers`` and both sides, each in a fresh
-Python process that builds the inputs, then warms up on a 64 x 128 image (code pages,
+Measurement, for every centre count in ``--centers`` and both sides, each in two fresh
+Python processes that build the inputs, then warm up on a 64 x 128 image (code pages,
 thread pools):
 
-* peak RSS, on the first full-size call: the resident-set high-water mark (Linux
-  ``VmHWM``, reset through ``/proc/self/clear_refs`` just before the call) minus the
+* memory (first process), on the first full-size call: the resident-set high-water mark
+  (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` just before the call) minus the
   resident set at that moment. This sees every allocation, torch's included. So that
   freed memory cannot be reused unseen, blocks of 128 KiB and more are mmap-ed (glibc
-  ``mallopt``) and the heap is trimmed (``malloc_trim``) before the call; Linux and glibc only;
-* tracemalloc peak, on the same call: numpy and Python allocations only (torch's CPU
-  allocator is invisible to it), for comparison;
-* wall time: the median of ``--repeats`` further calls (``--dense-repeats`` for the dense
-  formulation, which takes seconds).
+  ``mallopt``) and the heap is trimmed (``malloc_trim``) before the call; Linux and glibc
+  only. The tracemalloc peak of the same call counts numpy and Python allocations only
+  (torch's CPU allocator is invisible to it), for comparison;
+* wall time (second process, with the allocator's default settings: the fixed mmap
+  threshold of the first process makes every large temporary a fresh, page-faulted
+  mapping, which doubles the time of many short passes): one full-size call to warm up,
+  then the median of ``--repeats`` calls (``--dense-repeats`` for the dense formulation,
+  which takes seconds).
 
 The labels of both sides are compared pixel by pixel: they differ only where detectron2's
 float32 norms round two centres' distances differently from the float64 ones.
@@ -182,19 +185,30 @@ def labels_of(side: str, out) -> np.ndarray:
     return out.label_divisor_map(void=VOID) if side == "ours" else out.numpy()
 
 
-def measure(side: str, args) -> dict:
-    """Run one side in this process; return wall time and peak memory above the inputs."""
+def measure(side: str, mode: str, args) -> dict:
+    """Run one side in this process: its peak memory above the inputs and its labels
+    (``mode="memory"``), or its wall time (``mode="time"``)."""
     libc = ctypes.CDLL("libc.so.6")
-    # large blocks always from mmap (fresh pages, unmapped on free), never from a heap
-    # that still holds freed pages of an earlier allocation
-    libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    if mode == "memory":
+        # large blocks always from mmap (fresh pages, unmapped on free), never from a heap
+        # that still holds freed pages of an earlier allocation
+        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
     inputs = synthetic_outputs(args.height, args.width, args.num_centers, args.thing_fraction, args.seed)[:3]
     call = make_call(side, *inputs)
     # warm-up on a small image: loads code pages and starts thread pools
     make_call(side, *synthetic_outputs(64, 128, min(args.num_centers, 8), args.thing_fraction)[:3])()
     gc.collect()
-    libc.malloc_trim(0)  # give the freed heap of the set-up back, so new pages show in RSS
 
+    if mode == "time":
+        call()  # the first full-size call grows the heap; the timed ones find it
+        times = []
+        for _ in range(args.dense_repeats if side == "dense" else args.repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return {"seconds": statistics.median(times), "repeats": len(times)}
+
+    libc.malloc_trim(0)  # give the freed heap of the set-up back, so new pages show in RSS
     # memory: the first full-size call, so that no earlier call's freed heap hides what it needs
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # reset VmHWM to the current resident set
@@ -204,16 +218,8 @@ def measure(side: str, args) -> dict:
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     peak_kib = _rss_kib("VmHWM")
-    # time: the median of the calls after that first one
-    times = []
-    for _ in range(args.dense_repeats if side == "dense" else args.repeats):
-        start = time.perf_counter()
-        out = call()
-        times.append(time.perf_counter() - start)
-
     labels = labels_of(side, out)
-    return {"side": side, "seconds": statistics.median(times), "repeats": len(times),
-            "peak_rss_mb": (peak_kib - baseline_kib) / 1024, "tracemalloc_mb": traced_peak / 2**20,
+    return {"peak_rss_mb": (peak_kib - baseline_kib) / 1024, "tracemalloc_mb": traced_peak / 2**20,
             "centers": len(out.centers) if side == "ours" else None,
             "segments": len(np.unique(labels[labels != VOID])), "labels": labels.tolist()}
 
@@ -229,30 +235,34 @@ def main() -> None:
     parser.add_argument("--dense-repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=("memory", "time"), help=argparse.SUPPRESS)
     parser.add_argument("--num-centers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     if args.child:
-        print(json.dumps(measure(args.child, args)))
+        print(json.dumps(measure(args.child, args.mode, args)))
         return
 
     print(f"{args.height} x {args.width}, {args.thing_fraction:.0%} thing pixels, {STUFF_REGIONS} stuff regions "
           f"+ 3 small ones, thing votes with 1-2 px noise, stuff offsets with 10 px noise; {args.threads} torch "
           f"threads, torch {torch.__version__}, numpy {np.__version__}; median of {args.repeats} (ours) and "
-          f"{args.dense_repeats} (dense) calls after a first one that measures memory")
+          f"{args.dense_repeats} (dense) calls after a warm-up; memory of the first call, in another process")
     print(f"{'centres':>7}  {'side':<40}{'wall time':>11}{'peak RSS':>11}{'tracemalloc':>13}{'speed-up':>10}")
     names = {"ours": "panopticlab panoptic_deeplab_postprocess",
              "dense": "detectron2 get_panoptic_segmentation"}
     for num_centers in args.centers:
         results = {}
         for side in SIDES:
-            command = [sys.executable, __file__, "--child", side, "--num-centers", str(num_centers),
-                       "--height", str(args.height), "--width", str(args.width),
-                       "--thing-fraction", str(args.thing_fraction), "--seed", str(args.seed),
-                       "--repeats", str(args.repeats), "--dense-repeats", str(args.dense_repeats),
-                       "--threads", str(args.threads)]
-            results[side] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            results[side] = {}
+            for mode in ("memory", "time"):
+                command = [sys.executable, __file__, "--child", side, "--mode", mode,
+                           "--num-centers", str(num_centers), "--height", str(args.height),
+                           "--width", str(args.width), "--thing-fraction", str(args.thing_fraction),
+                           "--seed", str(args.seed), "--repeats", str(args.repeats),
+                           "--dense-repeats", str(args.dense_repeats), "--threads", str(args.threads)]
+                run = subprocess.run(command, check=True, capture_output=True, text=True)
+                results[side].update(json.loads(run.stdout))
         dense = results["dense"]
         for side, r in results.items():
             print(f"{num_centers:>7}  {names[side]:<40}{r['seconds'] * 1000:>8.1f} ms{r['peak_rss_mb']:>8.1f} MB"
