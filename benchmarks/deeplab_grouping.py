@@ -1,30 +1,52 @@
-"""Panoptic-DeepLab grouping: the dense K x (H*W) formulation against panopticlab's, in one run.
+"""Panoptic-DeepLab post-processing: detectron2's dense formulation against panopticlab's, in one run.
 
-The dense formulation is detectron2's ``group_pixels`` (every pixel against every centre
-in one float32 distance tensor, then argmin), followed by the thing mask. panopticlab's
-``group_pixels`` groups only thing pixels with a KD-tree on the CPU (``auto``) or a running
-minimum over the centres (``scan``), in float64; both are exact (tests/test_deeplab_postprocess.py).
-The end-to-end post-processing (centres, grouping, merge, segments) is timed as well.
+Both sides do the whole post-processing of one image, from the three network outputs to
+the panoptic map:
 
-Synthetic outputs: ``--centers`` centres on a jittered grid; the heatmap is a Gaussian
-(sigma 8) around the nearest centre, so NMS finds exactly those centres; the thing pixels
-are the ``--thing-fraction`` of pixels nearest to a centre; offsets point to the nearest
-centre plus Gaussian noise (sigma 1.5 px).
+* dense (detectron2's ``get_panoptic_segmentation``, projects/Panoptic-DeepLab, verbatim):
+  max-pool NMS and top-k, a float32 K x (H*W) distance tensor over every pixel and its
+  argmin, one ``torch.mode`` per instance for the majority vote, one full-image mask per
+  thing category, instance and stuff category for the merge;
+* ours (:func:`panopticlab.postprocess.panoptic_deeplab_postprocess`): the same steps,
+  exact in float64, plus the segment list (areas, boxes, scores) and the records the
+  chapter draws.
 
-Measurement: each method runs in a fresh Python process that first builds the inputs.
+Inputs (the same for both, made from ``--seed``), meant to look like a network's output on
+a street scene rather than a best case:
 
-* peak RSS, on the first full-size call (after a warm-up on a 64 x 128 image, which loads
-  code and starts threads): the resident-set high-water mark (Linux ``VmHWM``, reset
-  through ``/proc/self/clear_refs`` just before the call) minus the resident set at that
-  moment. This sees every allocation, torch's included. So that freed memory cannot be
-  reused unseen, blocks of 128 KiB and more are mmap-ed (glibc ``mallopt``) and the heap
-  is trimmed (``malloc_trim``) before the call; Linux and glibc only.
-* tracemalloc peak, on the same call: numpy and Python allocations only (torch's CPU
-  allocator is invisible to it), for comparison;
-* wall time: the median of ``--repeats`` further calls (for the dense formulation, which
-  takes seconds, the first call alone).
+* instances: ``K`` centres on a jittered grid; the thing pixels are the ``--thing-fraction``
+  of the image nearest to a centre, each instance a thing category (cycling), with 3 % of
+  its pixels relabelled to another thing category (the majority vote has work to do);
+* stuff: the remaining pixels split into a dozen regions (Voronoi cells of 12 random
+  seeds, stuff categories 11-14 cycling) plus three small blobs of category 15 that stay
+  below the stuff area limit (2048 pixels) and become void;
+* heatmap: a Gaussian (sigma 8) around the nearest centre, so NMS finds exactly those
+  centres; with ``K = 0`` (the fixed per-image cost) the instances of a 60-centre layout
+  remain in the semantic map but no heatmap value reaches the threshold;
+* offsets: on thing pixels, to the instance's centre plus Gaussian noise of 1 to 2 px
+  (sigma drawn per instance); on stuff pixels, noise only (sigma 10 px).
 
-Run: ``python benchmarks/deeplab_grouping.py [--height 512 --width 1024 --centers 150]``.
+Measurement, for every centre count in ``--centers`` and both sides, each in two fresh
+Python processes that build the inputs, then warm up on a 64 x 128 image (code pages,
+thread pools):
+
+* memory (first process), on the first full-size call: the resident-set high-water mark
+  (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` just before the call) minus the
+  resident set at that moment. This sees every allocation, torch's included. So that
+  freed memory cannot be reused unseen, blocks of 128 KiB and more are mmap-ed (glibc
+  ``mallopt``) and the heap is trimmed (``malloc_trim``) before the call; Linux and glibc
+  only. The tracemalloc peak of the same call counts numpy and Python allocations only
+  (torch's CPU allocator is invisible to it), for comparison;
+* wall time (second process, with the allocator's default settings: the fixed mmap
+  threshold of the first process makes every large temporary a fresh, page-faulted
+  mapping, which doubles the time of many short passes): one full-size call to warm up,
+  then the median of ``--repeats`` calls (``--dense-repeats`` for the dense formulation,
+  which takes seconds).
+
+The labels of both sides are compared pixel by pixel: they differ only where detectron2's
+float32 norms round two centres' distances differently from the float64 ones.
+
+Run: ``python benchmarks/deeplab_grouping.py [--height 512 --width 1024 --centers 0 60 150]``.
 """
 from __future__ import annotations
 
@@ -37,25 +59,31 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections import Counter
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.spatial import cKDTree
 
-from panopticlab.data import SYNTHETIC_CATEGORIES
-from panopticlab.postprocess import group_pixels, panoptic_deeplab_postprocess
+from panopticlab.data import SYNTHETIC_CATEGORIES as CATEGORIES
+from panopticlab.postprocess import panoptic_deeplab_postprocess
 
-METHODS = ("dense", "auto", "scan", "end-to-end")
+SIDES = ("ours", "dense")
+STUFF_REGIONS = 12
+LAYOUT_CENTERS_WHEN_NONE = 60
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+VOID = -1
 
 
 def synthetic_outputs(height: int, width: int, num_centers: int, thing_fraction: float, seed: int = 0):
     """(semantic (H, W) int64 ids, heatmap (H, W) f32, offsets (2, H, W) f32, centres (K, 2) int64)."""
     rng = np.random.default_rng(seed)
-    rows = max(1, round(np.sqrt(num_centers * height / width)))
-    cols = -(-num_centers // rows)
+    layout = num_centers or LAYOUT_CENTERS_WHEN_NONE
+    rows = max(1, round(np.sqrt(layout * height / width)))
+    cols = -(-layout // rows)
     cell_y, cell_x = height / rows, width / cols
-    grid = np.stack(np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij"), -1).reshape(-1, 2)[:num_centers]
+    grid = np.stack(np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij"), -1).reshape(-1, 2)[:layout]
     jitter = rng.uniform(-0.25, 0.25, size=grid.shape) * [cell_y, cell_x]
     centers = np.floor((grid + 0.5) * [cell_y, cell_x] + jitter).astype(np.int64)
     centers = centers[np.lexsort((centers[:, 1], centers[:, 0]))]  # raster order
@@ -63,26 +91,77 @@ def synthetic_outputs(height: int, width: int, num_centers: int, thing_fraction:
     ys, xs = np.mgrid[:height, :width]
     pixels = np.stack([ys.ravel(), xs.ravel()], 1)
     distance, nearest = cKDTree(centers).query(pixels)
-    heatmap = np.exp(-distance**2 / (2 * 8.0**2)).reshape(height, width).astype(np.float32)
-    thing = (distance <= np.quantile(distance, thing_fraction)).reshape(height, width)
+    distance, nearest = distance.reshape(height, width), nearest.reshape(height, width)
+    thing = distance <= np.quantile(distance, thing_fraction)
 
-    things, stuff = SYNTHETIC_CATEGORIES.thing_ids, SYNTHETIC_CATEGORIES.stuff_ids
-    semantic = np.where(ys < height // 2, stuff[0], stuff[1]).astype(np.int64)
-    semantic[thing] = np.asarray(things)[nearest.reshape(height, width)[thing] % len(things)]
-    offsets = (centers[nearest].T.reshape(2, height, width) - np.stack([ys, xs])
-               + rng.normal(0, 1.5, size=(2, height, width))).astype(np.float32)
+    things, stuff = np.asarray(CATEGORIES.thing_ids), np.asarray(CATEGORIES.stuff_ids)
+    # stuff: Voronoi cells of a dozen seeds, the first four stuff categories cycling ...
+    seeds = rng.uniform(0, [height, width], size=(STUFF_REGIONS, 2))
+    region = cKDTree(seeds).query(pixels)[1].reshape(height, width)
+    semantic = stuff[:4][region % 4].astype(np.int64)
+    # ... and three small blobs of the fifth, below the stuff area limit together
+    for y, x in rng.uniform([20, 20], [height - 20, width - 20], size=(3, 2)).astype(int):
+        semantic[y - 12:y + 12, x - 12:x + 12] = stuff[4]
+    semantic[thing] = things[nearest[thing] % len(things)]
+    relabel = thing & (rng.random((height, width)) < 0.03)
+    semantic[relabel] = rng.choice(things, size=int(relabel.sum()))
+
+    sigma = rng.uniform(1.0, 2.0, size=len(centers))[nearest]
+    offsets = np.where(thing, centers[nearest].transpose(2, 0, 1) - np.stack([ys, xs])
+                       + rng.normal(0, 1, size=(2, height, width)) * sigma,
+                       rng.normal(0, 10, size=(2, height, width))).astype(np.float32)
+    heatmap = np.exp(-distance**2 / (2 * 8.0**2)).astype(np.float32)
+    if num_centers == 0:
+        heatmap *= 0.09  # below the 0.1 threshold everywhere
+        centers = centers[:0]
     return semantic, heatmap, offsets, centers
 
 
-def dense_group_pixels(center_points: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """detectron2's ``group_pixels``: a [K, H*W] distance matrix over all pixels."""
-    height, width = offsets.size()[1:]
-    y_coord, x_coord = torch.meshgrid(torch.arange(height, dtype=offsets.dtype),
-                                      torch.arange(width, dtype=offsets.dtype), indexing="ij")
-    coord = torch.cat((y_coord.unsqueeze(0), x_coord.unsqueeze(0)), dim=0)
-    center_loc = (coord + offsets).flatten(1).T.unsqueeze_(0)  # [1, H*W, 2]
-    distance = torch.norm(center_points.unsqueeze(1) - center_loc, dim=-1)  # [K, H*W]
-    return torch.argmin(distance, dim=0).reshape((height, width)) + 1
+def detectron2_panoptic(sem_seg, center_heatmap, offsets, thing_ids, label_divisor=1000, stuff_area=2048,
+                        void_label=VOID, threshold=0.1, nms_kernel=7, top_k=200):
+    """detectron2's ``get_panoptic_segmentation`` (find_instance_center, group_pixels,
+    merge_semantic_and_instance), verbatim but for the call structure.
+
+    sem_seg (1, H, W) int64, center_heatmap (1, H, W), offsets (2, H, W); returns (H, W) int64.
+    """
+    center_heatmap = F.threshold(center_heatmap, threshold, -1)
+    pooled = F.max_pool2d(center_heatmap, kernel_size=nms_kernel, stride=1, padding=(nms_kernel - 1) // 2)
+    center_heatmap[center_heatmap != pooled] = -1
+    center_heatmap = center_heatmap.squeeze()
+    top_k_scores, _ = torch.topk(torch.flatten(center_heatmap), top_k)
+    center_points = torch.nonzero(center_heatmap > top_k_scores[-1].clamp_(min=0))
+    thing_seg = torch.zeros_like(sem_seg)
+    for thing_class in thing_ids:
+        thing_seg[sem_seg == thing_class] = 1
+    if center_points.size(0) == 0:
+        ins_seg = torch.zeros_like(sem_seg)
+    else:
+        height, width = offsets.size()[1:]
+        y_coord, x_coord = torch.meshgrid(torch.arange(height, dtype=offsets.dtype),
+                                          torch.arange(width, dtype=offsets.dtype), indexing="ij")
+        coord = torch.cat((y_coord.unsqueeze(0), x_coord.unsqueeze(0)), dim=0)
+        center_loc = (coord + offsets).flatten(1).T.unsqueeze_(0)  # [1, H*W, 2]
+        distance = torch.norm(center_points.unsqueeze(1) - center_loc, dim=-1)  # [K, H*W]
+        ins_seg = thing_seg * (torch.argmin(distance, dim=0).reshape((1, height, width)) + 1)
+    pan_seg = torch.zeros_like(sem_seg) + void_label
+    is_thing = (ins_seg > 0) & (thing_seg > 0)
+    tracker = Counter()
+    for ins_id in torch.unique(ins_seg):
+        if ins_id == 0:
+            continue
+        thing_mask = (ins_seg == ins_id) & is_thing
+        if torch.nonzero(thing_mask).size(0) == 0:
+            continue
+        class_id, _ = torch.mode(sem_seg[thing_mask].view(-1))
+        tracker[class_id.item()] += 1
+        pan_seg[thing_mask] = class_id * label_divisor + tracker[class_id.item()]
+    for class_id in torch.unique(sem_seg):
+        if class_id.item() in thing_ids:
+            continue
+        stuff_mask = (sem_seg == class_id) & (ins_seg == 0)
+        if stuff_mask.sum().item() >= stuff_area:
+            pan_seg[stuff_mask] = class_id * label_divisor
+    return pan_seg[0]
 
 
 def _rss_kib(field: str) -> int:
@@ -93,104 +172,104 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def make_call(method: str, semantic, heatmap, offsets, centers):
-    """A no-argument function that runs ``method`` on these inputs."""
-    things = torch.from_numpy(np.isin(semantic, SYNTHETIC_CATEGORIES.thing_ids))
-    semantic_t, heatmap_t, offsets_t, centers_t = map(torch.from_numpy, (semantic, heatmap, offsets, centers))
-    return {
-        "dense": lambda: dense_group_pixels(centers_t, offsets_t) * things,
-        "auto": lambda: group_pixels(centers_t, offsets_t, things, method="auto"),
-        "scan": lambda: group_pixels(centers_t, offsets_t, things, method="scan"),
-        "end-to-end": lambda: panoptic_deeplab_postprocess(semantic_t, heatmap_t, offsets_t, SYNTHETIC_CATEGORIES),
-    }[method]
+def make_call(side: str, semantic, heatmap, offsets):
+    """A no-argument function that runs one side on these inputs and returns its (H, W) label map."""
+    semantic_t, heatmap_t, offsets_t = map(torch.from_numpy, (semantic, heatmap, offsets))
+    if side == "ours":
+        return lambda: panoptic_deeplab_postprocess(semantic_t, heatmap_t, offsets_t, CATEGORIES)
+    # detectron2 thresholds the heatmap in place: give each call its own copy, outside the timing
+    return lambda: detectron2_panoptic(semantic_t[None], heatmap_t[None].clone(), offsets_t, CATEGORIES.thing_ids)
 
 
-def measure(method: str, args) -> dict:
-    """Run one method in this process; return wall time and peak memory above the inputs."""
+def labels_of(side: str, out) -> np.ndarray:
+    return out.label_divisor_map(void=VOID) if side == "ours" else out.numpy()
+
+
+def measure(side: str, mode: str, args) -> dict:
+    """Run one side in this process: its peak memory above the inputs and its labels
+    (``mode="memory"``), or its wall time (``mode="time"``)."""
     libc = ctypes.CDLL("libc.so.6")
-    # large blocks always from mmap (fresh pages, unmapped on free), never from a heap
-    # that still holds freed pages of an earlier allocation
-    libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
-    semantic, heatmap, offsets, centers = synthetic_outputs(args.height, args.width, args.centers,
-                                                            args.thing_fraction)
-    call = make_call(method, semantic, heatmap, offsets, centers)
+    if mode == "memory":
+        # large blocks always from mmap (fresh pages, unmapped on free), never from a heap
+        # that still holds freed pages of an earlier allocation
+        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    inputs = synthetic_outputs(args.height, args.width, args.num_centers, args.thing_fraction, args.seed)[:3]
+    call = make_call(side, *inputs)
     # warm-up on a small image: loads code pages and starts thread pools
-    make_call(method, *synthetic_outputs(64, 128, min(args.centers, 8), args.thing_fraction))()
+    make_call(side, *synthetic_outputs(64, 128, min(args.num_centers, 8), args.thing_fraction)[:3])()
     gc.collect()
-    libc.malloc_trim(0)  # give the freed heap of the set-up back, so new pages show in RSS
 
+    if mode == "time":
+        call()  # the first full-size call grows the heap; the timed ones find it
+        times = []
+        for _ in range(args.dense_repeats if side == "dense" else args.repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return {"seconds": statistics.median(times), "repeats": len(times)}
+
+    libc.malloc_trim(0)  # give the freed heap of the set-up back, so new pages show in RSS
     # memory: the first full-size call, so that no earlier call's freed heap hides what it needs
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # reset VmHWM to the current resident set
     baseline_kib = _rss_kib("VmRSS")
     tracemalloc.start()
-    start = time.perf_counter()
     out = call()
-    times = [time.perf_counter() - start]
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     peak_kib = _rss_kib("VmHWM")
-    # time: the median of the calls after that first one
-    if method != "dense":
-        times = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            out = call()
-            times.append(time.perf_counter() - start)
-
-    if method == "end-to-end":
-        num_centers = len(out.centers)
-        labels = out.instance_map
-    else:
-        num_centers = len(centers)
-        labels = out.numpy()
-    return {"method": method, "seconds": statistics.median(times), "repeats": len(times),
-            "peak_rss_mb": (peak_kib - baseline_kib) / 1024, "tracemalloc_mb": traced_peak / 2**20,
-            "centers": num_centers, "labels_hash": int(np.asarray(labels, np.int64).sum() % (2**61 - 1)),
-            "labels": labels.tolist() if args.return_labels else None}
+    labels = labels_of(side, out)
+    return {"peak_rss_mb": (peak_kib - baseline_kib) / 1024, "tracemalloc_mb": traced_peak / 2**20,
+            "centers": len(out.centers) if side == "ours" else None,
+            "segments": len(np.unique(labels[labels != VOID])), "labels": labels.tolist()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)
-    parser.add_argument("--centers", type=int, default=150)
+    parser.add_argument("--centers", type=int, nargs="+", default=[0, 60, 150])
     parser.add_argument("--thing-fraction", type=float, default=0.5)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--dense-repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
-    parser.add_argument("--return-labels", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=("memory", "time"), help=argparse.SUPPRESS)
+    parser.add_argument("--num-centers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     if args.child:
-        print(json.dumps(measure(args.child, args)))
+        print(json.dumps(measure(args.child, args.mode, args)))
         return
 
-    print(f"{args.height} x {args.width}, {args.centers} centres, {args.thing_fraction:.0%} thing pixels, "
-          f"{args.threads} torch threads, torch {torch.__version__}, numpy {np.__version__}")
-    results = {}
-    for method in METHODS:
-        command = [sys.executable, __file__, "--child", method, "--height", str(args.height),
-                   "--width", str(args.width), "--centers", str(args.centers),
-                   "--thing-fraction", str(args.thing_fraction), "--repeats", str(args.repeats),
-                   "--threads", str(args.threads)]
-        if method in ("dense", "auto"):
-            command.append("--return-labels")
-        results[method] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-
-    dense = results["dense"]
-    print(f"{'method':<34}{'wall time':>12}{'peak RSS':>12}{'tracemalloc':>13}{'speed-up':>10}")
-    names = {"dense": "dense K x (H*W), float32 (d2)", "auto": "panopticlab group_pixels (kdtree)",
-             "scan": "panopticlab group_pixels (scan)", "end-to-end": "panopticlab full post-processing"}
-    for method, r in results.items():
-        print(f"{names[method]:<34}{r['seconds'] * 1000:>9.0f} ms{r['peak_rss_mb']:>9.1f} MB"
-              f"{r['tracemalloc_mb']:>10.1f} MB{dense['seconds'] / r['seconds']:>9.1f}x")
-    print(f"centres found by the end-to-end NMS: {results['end-to-end']['centers']}")
-    dense_labels, ours = np.array(dense["labels"]), np.array(results["auto"]["labels"])
-    thing = dense_labels > 0
-    print(f"thing pixels assigned alike by the float32 dense and the float64 exact grouping: "
-          f"{(dense_labels[thing] == ours[thing]).mean():.6%} of {int(thing.sum())}")
+    print(f"{args.height} x {args.width}, {args.thing_fraction:.0%} thing pixels, {STUFF_REGIONS} stuff regions "
+          f"+ 3 small ones, thing votes with 1-2 px noise, stuff offsets with 10 px noise; {args.threads} torch "
+          f"threads, torch {torch.__version__}, numpy {np.__version__}; median of {args.repeats} (ours) and "
+          f"{args.dense_repeats} (dense) calls after a warm-up; memory of the first call, in another process")
+    print(f"{'centres':>7}  {'side':<40}{'wall time':>11}{'peak RSS':>11}{'tracemalloc':>13}{'speed-up':>10}")
+    names = {"ours": "panopticlab panoptic_deeplab_postprocess",
+             "dense": "detectron2 get_panoptic_segmentation"}
+    for num_centers in args.centers:
+        results = {}
+        for side in SIDES:
+            results[side] = {}
+            for mode in ("memory", "time"):
+                command = [sys.executable, __file__, "--child", side, "--mode", mode,
+                           "--num-centers", str(num_centers), "--height", str(args.height),
+                           "--width", str(args.width), "--thing-fraction", str(args.thing_fraction),
+                           "--seed", str(args.seed), "--repeats", str(args.repeats),
+                           "--dense-repeats", str(args.dense_repeats), "--threads", str(args.threads)]
+                run = subprocess.run(command, check=True, capture_output=True, text=True)
+                results[side].update(json.loads(run.stdout))
+        dense = results["dense"]
+        for side, r in results.items():
+            print(f"{num_centers:>7}  {names[side]:<40}{r['seconds'] * 1000:>8.1f} ms{r['peak_rss_mb']:>8.1f} MB"
+                  f"{r['tracemalloc_mb']:>10.1f} MB{dense['seconds'] / r['seconds']:>9.1f}x")
+        ours_labels, dense_labels = np.array(results["ours"]["labels"]), np.array(dense["labels"])
+        print(f"{'':>9}centres found: {results['ours']['centers']}; segments: {results['ours']['segments']} "
+              f"(ours), {dense['segments']} (dense); pixels labelled alike: {(ours_labels == dense_labels).mean():.6%}")
 
 
 if __name__ == "__main__":

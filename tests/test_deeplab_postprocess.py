@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy import ndimage, stats
+from scipy.spatial import cKDTree
 
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data import Category, CategorySet, PanopticFormatError, from_label_divisor, to_label_divisor
@@ -13,8 +14,10 @@ from panopticlab.postprocess import (
     COCO,
     CITYSCAPES,
     find_instance_centers,
+    group_pixels,
     merge_semantic_and_instances,
     nearest_center,
+    nearest_center_grid,
     nearest_center_kdtree,
     nearest_center_scan,
     panoptic_deeplab_postprocess,
@@ -22,6 +25,8 @@ from panopticlab.postprocess import (
     square_max_pool,
     vote_map,
 )
+from panopticlab.postprocess import _arrays, centers as centers_module, deeplab as deeplab_module
+from panopticlab.postprocess import grouping as grouping_module
 
 THINGS, STUFF = CATS.thing_ids, CATS.stuff_ids
 
@@ -77,13 +82,19 @@ def dense_reference(semantic, heatmap, offsets, categories, threshold=0.1, nms_k
 # ---------------------------------------------------------------------------------------
 # random network outputs, one generator per case the issue lists
 # ---------------------------------------------------------------------------------------
-CASES = ["random", "no_center", "one_center", "border", "plateau", "outside", "mixed", "ties"]
+CASES = ["random", "no_center", "one_center", "border", "plateau", "outside", "mixed", "ties",
+         "all_stuff", "all_thing", "centers_on_stuff", "clustered"]
 
 
 def random_outputs(rng, case, shape=(24, 32)):
     height, width = shape
     # semantic: coarse blocks of categories, things in about half of them
-    blocks = rng.choice(THINGS + STUFF, size=(height // 4, width // 4), p=[0.125] * 4 + [0.1] * 5)
+    choices, p = THINGS + STUFF, [0.125] * 4 + [0.1] * 5
+    if case == "all_stuff":
+        choices, p = STUFF, None
+    elif case == "all_thing":
+        choices, p = THINGS, None
+    blocks = rng.choice(choices, size=(height // 4, width // 4), p=p)
     semantic = np.kron(blocks, np.ones((4, 4), np.int64))
     thing = np.isin(semantic, THINGS)
     if case == "mixed":
@@ -107,6 +118,8 @@ def random_outputs(rng, case, shape=(24, 32)):
         heatmap[picks] = rng.uniform(0.2, 1, size=int(picks.sum()))
     elif case == "plateau":
         heatmap = np.round(heatmap * 3).astype(np.float32) / 3
+    elif case == "centers_on_stuff":
+        heatmap[thing] = 0  # every peak on a stuff pixel
 
     # offsets point to a few "true" centres, plus noise
     true_centers = rng.uniform(0, [height, width], size=(6, 2))
@@ -118,17 +131,28 @@ def random_outputs(rng, case, shape=(24, 32)):
     if case == "ties":
         # votes on the half-pixel grid: many exactly equidistant centres
         offsets = np.round(offsets * 2) / 2
+    if case == "clustered":
+        # what a trained network gives: votes within 1-2 px of the centres NMS will find
+        centers = find_instance_centers(heatmap, nms_kernel=3, top_k=None)[0].numpy()
+        if len(centers):
+            owner = cKDTree(centers).query(np.stack([ys.ravel(), xs.ravel()], 1))[1].reshape(shape)
+            offsets = (np.stack([centers[owner, 0] - ys, centers[owner, 1] - xs])
+                       + rng.normal(0, rng.uniform(1, 2), (2, *shape)))
     return semantic, heatmap, offsets.astype(np.float32)
 
 
 def random_parameters(rng, case):
-    return dict(nms_kernel=int(rng.choice([1, 3, 7, 41] if case != "one_center" else [7, 41])),
+    return dict(nms_kernel=int(rng.choice([1, 3, 7, 41] if case not in ("one_center", "clustered") else
+                                          [7, 41] if case == "one_center" else [3])),
                 top_k=int(rng.choice([3, 20, 200])), stuff_area=int(rng.choice([0, 16, 100])),
-                label_divisor=1000, threshold=0.1)
+                label_divisor=int(rng.choice([1000, 256])), threshold=0.1)
+
+
+METHODS = ["auto", "grid", "kdtree", "scan"]
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("method", ["auto", "scan"])
+@pytest.mark.parametrize("method", METHODS)
 def test_matches_dense_reference(case, method):
     for seed in range(25):
         rng = np.random.default_rng([seed, CASES.index(case)])
@@ -142,16 +166,27 @@ def test_matches_dense_reference(case, method):
         np.testing.assert_array_equal(result.center_scores, scores, err_msg=where)
         np.testing.assert_array_equal(result.instance_map, instance, err_msg=where)
         np.testing.assert_array_equal(result.label_divisor_map(), expected, err_msg=where)
-        result.panoptic.validate(CATS, source=where)
+        # areas and boxes as the id map gives them
+        result.panoptic.validate(CATS, source=where, check_statistics=True)
         # the panoptic object and the label map describe the same partition and categories
-        decoded = from_label_divisor(expected, CATS, void=-1)
+        divisor = params["label_divisor"]
+        decoded = from_label_divisor(expected, CATS, void=-1, label_divisor=divisor)
         np.testing.assert_array_equal(result.panoptic.relabeled().id_map, decoded.relabeled().id_map)
         np.testing.assert_array_equal(result.panoptic.category_map(void=-1),
-                                      np.where(expected >= 0, expected // 1000, -1))
+                                      np.where(expected >= 0, expected // divisor, -1))
+        # each centre's segment: its instance's, 0 for an empty one
+        for k, segment_id in enumerate(result.center_segment):
+            assert (segment_id == 0) == (not (instance == k + 1).any())
+            if segment_id:
+                assert (result.panoptic.id_map[instance == k + 1] == segment_id).all()
         if case == "no_center":
             assert len(result.centers) == 0 and not np.isin(result.panoptic.category_map(), THINGS).any()
         if case == "one_center":
             assert len(result.centers) == 1
+        if case == "all_stuff":
+            assert not result.center_segment.any() and not result.instance_map.any()
+        if case == "centers_on_stuff":
+            assert not np.isin(semantic[tuple(result.centers.T)], THINGS).any()
 
 
 def test_every_case_is_exercised():
@@ -174,7 +209,14 @@ def test_every_case_is_exercised():
                 if s.category_id in THINGS:
                     labels = semantic[result.panoptic.mask(s.id)]
                     seen["mixed"] += int(len(np.unique(labels)) > 1)
-    assert all(seen[key] >= 5 for key in ["border", "adjacent centres", "outside", "top_k binds", "mixed"]), seen
+            stuff_present, stuff_area = np.unique(semantic[np.isin(semantic, STUFF)], return_counts=True)
+            seen["stuff below the area"] += int((stuff_area < params["stuff_area"]).any())
+            seen["centre with no pixel"] += int(len(c) > 0 and (result.center_segment == 0).any())
+            seen["no thing pixel"] += int(len(c) > 0 and not np.isin(semantic, THINGS).any())
+            seen["no stuff pixel"] += int(not len(stuff_present))
+    assert all(seen[key] >= 5 for key in ["border", "adjacent centres", "outside", "top_k binds", "mixed",
+                                          "stuff below the area", "centre with no pixel", "no thing pixel",
+                                          "no stuff pixel"]), seen
 
 
 # ---------------------------------------------------------------------------------------
@@ -304,6 +346,68 @@ def test_kdtree_equals_scan_on_many_ties():
         np.testing.assert_array_equal(nearest_center_scan(votes, centers), distance.argmin(1))
 
 
+def _vote_sets(rng, centers, size):
+    """Votes of several kinds around (K, 2) integer centres inside a size x size square."""
+    picks = centers[rng.integers(0, len(centers), 4000)].astype(np.float64)
+    return {
+        "clustered": picks + rng.normal(0, 1.5, picks.shape),
+        "uniform": rng.uniform(-10, size + 10, (4000, 2)),
+        "half-pixel lattice": rng.integers(-5, 2 * size + 5, (4000, 2)) / 2,
+        "integer lattice": rng.integers(-5, size + 5, (4000, 2)).astype(np.float64),
+        "far away": rng.normal(0, 1, (4000, 2)) * 10.0 ** rng.integers(2, 9),
+    }
+
+
+def test_grid_equals_dense_argmin():
+    """The pure-cell table against the dense argmin (first minimum), for votes near and far
+    from the centres, on lattices where many are exactly equidistant, with duplicate centres."""
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        size = int(rng.choice([16, 64, 400]))
+        centers = rng.integers(0, size, size=(int(rng.integers(2, 90)), 2))
+        if seed % 3 == 0:
+            centers = np.concatenate([centers, centers[:2]])  # duplicates: tie everywhere
+        centers = centers[np.lexsort((centers[:, 1], centers[:, 0]))]
+        centers_t = torch.from_numpy(centers)
+        for kind, votes in _vote_sets(rng, centers, size).items():
+            votes = torch.from_numpy(votes)
+            expected = ((centers_t[None].double() - votes[:, None]) ** 2).sum(-1).argmin(1)
+            for rest in ("auto", "kdtree", "scan"):
+                got = nearest_center_grid(votes, centers_t, rest=rest)
+                np.testing.assert_array_equal(got, expected, err_msg=f"seed {seed}, {kind}, rest {rest}")
+
+
+def test_grid_decides_clustered_votes_itself():
+    """Votes 1-2 px from centres some 40 px apart almost never need the fallback: the
+    table decides them. (Centres only a few pixels apart leave more to the fallback.)"""
+    rng = np.random.default_rng(5)
+    grid = np.stack(np.meshgrid(np.arange(10), np.arange(15), indexing="ij"), -1).reshape(-1, 2)
+    centers = np.floor((grid + 0.5 + rng.uniform(-0.25, 0.25, grid.shape)) * [50, 33])
+    votes = centers[rng.integers(0, len(centers), 20000)] + rng.normal(0, 1.5, (20000, 2))
+    left = []
+
+    def rest(undecided, centers_list):
+        left.append(len(undecided))
+        return grouping_module._scan(_arrays.NUMPY, undecided, centers_list)
+
+    got = grouping_module._grid(_arrays.NUMPY, votes, [tuple(c) for c in centers.tolist()], rest)
+    expected = ((centers[None] - votes[:, None]) ** 2).sum(-1).argmin(1)
+    np.testing.assert_array_equal(got, expected)
+    assert sum(left) < 0.05 * len(votes), left
+
+
+def test_group_pixels_matches_dense_argmin():
+    rng = np.random.default_rng(2)
+    semantic, heatmap, offsets = random_outputs(rng, "clustered")
+    centers = find_instance_centers(heatmap, nms_kernel=3)[0]
+    thing = torch.from_numpy(np.isin(semantic, THINGS))
+    votes = vote_map(torch.from_numpy(offsets)).flatten(1).T
+    expected = (((centers[None].double() - votes[:, None]) ** 2).sum(-1).argmin(1) + 1).reshape(thing.shape) * thing
+    for method in METHODS:
+        assert torch.equal(group_pixels(centers, torch.from_numpy(offsets), thing, method), expected)
+    assert not group_pixels(centers[:0], torch.from_numpy(offsets), thing).any()
+
+
 def test_pixel_votes_equal_vote_map():
     rng = np.random.default_rng(3)
     offsets = torch.from_numpy(rng.normal(0, 50, (2, 9, 13)).astype(np.float32))
@@ -399,6 +503,99 @@ def test_logits_and_tensors_give_the_same_result():
     from_widened = panoptic_deeplab_postprocess(labels, heatmap, half.astype(np.float32), CATS, stuff_area=10)
     assert from_half.panoptic.equals(from_widened.panoptic)
     np.testing.assert_array_equal(from_half.votes, from_widened.votes)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.uint64])
+def test_semantic_dtypes_give_the_same_result(dtype):
+    rng = np.random.default_rng(4)
+    semantic, heatmap, offsets = random_outputs(rng, "random")
+    expected = panoptic_deeplab_postprocess(semantic, heatmap, offsets, CATS, stuff_area=10)
+    result = panoptic_deeplab_postprocess(semantic.astype(dtype), heatmap, offsets, CATS, stuff_area=10)
+    assert result.panoptic.equals(expected.panoptic)
+    np.testing.assert_array_equal(result.instance_map, expected.instance_map)
+
+
+def test_ids_outside_the_direct_lookup():
+    """Category ids beyond the direct lookup table, and a negative void label, are shifted
+    to the table's range first; the result is the one with the usual ids."""
+    shift = 100_000
+    far = CategorySet([Category(c.id + shift, c.name, c.isthing) for c in CATS])
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        semantic, heatmap, offsets = random_outputs(rng, CASES[seed % len(CASES)])
+        semantic = semantic.copy()
+        semantic[rng.random(semantic.shape) < 0.05] = 0  # void
+        usual = panoptic_deeplab_postprocess(semantic, heatmap, offsets, CATS, stuff_area=16, void_label=0)
+        shifted = np.where(semantic == 0, -1, semantic + shift)
+        result = panoptic_deeplab_postprocess(shifted, heatmap, offsets, far, stuff_area=16, void_label=-1)
+        np.testing.assert_array_equal(result.panoptic.id_map, usual.panoptic.id_map)
+        assert [s.category_id - shift for s in result.panoptic.segments] == \
+            [s.category_id for s in usual.panoptic.segments]
+        labels = usual.label_divisor_map()
+        expected = dense_reference(np.where(semantic == 0, 13, semantic), heatmap, offsets, CATS, stuff_area=16)[0]
+        np.testing.assert_array_equal(labels[semantic != 0], expected[semantic != 0])
+    with pytest.raises(PanopticFormatError, match=r"category ids \[5, 100016\]"):
+        bad = np.full((4, 6), shift + 11)
+        bad[0, 0], bad[1, 1] = shift + 16, 5
+        panoptic_deeplab_postprocess(bad, np.zeros((4, 6), np.float32), np.zeros((2, 4, 6), np.float32), far)
+
+
+@pytest.fixture
+def torch_path(monkeypatch):
+    """Run the post-processing with torch operations on the CPU, the code path CUDA takes."""
+    ops = _arrays.TorchOps(torch.device("cpu"))
+    for module in (deeplab_module, grouping_module, centers_module):
+        monkeypatch.setattr(module, "ops_for", lambda device: ops)
+    return ops
+
+
+def test_torch_path_matches_numpy_path(torch_path):
+    for seed in range(2 * len(CASES)):
+        rng = np.random.default_rng([seed, 99])
+        case = CASES[seed % len(CASES)]
+        semantic, heatmap, offsets = random_outputs(rng, case)
+        params = random_parameters(rng, case)
+        expected, centers, scores, instance = dense_reference(semantic, heatmap, offsets, CATS, **params)
+        for method in ("auto", "grid", "scan"):
+            result = panoptic_deeplab_postprocess(torch.from_numpy(semantic), torch.from_numpy(heatmap),
+                                                  torch.from_numpy(offsets), CATS, method=method, **params)
+            where = f"case {case}, seed {seed}, {method}"
+            np.testing.assert_array_equal(result.centers, centers, err_msg=where)
+            np.testing.assert_array_equal(result.instance_map, instance, err_msg=where)
+            np.testing.assert_array_equal(result.label_divisor_map(), expected, err_msg=where)
+            result.panoptic.validate(CATS, source=where, check_statistics=True)
+    logits = np.random.default_rng(1).normal(size=(len(CATS), 24, 32)).astype(np.float32)
+    result = panoptic_deeplab_postprocess(torch.from_numpy(logits), torch.from_numpy(heatmap),
+                                          torch.from_numpy(offsets), CATS, stuff_area=10)
+    labels = np.array(CATS.ids)[logits.argmax(0)]
+    expected = dense_reference(labels, heatmap, offsets, CATS, stuff_area=10)[0]
+    np.testing.assert_array_equal(result.label_divisor_map(), expected)
+    pan, segment_of = merge_semantic_and_instances(torch.from_numpy(labels), torch.from_numpy(result.instance_map),
+                                                   CATS, result.center_scores, stuff_area=10)
+    assert pan.equals(result.panoptic) and segment_of.tolist() == result.center_segment.tolist()
+    semantic, heatmap, offsets = hand_example()
+    result = panoptic_deeplab_postprocess(semantic, heatmap, offsets, CATS, nms_kernel=3, stuff_area=6)
+    assert result.label_divisor_map()[1].tolist() == [1001, 1001, 11000, 11000, 2001, 2001]
+    with pytest.raises(PanopticFormatError, match=r"category ids \[7\]"):
+        semantic[0, 0] = 7
+        panoptic_deeplab_postprocess(semantic, heatmap, offsets, CATS)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_centres_in_every_floating_dtype(dtype):
+    """Threshold and NMS in the heatmap's own dtype, as torch's max_pool2d and comparison do."""
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        heatmap = torch.from_numpy(ndimage.gaussian_filter(rng.random((20, 30)), 1.0)).to(dtype)
+        heatmap = heatmap / heatmap.max()
+        threshold = float(rng.uniform(0.3, 0.9))
+        for kernel in (1, 3, 7):
+            pooled = F.max_pool2d(heatmap[None, None], kernel, 1, kernel // 2)[0, 0]
+            assert torch.equal(square_max_pool(heatmap, kernel), pooled)
+            expected = ((heatmap > threshold) & (heatmap == pooled)).nonzero()
+            centers, scores = find_instance_centers(heatmap, threshold, kernel, top_k=None)
+            assert torch.equal(centers, expected) and scores.dtype == dtype
+            assert torch.equal(scores, heatmap[tuple(expected.T)])
 
 
 def test_void_label_pixels_stay_void():

@@ -13,6 +13,7 @@ from .upsnet import UPSNetHeadConfig, UPSNetPanoptic, select_detections, unified
 from .grouping import (
     group_pixels,
     nearest_center,
+    nearest_center_grid,
     nearest_center_kdtree,
     nearest_center_scan,
     pixel_votes,
@@ -21,7 +22,7 @@ from .grouping import (
 
 __all__ = [
     "CITYSCAPES", "COCO", "DeepLabPanoptic", "find_instance_centers", "group_pixels",
-    "merge_semantic_and_instances", "nearest_center", "nearest_center_kdtree", "nearest_center_scan",
+    "merge_semantic_and_instances", "nearest_center", "nearest_center_grid", "nearest_center_kdtree", "nearest_center_scan",
     "panoptic_deeplab_postprocess", "pixel_votes", "square_max_pool", "vote_map",
     "HeuristicMerge", "MergeConfig", "MergeSteps", "heuristic_merge", "scaled_stuff_area",
     "ABLATIONS", "ablation_merge", "connected_component_instances",

@@ -14,8 +14,14 @@ published code, turn them into a panoptic segmentation:
    them; thing pixels that no centre claims become void.
 
 :func:`panoptic_deeplab_postprocess` runs all three. Everything runs on the inputs'
-device (CPU or CUDA); only the final maps are copied to the host, because the package's
-panoptic representation holds numpy arrays.
+device: on CUDA as torch operations, on the CPU as numpy operations on views of the
+tensors' memory (``_arrays`` says why); only the final maps are copied to the host,
+because the package's panoptic representation holds numpy arrays.
+
+The per-image work is a fixed number of passes, whatever the number of categories or
+instances: the semantic map is read through one lookup table (one histogram gives every
+category's area, one lookup the stuff segments), only thing pixels are grouped, and the
+majority vote is one histogram of (instance, category) pairs over the thing pixels.
 """
 from __future__ import annotations
 
@@ -26,12 +32,16 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from ..data import CategorySet, PanopticFormatError, PanopticSegmentation
-from .centers import NMS_KERNEL, THRESHOLD, TOP_K, check_nms_kernel, find_instance_centers
-from .grouping import group_pixels, vote_map
+from ..data import CategorySet, PanopticFormatError, PanopticSegmentation, Segment
+from ._arrays import ops_for
+from .centers import NMS_KERNEL, THRESHOLD, TOP_K, _find_centers, _in_dtype, check_nms_kernel
+from .grouping import METHODS, _group, vote_map
 
 STUFF_AREA = 2048      # Cityscapes; COCO uses 4096
 LABEL_DIVISOR = 1000
+# label maps whose category ids (and void label) lie in [0, DIRECT_LOOKUP) index the
+# lookup tables directly; others are shifted by their smallest id first
+DIRECT_LOOKUP = 1 << 16
 
 #: The published parameters (detectron2's Panoptic-DeepLab configs); pass as ``**CITYSCAPES``.
 CITYSCAPES = MappingProxyType(dict(threshold=THRESHOLD, nms_kernel=NMS_KERNEL, top_k=TOP_K,
@@ -139,26 +149,41 @@ def panoptic_deeplab_postprocess(semantic, center_heatmap, offsets, categories: 
     _check_parameters(threshold, top_k, stuff_area, label_divisor, source)
     nms_kernel = check_nms_kernel(nms_kernel)
     semantic, center_heatmap, offsets = _as_tensors(semantic, center_heatmap, offsets, categories, source)
-
-    category_ids = sorted(categories.ids)
+    if method not in METHODS:
+        raise ValueError(f"{source}: method must be one of {METHODS}, got {method!r}")
+    ops = ops_for(offsets.device)
+    heatmap, offset_array = ops.from_tensor(center_heatmap), ops.from_tensor(offsets)
+    _check_finite(ops, heatmap, center_heatmap, "center heatmap", source)
+    _check_finite(ops, offset_array, offsets, "offsets", source)
     if semantic.ndim == 3:
-        # channel i is categories.ids[i]; re-index it to the sorted list of ids
-        position_of_channel = torch.tensor([category_ids.index(c) for c in categories.ids], device=semantic.device)
-        positions = position_of_channel[semantic.argmax(dim=0)]
+        # channel i is categories.ids[i]: the channel is the code; argmax ties to the lower channel
+        _check_finite(ops, ops.from_tensor(semantic), semantic, "semantic logits", source)
+        labels = _Labels(ops, ops.from_tensor(semantic.argmax(dim=0)), list(categories.ids), categories)
     else:
-        positions = _category_positions(semantic, category_ids, void_label, source)
-    is_thing = torch.tensor([categories.isthing(c) for c in category_ids] + [False], device=positions.device)
+        labels = _label_codes(ops, ops.from_tensor(semantic), categories, void_label, source)
 
-    centers, scores = find_instance_centers(center_heatmap, threshold, nms_kernel, top_k)
-    instance_map = group_pixels(centers, offsets, is_thing[positions], method)
-    panoptic, center_segment = _merge(positions, instance_map, len(centers), category_ids, is_thing,
-                                      scores.tolist(), stuff_area, source)
+    flat_centers, scores = _find_centers(ops, heatmap, _in_dtype(threshold, center_heatmap.dtype),
+                                         nms_kernel, top_k)
+    width = semantic.shape[-1]
+    thing_pixels, nearest = None, None
+    if len(flat_centers):
+        # only thing pixels are grouped; with no centre they all stay void and none is looked at
+        thing_pixels = ops.flatnonzero(ops.take(labels.is_thing, labels.codes))
+        centers = [(index // width, index % width) for index in ops.to_host(flat_centers).tolist()]
+        nearest = _group(ops, centers, offset_array, thing_pixels, method)
+    score_list = ops.to_host(scores).tolist()
+    panoptic, center_segment = _merge(ops, labels, thing_pixels, nearest, len(score_list), score_list, stuff_area)
+
+    instance_map = ops.zeros(tuple(semantic.shape[-2:]), ops.int32)
+    if nearest is not None:
+        instance_map.reshape(-1)[thing_pixels] = ops.astype(nearest + 1, ops.int32)
+    flat_centers = ops.to_host(flat_centers)
     return DeepLabPanoptic(
         panoptic=panoptic,
-        centers=centers.cpu().numpy(),
-        center_scores=_float_array(scores),
+        centers=np.stack([flat_centers // width, flat_centers % width], axis=1).astype(np.int64),
+        center_scores=_float_array(ops.to_tensor(scores)),
         center_segment=center_segment,
-        instance_map=instance_map.to(torch.int32).cpu().numpy(),
+        instance_map=ops.to_host(instance_map),
         offsets=_float_array(offsets),
         categories=categories,
         label_divisor=int(label_divisor),
@@ -188,24 +213,28 @@ def merge_semantic_and_instances(semantic, instance_map, categories: CategorySet
     """
     _check_stuff_area(stuff_area, source)
     semantic = _as_tensor(semantic)
-    instance_map = _as_tensor(instance_map).to(device=semantic.device, dtype=torch.int64)
+    instance_map = _as_tensor(instance_map).to(device=semantic.device)
     if semantic.ndim != 2 or instance_map.shape != semantic.shape:
         raise ValueError(f"{source}: semantic {tuple(semantic.shape)} and instance map "
                          f"{tuple(instance_map.shape)} must both be (H, W)")
-    category_ids = sorted(categories.ids)
-    positions = _category_positions(semantic, category_ids, void_label, source)
-    is_thing = torch.tensor([categories.isthing(c) for c in category_ids] + [False], device=positions.device)
-    num_centers = int(instance_map.max()) if instance_map.numel() else 0
-    if instance_map.numel() and int(instance_map.min()) < 0:
+    if instance_map.is_floating_point() or instance_map.dtype == torch.bool:
+        raise ValueError(f"{source}: the instance map must hold integers, got dtype {instance_map.dtype}")
+    ops = ops_for(semantic.device)
+    labels = _label_codes(ops, ops.from_tensor(semantic), categories, void_label, source)
+    instances = ops.from_tensor(instance_map)
+    low, high = ops.min_max(instances) if semantic.numel() else (0, 0)
+    if low < 0:
         raise ValueError(f"{source}: instance map holds negative ids")
-    if (instance_map > 0).logical_and(~is_thing[positions]).any():
+    thing_pixels = ops.flatnonzero(instances > 0)
+    nearest = ops.astype(instances.reshape(-1)[thing_pixels], ops.int64) - 1
+    if not bool(ops.take(labels.is_thing, labels.codes.reshape(-1)[thing_pixels]).all()):
         raise ValueError(f"{source}: instance map covers pixels whose semantic label is not a thing category")
-    if center_scores is not None and len(center_scores) < num_centers:
-        raise ValueError(f"{source}: instance map refers to centre {num_centers} but only "
+    if center_scores is not None and len(center_scores) < high:
+        raise ValueError(f"{source}: instance map refers to centre {high} but only "
                          f"{len(center_scores)} centre scores were given")
-    num_centers = num_centers if center_scores is None else len(center_scores)
+    num_centers = int(high) if center_scores is None else len(center_scores)
     scores = None if center_scores is None else [float(v) for v in center_scores]
-    return _merge(positions, instance_map, num_centers, category_ids, is_thing, scores, stuff_area, source)
+    return _merge(ops, labels, thing_pixels, nearest, num_centers, scores, stuff_area)
 
 
 # ---------------------------------------------------------------------------------------
@@ -224,52 +253,118 @@ def _as_tensor(array) -> torch.Tensor:
     return torch.as_tensor(array)
 
 
-def _merge(positions: torch.Tensor, instance_map: torch.Tensor, num_centers: int, category_ids: list[int],
-           is_thing: torch.Tensor, center_scores: list[float] | None, stuff_area: int, source: str
-           ) -> tuple[PanopticSegmentation, np.ndarray]:
-    """Vectorised merge.
+class _Labels:
+    """The semantic map as integer codes, and what each code means.
 
-    ``positions`` (H, W) int64 indexes ``category_ids`` (sorted), ``len(category_ids)`` for
-    void; ``is_thing`` has one more entry (False) for that void slot. ``instance_map``
-    (H, W) int64 holds 0 or ``k + 1`` for ``k < num_centers``.
+    ``codes`` (H, W) integers in ``[0, n)``; ``category`` (n,) Python list, the category id
+    of each code or None (the void label, or a code no pixel has); ``area`` (n,) int64
+    pixel count of each code (one histogram); ``is_thing`` (n,) bool and ``thing_rank``
+    (n,) int64, the position of a thing category in ``thing_ids`` (sorted), as arrays for
+    lookups.
     """
-    num_categories = len(category_ids)
-    device = positions.device
-    instance = instance_map.flatten()
-    position = positions.flatten()
-    grouped = instance > 0
 
-    # (K, C) pixel counts per instance and category; categories are sorted by id, so
-    # argmax (first maximum) gives the majority with ties to the smallest id
-    counts = torch.bincount((instance[grouped] - 1) * num_categories + position[grouped],
-                            minlength=num_centers * num_categories).view(num_centers, num_categories)
-    has_pixels = counts.sum(dim=1) > 0
-    majority = counts.argmax(dim=1)
-    kept_centers = has_pixels.nonzero()[:, 0]
-    num_things = len(kept_centers)
-    center_segment = torch.zeros(num_centers + 1, dtype=torch.int64, device=device)
-    center_segment[kept_centers + 1] = torch.arange(1, num_things + 1, device=device)
+    def __init__(self, ops, codes, category: list, categories: CategorySet):
+        self.codes, self.category = codes, category
+        self.area = ops.bincount(codes, len(category))
+        self.thing_ids = sorted(categories.thing_ids)
+        is_thing = [c is not None and categories.isthing(c) for c in category]
+        self.is_thing = ops.asarray(is_thing, ops.bool_)
+        self.thing_rank = ops.asarray([self.thing_ids.index(c) if t else 0 for c, t in zip(category, is_thing)],
+                                      ops.int64)
 
-    area = torch.bincount(position, minlength=num_categories + 1)[:num_categories]
-    kept_stuff = (~is_thing[:num_categories] & (area > 0) & (area >= stuff_area)).nonzero()[:, 0]
-    stuff_segment = torch.zeros(num_categories + 1, dtype=torch.int64, device=device)
-    stuff_segment[kept_stuff] = torch.arange(num_things + 1, num_things + 1 + len(kept_stuff), device=device)
 
-    # instance pixels take their instance's segment; every other pixel its stuff segment,
-    # which is 0 (void) for thing categories, small stuff and void labels
-    id_map = torch.where(instance_map > 0, center_segment[instance_map], stuff_segment[positions])
+def _label_codes(ops, semantic, categories: CategorySet, void_label: int | None, source: str) -> _Labels:
+    """(H, W) integer dataset category ids (``void_label`` allowed) -> :class:`_Labels`."""
+    category_ids = sorted(categories.ids)
+    if void_label is not None and void_label in category_ids:
+        raise ValueError(f"{source}: void_label {void_label} is also a category id; pick another")
+    known = category_ids + ([] if void_label is None else [int(void_label)])
+    low, high = min(known), max(known)
+    base = 0 if low >= 0 and high < DIRECT_LOOKUP else low
+    found_low, found_high = ops.min_max(semantic) if math.prod(semantic.shape) else (low, high)
+    if found_low < low or found_high > high:
+        known = set(known)
+        _unknown_labels([v for v in np.unique(ops.to_host(semantic)).tolist() if v not in known], category_ids, source)
+    if base != 0:
+        semantic = ops.astype(semantic, ops.int64) - base
+    elif semantic.dtype not in (ops.int32, ops.int64) and (ops.name == "torch" or semantic.dtype == np.uint64):
+        # torch's lookups take int32 or int64 indices; numpy's bincount refuses uint64 (the
+        # range check above says the values fit)
+        semantic = ops.astype(semantic, ops.int64)
+    category = [None] * (high - base + 1)
+    for c in category_ids:
+        category[c - base] = c
+    labels = _Labels(ops, semantic, category, categories)
+    present = ops.to_host(labels.area) > 0
+    unknown = [code + base for code in np.flatnonzero(present).tolist()
+               if category[code] is None and code + base != void_label]
+    if unknown:
+        _unknown_labels(unknown, category_ids, source)
+    return labels
 
-    category_of, scores = {}, {}
-    for segment_id, (center, category) in enumerate(
-            zip(kept_centers.tolist(), majority[kept_centers].tolist()), start=1):
-        category_of[segment_id] = category_ids[category]
-        if center_scores is not None:
-            scores[segment_id] = center_scores[center]
-    for segment_id, category in enumerate(kept_stuff.tolist(), start=num_things + 1):
-        category_of[segment_id] = category_ids[category]
-    panoptic = PanopticSegmentation.from_id_map(id_map.to(torch.int32).cpu().numpy(), category_of,
-                                                scores=scores, source=source)
-    return panoptic, center_segment[1:].to(torch.int32).cpu().numpy()
+
+def _unknown_labels(labels: list, category_ids: list, source: str):
+    raise PanopticFormatError(f"{source}: the semantic map holds category ids {sorted(labels)[:10]} that the "
+                              f"metadata does not know (known: {category_ids})")
+
+
+def _merge(ops, labels: _Labels, thing_pixels, nearest, num_centers: int, center_scores: list[float] | None,
+           stuff_area: int) -> tuple[PanopticSegmentation, np.ndarray]:
+    """Majority vote, stuff areas, id map and segments.
+
+    ``thing_pixels`` (M,) int64 raster indices of the grouped pixels and ``nearest`` (M,)
+    int64 the centre ``< num_centers`` each joined; both None when nothing was grouped.
+    """
+    num_things = max(len(labels.thing_ids), 1)
+    if nearest is not None and len(nearest):
+        # (K, T) pixel counts per instance and thing category, one histogram of the pairs; thing
+        # categories are ranked by id, so argmax (first maximum) ties to the smallest id
+        rank = ops.take(labels.thing_rank, labels.codes.reshape(-1)[thing_pixels])
+        counts = ops.bincount(nearest * num_things + rank, num_centers * num_things).reshape(num_centers, num_things)
+        instance_area = ops.to_host(counts.sum(1)).tolist()
+        majority = ops.to_host(ops.argmax_rows(counts)).tolist()
+    else:
+        instance_area, majority = [0] * num_centers, [0] * num_centers
+    kept_centers = [k for k in range(num_centers) if instance_area[k] > 0]
+    center_segment = np.zeros(num_centers, np.int32)
+    center_segment[kept_centers] = np.arange(1, len(kept_centers) + 1)
+
+    # stuff pixels are never grouped, so a stuff category's area is its pixel count
+    is_thing = ops.to_host(labels.is_thing).tolist()
+    area = ops.to_host(labels.area).tolist()
+    kept_stuff = sorted((category, code) for code, category in enumerate(labels.category)
+                        if category is not None and not is_thing[code] and area[code] > 0 and area[code] >= stuff_area)
+    stuff_segment = np.zeros(len(labels.category), np.int32)
+    for segment_id, (_, code) in enumerate(kept_stuff, start=len(kept_centers) + 1):
+        stuff_segment[code] = segment_id
+
+    # every pixel its stuff segment (0, void, for thing categories, small stuff and void
+    # labels), then the grouped pixels their instance's segment
+    id_map = ops.take(ops.asarray(stuff_segment, ops.int32), labels.codes)
+    if nearest is not None and len(nearest):
+        id_map.reshape(-1)[thing_pixels] = ops.take(ops.asarray(center_segment, ops.int32), nearest)
+    id_map = np.ascontiguousarray(ops.to_host(id_map))
+
+    segments = []
+    for segment_id, k in enumerate(kept_centers, start=1):
+        segments.append((segment_id, labels.thing_ids[majority[k]], instance_area[k],
+                         None if center_scores is None else center_scores[k]))
+    for segment_id, (category, code) in enumerate(kept_stuff, start=len(kept_centers) + 1):
+        segments.append((segment_id, category, area[code], None))
+    return PanopticSegmentation(id_map, _with_boxes(id_map, segments)), center_segment
+
+
+def _with_boxes(id_map: np.ndarray, segments: list) -> list[Segment]:
+    """(id, category, area, score) in id order -> Segments with their COCO boxes, one pass."""
+    from scipy import ndimage
+
+    slices = ndimage.find_objects(id_map, max_label=len(segments))
+    out = []
+    for (segment_id, category, area, score), (rows, cols) in zip(segments, slices):
+        out.append(Segment(id=segment_id, category_id=int(category), area=int(area),
+                           bbox=(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start),
+                           score=score))
+    return out
 
 
 def _check_parameters(threshold, top_k, stuff_area, label_divisor, source: str) -> None:
@@ -293,7 +388,7 @@ def _is_integer(value, minimum: int) -> bool:
 
 
 def _as_tensors(semantic, center_heatmap, offsets, categories: CategorySet, source: str):
-    """Check shapes, dtypes, devices and finiteness; return (semantic, heatmap (H, W), offsets)."""
+    """Check shapes, dtypes and devices; return tensors (semantic, heatmap (H, W), offsets)."""
     if not isinstance(categories, CategorySet) or len(categories) == 0:
         raise ValueError(f"{source}: categories must be a non-empty CategorySet")
     semantic, center_heatmap, offsets = map(_as_tensor, (semantic, center_heatmap, offsets))
@@ -327,39 +422,13 @@ def _as_tensors(semantic, center_heatmap, offsets, categories: CategorySet, sour
     if not center_heatmap.is_floating_point() or not offsets.is_floating_point():
         raise ValueError(f"{source}: center heatmap and offsets must be floating point, got dtypes "
                          f"{center_heatmap.dtype} and {offsets.dtype}")
-    for name, tensor in (("semantic logits", semantic), ("center heatmap", center_heatmap), ("offsets", offsets)):
-        if tensor.is_floating_point():
-            _check_finite(tensor, name, source)
     return semantic, center_heatmap, offsets
 
 
-def _check_finite(tensor: torch.Tensor, name: str, source: str) -> None:
+def _check_finite(ops, array, tensor: torch.Tensor, name: str, source: str) -> None:
     # min and max propagate NaN and reach +-inf, without a full-size temporary
-    low, high = torch.aminmax(tensor)
+    low, high = ops.min_max(array)
     if math.isfinite(low) and math.isfinite(high):
         return
     where = tuple((~torch.isfinite(tensor)).nonzero()[0].tolist())
     raise ValueError(f"{source}: non-finite value {tensor[where].item()} in the {name} at index {where}")
-
-
-def _category_positions(semantic: torch.Tensor, category_ids: list[int], void_label: int | None,
-                        source: str) -> torch.Tensor:
-    """(H, W) integer category ids -> (H, W) int64 index into sorted ``category_ids``, C on void."""
-    if void_label is not None and void_label in category_ids:
-        raise ValueError(f"{source}: void_label {void_label} is also a category id; pick another")
-    known = category_ids + ([] if void_label is None else [int(void_label)])
-    low, high = min(known), max(known)
-    lut = torch.full((high - low + 1,), -1, dtype=torch.int64, device=semantic.device)
-    lut[torch.tensor(category_ids, device=semantic.device) - low] = torch.arange(len(category_ids),
-                                                                                 device=semantic.device)
-    if void_label is not None:
-        lut[int(void_label) - low] = len(category_ids)
-    semantic = semantic.to(torch.int64)
-    inside = (semantic >= low) & (semantic <= high)
-    positions = lut[(semantic - low).clamp_(0, high - low)]
-    unknown = ~inside | (positions < 0)
-    if unknown.any():
-        labels = torch.unique(semantic[unknown]).tolist()
-        raise PanopticFormatError(f"{source}: the semantic map holds category ids {labels[:10]} that the "
-                                  f"metadata does not know (known: {category_ids})")
-    return positions
