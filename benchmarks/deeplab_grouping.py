@@ -3,7 +3,7 @@
 Both sides do the whole post-processing of one image, from the three network outputs to
 the panoptic map:
 
-* dense (detectron2's ``get_panoptic_segmentation``, projects/Panoptic-DeepLab, verbatim):
+* dense (detectron2's ``get_panoptic_segmentation``, projects/Panoptic-DeepLab, step for step):
   max-pool NMS and top-k, a float32 K x (H*W) distance tensor over every pixel and its
   argmin, one ``torch.mode`` per instance for the majority vote, one full-image mask per
   thing category, instance and stuff category for the merge;
@@ -120,7 +120,7 @@ def synthetic_outputs(height: int, width: int, num_centers: int, thing_fraction:
 def detectron2_panoptic(sem_seg, center_heatmap, offsets, thing_ids, label_divisor=1000, stuff_area=2048,
                         void_label=VOID, threshold=0.1, nms_kernel=7, top_k=200):
     """detectron2's ``get_panoptic_segmentation`` (find_instance_center, group_pixels,
-    merge_semantic_and_instance), verbatim but for the call structure.
+    merge_semantic_and_instance), step for step as detectron2 computes them.
 
     sem_seg (1, H, W) int64, center_heatmap (1, H, W), offsets (2, H, W); returns (H, W) int64.
     """

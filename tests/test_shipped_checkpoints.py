@@ -12,16 +12,19 @@ from panopticlab.engine import pretrained as checkpoints
 from panopticlab.engine import recipes
 from panopticlab.engine.checkpoint import load_model_weights, save_checkpoint
 from panopticlab.engine.evaluator import summary_metrics
-from panopticlab.models import HeuristicBaseline, MaskRCNN, PSPNet, zoo
+from panopticlab.models import HeuristicBaseline, MaskRCNN, PanopticFPN, PSPNet, zoo
 from panopticlab.profiles import get_profile
 
 NAMES = list(checkpoints.SHIPPED)
+PAIR = list(zoo.spec("baseline-tiny").components)  # shipped as a pair: they state the baseline's numbers
+ALONE = [name for name in NAMES if name not in PAIR]  # panoptic models by themselves
 HEADLINE = ("pq", "sq", "rq", "pq_th", "pq_st")
 TOLERANCE = 0.05  # PQ points: CPU float differences between machines are the only slack
+CLASSES = {"pspnet-tiny": PSPNet, "maskrcnn-tiny": MaskRCNN, "panoptic-fpn-tiny": PanopticFPN}
 
 
-def test_both_networks_of_the_tiny_baseline_are_shipped():
-    assert sorted(NAMES) == sorted(zoo.spec("baseline-tiny").components)
+def test_the_baseline_pair_and_panoptic_fpn_are_shipped():
+    assert set(PAIR) <= set(NAMES) and "panoptic-fpn-tiny" in ALONE
     assert all(zoo.spec(name).shipped == f"{name}.pt" for name in NAMES)
     for name in NAMES:
         shipped = checkpoints.SHIPPED[name]
@@ -44,13 +47,16 @@ def test_metadata_says_how_the_weights_were_made(name):
     evaluation = info["evaluation"]
     assert evaluation["dataset"] == "SyntheticPanoptic(50, size=128, seed=0, split='val')"
     assert evaluation["merge"] == checkpoints.EVAL_MERGE
-    expected = HEADLINE + (("miou",) if name == "pspnet-tiny" else ())
+    expected = HEADLINE + (("miou",) if name in ("pspnet-tiny", "panoptic-fpn-tiny") else ())
     assert all(0 <= info[key] <= 100 for key in expected)
-    assert info["alone"]["variant"] == {"pspnet-tiny": "semantic_only", "maskrcnn-tiny": "instance_only"}[name]
+    if name in PAIR:
+        assert info["alone"]["variant"] == {"pspnet-tiny": "semantic_only", "maskrcnn-tiny": "instance_only"}[name]
+    else:
+        assert set(info["ablations"]) == set(zoo.spec(name).ablations)
 
 
-def test_both_files_state_the_same_baseline():
-    semantic, instance = (checkpoints.SHIPPED[name].metadata for name in zoo.spec("baseline-tiny").components)
+def test_both_files_of_the_pair_state_the_same_baseline():
+    semantic, instance = (checkpoints.SHIPPED[name].metadata for name in PAIR)
     assert {key: semantic[key] for key in HEADLINE} == {key: instance[key] for key in HEADLINE}
 
 
@@ -58,7 +64,7 @@ def test_both_files_state_the_same_baseline():
 def test_weights_are_stored_as_float16_and_load_as_float32(name):
     stored = checkpoints.read_pretrained(checkpoints.SHIPPED[name].file)["model"]
     model, info = checkpoints.load_pretrained(name)
-    assert isinstance(model, {"pspnet-tiny": PSPNet, "maskrcnn-tiny": MaskRCNN}[name])
+    assert isinstance(model, CLASSES[name])
     assert not model.training and info == checkpoints.SHIPPED[name].metadata
     state = model.state_dict()
     assert state.keys() == stored.keys()
@@ -68,22 +74,40 @@ def test_weights_are_stored_as_float16_and_load_as_float32(name):
         assert torch.equal(state[key], value.to(state[key].dtype)), key
 
 
-@pytest.fixture(scope="module")
-def recomputed(tmp_path_factory):
-    """``panopticlab evaluate --model baseline-tiny --pretrained`` on the fixed evaluation set."""
-    results_json = tmp_path_factory.mktemp("eval") / "results.json"
+def evaluate_shipped(model_name, folder):
+    """``panopticlab evaluate --model NAME --pretrained`` on the fixed evaluation set."""
+    results_json = folder / "results.json"
     evaluation = checkpoints.EVAL_SET
-    assert main(["evaluate", "--model", "baseline-tiny", "--pretrained", "--num-images", str(evaluation["num_images"]),
+    assert main(["evaluate", "--model", model_name, "--pretrained", "--num-images", str(evaluation["num_images"]),
                  "--image-size", str(evaluation["size"]), "--val-seed", str(evaluation["seed"]),
                  "--results-json", str(results_json), "--no-progress", "--device", "cpu"]) == 0
     return json.loads(results_json.read_text())
+
+
+@pytest.fixture(scope="module")
+def recomputed(tmp_path_factory):
+    """The shipped baseline pair, evaluated again from the command line."""
+    return evaluate_shipped("baseline-tiny", tmp_path_factory.mktemp("eval"))
 
 
 def percent(results):
     return {key: 100 * value for key, value in summary_metrics(results).items()}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALONE)
+def test_models_shipped_alone_reach_their_stated_numbers(name, tmp_path):
+    info = checkpoints.SHIPPED[name].metadata
+    recomputed = evaluate_shipped(name, tmp_path)
+    numbers = percent(recomputed["results"])
+    for key in HEADLINE:
+        assert numbers[key] == pytest.approx(info[key], abs=TOLERANCE), key
+    for variant, stated in info["ablations"].items():
+        ablation = percent(recomputed["ablations"][variant])
+        assert all(ablation[key] == pytest.approx(stated[key], abs=TOLERANCE) for key in HEADLINE), variant
+    assert 100 * recomputed["miou"] == pytest.approx(info["miou"], abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("name", PAIR)
 def test_shipped_checkpoints_reach_their_stated_numbers(name, recomputed):
     info = checkpoints.SHIPPED[name].metadata
     baseline = percent(recomputed["results"])
@@ -101,9 +125,9 @@ def test_the_shipped_baseline_works():
     baseline, info = checkpoints.load_pretrained("baseline-tiny")
     assert isinstance(baseline, HeuristicBaseline) and not baseline.training
     assert info["pq"] >= 50
-    assert set(info["components"]) == set(NAMES)
+    assert set(info["components"]) == set(PAIR)
     # merged, it is better than either network alone, and it has learned things and stuff
-    alone = {name: checkpoints.SHIPPED[name].metadata["alone"]["pq"] for name in NAMES}
+    alone = {name: checkpoints.SHIPPED[name].metadata["alone"]["pq"] for name in PAIR}
     assert info["pq"] > max(alone.values())
     assert info["pq_th"] > 0 and info["pq_st"] > 50
 
