@@ -253,15 +253,15 @@ assert ours["All"]["pq"] > 0.5, "the shipped Panoptic FPN reaches a useful PQ"
 # detector's losses. Both branches pull on one backbone, so λ_s sets the balance: too
 # low and the semantic branch hardly shapes the features; too high and the shared
 # features serve the semantic task at the expense of detection. A small experiment:
-# continue training the shipped model for a few steps (`laptop`: 60, at a quarter of
+# continue training the shipped model for a few steps (`laptop`: 30, at a quarter of
 # the learning rate) with a very low, the published and a very high weight, from the
 # same start and seed, and score each. (`ci`: one weight, two steps.)
 
 # %%
 sweep_weights = profile.pick(ci=[0.5], laptop=[0.05, 0.5, 5.0])
-sweep_recipe = recipe.replace(steps=profile.pick(ci=2, laptop=60),
+sweep_recipe = recipe.replace(steps=profile.pick(ci=2, laptop=30),
                               optim=recipe.optim.replace(lr=recipe.optim.lr / 4, warmup_steps=0))
-sweep_val = [val_set[i] for i in range(profile.pick(ci=8, laptop=30))]
+sweep_val = [val_set[i] for i in range(profile.pick(ci=8, laptop=20))]
 sweep = {}
 for weight in sweep_weights:
     panopticlab.seed_everything(profile.seed)
