@@ -42,7 +42,8 @@ SEMANTIC, INSTANCE = BASELINE.components
 # detector gets most of the time: things are where the tiny baseline is weakest, while
 # the semantic network's stuff is near its ceiling after a few hundred steps from the
 # pretrained backbone.
-DEFAULT_STEPS = {SEMANTIC: 600, INSTANCE: 2000, "panoptic-fpn-tiny": 2000}
+DEFAULT_STEPS = {SEMANTIC: 600, INSTANCE: 2000, "panoptic-fpn-tiny": 2000, "upsnet-tiny": 2000,
+                 "panoptic-deeplab-tiny": 2000}
 # models trained as one network, each shipped alone (the baseline's are shipped in pairs)
 SINGLE = tuple(name for name in DEFAULT_STEPS if name not in BASELINE.components)
 
