@@ -12,7 +12,7 @@ from panopticlab.engine import pretrained as checkpoints
 from panopticlab.engine import recipes
 from panopticlab.engine.checkpoint import load_model_weights, save_checkpoint
 from panopticlab.engine.evaluator import summary_metrics
-from panopticlab.models import HeuristicBaseline, MaskRCNN, PanopticFPN, PSPNet, zoo
+from panopticlab.models import HeuristicBaseline, MaskRCNN, PanopticDeepLab, PanopticFPN, PSPNet, zoo
 from panopticlab.profiles import get_profile
 
 NAMES = list(checkpoints.SHIPPED)
@@ -20,11 +20,12 @@ PAIR = list(zoo.spec("baseline-tiny").components)  # shipped as a pair: they sta
 ALONE = [name for name in NAMES if name not in PAIR]  # panoptic models by themselves
 HEADLINE = ("pq", "sq", "rq", "pq_th", "pq_st")
 TOLERANCE = 0.05  # PQ points: CPU float differences between machines are the only slack
-CLASSES = {"pspnet-tiny": PSPNet, "maskrcnn-tiny": MaskRCNN, "panoptic-fpn-tiny": PanopticFPN}
+CLASSES = {"pspnet-tiny": PSPNet, "maskrcnn-tiny": MaskRCNN, "panoptic-fpn-tiny": PanopticFPN,
+           "panoptic-deeplab-tiny": PanopticDeepLab}
 
 
-def test_the_baseline_pair_and_panoptic_fpn_are_shipped():
-    assert set(PAIR) <= set(NAMES) and "panoptic-fpn-tiny" in ALONE
+def test_the_baseline_pair_panoptic_fpn_and_panoptic_deeplab_are_shipped():
+    assert set(PAIR) <= set(NAMES) and {"panoptic-fpn-tiny", "panoptic-deeplab-tiny"} <= set(ALONE)
     assert all(zoo.spec(name).shipped == f"{name}.pt" for name in NAMES)
     for name in NAMES:
         shipped = checkpoints.SHIPPED[name]
@@ -47,7 +48,7 @@ def test_metadata_says_how_the_weights_were_made(name):
     evaluation = info["evaluation"]
     assert evaluation["dataset"] == "SyntheticPanoptic(50, size=128, seed=0, split='val')"
     assert evaluation["merge"] == checkpoints.EVAL_MERGE
-    expected = HEADLINE + (("miou",) if name in ("pspnet-tiny", "panoptic-fpn-tiny") else ())
+    expected = HEADLINE + (("miou",) if name != "maskrcnn-tiny" else ())
     assert all(0 <= info[key] <= 100 for key in expected)
     if name in PAIR:
         assert info["alone"]["variant"] == {"pspnet-tiny": "semantic_only", "maskrcnn-tiny": "instance_only"}[name]

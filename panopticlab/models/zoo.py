@@ -196,7 +196,7 @@ _ROWS = [
               summary=UPSNET),
     ModelSpec("panoptic-deeplab-tiny", PanopticDeepLab, partial(panoptic_deeplab.for_categories, size="tiny"),
               ("deeplab",), partial(tiny_recipe, ci=4, laptop=1000, gpu=4000), target_options=SCALED_SMALL_INSTANCES,
-              ablations=("semantic_only",), summary=PANOPTIC_DEEPLAB),
+              ablations=("semantic_only",), shipped="panoptic-deeplab-tiny.pt", summary=PANOPTIC_DEEPLAB),
     ModelSpec("pspnet-full", PSPNet, partial(pspnet.for_categories, size="full"), ("semantic",),
               partial(_full_run, optim=sgd_poly), summary=PSPNET),
     ModelSpec("maskrcnn-full", MaskRCNN, partial(mask_rcnn.for_categories, size="full"), ("instances",),
