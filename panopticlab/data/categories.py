@@ -138,11 +138,12 @@ class CategorySet:
         self[category_id]  # raises a clear error for unknown ids
         return self.ids.index(int(category_id))
 
-    def id_to_train_id_lut(self, fill: int = VOID_LABEL):
-        """A lookup table ``lut[category_id] -> train_id`` (``fill`` elsewhere), as a numpy array."""
+    def id_to_train_id_lut(self, fill: int = VOID_LABEL, min_size: int = 0):
+        """A lookup table ``lut[category_id] -> train_id`` (``fill`` elsewhere), as a numpy array
+        of at least ``min_size`` entries (e.g. ``VOID_LABEL + 1``, so that void maps to ``fill``)."""
         import numpy as np
 
-        lut = np.full(max(self.ids) + 1, fill, dtype=np.int64)
+        lut = np.full(max(max(self.ids) + 1, min_size), fill, dtype=np.int64)
         lut[self.ids] = np.arange(len(self))
         return lut
 

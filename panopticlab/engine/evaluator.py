@@ -179,8 +179,7 @@ class _SemanticScore:
     def __init__(self, categories: CategorySet):
         self.categories = categories
         # category id -> train id; the void of an abstaining map stays void
-        self.to_train_id = np.full(max(*categories.ids, VOID_LABEL) + 1, VOID_LABEL, np.int64)
-        self.to_train_id[categories.ids] = np.arange(len(categories))
+        self.to_train_id = categories.id_to_train_id_lut(fill=VOID_LABEL, min_size=VOID_LABEL + 1)
         self.confusion = np.zeros((len(categories), len(categories) + 1), np.int64)
         self.seen = False
 

@@ -208,6 +208,14 @@ class HeuristicMerge:
     steps: MergeSteps
 
 
+def resolve_stuff_limit(stuff_area_limit: float | None, image_area: float) -> float:
+    """A configured stuff area limit in pixels: ``None`` is the published 4096 px scaled to
+    ``image_area`` (:func:`scaled_stuff_area`), a number is taken as it is."""
+    if stuff_area_limit is None:
+        return scaled_stuff_area(STUFF_AREA_LIMIT, image_area)
+    return float(stuff_area_limit)
+
+
 def scaled_stuff_area(limit: float = STUFF_AREA_LIMIT, image_area: float = COCO_REFERENCE_AREA,
                       reference_area: float = COCO_REFERENCE_AREA) -> float:
     """A stuff area limit for images of another size: ``limit * image_area / reference_area``.
@@ -256,9 +264,7 @@ class MergeConfig:
 
     def stuff_limit(self, image_area: float) -> float:
         """The stuff area limit in pixels for an image of ``image_area`` pixels."""
-        if self.stuff_area_limit is None:
-            return scaled_stuff_area(STUFF_AREA_LIMIT, image_area)
-        return float(self.stuff_area_limit)
+        return resolve_stuff_limit(self.stuff_area_limit, image_area)
 
     def replace(self, **changes) -> "MergeConfig":
         """A copy with some settings changed: ``config.replace(score_threshold=0.7)``."""

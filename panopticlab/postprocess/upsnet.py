@@ -61,7 +61,7 @@ from torchvision.ops import nms
 
 from ..data import CategorySet, PanopticSegmentation
 from ..data.categories import VOID_LABEL
-from .heuristic import EMPTY, KEPT, OVERLAP, STUFF_AREA_LIMIT, TOO_SMALL, scaled_stuff_area
+from .heuristic import EMPTY, KEPT, OVERLAP, TOO_SMALL, resolve_stuff_limit
 
 __all__ = [
     "SCORE_THRESHOLD", "NMS_THRESHOLD", "MAX_DETECTIONS", "OVERLAP_THRESHOLD", "MASK_LOGIT_THRESHOLD",
@@ -124,9 +124,7 @@ class UPSNetHeadConfig:
 
     def stuff_limit(self, image_area: float) -> float:
         """The stuff area limit in pixels for an image of ``image_area`` pixels."""
-        if self.stuff_area_limit is None:
-            return scaled_stuff_area(STUFF_AREA_LIMIT, image_area)
-        return float(self.stuff_area_limit)
+        return resolve_stuff_limit(self.stuff_area_limit, image_area)
 
     def replace(self, **changes) -> "UPSNetHeadConfig":
         return replace(self, **changes)
