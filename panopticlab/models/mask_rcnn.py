@@ -53,7 +53,7 @@ from .common import ImageBatcher, PanopticPrediction, as_image_list, detections_
 from .detection import DetectionConfig, build_roi_heads, build_rpn, check_detection_targets, detect
 
 __all__ = ["MaskRCNNConfig", "MaskRCNN", "detector_parts", "for_categories", "build_tiny", "build_full",
-           "instance_targets", "relabelled_instances"]
+           "instance_targets", "relabelled_instances", "thing_label_tables"]
 
 
 @dataclass
@@ -112,6 +112,34 @@ def detector_parts(config: MaskRCNNConfig) -> tuple[ImageBatcher, nn.Module, nn.
     rpn = build_rpn(config.detection, backbone.out_channels, len(config.returned_layers) + 1)  # + P6
     roi_heads = build_roi_heads(config.detection, backbone.out_channels, level_names(config.returned_layers))
     return transform, backbone, rpn, roi_heads
+
+
+def thing_label_tables(thing_ids: Sequence[int], num_classes: int, thing_labels: Sequence[int] | None = None
+                       ) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """The detector label of each thing category, and the two tables between them.
+
+    Args:
+        thing_ids: the dataset's thing category ids (``categories.thing_ids``).
+        num_classes: the detector's labels, background included.
+        thing_labels: the detector label of each thing (default 1..K; torchvision's COCO
+            detector numbers them by COCO category id).
+
+    Returns:
+        ``(thing_labels, dataset_to_detector_label, detector_label_to_category)``: int64
+        [K + 1] (dataset label 1..K -> detector label, 0 -> 0) and int64 [num_classes]
+        (detector label -> category id, 0 for a label without a category).
+
+    Raises:
+        ValueError: the labels are not as many as the things, not distinct, or outside 1..num_classes - 1.
+    """
+    labels = list(range(1, len(thing_ids) + 1) if thing_labels is None else thing_labels)
+    if len(labels) != len(thing_ids) or len(set(labels)) != len(thing_ids) or \
+            not all(1 <= label < num_classes for label in labels):
+        raise ValueError(f"{len(thing_ids)} thing categories need as many distinct detector labels in "
+                         f"1..{num_classes - 1}; got {labels}")
+    to_category = torch.zeros(num_classes, dtype=torch.long)
+    to_category[labels] = torch.tensor(list(thing_ids), dtype=torch.long)
+    return labels, torch.tensor([0, *labels], dtype=torch.long), to_category
 
 
 def relabelled_instances(targets, num_images: int, dataset_to_detector_label: torch.Tensor) -> list[dict]:

@@ -58,7 +58,7 @@ from .backbones import level_names
 from .common import PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, map_train_ids, \
     semantic_targets
 from .detection import detect
-from .mask_rcnn import MaskRCNNConfig, detector_parts, relabelled_instances
+from .mask_rcnn import MaskRCNNConfig, detector_parts, relabelled_instances, thing_label_tables
 from .semantic_fpn import SemanticFPNHead
 
 __all__ = ["PanopticFPNConfig", "PanopticFPN", "PublishedSchedule", "PUBLISHED_SCHEDULES", "for_categories",
@@ -146,11 +146,7 @@ class PanopticFPN(nn.Module):
         super().__init__()
         things, stuff = categories.thing_ids, categories.stuff_ids
         num_classes = config.detector.num_classes
-        thing_labels = list(range(1, len(things) + 1) if thing_labels is None else thing_labels)
-        if len(thing_labels) != len(things) or len(set(thing_labels)) != len(things) or \
-                not all(1 <= label < num_classes for label in thing_labels):
-            raise ValueError(f"{len(things)} thing categories need as many distinct detector labels in "
-                             f"1..{num_classes - 1}; got {thing_labels}")
+        thing_labels, to_detector, to_category = thing_label_tables(things, num_classes, thing_labels)
         if len(stuff) != config.num_stuff:
             raise ValueError(f"the categories have {len(stuff)} stuff classes, the config {config.num_stuff}")
         self.config = config
@@ -168,10 +164,8 @@ class PanopticFPN(nn.Module):
         # semantic-branch label -> category id; "things" -> void (the detector decides)
         self.register_buffer("label_to_category", torch.tensor([*stuff, VOID_LABEL]).long(), persistent=False)
         # dataset instance label (1..K, as PanopticDataset writes them) -> detector label -> category id
-        self.register_buffer("instance_to_detector_label", torch.tensor([0, *thing_labels]).long(), persistent=False)
-        label_to_thing = torch.zeros(num_classes, dtype=torch.long)  # 0: a label without a category
-        label_to_thing[thing_labels] = torch.tensor(things)
-        self.register_buffer("detector_label_to_category", label_to_thing, persistent=False)
+        self.register_buffer("instance_to_detector_label", to_detector, persistent=False)
+        self.register_buffer("detector_label_to_category", to_category, persistent=False)  # 0: no category
 
     @property
     def semantic_category_ids(self) -> list[int]:

@@ -99,7 +99,7 @@ from .common import PanopticPrediction, as_image_list, detections_to_numpy, eval
     semantic_targets
 from .deformable import COMMON_STRIDE, DeformableSemanticHead
 from .detection import box_candidates, detect, mask_logits
-from .mask_rcnn import MaskRCNNConfig, detector_parts, relabelled_instances
+from .mask_rcnn import MaskRCNNConfig, detector_parts, relabelled_instances, thing_label_tables
 from .semantic_fpn import SemanticFPNHead
 
 __all__ = ["UPSNetConfig", "UPSNet", "PublishedSchedule", "PUBLISHED_SCHEDULES", "LOSS_WEIGHTS", "for_categories",
@@ -324,11 +324,7 @@ class UPSNet(nn.Module):
         super().__init__()
         things, stuff = categories.thing_ids, categories.stuff_ids
         num_classes = config.detector.num_classes
-        thing_labels = list(range(1, len(things) + 1) if thing_labels is None else thing_labels)
-        if len(thing_labels) != len(things) or len(set(thing_labels)) != len(things) or \
-                not all(1 <= label < num_classes for label in thing_labels):
-            raise ValueError(f"{len(things)} thing categories need as many distinct detector labels in "
-                             f"1..{num_classes - 1}; got {thing_labels}")
+        thing_labels, to_detector, to_category = thing_label_tables(things, num_classes, thing_labels)
         if len(stuff) != config.num_stuff or len(things) != config.num_things:
             raise ValueError(f"the categories have {len(stuff)} stuff and {len(things)} thing classes, the config "
                              f"{config.num_stuff} and {config.num_things}")
@@ -349,10 +345,8 @@ class UPSNet(nn.Module):
         # semantic channel -> category id
         self.register_buffer("label_to_category", torch.tensor(layout).long(), persistent=False)
         # dataset instance label (1..K, as PanopticDataset writes them) -> detector label -> category / channel
-        self.register_buffer("instance_to_detector_label", torch.tensor([0, *thing_labels]).long(), persistent=False)
-        label_to_thing = torch.zeros(num_classes, dtype=torch.long)  # 0: a label without a category
-        label_to_thing[thing_labels] = torch.tensor(things)
-        self.register_buffer("detector_label_to_category", label_to_thing, persistent=False)
+        self.register_buffer("instance_to_detector_label", to_detector, persistent=False)
+        self.register_buffer("detector_label_to_category", to_category, persistent=False)  # 0: no category
         label_to_channel = torch.full((num_classes,), -1, dtype=torch.long)  # -1: no category
         label_to_channel[thing_labels] = torch.tensor([channel_of[c] for c in things])
         self.register_buffer("detector_label_to_channel", label_to_channel, persistent=False)
