@@ -359,7 +359,8 @@ assert abs(float(deeplab["center"].max()) - 1.0) < 1e-6, "each Gaussian peaks at
 #
 # **Exercise 1.1 — decode a COCO panoptic PNG.** Write `rgb_to_id(rgb)` that turns an
 # (H, W, 3) `uint8` array into (H, W) segment ids, $\text{id} = R + 256\,G + 256^2\,B$.
-# Beware: `uint8` arithmetic wraps around at 256.
+# Beware: `uint8` arithmetic wraps around at 256. The checker runs your function with
+# `data.rgb_to_id` made unavailable, so it has to be your own arithmetic.
 
 # %%
 def rgb_to_id(rgb):
@@ -374,13 +375,13 @@ ch01.check_rgb_to_id(rgb_to_id);
 # %% [markdown]
 # **Exercise 1.2 — the semantic segmentation inside a panoptic one.** Write
 # `semantic_from_panoptic(pan, categories)` that returns the (H, W) category id of
-# every pixel, and 255 on void. Use `pan.id_map` and `pan.segments`, not
-# `pan.category_map`.
+# every pixel, and 255 on void. Use `pan.id_map` and `pan.segments`: the checker runs
+# your function with `pan.category_map` made unavailable.
 
 # %%
 def semantic_from_panoptic(pan, categories):
     # BEGIN SOLUTION
-    semantic = np.full(pan.id_map.shape, 255, dtype=np.int64)
+    semantic = np.full(pan.id_map.shape, 255, dtype=np.int64)  # void unless a segment covers it
     for segment in pan.segments:
         semantic[pan.id_map == segment.id] = segment.category_id
     return semantic
@@ -409,20 +410,32 @@ def count_instances(pan, categories):
 ch01.check_count_instances(count_instances);
 
 # %% [markdown]
-# **Exercise 1.4 — connected components.** Write `count_regions(semantic, category_id)`
-# that returns the number of 4-connected regions of one category in a semantic map
-# (`scipy.ndimage.label` does the work). The checker then measures, on many scenes, how
-# many instances a *perfect* semantic segmentation followed by connected components
-# would lose.
+# **Exercise 1.4 — which instances fuse?** The package counts how many instances
+# connected components lose (`analysis.semantic_region_counts`, above), but not *which*.
+# Write `fused_instances(pan, category_id)`: split the category's mask of the perfect
+# semantic map into 4-connected regions (`scipy.ndimage.label`), and return, for every
+# region that holds **two or more** instances, the set of their segment ids. Read the
+# ids under a region from `pan.id_map`. Two rules from exercise 1.3 still hold: a crowd
+# is not an instance (leave its id out), but a semantic network labels crowd pixels
+# with their category, so they belong to the mask and can join two instances into one
+# region. The checker runs a drawn case first (`ch01.fusion_case()`), then many scenes,
+# and returns the share of 1.3's instances that the regions lose.
 
 # %%
-def count_regions(semantic, category_id):
+def fused_instances(pan, category_id):
     # BEGIN SOLUTION
-    return ndimage.label(semantic == category_id)[1]
+    crowd = {s.id for s in pan.segments if s.iscrowd}
+    regions, num_regions = ndimage.label(pan.category_map() == category_id)
+    groups = []
+    for region in range(1, num_regions + 1):
+        ids = set(np.unique(pan.id_map[regions == region]).tolist()) - crowd
+        if len(ids) >= 2:
+            groups.append(ids)
+    return groups
     # END SOLUTION
 
 
-lost_fraction = ch01.check_semantic_blobs(count_regions)
+lost_fraction = ch01.check_fused_instances(fused_instances)
 
 # %%
 assert 0 < lost_fraction < 1
