@@ -380,6 +380,9 @@ axes[1].axhspan(void_rows[0] - 0.5, void_rows[-1] + 0.5, color="k", alpha=0.35)
 plt.show()
 
 # %%
+# Fill in what you count in the figure, then RQ from your counts:
+#     tp, fp, fn = ..., ..., ...
+#     rq = ...
 # BEGIN SOLUTION
 tp, fp, fn = 3, 2, 2   # 3 boxes found; the shifted box is a FP and a FN; the extra box a FP; the missed box a FN;
 rq = tp / (tp + fp / 2 + fn / 2)   # the box on the void strip is ignored
@@ -390,8 +393,9 @@ ch02.check_rq_by_hand(tp, fp, fn, rq);
 # **Exercise 2.2 — matching.** Write `match(gt, pred)` returning the set of matched
 # `(gt_id, pred_id)` pairs of one image at IoU > 0.5. Remember: same category, crowd
 # ground-truth segments never match, and the union leaves out the predicted pixels that
-# are void in the ground truth. The checker compares with `metrics.match_segments` on
-# several scenes.
+# are void in the ground truth. The checker runs drawn cases, one per rule, then
+# compares with `metrics.match_segments` on several scenes; your function runs with
+# the package's matching functions made unavailable.
 
 # %%
 def match(gt, pred):
