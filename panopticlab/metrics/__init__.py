@@ -9,6 +9,7 @@ from .matching import MATCH_IOU, ImageMatching, Outcome, bipartite_matching, mat
 from .overlap import OverlapTable, SegmentTable, compute_overlaps, overlaps_of
 from .pq import SIZE_RANGES, PQAccumulator, PQCounts, quantile_size_ranges
 from .semantic import confusion_matrix, mean_iou
+from .rescore import bipartite_match_ious, rescore_matchings
 from .report import format_by_size, format_comparison, format_per_class, format_pq_dagger, format_table, save_results
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "evaluate_thresholds", "WorkerDiedError",
     "format_by_size", "format_comparison", "format_per_class", "format_pq_dagger", "format_table", "match_overlaps",
     "match_segments", "overlaps_of", "pq_compute", "quantile_size_ranges", "save_results",
+    "bipartite_match_ious", "rescore_matchings",
 ]
