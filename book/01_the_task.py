@@ -27,11 +27,25 @@
 #    (Mask R-CNN) and combine their outputs with a simple heuristic (chapter 3).
 #
 # Chapters 4 to 6 then study three models that solve the task with one network:
-# Panoptic FPN, UPSNet and Panoptic-DeepLab.
+# Panoptic FPN (chapter 4), UPSNet and Panoptic-DeepLab (chapters 5 and 6, not written
+# yet; the package already has both models).
 #
 # This chapter is about the task itself: what is predicted, in which format, and on
 # which data. Everything runs on a built-in synthetic dataset, so nothing has to be
 # downloaded.
+#
+# **After this chapter you can**
+#
+# * tell things from stuff, and semantic, instance and panoptic segmentation apart on
+#   the same image, and say why neither of the first two gives the third;
+# * read and write the COCO panoptic format (RGB-encoded PNGs plus a JSON of segments)
+#   and convert to the other encodings you will meet;
+# * draw, save and reload the built-in dataset, and build training targets from it.
+#
+# **Prerequisites:** Python and NumPy; what a segmentation mask is. No deep learning yet.
+#
+# **Run time** on two CPU cores: `ci` about 10 s, `laptop` about 20 s, `gpu` under a
+# minute (measured with the book runner; it draws and writes a few dozen small images).
 
 # %%
 import json
@@ -93,7 +107,8 @@ for category in CATEGORIES:
 #   stuff classes $z_i$ is ignored. Pixels that are ambiguous or of no known class may
 #   be left **void**.
 #
-# Here is a scene of the built-in dataset with its annotation drawn all three ways.
+# Here is a scene of the built-in dataset with its annotation drawn all three ways: the
+# paper's first figure, redrawn on our data.
 
 # %%
 def scenes(count, split="val", size=SIZE):
@@ -184,13 +199,14 @@ for segment in pan.segments[:8]:
 # * one JSON file `annotations/panoptic_<split>.json` with the images, the categories,
 #   and for each image the list of segments (`segments_info`).
 #
-# Let us write a small split of the built-in dataset to disk (the same as the command
-# `panopticlab data synth synthetic --split val --num 8`) and look inside.
+# Let us write a small split of the built-in dataset to disk and look inside. The cell
+# prints the command line that writes the same split.
 
 # %%
 root = Path("synthetic")
 num_val = profile.pick(ci=8, laptop=40, gpu=200)
 paths = synthetic.write_synthetic_coco(root, split="val", num=num_val, size=SIZE, seed=profile.seed, progress=True)
+print(f"the same as: panopticlab data synth {root} --split val --num {num_val} --size {SIZE} --seed {profile.seed}")
 for path in sorted(p for p in root.rglob("*") if p.is_file())[:6]:
     print(path)
 annotation_file = json.loads((root / "annotations" / "panoptic_val.json").read_text())
@@ -230,9 +246,12 @@ assert np.array_equal(first.image, original.image)
 # %% [markdown]
 # ### Other encodings you will meet
 #
-# * **Label divisor** (Cityscapes, Panoptic-DeepLab): one integer per pixel,
-#   `category * 1000 + k`, where `k` numbers the instances of a category from 1 and
-#   `k = 0` marks stuff (and, for a thing class, a crowd). Void is -1 here.
+# * **Label divisor** (Panoptic-DeepLab's and detectron2's encoding): one integer per
+#   pixel, `category * 1000 + k`, where `k` numbers the instances of a category from 1
+#   and `k = 0` marks stuff (and, for a thing class, a crowd). Void is -1 here. It is
+#   *not* Cityscapes' own `*_instanceIds.png` scheme, which looks alike but stores a
+#   stuff or crowd pixel as its plain label id (no factor 1000) and numbers the objects
+#   of a class from 0 (`data.cityscapes.panoptic_from_instance_ids` converts it).
 # * **Semantic map + instance masks**: what a semantic and an instance network
 #   produce separately.
 #
@@ -263,8 +282,10 @@ viz.show_grid(scenes(8), CATEGORIES, ncols=4)
 
 # %% [markdown]
 # How big are the segments? COCO sorts objects into **small** (area below $32^2$
-# pixels), **medium** and **large** (above $96^2$); chapter 2 breaks PQ down by these
-# classes. Here are the segment areas over the validation split we just wrote.
+# pixels), **medium** and **large** (above $96^2$). On our small images almost nothing
+# is large by that rule, so chapter 2 also uses the panoptic paper's split: the
+# smallest 25 %, the middle 50 % and the largest 25 % of the objects. Here are the
+# segment areas over the validation split we just wrote.
 
 # %%
 areas = analysis.segment_areas((s.panoptic for s in dataset_on_disk), CATEGORIES)
@@ -453,3 +474,28 @@ assert 0 < lost_fraction < 1
 #   has a second annotator for studying human consistency.
 #
 # Next, chapter 2: how to score a panoptic segmentation against the ground truth.
+#
+# ## Check your understanding
+#
+# 1. A semantic network labels two touching cars perfectly. Why can no post-processing
+#    of its output alone recover both cars, and which extra output would let it?
+# 2. A COCO panoptic PNG pixel has colour (4, 1, 0). Which segment id is that? What
+#    goes wrong if you decode it without casting from `uint8` first?
+# 3. Why does the panoptic format forbid overlapping segments, when instance
+#    segmentation allows overlapping masks? Who decides a contested pixel?
+# 4. A crowd region of people is one segment. Is it an instance? Does it count in
+#    exercise 1.3? Can its pixels join two people into one region in exercise 1.4?
+# 5. Why are category ids (1, 2, ..., 11, 12, ...) not the same as a network's output
+#    channels (train ids), and what breaks if you mix them up?
+#
+# ## References
+#
+# One bibliography serves the whole book (`panopticlab.bibliography`):
+
+# %%
+from IPython.display import Markdown, display
+
+from panopticlab import bibliography
+
+display(Markdown(bibliography.markdown(["kirillov2019panoptic", "lin2014coco", "cordts2016cityscapes",
+                                        "panopticapi", "cheng2020deeplab", "detectron2"])))

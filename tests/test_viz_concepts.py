@@ -1,0 +1,36 @@
+"""Concept figures follow the objects they draw."""
+from dataclasses import replace
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pytest
+
+from panopticlab.models.pspnet import PSPNetConfig
+from panopticlab.postprocess import MergeConfig
+from panopticlab.viz import concepts
+
+
+def test_pyramid_pooling_follows_the_config():
+    config = PSPNetConfig.full(num_classes=9)
+    labels = concepts.pyramid_pooling_labels(config)
+    assert len(labels["branches"]) == 4 and "6x6" in labels["branches"][-1]
+    assert "9 classes" in labels["head"] and "x 0.4" in labels["aux"]
+    other = concepts.pyramid_pooling_labels(replace(config, bins=(1, 3), pool_channels=64, aux_channels=0))
+    assert len(other["branches"]) == 2 and "64" in other["branches"][0] and other["aux"] == ""
+    ax = concepts.draw_pyramid_pooling(config)
+    texts = [t.get_text() for t in ax.texts]
+    assert all(branch in texts for branch in labels["branches"])
+    plt.close("all")
+    with pytest.raises(ValueError, match="at least one bin"):
+        concepts.pyramid_pooling_labels(replace(config, bins=()))
+
+
+def test_merge_flowchart_writes_the_thresholds():
+    merge = MergeConfig(score_threshold=0.7, overlap_threshold=0.3, stuff_area_limit=100)
+    labels = concepts.merge_flowchart_labels(merge, 128 * 128)
+    assert "score < 0.7?" in labels and "taken fraction > 0.3?" in labels and any("< 100?" in t for t in labels)
+    ax = concepts.draw_merge_flowchart(merge, 128 * 128)
+    assert set(labels) <= {t.get_text() for t in ax.texts}
+    plt.close("all")
