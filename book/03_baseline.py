@@ -74,6 +74,7 @@ from panopticlab.engine import evaluate, pretrained, recipes, rescore
 from panopticlab.exercises import ch03
 from panopticlab.models import HeuristicBaseline, zoo
 from panopticlab.postprocess import MergeConfig, ablation_merge
+from panopticlab.viz import concepts
 
 profile = panopticlab.get_profile()
 panopticlab.seed_everything(profile.seed)
@@ -108,6 +109,21 @@ for name in ("pspnet-tiny", "maskrcnn-tiny", "pspnet-full", "maskrcnn-full"):
     model = zoo.build_model(name, CATEGORIES)
     print(f"{name:<14} {sum(p.numel() for p in model.parameters()) / 1e6:6.2f} M parameters")
 del model
+
+# %% [markdown]
+# The two architectures, drawn from the configurations of the tiny models this chapter
+# trains (`viz.concepts` reads the config: other bins or other RoI sizes draw other
+# boxes):
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(15, 4.8), layout="constrained")
+tiny_semantic = zoo.build_model("pspnet-tiny", CATEGORIES)
+tiny_instance = zoo.build_model("maskrcnn-tiny", CATEGORIES)
+concepts.draw_pyramid_pooling(tiny_semantic.config, ax=axes[0])
+concepts.draw_mask_rcnn(tiny_instance.config, ax=axes[1])
+plt.show()
+assert len(concepts.pyramid_pooling_labels(tiny_semantic.config)["branches"]) == len(tiny_semantic.config.bins)
+del tiny_semantic, tiny_instance
 
 # %% [markdown]
 # ## Training
@@ -201,7 +217,15 @@ viz.show_network_outputs(val_set[0].image, predictions[0], CATEGORIES)
 # what happened to it: *kept* whole, *cut* (kept without its taken pixels), dropped
 # because too much of it was taken (*overlap*), or dropped because its mask is empty.
 # (torchvision already returns detections sorted by score, so the visiting order and
-# the input order coincide here.)
+# the input order coincide here.) The whole rule, with this chapter's thresholds
+# written in:
+
+# %%
+concepts.draw_merge_flowchart(baseline.merge_config, EVAL_SIZE * EVAL_SIZE)
+plt.show()
+
+# %% [markdown]
+# Now the merge of one image, step by step.
 
 # %%
 # the validation image whose merge had the most to resolve

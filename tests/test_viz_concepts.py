@@ -34,3 +34,17 @@ def test_merge_flowchart_writes_the_thresholds():
     ax = concepts.draw_merge_flowchart(merge, 128 * 128)
     assert set(labels) <= {t.get_text() for t in ax.texts}
     plt.close("all")
+
+
+def test_mask_rcnn_sketch_follows_the_config():
+    from panopticlab.models.mask_rcnn import MaskRCNNConfig
+
+    config = MaskRCNNConfig()
+    labels = concepts.mask_rcnn_labels(config)
+    assert "strides 4/8/16/32/64" in labels[1] and "28x28 mask" in labels[4] and "at most 100" in labels[5]
+    other = replace(config, returned_layers=(2, 3, 4), detection=replace(config.detection, mask_roi_size=7))
+    other_labels = concepts.mask_rcnn_labels(other)
+    assert "strides 8/16/32/64" in other_labels[1] and "14x14 mask" in other_labels[4]
+    ax = concepts.draw_mask_rcnn(config)
+    assert set(labels) <= {t.get_text() for t in ax.texts}
+    plt.close("all")

@@ -12,7 +12,8 @@ import itertools
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-__all__ = ["draw_merge_flowchart", "draw_pyramid_pooling", "merge_flowchart_labels", "pyramid_pooling_labels"]
+__all__ = ["draw_mask_rcnn", "draw_merge_flowchart", "draw_pyramid_pooling", "mask_rcnn_labels",
+           "merge_flowchart_labels", "pyramid_pooling_labels"]
 
 POOL_COLOR, FEATURE_COLOR, HEAD_COLOR, DECISION_COLOR, DROP_COLOR = "#9ecae1", "#d9d9d9", "#c7e9c0", "#fdd0a2", "#fcbba1"
 
@@ -70,6 +71,45 @@ def draw_pyramid_pooling(config, ax=None):
     if labels["aux"]:
         ax.text(mid, -1.5, labels["aux"], ha="center", fontsize=7, style="italic")
     ax.set(xlim=(-1.2, 2.2 * (n - 1) + 2.6), ylim=(-1.8, 3.5), title="PSPNet: pyramid pooling, from its config")
+    ax.axis("off")
+    return ax
+
+
+def mask_rcnn_labels(config) -> list[str]:
+    """The stages of :func:`draw_mask_rcnn` for a :class:`~panopticlab.models.mask_rcnn.MaskRCNNConfig`."""
+    d = config.detection
+    strides = [2 ** (layer + 1) for layer in config.returned_layers] + [2 ** (config.returned_layers[-1] + 2)]
+    mask_size = 2 * d.mask_roi_size  # the mask head's transposed conv doubles the RoI grid
+    anchors = "/".join(map(str, d.anchor_sizes))
+    ratios = "/".join(f"{r:g}" for r in d.aspect_ratios)
+    return [
+        f"{config.backbone.name} body",
+        f"FPN: {len(strides)} levels, strides {'/'.join(map(str, strides))}, {config.fpn_channels} channels",
+        (f"RPN: anchors {anchors} px x ratios {ratios}\n"
+        f"{d.rpn_post_nms_top_n_test} proposals after NMS {d.rpn_nms_thresh:g}"),
+        (f"RoIAlign {d.box_roi_size}x{d.box_roi_size}\nbox head: 2 fc {d.box_representation_size}\n"
+        "class + box per RoI"),
+        (f"RoIAlign {d.mask_roi_size}x{d.mask_roi_size}\nmask head: {len(d.mask_head_channels)} conv 3x3\n"
+        f"{mask_size}x{mask_size} mask per class"),
+        (f"score > {d.box_score_thresh:g}, NMS {d.box_nms_thresh:g}, at most {d.box_detections_per_img}\n"
+        "-> boxes, classes, scores, masks"),
+    ]
+
+
+def draw_mask_rcnn(config, ax=None):
+    """Mask R-CNN's stages as the config builds them, top to bottom, with the two RoI heads side by side."""
+    labels = mask_rcnn_labels(config)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 5.2))
+    positions = [(0, 4.2), (0, 3.2), (0, 2.1), (-1.9, 0.8), (1.9, 0.8), (0, -0.5)]
+    sizes = [(3.0, 0.5), (5.0, 0.5), (5.2, 0.8), (3.4, 0.9), (3.4, 0.9), (5.2, 0.7)]
+    colors = [FEATURE_COLOR, FEATURE_COLOR, POOL_COLOR, HEAD_COLOR, HEAD_COLOR, DECISION_COLOR]
+    for (x, y), (w, h), text, color in zip(positions, sizes, labels, colors):
+        _box(ax, x, y, text, color, width=w, height=h)
+    for a, b in ((0, 1), (1, 2), (2, 3), (2, 4), (3, 5), (4, 5)):
+        (xa, ya), (xb, yb) = positions[a], positions[b]
+        _arrow(ax, (xa, ya - sizes[a][1] / 2), (xb, yb + sizes[b][1] / 2))
+    ax.set(xlim=(-3.8, 3.8), ylim=(-1.0, 4.6), title="Mask R-CNN, from its config")
     ax.axis("off")
     return ax
 
