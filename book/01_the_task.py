@@ -44,8 +44,9 @@
 #
 # **Prerequisites:** Python and NumPy; what a segmentation mask is. No deep learning yet.
 #
-# **Run time** on two CPU cores: `ci` about 10 s, `laptop` about 20 s, `gpu` under a
-# minute (measured with the book runner; it draws and writes a few dozen small images).
+# **Run time** on two CPU cores, measured by executing the chapter: `ci` about 15 s,
+# `laptop` about 15 s; `gpu` not measured (it draws 200 larger images). No network is
+# trained.
 
 # %%
 import json
@@ -167,8 +168,9 @@ assert analysis.mask_overlap(true_masks) == 0, "a panoptic annotation never over
 # %% [markdown]
 # A panoptic segmentation must decide who owns each contested pixel. The paper's
 # baseline does it with a rule (chapter 3: the most confident instance first, then
-# stuff fills what is left); UPSNet learns it (chapter 5); Panoptic-DeepLab never
-# produces overlapping masks in the first place (chapter 6).
+# stuff fills what is left); UPSNet learns it (chapter 5, not written yet);
+# Panoptic-DeepLab never produces overlapping masks in the first place (chapter 6, not
+# written yet; `models.upsnet` and `models.panoptic_deeplab` are already in the package).
 #
 # ## The representation used throughout this book
 #
@@ -341,7 +343,8 @@ assert 0 < disagree < 0.25
 # * **instances** in torchvision's detection format: boxes, labels, masks
 #   (chapters 3-5);
 # * Panoptic-DeepLab's **center heatmap** (a Gaussian at each instance's centre of
-#   mass) and **offsets** (from each pixel to its instance's centre) (chapter 6).
+#   mass) and **offsets** (from each pixel to its instance's centre) (chapter 6, not
+#   written yet).
 
 # %%
 augment = transforms.Compose([transforms.RandomScale(0.75, 1.5), transforms.RandomCrop(SIZE),

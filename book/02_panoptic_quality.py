@@ -39,8 +39,8 @@
 #
 # **Prerequisites:** chapter 1 (the panoptic representation, crowd and void).
 #
-# **Run time** on two CPU cores: `ci` about 10 s, `laptop` about 30 s, `gpu` about a
-# minute (measured with the book runner; no network is trained).
+# **Run time** on two CPU cores, measured by executing the chapter: `ci` about 10 s,
+# `laptop` about 15 s; `gpu` not measured (400 larger images). No network is trained.
 
 # %%
 import matplotlib.pyplot as plt

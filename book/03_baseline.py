@@ -59,9 +59,9 @@
 # **Prerequisites:** chapters 1 and 2; PyTorch basics (a module, a loss, an optimiser
 # step); what a convolutional backbone is.
 #
-# **Run time** on two CPU cores: `ci` about 40 s (a few training steps, then the
-# shipped weights), `laptop` about 6 minutes (the two trainings take about 1 and 4
-# minutes), `gpu` a few minutes.
+# **Run time** on two CPU cores: `ci` about 20 s, measured (a few training steps, then
+# the shipped weights); `laptop` about 6 minutes, most of it the two trainings (about 1
+# and 4 minutes; not measured again after this revision); `gpu` not measured.
 
 # %%
 import matplotlib.pyplot as plt
