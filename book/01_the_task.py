@@ -27,11 +27,26 @@
 #    (Mask R-CNN) and combine their outputs with a simple heuristic (chapter 3).
 #
 # Chapters 4 to 6 then study three models that solve the task with one network:
-# Panoptic FPN, UPSNet and Panoptic-DeepLab.
+# Panoptic FPN (chapter 4), UPSNet and Panoptic-DeepLab (chapters 5 and 6, not written
+# yet; the package already has both models).
 #
 # This chapter is about the task itself: what is predicted, in which format, and on
 # which data. Everything runs on a built-in synthetic dataset, so nothing has to be
 # downloaded.
+#
+# **After this chapter you can**
+#
+# * tell things from stuff, and semantic, instance and panoptic segmentation apart on
+#   the same image, and say why neither of the first two gives the third;
+# * read and write the COCO panoptic format (RGB-encoded PNGs plus a JSON of segments)
+#   and convert to the other encodings you will meet;
+# * draw, save and reload the built-in dataset, and build training targets from it.
+#
+# **Prerequisites:** Python and NumPy; what a segmentation mask is. No deep learning yet.
+#
+# **Run time** on two CPU cores, measured by executing the chapter: `ci` about 15 s,
+# `laptop` about 15 s; `gpu` not measured (it draws 200 larger images). No network is
+# trained.
 
 # %%
 import json
@@ -93,7 +108,8 @@ for category in CATEGORIES:
 #   stuff classes $z_i$ is ignored. Pixels that are ambiguous or of no known class may
 #   be left **void**.
 #
-# Here is a scene of the built-in dataset with its annotation drawn all three ways.
+# Here is a scene of the built-in dataset with its annotation drawn all three ways: the
+# paper's first figure, redrawn on our data.
 
 # %%
 def scenes(count, split="val", size=SIZE):
@@ -152,8 +168,9 @@ assert analysis.mask_overlap(true_masks) == 0, "a panoptic annotation never over
 # %% [markdown]
 # A panoptic segmentation must decide who owns each contested pixel. The paper's
 # baseline does it with a rule (chapter 3: the most confident instance first, then
-# stuff fills what is left); UPSNet learns it (chapter 5); Panoptic-DeepLab never
-# produces overlapping masks in the first place (chapter 6).
+# stuff fills what is left); UPSNet learns it (chapter 5, not written yet);
+# Panoptic-DeepLab never produces overlapping masks in the first place (chapter 6, not
+# written yet; `models.upsnet` and `models.panoptic_deeplab` are already in the package).
 #
 # ## The representation used throughout this book
 #
@@ -184,13 +201,14 @@ for segment in pan.segments[:8]:
 # * one JSON file `annotations/panoptic_<split>.json` with the images, the categories,
 #   and for each image the list of segments (`segments_info`).
 #
-# Let us write a small split of the built-in dataset to disk (the same as the command
-# `panopticlab data synth synthetic --split val --num 8`) and look inside.
+# Let us write a small split of the built-in dataset to disk and look inside. The cell
+# prints the command line that writes the same split.
 
 # %%
 root = Path("synthetic")
 num_val = profile.pick(ci=8, laptop=40, gpu=200)
 paths = synthetic.write_synthetic_coco(root, split="val", num=num_val, size=SIZE, seed=profile.seed, progress=True)
+print(f"the same as: panopticlab data synth {root} --split val --num {num_val} --size {SIZE} --seed {profile.seed}")
 for path in sorted(p for p in root.rglob("*") if p.is_file())[:6]:
     print(path)
 annotation_file = json.loads((root / "annotations" / "panoptic_val.json").read_text())
@@ -230,9 +248,12 @@ assert np.array_equal(first.image, original.image)
 # %% [markdown]
 # ### Other encodings you will meet
 #
-# * **Label divisor** (Cityscapes, Panoptic-DeepLab): one integer per pixel,
-#   `category * 1000 + k`, where `k` numbers the instances of a category from 1 and
-#   `k = 0` marks stuff (and, for a thing class, a crowd). Void is -1 here.
+# * **Label divisor** (Panoptic-DeepLab's and detectron2's encoding): one integer per
+#   pixel, `category * 1000 + k`, where `k` numbers the instances of a category from 1
+#   and `k = 0` marks stuff (and, for a thing class, a crowd). Void is -1 here. It is
+#   *not* Cityscapes' own `*_instanceIds.png` scheme, which looks alike but stores a
+#   stuff or crowd pixel as its plain label id (no factor 1000) and numbers the objects
+#   of a class from 0 (`data.cityscapes.panoptic_from_instance_ids` converts it).
 # * **Semantic map + instance masks**: what a semantic and an instance network
 #   produce separately.
 #
@@ -263,8 +284,10 @@ viz.show_grid(scenes(8), CATEGORIES, ncols=4)
 
 # %% [markdown]
 # How big are the segments? COCO sorts objects into **small** (area below $32^2$
-# pixels), **medium** and **large** (above $96^2$); chapter 2 breaks PQ down by these
-# classes. Here are the segment areas over the validation split we just wrote.
+# pixels), **medium** and **large** (above $96^2$). On our small images almost nothing
+# is large by that rule, so chapter 2 also uses the panoptic paper's split: the
+# smallest 25 %, the middle 50 % and the largest 25 % of the objects. Here are the
+# segment areas over the validation split we just wrote.
 
 # %%
 areas = analysis.segment_areas((s.panoptic for s in dataset_on_disk), CATEGORIES)
@@ -320,7 +343,8 @@ assert 0 < disagree < 0.25
 # * **instances** in torchvision's detection format: boxes, labels, masks
 #   (chapters 3-5);
 # * Panoptic-DeepLab's **center heatmap** (a Gaussian at each instance's centre of
-#   mass) and **offsets** (from each pixel to its instance's centre) (chapter 6).
+#   mass) and **offsets** (from each pixel to its instance's centre) (chapter 6, not
+#   written yet).
 
 # %%
 augment = transforms.Compose([transforms.RandomScale(0.75, 1.5), transforms.RandomCrop(SIZE),
@@ -359,7 +383,8 @@ assert abs(float(deeplab["center"].max()) - 1.0) < 1e-6, "each Gaussian peaks at
 #
 # **Exercise 1.1 — decode a COCO panoptic PNG.** Write `rgb_to_id(rgb)` that turns an
 # (H, W, 3) `uint8` array into (H, W) segment ids, $\text{id} = R + 256\,G + 256^2\,B$.
-# Beware: `uint8` arithmetic wraps around at 256.
+# Beware: `uint8` arithmetic wraps around at 256. The checker runs your function with
+# `data.rgb_to_id` made unavailable, so it has to be your own arithmetic.
 
 # %%
 def rgb_to_id(rgb):
@@ -374,13 +399,13 @@ ch01.check_rgb_to_id(rgb_to_id);
 # %% [markdown]
 # **Exercise 1.2 — the semantic segmentation inside a panoptic one.** Write
 # `semantic_from_panoptic(pan, categories)` that returns the (H, W) category id of
-# every pixel, and 255 on void. Use `pan.id_map` and `pan.segments`, not
-# `pan.category_map`.
+# every pixel, and 255 on void. Use `pan.id_map` and `pan.segments`: the checker runs
+# your function with `pan.category_map` made unavailable.
 
 # %%
 def semantic_from_panoptic(pan, categories):
     # BEGIN SOLUTION
-    semantic = np.full(pan.id_map.shape, 255, dtype=np.int64)
+    semantic = np.full(pan.id_map.shape, 255, dtype=np.int64)  # void unless a segment covers it
     for segment in pan.segments:
         semantic[pan.id_map == segment.id] = segment.category_id
     return semantic
@@ -409,20 +434,32 @@ def count_instances(pan, categories):
 ch01.check_count_instances(count_instances);
 
 # %% [markdown]
-# **Exercise 1.4 — connected components.** Write `count_regions(semantic, category_id)`
-# that returns the number of 4-connected regions of one category in a semantic map
-# (`scipy.ndimage.label` does the work). The checker then measures, on many scenes, how
-# many instances a *perfect* semantic segmentation followed by connected components
-# would lose.
+# **Exercise 1.4 — which instances fuse?** The package counts how many instances
+# connected components lose (`analysis.semantic_region_counts`, above), but not *which*.
+# Write `fused_instances(pan, category_id)`: split the category's mask of the perfect
+# semantic map into 4-connected regions (`scipy.ndimage.label`), and return, for every
+# region that holds **two or more** instances, the set of their segment ids. Read the
+# ids under a region from `pan.id_map`. Two rules from exercise 1.3 still hold: a crowd
+# is not an instance (leave its id out), but a semantic network labels crowd pixels
+# with their category, so they belong to the mask and can join two instances into one
+# region. The checker runs a drawn case first (`ch01.fusion_case()`), then many scenes,
+# and returns the share of 1.3's instances that the regions lose.
 
 # %%
-def count_regions(semantic, category_id):
+def fused_instances(pan, category_id):
     # BEGIN SOLUTION
-    return ndimage.label(semantic == category_id)[1]
+    crowd = {s.id for s in pan.segments if s.iscrowd}
+    regions, num_regions = ndimage.label(pan.category_map() == category_id)
+    groups = []
+    for region in range(1, num_regions + 1):
+        ids = set(np.unique(pan.id_map[regions == region]).tolist()) - crowd
+        if len(ids) >= 2:
+            groups.append(ids)
+    return groups
     # END SOLUTION
 
 
-lost_fraction = ch01.check_semantic_blobs(count_regions)
+lost_fraction = ch01.check_fused_instances(fused_instances)
 
 # %%
 assert 0 < lost_fraction < 1
@@ -440,3 +477,28 @@ assert 0 < lost_fraction < 1
 #   has a second annotator for studying human consistency.
 #
 # Next, chapter 2: how to score a panoptic segmentation against the ground truth.
+#
+# ## Check your understanding
+#
+# 1. A semantic network labels two touching cars perfectly. Why can no post-processing
+#    of its output alone recover both cars, and which extra output would let it?
+# 2. A COCO panoptic PNG pixel has colour (4, 1, 0). Which segment id is that? What
+#    goes wrong if you decode it without casting from `uint8` first?
+# 3. Why does the panoptic format forbid overlapping segments, when instance
+#    segmentation allows overlapping masks? Who decides a contested pixel?
+# 4. A crowd region of people is one segment. Is it an instance? Does it count in
+#    exercise 1.3? Can its pixels join two people into one region in exercise 1.4?
+# 5. Why are category ids (1, 2, ..., 11, 12, ...) not the same as a network's output
+#    channels (train ids), and what breaks if you mix them up?
+#
+# ## References
+#
+# One bibliography serves the whole book (`panopticlab.bibliography`):
+
+# %%
+from IPython.display import Markdown, display
+
+from panopticlab import bibliography
+
+display(Markdown(bibliography.markdown(["kirillov2019panoptic", "lin2014coco", "cordts2016cityscapes",
+                                        "panopticapi", "cheng2020deeplab", "detectron2"])))

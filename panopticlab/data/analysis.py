@@ -32,13 +32,18 @@ def semantic_region_counts(pan: PanopticSegmentation, categories: CategorySet) -
     """Per thing category: non-crowd instances vs 4-connected regions of its semantic mask.
 
     Touching instances of one class fuse into one region, which is why semantic
-    segmentation alone cannot count things.
+    segmentation alone cannot count things. Crowd pixels belong to the mask (a semantic
+    network labels them with the category), but a region holding only crowd pixels is
+    not counted: it recovers no instance, so ``lost`` counts the same instances as a count
+    that leaves crowds out.
     """
     semantic = pan.category_map()
+    crowd = np.isin(pan.id_map, [s.id for s in pan.segments if s.iscrowd])
     counts = []
     for category_id in categories.thing_ids:
         instances = sum(1 for s in pan.segments if s.category_id == category_id and not s.iscrowd)
-        regions = ndimage.label(semantic == category_id)[1]
+        labels, _ = ndimage.label(semantic == category_id)
+        regions = np.unique(labels[(labels > 0) & ~crowd]).size  # regions with a non-crowd pixel
         counts.append(SemanticCount(category_id, instances, int(regions)))
     return counts
 

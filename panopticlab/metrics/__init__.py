@@ -7,8 +7,9 @@ per category (:mod:`.pq`), and driven over files or memory (:mod:`.evaluate`).
 from .evaluate import WorkerDiedError, evaluate_folders, evaluate_pairs, evaluate_thresholds, pq_compute
 from .matching import MATCH_IOU, ImageMatching, Outcome, bipartite_matching, match_overlaps, match_segments
 from .overlap import OverlapTable, SegmentTable, compute_overlaps, overlaps_of
-from .pq import SIZE_RANGES, PQAccumulator, PQCounts
+from .pq import SIZE_RANGES, PQAccumulator, PQCounts, quantile_size_ranges
 from .semantic import confusion_matrix, mean_iou
+from .rescore import bipartite_match_ious, rescore_matchings
 from .report import format_by_size, format_comparison, format_per_class, format_pq_dagger, format_table, save_results
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "SegmentTable", "bipartite_matching", "compute_overlaps", "confusion_matrix", "mean_iou", "evaluate_folders", "evaluate_pairs",
     "evaluate_thresholds", "WorkerDiedError",
     "format_by_size", "format_comparison", "format_per_class", "format_pq_dagger", "format_table", "match_overlaps",
-    "match_segments", "overlaps_of", "pq_compute", "save_results",
+    "match_segments", "overlaps_of", "pq_compute", "quantile_size_ranges", "save_results",
+    "bipartite_match_ious", "rescore_matchings",
 ]

@@ -11,7 +11,9 @@ Stuff. :class:`PQAccumulator` keeps only per-category counts (constant memory), 
 streams over a dataset and merges across worker processes. From the same pass it also
 keeps:
 
-* a breakdown by object size, with COCO's area ranges (:data:`SIZE_RANGES`): for a
+* a breakdown by object size, with COCO's area ranges (:data:`SIZE_RANGES`, the
+  default) or any other contiguous ones, such as the paper's split of the objects into
+  the smallest 25 %, the middle 50 % and the largest 25 % (:func:`quantile_size_ranges`): for a
   range, ground-truth segments outside it are ignored together with the predictions
   matched to them, and an unmatched prediction is a false positive of the range its own
   area falls in (COCO detection's rule for area ranges);
@@ -21,6 +23,7 @@ keeps:
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -35,6 +38,46 @@ from .overlap import OverlapTable, SegmentTable, compute_overlaps, overlaps_of
 # COCO's object sizes by area in pixels: [low, high)
 SIZE_RANGES = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, math.inf)}
 GROUPS = (("All", None), ("Things", True), ("Stuff", False))
+
+
+def quantile_size_ranges(areas, quantiles=(0.25, 0.75), names=("small", "medium", "large")) -> dict:
+    """Size ranges that split the given object areas at their quantiles.
+
+    The panoptic segmentation paper's human-consistency study calls the smallest 25 % of
+    the objects small, the middle 50 % medium and the largest 25 % large; with COCO's
+    fixed 32^2 / 96^2 thresholds small images leave the large range empty.
+
+    Args:
+        areas: (N,) areas in pixels of the objects to split (e.g. the ground-truth things).
+        quantiles: increasing fractions in (0, 1), one per boundary.
+        names: one name per range, ``len(quantiles) + 1`` of them.
+
+    Returns:
+        ``{name: (low, high)}``, contiguous ``[low, high)`` ranges from 0 to infinity, in the
+        form of :data:`SIZE_RANGES`. A boundary is the area quantile rounded up to a whole
+        pixel, so an object of exactly that area falls in the upper range.
+    """
+    areas = np.asarray(areas, dtype=np.float64).ravel()
+    quantiles = [float(q) for q in quantiles]
+    if len(areas) == 0:
+        raise ValueError("quantile_size_ranges needs at least one area")
+    if len(names) != len(quantiles) + 1:
+        raise ValueError(f"{len(quantiles)} quantiles make {len(quantiles) + 1} ranges, got {len(names)} names")
+    if not quantiles or not all(a < b for a, b in itertools.pairwise([0.0, *quantiles, 1.0])):
+        raise ValueError(f"quantiles must increase strictly inside (0, 1), got {quantiles}")
+    edges = [0.0, *(float(np.ceil(np.quantile(areas, q))) for q in quantiles), math.inf]
+    if any(a >= b for a, b in itertools.pairwise(edges)):
+        raise ValueError(f"the areas give empty ranges at these quantiles (boundaries {edges[1:-1]}); "
+                         f"too few distinct areas")
+    return {name: (low, high) for name, low, high in zip(names, edges, edges[1:])}
+
+
+def _check_size_ranges(size_ranges: dict) -> dict:
+    ranges = list(size_ranges.values())
+    if not ranges or ranges[0][0] != 0 or ranges[-1][1] != math.inf or any(
+            a[1] != b[0] or a[0] >= a[1] for a, b in zip(ranges, ranges[1:] + [(math.inf, math.inf)])):
+        raise ValueError(f"size_ranges must be contiguous [low, high) ranges from 0 to infinity, got {size_ranges}")
+    return dict(size_ranges)
 
 
 @dataclass
@@ -89,20 +132,23 @@ class PQAccumulator:
         categories: the dataset's categories; segments of any other category are an error.
         iou_threshold: matching threshold (COCO: 0.5); see :func:`match_overlaps` for
             thresholds below 0.5.
+        size_ranges: ``{name: (low, high)}`` area ranges of the size breakdown, contiguous
+            from 0 to infinity; COCO's :data:`SIZE_RANGES` by default.
     """
 
-    def __init__(self, categories: CategorySet, iou_threshold: float = MATCH_IOU):
+    def __init__(self, categories: CategorySet, iou_threshold: float = MATCH_IOU, size_ranges: dict | None = None):
         self.categories = categories
         self.iou_threshold = float(iou_threshold)
+        self.size_ranges = _check_size_ranges(SIZE_RANGES if size_ranges is None else size_ranges)
         num = len(categories)
         self.counts = PQCounts.zeros(num)
-        self.size_counts = PQCounts.zeros((len(SIZE_RANGES), num))
+        self.size_counts = PQCounts.zeros((len(self.size_ranges), num))
         self.dagger_iou = np.zeros(num, np.float64)  # stuff: IoU sum of all overlapping pairs
         self.dagger_segments = np.zeros(num, np.int64)  # stuff: number of ground-truth segments
         self.num_images = 0
         self._position = categories.id_to_train_id_lut(fill=-1)
         self._isthing = np.array([c.isthing for c in categories], dtype=bool)
-        self._size_edges = np.array([high for _, high in SIZE_RANGES.values()][:-1])
+        self._size_edges = np.array([high for _, high in self.size_ranges.values()][:-1])
 
     # --- accumulation ------------------------------------------------------------------
     def update(self, gt: PanopticSegmentation, pred: PanopticSegmentation,
@@ -163,6 +209,8 @@ class PQAccumulator:
         if other.iou_threshold != self.iou_threshold:
             raise ValueError(f"cannot merge accumulators at IoU thresholds {self.iou_threshold} "
                              f"and {other.iou_threshold}")
+        if other.size_ranges != self.size_ranges:
+            raise ValueError(f"cannot merge accumulators with size ranges {self.size_ranges} and {other.size_ranges}")
         self.counts += other.counts
         self.size_counts += other.size_counts
         self.dagger_iou += other.dagger_iou
@@ -193,7 +241,7 @@ class PQAccumulator:
                           "fn": int(self.counts.fn[k]), "iou": float(self.counts.iou[k])}
             for k, category in enumerate(self.categories)}
         results["by_size"] = {}
-        for s, name in enumerate(SIZE_RANGES):
+        for s, name in enumerate(self.size_ranges):
             counts = PQCounts(self.size_counts.tp[s], self.size_counts.fp[s], self.size_counts.fn[s],
                               self.size_counts.iou[s])
             results["by_size"][name] = self._groups(*counts.scores())
@@ -201,7 +249,7 @@ class PQAccumulator:
         results["num_images"] = self.num_images
         results["iou_threshold"] = self.iou_threshold
         results["size_ranges"] = {name: [low, high if math.isfinite(high) else None]
-                                  for name, (low, high) in SIZE_RANGES.items()}
+                                  for name, (low, high) in self.size_ranges.items()}
         return results
 
     def _groups(self, pq, sq, rq, present) -> dict:

@@ -1,0 +1,83 @@
+"""The one bibliography every chapter cites from.
+
+A chapter ends with ``display(Markdown(bibliography.markdown([...keys...])))``: the
+references it used, with links, formatted the same way in every chapter. An unknown
+key is an error naming it, so a chapter cannot cite something the list does not hold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One work: who, what, where, when, and a link (a paper's arXiv page or a repository)."""
+
+    authors: str
+    title: str
+    venue: str
+    year: int
+    url: str
+
+
+REFERENCES: dict[str, Reference] = {
+    "kirillov2019panoptic": Reference(
+        "A. Kirillov, K. He, R. Girshick, C. Rother, P. Dollár", "Panoptic Segmentation", "CVPR", 2019,
+        "https://arxiv.org/abs/1801.00868"),
+    "kirillov2019fpn": Reference(
+        "A. Kirillov, R. Girshick, K. He, P. Dollár", "Panoptic Feature Pyramid Networks", "CVPR", 2019,
+        "https://arxiv.org/abs/1901.02446"),
+    "xiong2019upsnet": Reference(
+        "Y. Xiong, R. Liao, H. Zhao, R. Hu, M. Bai, E. Yumer, R. Urtasun",
+        "UPSNet: A Unified Panoptic Segmentation Network", "CVPR", 2019, "https://arxiv.org/abs/1901.03784"),
+    "cheng2020deeplab": Reference(
+        "B. Cheng, M. D. Collins, Y. Zhu, T. Liu, T. S. Huang, H. Adam, L.-C. Chen",
+        "Panoptic-DeepLab: A Simple, Strong, and Fast Baseline for Bottom-Up Panoptic Segmentation", "CVPR", 2020,
+        "https://arxiv.org/abs/1911.10194"),
+    "zhao2017pspnet": Reference(
+        "H. Zhao, J. Shi, X. Qi, X. Wang, J. Jia", "Pyramid Scene Parsing Network", "CVPR", 2017,
+        "https://arxiv.org/abs/1612.01105"),
+    "he2017maskrcnn": Reference(
+        "K. He, G. Gkioxari, P. Dollár, R. Girshick", "Mask R-CNN", "ICCV", 2017, "https://arxiv.org/abs/1703.06870"),
+    "lin2017fpn": Reference(
+        "T.-Y. Lin, P. Dollár, R. Girshick, K. He, B. Hariharan, S. Belongie",
+        "Feature Pyramid Networks for Object Detection", "CVPR", 2017, "https://arxiv.org/abs/1612.03144"),
+    "porzi2019seamless": Reference(
+        "L. Porzi, S. Rota Bulò, A. Colovic, P. Kontschieder", "Seamless Scene Segmentation", "CVPR", 2019,
+        "https://arxiv.org/abs/1905.01220"),
+    "lin2014coco": Reference(
+        "T.-Y. Lin, M. Maire, S. Belongie, et al.", "Microsoft COCO: Common Objects in Context", "ECCV", 2014,
+        "https://arxiv.org/abs/1405.0312"),
+    "cordts2016cityscapes": Reference(
+        "M. Cordts, M. Omran, S. Ramos, et al.", "The Cityscapes Dataset for Semantic Urban Scene Understanding",
+        "CVPR", 2016, "https://arxiv.org/abs/1604.01685"),
+    "zhou2017ade20k": Reference(
+        "B. Zhou, H. Zhao, X. Puig, S. Fidler, A. Barriuso, A. Torralba", "Scene Parsing through ADE20K Dataset",
+        "CVPR", 2017, "https://arxiv.org/abs/1608.05442"),
+    "panopticapi": Reference(
+        "COCO consortium", "panopticapi: COCO panoptic format tools and the PQ evaluation (pq_compute)", "GitHub",
+        2018, "https://github.com/cocodataset/panopticapi"),
+    "detectron2": Reference(
+        "Y. Wu, A. Kirillov, F. Massa, W.-Y. Lo, R. Girshick", "Detectron2 (PanopticFPN, Panoptic-DeepLab projects)",
+        "GitHub", 2019, "https://github.com/facebookresearch/detectron2"),
+    "torchvision_detection": Reference(
+        "TorchVision maintainers", "torchvision.models.detection (Mask R-CNN and its parts)", "GitHub", 2016,
+        "https://github.com/pytorch/vision/tree/main/torchvision/models/detection"),
+}
+
+
+def reference(key: str) -> Reference:
+    """The entry under ``key``; an unknown key raises ``KeyError`` naming it and the known ones."""
+    try:
+        return REFERENCES[key]
+    except KeyError:
+        raise KeyError(f"no reference {key!r} in panopticlab.bibliography; known: {sorted(REFERENCES)}") from None
+
+
+def markdown(keys) -> str:
+    """A Markdown list of the given references, in the given order, each with its link."""
+    lines = []
+    for key in keys:
+        ref = reference(key)
+        lines.append(f"- [{key}] {ref.authors}. *{ref.title}*. {ref.venue} {ref.year}. <{ref.url}>")
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""Run a student's function with the package functions an exercise forbids made unavailable.
+
+An exercise that asks "write it without ``data.rgb_to_id``" cannot tell by its output
+whether the answer was written or borrowed: both are right. :func:`forbidden` swaps the
+named functions, wherever a loaded module holds them (``from panopticlab.data import
+rgb_to_id`` in the notebook included), for a stand-in that raises
+:class:`~panopticlab.exercises.checking.ExerciseError` with the exercise's own wording,
+and puts the originals back when the block ends, whether the answer passed or failed.
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+from .checking import ExerciseError
+
+
+def _refusal(exercise: str, label: str):
+    def refuse(*args, **kwargs):
+        raise ExerciseError(f"Exercise {exercise}: this exercise asks you to write it without {label} "
+                            f"(called directly or through another package function that uses it).")
+
+    return refuse
+
+
+@contextmanager
+def forbidden(exercise: str, functions: dict | None = None, methods: dict | None = None):
+    """Make package functions and methods raise while the ``with`` block runs.
+
+    Args:
+        exercise: the exercise number, for the message ("1.1").
+        functions: ``{label: function}``; every module attribute that *is* this function
+            (in any module loaded now, the notebook's ``__main__`` included) is replaced.
+        methods: ``{label: (cls, name)}``; the class attribute ``cls.name`` is replaced.
+
+    Everything replaced is restored on exit, also when the block raises.
+    """
+    replaced = []  # (namespace dict or class, name, original)
+    try:
+        for label, function in (functions or {}).items():
+            stand_in = _refusal(exercise, label)
+            for module in list(sys.modules.values()):
+                namespace = getattr(module, "__dict__", None)
+                if not isinstance(namespace, dict):
+                    continue
+                for name, value in list(namespace.items()):
+                    if value is function:
+                        replaced.append((namespace, name, value))
+                        namespace[name] = stand_in
+        for label, (cls, name) in (methods or {}).items():
+            replaced.append((cls, name, cls.__dict__[name]))
+            setattr(cls, name, _refusal(exercise, label))
+        yield
+    finally:
+        for owner, name, original in reversed(replaced):
+            if isinstance(owner, dict):
+                owner[name] = original
+            else:
+                setattr(owner, name, original)
