@@ -84,11 +84,11 @@ print(profile)
 #   bilinear upsampling they are multiplied by 4).
 #
 # Training targets come from the ground truth (`panopticlab.data.targets`): the semantic
-# labels (pixels of small instances weighted 3), a Gaussian of sigma 8 px at each thing's
-# centre of mass, and at every thing pixel the vector to that centre. The losses are a
-# hard-pixel-mining cross-entropy (the worst 20 % of the pixels), the mean squared error
-# of the heatmap (weight 200) and the L1 error of the offsets (weight 0.01). The two
-# configurations the package builds:
+# labels (pixels of small instances weighted 3: below 64 x 64 px, scaled here to the image
+# size), a Gaussian of sigma 8 px at each thing's centre of mass, and at every thing pixel
+# the vector to that centre. The losses are a hard-pixel-mining cross-entropy (the worst
+# 20 % of the pixels), the mean squared error of the heatmap (weight 200) and the L1
+# error of the offsets (weight 0.01). The two configurations the package builds:
 
 # %%
 for size in ("tiny", "full"):
