@@ -41,9 +41,10 @@
 # **Prerequisites:** chapters 1-2 (the panoptic format, PQ) and 3-4 (the top-down models
 # it is compared with).
 #
-# **Run time** on two CPU cores: `ci` about a minute (four training steps, then the
-# shipped weights); `laptop` about 5 minutes on a quiet machine (the tiny model trained
-# for 800 steps, about 3 minutes of it, and everything below); `gpu` a few minutes.
+# **Run time**: `ci` under a minute (four training steps, then the shipped weights);
+# `laptop` (the tiny model trained for 800 steps, then everything below) about 4 minutes
+# on two quiet CPU cores, most of it training; measured with torch on one thread of a
+# shared machine, 8 minutes (7.5 of them training); `gpu` a few minutes.
 
 # %%
 import time
@@ -246,7 +247,9 @@ assert counts[(thresholds[0], kernels[-1])] <= counts[(thresholds[0], kernels[0]
 # difference is in PQ_th, and through it in PQ. Compare the rows (thresholds) and the
 # columns (kernels) of the PQ_th and RQ_th panels: recognition quality moves most,
 # because a missed or a duplicated centre turns a true positive into a false negative or
-# a false positive. How much each knob matters depends on how sharp the model's peaks
+# a false positive. Where the rows barely differ, the heatmap's peaks lie well above every
+# threshold tried and its background well below: the threshold then only decides faint
+# peaks. How much each knob matters depends on how sharp the model's peaks
 # are and how close the objects of this synthetic data lie; the tiny model and small
 # images here are far from Cityscapes, so read the direction of the change, not the best
 # cell, as the lesson.
