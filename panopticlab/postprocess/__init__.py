@@ -7,6 +7,7 @@ from .deeplab import (
     merge_semantic_and_instances,
     panoptic_deeplab_postprocess,
 )
+from .deeplab_rescore import DeepLabOutputs, Rescored, center_setting_grid, repostprocess, rescore_deeplab
 from .ablations import ABLATIONS, ablation_merge, connected_component_instances
 from .heuristic import HeuristicMerge, MergeConfig, MergeSteps, heuristic_merge, scaled_stuff_area
 from .upsnet import UPSNetHeadConfig, UPSNetPanoptic, select_detections, unified_panoptic
@@ -27,4 +28,5 @@ __all__ = [
     "HeuristicMerge", "MergeConfig", "MergeSteps", "heuristic_merge", "scaled_stuff_area",
     "ABLATIONS", "ablation_merge", "connected_component_instances",
     "UPSNetHeadConfig", "UPSNetPanoptic", "select_detections", "unified_panoptic",
+    "DeepLabOutputs", "Rescored", "center_setting_grid", "repostprocess", "rescore_deeplab",
 ]

@@ -7,7 +7,8 @@
 * :mod:`.matching` - true / false positives and false negatives of a PQ matching;
 * :mod:`.merge` - the networks' outputs and the heuristic merge, step by step; merge sweeps;
 * :mod:`.curves` - training curves from an engine ``History``;
-* :mod:`.architecture` - diagrams drawn from a model's modules (Panoptic FPN's semantic branch).
+* :mod:`.architecture` - diagrams drawn from a model's modules (Panoptic FPN's semantic branch);
+* :mod:`.deeplab` - Panoptic-DeepLab: centre heatmap, offset arrows, votes, grouping, centre-setting grids.
 """
 from .colors import (
     category_color,
@@ -41,3 +42,15 @@ __all__ = [
     "show_grid", "show_masks", "show_panoptic", "show_side_by_side", "plot_history", "show_matching",
     "show_network_outputs", "show_merge_steps", "plot_sweeps", "draw_semantic_fpn",
 ]
+from .deeplab import (
+    draw_centers,
+    draw_offsets,
+    plot_center_grid,
+    show_deeplab_outputs,
+    show_grouping_steps,
+    show_rescored,
+    show_top_down_vs_bottom_up,
+)
+
+__all__ += ["draw_centers", "draw_offsets", "plot_center_grid", "show_deeplab_outputs", "show_grouping_steps",
+            "show_rescored", "show_top_down_vs_bottom_up"]

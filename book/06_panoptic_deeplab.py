@@ -1,0 +1,504 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 6 — Panoptic-DeepLab: segment first, then group
+#
+# Chapters 3 to 5 find things **top-down**: a detector proposes boxes, a mask head
+# segments the inside of each box, and a merge (a heuristic, or UPSNet's panoptic head)
+# resolves the overlaps between the masks and the semantic map. Cheng, Collins, Zhu,
+# Liu, Huang, Adam and Chen ("Panoptic-DeepLab", CVPR 2020) go **bottom-up**: one
+# network labels every pixel with a category, predicts a heatmap of where instance
+# *centres* are, and, for every pixel, an *offset* pointing to the centre of the instance
+# it belongs to. A parameter-free post-processing then finds the centres (a max-pool),
+# sends every thing pixel to the centre its offset points nearest to, and gives each
+# instance the majority category of its pixels. No boxes, no RoIs, no overlaps to
+# resolve: every pixel gets exactly one answer.
+#
+# **After this chapter you can**
+#
+# * tell top-down from bottom-up panoptic segmentation and point to where each can fail;
+# * read a centre heatmap and an offset field, and say what the three heads learn;
+# * explain centre finding by max-pool NMS, and predict and measure what its kernel size
+#   and threshold change;
+# * group pixels by their offsets and label instances by majority vote, by hand and with
+#   the package;
+# * compare a bottom-up model with the top-down models of chapters 3 and 4 on the same
+#   data, evaluator and machine, and time its network and its post-processing apart.
+#
+# **Prerequisites:** chapters 1-2 (the panoptic format, PQ) and 3-4 (the top-down models
+# it is compared with).
+#
+# **Run time**: `ci` under a minute (four training steps, then the shipped weights);
+# `laptop` (the tiny model trained for 800 steps, then everything below) about 4 minutes
+# on two quiet CPU cores, most of it training; measured with torch on one thread of a
+# shared machine, 8 minutes (7.5 of them training); `gpu` a few minutes.
+
+# %%
+import time
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import display
+
+import panopticlab
+from panopticlab import data, metrics, postprocess, viz
+from panopticlab.engine import evaluate, pretrained, recipes, seconds_per_image
+from panopticlab.exercises import ch06
+from panopticlab.models import zoo
+from panopticlab.models.common import eval_mode
+
+profile = panopticlab.get_profile()
+panopticlab.seed_everything(profile.seed)
+CATEGORIES = data.SYNTHETIC_CATEGORIES
+print(profile)
+
+# %% [markdown]
+# ## The network: one backbone, two decoders, three heads
+#
+# Panoptic-DeepLab is built from DeepLab's parts:
+#
+# * a **dilated ResNet** whose last stage keeps stride 16 (chapter 4 calls this the
+#   accurate, expensive way back to fine features);
+# * two **decoupled decoders**, one for semantics and one for instances. Each has its own
+#   ASPP (atrous spatial pyramid pooling: parallel 3x3 convolutions with dilations 6, 12
+#   and 18 at stride 16, a 1x1 branch and an image-pooling branch) and its own
+#   DeepLabV3+ path back to stride 4 through 1x1 projections of the stride-8 and stride-4
+#   features. The paper found that sharing one decoder for both tasks costs accuracy;
+# * three **heads** at stride 4, upsampled to the image: the *semantic* head (one logit
+#   per category, things and stuff), the *centre* head (one heatmap channel) and the
+#   *offset* head (two channels, `(dy, dx)` in pixels; predicted at stride 4, so after the
+#   bilinear upsampling they are multiplied by 4).
+#
+# Training targets come from the ground truth (`panopticlab.data.targets`): the semantic
+# labels (pixels of small instances weighted 3: below 64 x 64 px, scaled here to the image
+# size), a Gaussian of sigma 8 px at each thing's centre of mass, and at every thing pixel
+# the vector to that centre. The losses are a hard-pixel-mining cross-entropy (the worst
+# 20 % of the pixels), the mean squared error of the heatmap (weight 200) and the L1
+# error of the offsets (weight 0.01). The two configurations the package builds:
+
+# %%
+for size in ("tiny", "full"):
+    network = zoo.build_model(f"panoptic-deeplab-{size}", CATEGORIES)
+    config = network.config
+    print(f"{size:>4}: {sum(p.numel() for p in network.parameters()) / 1e6:6.2f} M parameters, "
+          f"output stride {config.output_stride}, ASPP {config.aspp_channels} ch at dilations {config.aspp_dilations}, "
+          f"decoders {config.semantic_decoder_channels} / {config.instance_decoder_channels} ch; "
+          f"centres: threshold {config.center_threshold}, {config.nms_kernel} x {config.nms_kernel} max-pool, "
+          f"top {config.top_k}")
+del network
+
+# %% [markdown]
+# The tiny configuration keeps the structure and shrinks the widths, and its ASPP
+# dilations (2, 4, 6) fit 128-pixel images, where (6, 12, 18) at stride 16 would reach
+# past the border of an 8 x 8 feature map.
+#
+# ## Training
+#
+# The tiny model starts from the shipped pretrained tiny backbone, as every model of the
+# book. In `laptop` the recipe runs 800 steps (the shipped model had 2000), chosen so the
+# whole chapter fits in about 5 minutes on two cores. The engine reports the three losses
+# by name.
+
+# %%
+recipe = recipes.recipe("panoptic-deeplab-tiny", profile, steps=profile.pick(ci=None, laptop=800, gpu=None))
+print(recipe)
+model = zoo.build_model("panoptic-deeplab-tiny", CATEGORIES)
+start = time.perf_counter()
+history = recipes.fit(model, recipe, CATEGORIES, seed=profile.seed)
+training_seconds = time.perf_counter() - start
+print(f"trained {recipe.steps} steps in {training_seconds:.0f} s")
+viz.plot_history(history, smooth=25)
+plt.show()
+
+# %%
+losses = history.values("loss")
+assert np.isfinite(losses).all(), "a loss diverged"
+assert {"loss_semantic", "loss_center", "loss_offset"} <= set(history.names), "every loss is reported by name"
+if len(losses) >= 20:
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]), "training must lower the loss"
+
+# %% [markdown]
+# In `ci` four steps teach nothing, so from here on the chapter uses the shipped weights
+# there (2000 steps by `scripts/train_checkpoints.py --model panoptic-deeplab-tiny`); in
+# the other profiles, the network you just trained. Both are scored on the same
+# validation images, and the predictions are kept with every raw output (`keep_predictions`):
+# the rest of the chapter re-runs only the post-processing on them.
+
+# %%
+shipped_model, shipped_info = pretrained.load_pretrained("panoptic-deeplab-tiny")
+print("shipped:", {k: shipped_info[k] for k in ("steps", "pq", "pq_th", "pq_st")})
+if profile.is_ci:
+    model = shipped_model
+EVAL_SIZE = recipe.image_size if not profile.is_ci else shipped_info["image_size"]
+STUFF_AREA = model.config.stuff_area_for(EVAL_SIZE**2)
+val_set = recipes.val_data(size=EVAL_SIZE, num=profile.pick(ci=16, laptop=50, gpu=200), seed=0)
+evaluation = evaluate(model, val_set, CATEGORIES, keep_predictions=True)
+kept = evaluation.predictions  # (record with the ground truth, prediction with every output) per image
+print(metrics.format_comparison({"Panoptic-DeepLab": evaluation.results}))
+
+# %% [markdown]
+# ## Top-down and bottom-up on the same image
+#
+# The shipped baseline of chapter 3 (PSPNet + Mask R-CNN) and this chapter's model on
+# one validation image. Top: the detector's boxes and masks (the merge keeps those with
+# score >= 0.5), then the merged result. Bottom: the centre heatmap with the centres
+# found, arrows from thing pixels to where their offsets point, then the grouped result.
+
+# %%
+baseline, _ = pretrained.load_pretrained("baseline-tiny")
+SHOWN = 0
+sample, (record, prediction) = val_set[SHOWN], kept[SHOWN]
+with torch.no_grad():
+    top_down = baseline.inference(data.dataset.image_batch([sample]))[0]
+heatmap = prediction.outputs["center_heatmap"][0].numpy()
+display(viz.show_top_down_vs_bottom_up(sample.image, top_down, prediction.merge, CATEGORIES, heatmap,
+                                       titles=("top-down (baseline)", "bottom-up (Panoptic-DeepLab)")))
+
+# %% [markdown]
+# Where each can fail differs. Top-down, an object missed by the detector, or a box
+# that cuts it, is lost, and two masks can claim the same pixel, so a merge has to
+# decide. Bottom-up, every pixel has exactly one category and one instance, but two
+# objects whose centres are closer than the NMS window become one, and an object's pixels
+# can split between two centres when its offsets are poor. The two rows above show which
+# of these you meet on this image; the table further down measures it over the
+# validation set.
+#
+# ## The centre heatmap and the offset field
+#
+# The three maps of the trained model on the same image, and what the post-processing
+# makes of them. The heatmap should peak near each object's centre of mass and stay near
+# 0 elsewhere, stuff included (the centre loss is taken on stuff pixels too). The offsets
+# are drawn only on pixels the semantic head calls a thing: only those are grouped.
+
+# %%
+display(viz.show_deeplab_outputs(sample.image, prediction.semantic, heatmap, prediction.merge, CATEGORIES, step=6))
+
+# %%
+for _, p in kept:
+    assert p.outputs["offsets"].shape == (2, EVAL_SIZE, EVAL_SIZE)
+    assert set(np.unique(p.semantic)) <= set(CATEGORIES.ids), "the semantic head names a category at every pixel"
+    assert np.all(p.merge.center_scores > model.config.center_threshold), "every centre is above the threshold"
+_ = prediction.panoptic.validate(CATEGORIES, check_statistics=True)
+truth_things = sum(CATEGORIES.isthing(s.category_id) for r, _ in kept for s in r["panoptic"].segments)
+found = sum(len(p.merge.centers) for _, p in kept)
+print(f"{found} centres found for {truth_things} ground-truth things over {len(kept)} images")
+assert 0.5 * truth_things <= found <= 2 * truth_things, "a trained centre head finds about one centre per thing"
+
+# %% [markdown]
+# ## Finding centres: a threshold and a max-pool
+#
+# A pixel is a centre when (1) its heatmap value is strictly above a **threshold** (0.1)
+# and (2) it equals the maximum of the heatmap over the `k x k` window around it, the
+# **max-pool NMS** (k = 7 on Cityscapes, 41 on COCO): `heatmap == max_pool2d(heatmap, k,
+# stride=1, padding=k // 2)`. (3) At most the **top 200** survive. No learned parameter
+# is involved, so both knobs can be moved after training. What each should do:
+#
+# * a **higher threshold** drops weak peaks: fewer false centres, but faint objects lose
+#   theirs and their pixels join a neighbour's instance (or none);
+# * a **larger kernel** lets a strong peak suppress every other peak within `k // 2`
+#   pixels: fewer duplicate centres on one object, but two small objects closer than
+#   that become one instance.
+#
+# Measured, on the kept outputs: the post-processing re-runs for every cell of a grid
+# (`postprocess.center_setting_grid`; the network does not run again), scored by the
+# same PQ accumulator as the evaluation. The red cell is the model's own setting.
+
+# %%
+thresholds = profile.pick(ci=[0.1, 0.3], laptop=[0.05, 0.1, 0.2, 0.3, 0.5])
+kernels = profile.pick(ci=[3, 7], laptop=[3, 7, 13, 21])
+own = (model.config.center_threshold, model.config.nms_kernel)
+start = time.perf_counter()
+grid = postprocess.center_setting_grid(kept, CATEGORIES, thresholds, kernels, stuff_area=STUFF_AREA)
+print(f"{len(grid)} settings x {len(kept)} images re-post-processed and scored in {time.perf_counter() - start:.1f} s")
+display(viz.plot_center_grid(grid, metrics=(("All", "pq"), ("Things", "pq"), ("Things", "rq")), marked=own))
+best = max(grid, key=lambda cell: grid[cell]["All"]["pq"])
+print(f"best: threshold {best[0]}, kernel {best[1]}: PQ {100 * grid[best]['All']['pq']:.1f} "
+      f"(own setting: {100 * grid[own]['All']['pq']:.1f})")
+
+# %%
+assert grid[own] == evaluation.results, "the model's own setting reproduces the evaluation exactly"
+stuff_pq = {round(r["Stuff"]["pq"], 12) for r in grid.values()}
+assert len(stuff_pq) == 1, "stuff pixels are never grouped: PQ_st cannot depend on the centre setting"
+counts = {setting: postprocess.rescore_deeplab(kept, CATEGORIES, stuff_area=STUFF_AREA, threshold=setting[0],
+                                               nms_kernel=setting[1]).num_centers
+          for setting in [(thresholds[0], kernels[0]), (thresholds[-1], kernels[0]), (thresholds[0], kernels[-1])]}
+print("centres found:", counts)
+assert counts[(thresholds[-1], kernels[0])] <= counts[(thresholds[0], kernels[0])], "a higher threshold never adds"
+assert counts[(thresholds[0], kernels[-1])] <= counts[(thresholds[0], kernels[0])], "a larger window never adds"
+
+# %% [markdown]
+# How to read it. PQ_st is the same in every cell (the assertion above checks it): the
+# centre setting only decides how thing pixels are cut into instances, so every
+# difference is in PQ_th, and through it in PQ. Compare the rows (thresholds) and the
+# columns (kernels) of the PQ_th and RQ_th panels: recognition quality moves most,
+# because a missed or a duplicated centre turns a true positive into a false negative or
+# a false positive. Where the rows barely differ, the heatmap's peaks lie well above every
+# threshold tried and its background well below: the threshold then only decides faint
+# peaks. How much each knob matters depends on how sharp the model's peaks
+# are and how close the objects of this synthetic data lie; the tiny model and small
+# images here are far from Cityscapes, so read the direction of the change, not the best
+# cell, as the lesson.
+#
+# ## Grouping and the majority vote, step by step
+#
+# With the centres fixed, each thing pixel `(y, x)` *votes* for the point `(y + dy,
+# x + dx)` and joins the centre nearest to its vote (Euclidean distance, ties to the
+# first centre in raster order). Stuff pixels are not grouped. Each instance then takes
+# the **majority category** of the semantic labels of its pixels: the semantic head
+# decides what an instance is, the instance branch only where it is. A stuff category
+# keeps its pixels if it has at least `stuff_area` of them; thing pixels that joined no
+# centre (there was none) become void.
+
+# %%
+display(viz.show_grouping_steps(sample.image, prediction.semantic, prediction.merge, CATEGORIES))
+
+# %%
+result = prediction.merge
+thing = np.isin(prediction.semantic, CATEGORIES.thing_ids)
+assert np.all((result.instance_map > 0) == (thing & (len(result.centers) > 0))), "every thing pixel, and only those"
+votes = result.votes[:, thing]  # (2, M)
+distance = ((votes[:, :, None] - result.centers.T[:, None, :].astype(np.float64)) ** 2).sum(0)  # (M, K)
+assert np.array_equal(result.instance_map[thing], distance.argmin(1) + 1), "each pixel joins its nearest centre"
+
+# %% [markdown]
+# Panel 1 is the heart of the method: if the offset head has learned, the votes of one
+# object gather into a tight cloud around its centre, far from the other clouds, and
+# the nearest-centre rule cuts cleanly between them. Where votes spread (at object
+# borders, or on objects the heatmap missed), pixels join the wrong centre, and panel 2
+# shows an instance reaching into its neighbour. Panel 3 shows why the majority vote
+# helps: a few pixels of the wrong category inside an instance do not change its label.
+#
+# ## Move the knobs yourself
+#
+# Move the threshold and the kernel and watch the centres and the result change; the
+# image slider picks a validation image. Each move re-runs
+# `postprocess.rescore_deeplab` on the kept outputs of one image (milliseconds) and
+# reports its PQ.
+
+# %%
+def explore(threshold=own[0], kernel=own[1], image=0):
+    rescored = postprocess.rescore_deeplab(kept[image:image + 1], CATEGORIES, stuff_area=STUFF_AREA,
+                                           threshold=threshold, nms_kernel=kernel)
+    title = (f"threshold {threshold:.2f}, kernel {kernel}: {rescored.num_centers} centres, "
+             f"PQ of this image {100 * rescored.results['All']['pq']:.1f}")
+    display(viz.show_rescored(val_set[image].image, kept[image][1].outputs["center_heatmap"][0].numpy(),
+                              rescored.merged[0], CATEGORIES, title=title))
+    return rescored
+
+
+explorer = widgets.interactive(
+    explore, threshold=widgets.FloatSlider(value=own[0], min=0.02, max=0.9, step=0.02),
+    kernel=widgets.IntSlider(value=own[1], min=1, max=41, step=2), image=widgets.IntSlider(value=0, min=0, max=len(kept) - 1))
+display(explorer)
+
+# %% [markdown]
+# Without a live kernel (a static copy of this notebook) the sliders do nothing; the
+# same function, called directly with a strict setting:
+
+# %%
+strict = explore(threshold=0.5, kernel=21, image=SHOWN)
+default = postprocess.rescore_deeplab(kept[SHOWN:SHOWN + 1], CATEGORIES, stuff_area=STUFF_AREA,
+                                      threshold=own[0], nms_kernel=own[1])
+assert np.array_equal(default.merged[0].panoptic.id_map, prediction.panoptic.id_map), "own setting = the model's output"
+assert strict.num_centers <= default.num_centers, "a stricter setting keeps a subset of the centres"
+assert len(explorer.children) == 4, "three sliders and the output"
+
+# %% [markdown]
+# ## Against the top-down models
+#
+# The same validation images, the same evaluator: the shipped models of the earlier
+# chapters (chapter 3's baseline, chapter 4's Panoptic FPN, and any other shipped one),
+# the shipped Panoptic-DeepLab and, outside `ci`, the one you trained above.
+
+# %%
+models = {"baseline (PSPNet + Mask R-CNN)": baseline}
+for label, name in {"Panoptic FPN": "panoptic-fpn-tiny", "UPSNet": "upsnet-tiny"}.items():
+    if name in pretrained.SHIPPED and pretrained.SHIPPED[name].exists:  # the chapters' shipped models
+        models[label] = pretrained.load_pretrained(name)[0]
+models["Panoptic-DeepLab (shipped)"] = shipped_model
+results = {label: evaluate(candidate, val_set, CATEGORIES, progress=False).results
+           for label, candidate in models.items() if candidate is not model}
+if not profile.is_ci:
+    results[f"Panoptic-DeepLab (trained here, {recipe.steps} steps)"] = evaluation.results
+    models[f"Panoptic-DeepLab (trained here, {recipe.steps} steps)"] = model
+else:
+    results["Panoptic-DeepLab (shipped)"] = evaluation.results
+print(metrics.format_comparison(results))
+
+# %%
+for label, r in results.items():
+    assert r["Stuff"]["pq"] > 0.5, f"{label}: the semantic part must have learned the stuff classes"
+assert results["Panoptic-DeepLab (shipped)"]["All"]["pq"] > 0.5, "the shipped Panoptic-DeepLab reaches a useful PQ"
+ours = evaluation.results
+print(f"this chapter's model: PQ {100 * ours['All']['pq']:.1f}, PQ_th {100 * ours['Things']['pq']:.1f}, "
+      f"PQ_st {100 * ours['Stuff']['pq']:.1f}")
+
+# %% [markdown]
+# Read the PQ_th and PQ_st columns apart. Stuff comes from a semantic map in every model
+# here, so the columns say how good each semantic part is. Things are where the two
+# families differ: the top-down models cut objects with boxes and masks; Panoptic-DeepLab
+# with centres, offsets and a majority vote. On these small synthetic images with many
+# touching shapes, the numbers, not the paper's Cityscapes results, say which works
+# better here; the shipped models were trained for comparable budgets (2000 steps each,
+# the baseline's two networks 600 + 2000), the model you trained for fewer.
+#
+# ## Where the time goes
+#
+# Panoptic-DeepLab's post-processing is not free: detectron2's README notes it takes about
+# as long as the network on Cityscapes. Timed here apart, per image, on this machine: the
+# network (the three heads and the semantic arg-max, `model(images)` in eval mode) and the
+# post-processing on its kept outputs (centres, grouping, majority vote); then the whole
+# `inference` of each model.
+
+# %%
+images = data.dataset.image_batch([val_set[i] for i in range(8)])
+device = next(model.parameters()).device
+on_device = images.to(device)
+with eval_mode(model), torch.no_grad():
+    model(on_device[:1])  # warm-up
+    start = time.perf_counter()
+    for i in range(len(on_device)):
+        model(on_device[i:i + 1])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    network_seconds = (time.perf_counter() - start) / len(on_device)
+maps = [postprocess.DeepLabOutputs.of(p) for _, p in kept[:len(images)]]
+start = time.perf_counter()
+for outputs in maps:
+    postprocess.repostprocess(outputs, CATEGORIES, stuff_area=STUFF_AREA, threshold=own[0], nms_kernel=own[1])
+post_seconds = (time.perf_counter() - start) / len(maps)
+print(f"Panoptic-DeepLab at {EVAL_SIZE} x {EVAL_SIZE}: network {1000 * network_seconds:.1f} ms, "
+      f"post-processing {1000 * post_seconds:.1f} ms per image")
+per_image = {label: seconds_per_image(candidate, images) for label, candidate in models.items()}
+for label, seconds in per_image.items():
+    print(f"{label:<44} {1000 * seconds:7.1f} ms per image, network + post-processing")
+
+# %%
+assert network_seconds > 0 and post_seconds > 0
+if device.type == "cpu":
+    assert post_seconds < 10 * network_seconds, "post-processing small images should not dwarf the network"
+
+# %% [markdown]
+# Compare the two numbers above: on a CPU at these small sizes the post-processing is a
+# small part of the time per image, because there are few thing pixels and few centres;
+# on a GPU, where the network is fast, its share is likely larger. Its cost grows with the pixels
+# and the centres (the
+# package groups only thing pixels and never builds the K x pixels distance matrix; see
+# `benchmarks/deeplab_grouping.py` for 512 x 1024), while the top-down models pay per
+# detection in their RoI heads.
+#
+# ## Exercises
+#
+# **Exercise 6.1 — find the centres.** Write `find_centers(heatmap, threshold, kernel)`:
+# `heatmap` is a float32 (H, W) numpy array; return the (K, 2) `(y, x)` of the pixels
+# strictly above `threshold` that equal the maximum of the `kernel x kernel` window
+# centred on them, in raster order. (`scipy.ndimage.maximum_filter` or
+# `torch.nn.functional.max_pool2d` do the window.)
+
+# %%
+from scipy import ndimage
+
+
+def find_centers(heatmap, threshold, kernel):
+    # BEGIN SOLUTION
+    pooled = ndimage.maximum_filter(heatmap, size=kernel, mode="constant", cval=-np.inf)
+    return np.argwhere((heatmap > threshold) & (heatmap == pooled))
+    # END SOLUTION
+
+
+ch06.check_find_centers(find_centers);
+
+# %% [markdown]
+# **Exercise 6.2 — group the pixels.** Write `assign_pixels(centers, offsets, thing_mask)`:
+# `centers` (K, 2) `(y, x)`, `offsets` (2, H, W) `(dy, dx)`, `thing_mask` (H, W) bool.
+# Return the (H, W) integer map that gives each thing pixel `k + 1` for the centre `k`
+# nearest (Euclidean) to its vote `(y + dy, x + dx)`, and 0 to the other pixels.
+
+# %%
+def assign_pixels(centers, offsets, thing_mask):
+    # BEGIN SOLUTION
+    ys, xs = np.mgrid[:thing_mask.shape[0], :thing_mask.shape[1]]
+    votes = np.stack([ys + offsets[0], xs + offsets[1]], axis=-1).astype(np.float64)  # (H, W, 2)
+    distance = ((votes[:, :, None, :] - centers[None, None].astype(np.float64)) ** 2).sum(-1)  # (H, W, K)
+    return np.where(thing_mask, distance.argmin(-1) + 1, 0)
+    # END SOLUTION
+
+
+ch06.check_assign_pixels(assign_pixels);
+
+# %% [markdown]
+# **Exercise 6.3 — the majority vote.** Write `majority_vote(semantic, instances,
+# thing_ids)`: `semantic` (H, W) category ids, `instances` (H, W) integers (0 = no
+# instance). Return `{k: category}` for every instance `k > 0`: the most frequent *thing*
+# category among its pixels (stuff pixels do not vote), ties to the smallest id.
+
+# %%
+def majority_vote(semantic, instances, thing_ids):
+    # BEGIN SOLUTION
+    votes = {}
+    for k in np.unique(instances[instances > 0]):
+        labels = semantic[(instances == k) & np.isin(semantic, thing_ids)]
+        votes[int(k)] = int(np.bincount(labels).argmax())
+    return votes
+    # END SOLUTION
+
+
+ch06.check_majority_vote(majority_vote);
+
+# %% [markdown]
+# ## Summary
+#
+# * Bottom-up panoptic segmentation labels pixels first and groups them after: a
+#   semantic map, a centre heatmap and per-pixel offsets to the centres, from one dilated
+#   backbone with two decoupled DeepLabV3+ decoders.
+# * Centres are the heatmap's local maxima above a threshold (a max-pool NMS); each thing
+#   pixel joins the centre nearest to its vote; each instance takes the majority category
+#   of its pixels. Nothing overlaps, so nothing has to be merged.
+# * The threshold and the kernel change only the things, never the stuff; because they
+#   come after the network, they can be tuned on kept outputs in seconds.
+# * The post-processing costs time of its own, which grows with the image and the number
+#   of centres.
+#
+# **Check your understanding**
+#
+# 1. Two discs of the same class touch, and their centres are 5 px apart. Which NMS
+#    kernels can still find both? What does the result look like when the kernel is too
+#    large?
+# 2. Why is PQ_st the same in every cell of the grid, and would it stay so if stuff
+#    pixels were grouped too?
+# 3. An instance's pixels are 60 % "box" and 40 % "disc" in the semantic map. What does
+#    the majority vote give, and what would a top-down model's classifier have used
+#    instead?
+# 4. The offsets are predicted at stride 4 and multiplied by 4 after upsampling. What goes
+#    wrong if the factor is forgotten?
+#
+# ## References
+#
+# * B. Cheng, M. D. Collins, Y. Zhu, T. Liu, T. S. Huang, H. Adam, L.-C. Chen.
+#   *Panoptic-DeepLab: A Simple, Strong, and Fast Baseline for Bottom-Up Panoptic
+#   Segmentation.* CVPR 2020. arXiv:1911.10194.
+# * L.-C. Chen, Y. Zhu, G. Papandreou, F. Schroff, H. Adam. *Encoder-Decoder with Atrous
+#   Separable Convolution for Semantic Image Segmentation* (DeepLabV3+). ECCV 2018.
+#   arXiv:1802.02611.
+# * L.-C. Chen, G. Papandreou, F. Schroff, H. Adam. *Rethinking Atrous Convolution for
+#   Semantic Image Segmentation* (DeepLabV3, ASPP with image pooling). arXiv:1706.05587.
+# * X. Zhou, D. Wang, P. Krähenbühl. *Objects as Points.* arXiv:1904.07850 (centre
+#   heatmaps with max-pool NMS).
+# * A. Kirillov, K. He, R. Girshick, C. Rother, P. Dollár. *Panoptic Segmentation.*
+#   CVPR 2019.
+# * detectron2's `projects/Panoptic-DeepLab` (the published settings and post-processing).
