@@ -13,7 +13,13 @@ at the same indentation.
 from __future__ import annotations
 
 from .book.build import ExecutionReport, build_book
-from .book.chapters import BOOK_DIR, BOOK_ENV_VAR, chapter_paths, find_book_dir, load_chapter
+from .book.chapters import (
+           BOOK_DIR,
+           BOOK_ENV_VAR,
+           chapter_paths,
+           find_book_dir,
+           load_chapter,
+)
 from .book.editions import student_edition, write_student_edition
 from .book.exercises import SOLUTION_BLOCK, STUDENT_STUB, strip_solutions
 from .book.runner import execute_notebook

@@ -10,7 +10,12 @@ import pytest
 
 from panopticlab.book.build import format_seconds, read_timings, runtime_lines
 from panopticlab.book.chapters import BOOK_DIR, chapter_paths, load_chapter
-from panopticlab.book.editions import answer_key, solution_lines, student_edition, sync_notebook
+from panopticlab.book.editions import (
+    answer_key,
+    solution_lines,
+    student_edition,
+    sync_notebook,
+)
 from panopticlab.book.exercises import find_exercises, rejections, solution_blocks
 from panopticlab.commands import main
 from panopticlab.exercises.checking import ExerciseError
@@ -48,7 +53,7 @@ def test_every_student_exercise_fails_its_checker(path, exercise):
                  "np": importlib.import_module("numpy")}
     with pytest.raises((NotImplementedError, ExerciseError)) as failure:
         for index in cells:
-            exec(compile(student.cells[index].source, f"{path.stem}[{index}]", "exec"), namespace)
+            exec(compile(student.cells[index].source, f"{path.stem}[{index}]", "exec"), namespace)  # noqa: S102
     if failure.type is ExerciseError:
         assert re.match(rf"Exercise {re.escape(exercise.number)}: not implemented yet", str(failure.value))
     else:
@@ -108,7 +113,7 @@ def test_instructor_edition_executes(tmp_path, capsys):
     stem = CHAPTERS[0].stem
     code_cells = sum(c.cell_type == "code" for c in load_chapter(CHAPTERS[0]).cells)
     assert f"[{stem}] cell {code_cells}/{code_cells} ok" in captured.err
-    assert re.search(rf"^{stem}: \d+ s$", captured.err, re.M)
+    assert re.search(rf"^{stem}: \d+ s$", captured.err, re.MULTILINE)
     notebook = nbformat.read(out / f"{stem}.ipynb", as_version=4)
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -124,6 +129,6 @@ def test_instructor_edition_executes(tmp_path, capsys):
     assert f'href="{stem}.html"' in index and 'href="answer_key.html"' in index
     page = (out / "html" / f"{stem}.html").read_text(encoding="utf-8")
     assert page.count('<nav class="book">') == 2 and "data:image/png;base64" in page
-    assert "widget" not in re.sub(r"<script.*?</script>|<style.*?</style>", "", page, flags=re.S).lower()
+    assert "widget" not in re.sub(r"<script.*?</script>|<style.*?</style>", "", page, flags=re.DOTALL).lower()
     json.loads((out / f"{stem}.ipynb").read_text())
     ast.parse("\n".join(c.source for c in notebook.cells if c.cell_type == "code" and not c.source.startswith("%")))

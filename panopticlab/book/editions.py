@@ -84,17 +84,17 @@ def answer_key(book_dir: str | os.PathLike, chapters: list[str] | None = None) -
         for exercise in find_exercises(notebook):
             checker = exercise.function()
             solution_source = notebook.cells[exercise.solution_cell].source if exercise.solution_cell is not None else ""
-            entries.append(dict(chapter=path.stem, title=title, number=exercise.number, checker=exercise.checker,
-                                call=exercise.call, contract=inspect.getdoc(checker) or "",
-                                rejects=rejections(checker),
-                                solution=textwrap.dedent("\n".join(solution_blocks(solution_source)))))
+            entries.append({"chapter": path.stem, "title": title, "number": exercise.number,
+                            "checker": exercise.checker, "call": exercise.call,
+                            "contract": inspect.getdoc(checker) or "", "rejects": rejections(checker),
+                            "solution": textwrap.dedent("\n".join(solution_blocks(solution_source)))})
     return entries
 
 
 def answer_key_markdown(entries: list[dict]) -> str:
     """The answer key as one Markdown page."""
-    lines = ["# Answer key", "", "Every exercise of the book, its checker and what the checker rejects. "
-             "Written by `panopticlab book instructor`; the solutions are the chapters' own.", ""]
+    lines = ["# Answer key", "", ("Every exercise of the book, its checker and what the checker rejects. "
+                                  "Written by `panopticlab book instructor`; the solutions are the chapters' own."), ""]
     chapter = None
     for entry in entries:
         if entry["chapter"] != chapter:

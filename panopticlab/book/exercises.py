@@ -20,7 +20,7 @@ import inspect
 import re
 from dataclasses import dataclass, field
 
-SOLUTION_BLOCK = re.compile(r"^([ \t]*)# BEGIN SOLUTION[^\n]*\n.*?^[ \t]*# END SOLUTION[^\n]*(\n|$)", re.M | re.S)
+SOLUTION_BLOCK = re.compile(r"^([ \t]*)# BEGIN SOLUTION[^\n]*\n.*?^[ \t]*# END SOLUTION[^\n]*(\n|$)", re.MULTILINE | re.DOTALL)
 #: The line a student replaces; the autograder knows an untouched exercise by it.
 STUB_LINE = 'raise NotImplementedError("write your solution here")'
 STUDENT_STUB = "{indent}# YOUR CODE HERE\n{indent}" + STUB_LINE + "\n"
@@ -135,9 +135,9 @@ def rejections(checker) -> list[str]:
     message is filled in at run time.
     """
     doc = inspect.getdoc(checker) or ""
-    section = re.search(r"^Rejects:\s*\n((?:[ \t]*-.*\n?(?:[ \t]+[^-\s].*\n?)*)+)", doc, re.M)
+    section = re.search(r"^Rejects:\s*\n((?:[ \t]*-.*\n?(?:[ \t]+[^-\s].*\n?)*)+)", doc, re.MULTILINE)
     if section:
-        items = re.split(r"^\s*-\s*", section.group(1), flags=re.M)
+        items = re.split(r"^\s*-\s*", section.group(1), flags=re.MULTILINE)
         return [" ".join(item.split()) for item in items if item.strip()]
     module = inspect.getmodule(checker)
     messages, seen, todo = [], set(), [checker]

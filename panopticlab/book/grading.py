@@ -22,7 +22,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .chapters import BOOK_DIR, METADATA_KEY, chapter_number, chapter_paths, load_chapter
+from .chapters import (
+    BOOK_DIR,
+    METADATA_KEY,
+    chapter_number,
+    chapter_paths,
+    load_chapter,
+)
 from .exercises import find_exercises, is_stub
 from .runner import RunRecord, execute_notebook
 
@@ -83,8 +89,8 @@ class SubmissionReport:
 
     def table(self) -> str:
         """The report as text: one line per exercise, then the problems."""
-        lines = [f"{self.path}: chapter {self.chapter or '?'}, {self.counts()['passed']}/{len(self.exercises)} "
-                 f"exercises passed ({self.seconds:.0f} s)"]
+        lines = [(f"{self.path}: chapter {self.chapter or '?'}, {self.counts()['passed']}/{len(self.exercises)} "
+                  f"exercises passed ({self.seconds:.0f} s)")]
         width = max([len(e.checker) for e in self.exercises] + [7])
         lines.append(f"  {'exercise':<9} {'checker':<{width}}  {'verdict':<13} message")
         for e in self.exercises:
@@ -105,7 +111,7 @@ def read_submission(path: str | os.PathLike):
         raise ValueError(f"{path}: no such notebook file")
     try:
         return nbformat.read(path, as_version=4)
-    except Exception as error:  # nbformat raises several kinds on a broken file
+    except Exception as error:  # noqa: BLE001 - nbformat raises several kinds on a broken file
         raise ValueError(f"{path}: not a readable Jupyter notebook ({type(error).__name__}: {error})") from None
 
 

@@ -3,6 +3,7 @@
 
 # %%
 import numpy as np
+
 from panopticlab.exercises import ch01
 
 # %% [markdown]
