@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PANOPTICLAB_PROFILE=${PANOPTICLAB_PROFILE:-laptop}
 export MPLBACKEND=Agg
+# a line per cell while a chapter runs, each chapter's time at the end, times in build/book/timings.json
 exec .venv/bin/panopticlab book run --output build/book "$@"

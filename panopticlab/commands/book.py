@@ -1,63 +1,144 @@
-"""``panopticlab book``: run the chapters, write the student edition, pair notebooks for JupyterLab."""
+"""``panopticlab book``: run the chapters, write the student and instructor editions, grade
+a student's notebook, pair notebooks for JupyterLab."""
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 __all__ = ["add_parser"]
+
+BOOK_HELP = "folder of the chapter sources (default: the repository's book/)"
 
 
 def add_parser(commands) -> None:
     book = commands.add_parser("book", help="run the book").add_subparsers(dest="book_command", required=True)
-    run = book.add_parser("run", help="execute every chapter and write notebooks and HTML")
-    run.add_argument("--profile", default=None, help="ci, laptop or gpu (default: $PANOPTICLAB_PROFILE or laptop)")
-    run.add_argument("--output", default="build/book")
-    run.add_argument("--chapter", action="append", help="only this chapter (e.g. 01); repeatable")
-    run.add_argument("--no-html", action="store_true")
-    run.add_argument("--book", default=None, help="folder of the chapter sources (default: the repository's book/)")
+    run = book.add_parser("run", help="execute every chapter and write notebooks, HTML and timings.json")
+    _run_options(run, "build/book")
     run.set_defaults(func=run_book)
+    instructor = book.add_parser("instructor", help="the instructor edition: executed chapters with solutions "
+                                                    "and an answer key")
+    instructor.add_argument("out")
+    _run_options(instructor, None)
+    instructor.set_defaults(func=run_instructor)
     student = book.add_parser("student", help="write the student edition (solutions stripped)")
     student.add_argument("out")
-    student.add_argument("--book", default=None, help="folder of the chapter sources (default: the repository's book/)")
+    student.add_argument("--chapter", action="append", help="only this chapter (e.g. 01); repeatable")
+    student.add_argument("--book", default=None, help=BOOK_HELP)
     student.set_defaults(func=run_student)
-    sync = book.add_parser("sync", help="write book/NN_*.ipynb paired with the .py sources, for JupyterLab")
-    sync.add_argument("--book", default=None, help="folder of the chapter sources (default: the repository's book/)")
+    check = book.add_parser("check", help="grade students' notebooks: per exercise passed / failed / not attempted")
+    check.add_argument("submissions", nargs="+", metavar="SUBMISSION.ipynb")
+    check.add_argument("--json", default=None, metavar="OUT", help="also write the reports as JSON (a gradebook)")
+    check.add_argument("--timeout-per-cell", type=int, default=120, metavar="S",
+                       help="seconds a cell may run before it is interrupted (default 120)")
+    check.add_argument("--profile", default="ci", help="run profile (default ci)")
+    check.add_argument("--chapter", default=None, help="the chapter every submission must be (default: from "
+                                                       "the file name, else from its contents)")
+    check.add_argument("--progress", action="store_true", help="print a line per cell while grading")
+    check.add_argument("--book", default=None, help=BOOK_HELP)
+    check.set_defaults(func=run_check)
+    sync = book.add_parser("sync", help="write book/NN_*.ipynb paired with the .py sources, for JupyterLab; "
+                                        "an existing notebook keeps its outputs")
+    sync.add_argument("--book", default=None, help=BOOK_HELP)
+    sync.add_argument("--fresh", action="store_true", help="write new notebooks, dropping their outputs")
     sync.set_defaults(func=run_sync)
+    times = book.add_parser("times", help="the run-time line of each chapter, from a run's timings.json")
+    times.add_argument("timings", nargs="?", default="build/book/timings.json")
+    times.set_defaults(func=run_times)
 
 
-def run_book(args: argparse.Namespace) -> int:
-    from ..notebooks import build_book, find_book_dir
+def _run_options(parser, default_output) -> None:
+    parser.add_argument("--profile", default=None, help="ci, laptop or gpu (default: $PANOPTICLAB_PROFILE or laptop)")
+    if default_output:
+        parser.add_argument("--output", default=default_output)
+    parser.add_argument("--chapter", action="append", help="only this chapter (e.g. 01); repeatable")
+    parser.add_argument("--no-html", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
+    parser.add_argument("--book", default=None, help=BOOK_HELP)
+
+
+def _build(args, output: str, edition: str, key: bool) -> int:
+    from ..book.build import build_book, format_seconds
+    from ..book.chapters import chapter_paths, find_book_dir
+    from ..data.atomic import check_writable
     from ..profiles import get_profile
 
-    from ..data.atomic import check_writable
-
     get_profile(args.profile)  # an unknown profile, or gpu without CUDA: say so before any chapter runs
-    check_writable(args.output, "--output", folder=True)
-    reports = build_book(args.output, profile=args.profile, book_dir=find_book_dir(args.book),
-                         chapters=args.chapter, html=not args.no_html)
+    check_writable(output, "output folder", folder=True)
+    book_dir = find_book_dir(args.book)
+    chapter_paths(book_dir, args.chapter)  # an unknown --chapter: say so before anything runs
+    reports = build_book(output, profile=args.profile, book_dir=book_dir, chapters=args.chapter,
+                         html=not args.no_html, progress=not args.quiet, edition=edition, key=key)
     for report in reports:
-        print(f"{report.chapter}: {report.seconds:.0f} s -> {report.notebook_path}")
+        print(f"{report.chapter}: {format_seconds(report.seconds)} -> {report.notebook_path}")
+    print(f"times per chapter: {output}/timings.json")
+    if key:
+        print(f"answer key: {output}/answer_key.md")
     if not args.no_html:
-        print(f"HTML: {args.output}/html/index.html")
+        print(f"HTML: {output}/html/index.html")
     return 0
 
 
-def run_student(args: argparse.Namespace) -> int:
-    from ..notebooks import find_book_dir, write_student_edition
+def run_book(args: argparse.Namespace) -> int:
+    return _build(args, args.output, "instructor", key=False)
 
-    for path in write_student_edition(args.out, find_book_dir(args.book)):
+
+def run_instructor(args: argparse.Namespace) -> int:
+    return _build(args, args.out, "instructor", key=True)
+
+
+def run_student(args: argparse.Namespace) -> int:
+    from ..book.chapters import find_book_dir
+    from ..book.editions import write_student_edition
+
+    for path in write_student_edition(args.out, find_book_dir(args.book), args.chapter):
         print(path)
     return 0
 
 
-def run_sync(args: argparse.Namespace) -> int:
-    import jupytext
+def run_check(args: argparse.Namespace) -> int:
+    from ..book.chapters import find_book_dir
+    from ..book.grading import check_submission
+    from ..data.atomic import atomic_write
 
-    from ..notebooks import chapter_paths, find_book_dir, load_chapter
+    book_dir = find_book_dir(args.book)
+    reports, unreadable = [], 0
+    for submission in args.submissions:
+        try:
+            report = check_submission(submission, book_dir=book_dir, profile=args.profile,
+                                      timeout_per_cell=args.timeout_per_cell, chapter=args.chapter,
+                                      progress=args.progress)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            unreadable += 1
+            continue
+        print(report.table())
+        reports.append(report.to_json())
+    if args.json:
+        with atomic_write(args.json, mode="w") as file:
+            json.dump(reports, file, indent=2)
+        print(f"JSON: {args.json}")
+    return 1 if unreadable else 0
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    from ..book.chapters import chapter_paths, find_book_dir
+    from ..book.editions import sync_notebook
 
     for path in chapter_paths(find_book_dir(args.book)):
-        target = path.with_suffix(".ipynb")
-        notebook = load_chapter(path)
-        notebook.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
-        jupytext.write(notebook, target)
-        print(f"{path.name} -> {target.name} (paired: edits in JupyterLab are saved to both)")
+        kept = sync_notebook(path, fresh=args.fresh)
+        how = f"outputs of {kept} cells kept" if kept else "paired: edits in JupyterLab are saved to both"
+        print(f"{path.name} -> {path.with_suffix('.ipynb').name} ({how})")
+    return 0
+
+
+def run_times(args: argparse.Namespace) -> int:
+    from ..book.build import read_timings, runtime_lines
+
+    lines = runtime_lines(read_timings(args.timings))
+    if not lines:
+        print(f"{args.timings}: no timings yet; `panopticlab book run` writes them", file=sys.stderr)
+        return 1
+    for chapter, line in lines.items():
+        print(f"{chapter}: {line}")
     return 0

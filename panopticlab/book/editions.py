@@ -1,0 +1,156 @@
+"""The two editions of the book: the student's (solutions stripped) and the instructor's answer key.
+
+The student edition is the chapters as notebooks with every solution block replaced by
+a stub (:data:`~panopticlab.book.exercises.STUDENT_STUB`); the checker calls stay, so each
+exercise cell fails its checker ("not implemented yet") until the student writes the
+answer. The instructor edition is the executed chapters with their solutions
+(:func:`panopticlab.book.build.build_book`) plus :func:`answer_key`: every exercise, its
+checker, its contract and what the checker rejects.
+"""
+from __future__ import annotations
+
+import copy
+import html
+import inspect
+import os
+import textwrap
+from pathlib import Path
+
+from ..data.atomic import atomic_write
+from .chapters import METADATA_KEY, chapter_paths, chapter_title, load_chapter
+from .exercises import find_exercises, rejections, solution_blocks, strip_solutions
+
+
+def student_edition(notebook):
+    """A copy of ``notebook`` with the exercise solutions removed, marked ``edition: student``."""
+    student = copy.deepcopy(notebook)
+    for cell in student.cells:
+        if cell.cell_type == "code":
+            cell.source = strip_solutions(cell.source)
+            cell.outputs, cell.execution_count = [], None
+    student.metadata.setdefault(METADATA_KEY, {})["edition"] = "student"
+    return student
+
+
+def write_student_edition(output: str | os.PathLike, book_dir: str | os.PathLike,
+                          chapters: list[str] | None = None) -> list[Path]:
+    """Write ``output/NN_*.ipynb`` with solutions stripped, ready to hand out; nothing else."""
+    import nbformat
+
+    output = Path(output)
+    written = []
+    for path in chapter_paths(book_dir, chapters):
+        target = output / f"{path.stem}.ipynb"
+        write_text(target, nbformat.writes(student_edition(load_chapter(path))))
+        written.append(target)
+    return written
+
+
+def solution_lines(book_dir: str | os.PathLike, chapters: list[str] | None = None) -> set[str]:
+    """The lines of the chapters' solutions that appear nowhere else in their chapter.
+
+    A student edition holding any of them leaks a solution; lines such as ``return x``
+    that the chapter also prints outside a solution are left out (they give nothing away).
+    """
+    leaked = set()
+    for path in chapter_paths(book_dir, chapters):
+        text = path.read_text(encoding="utf-8")
+        blocks = solution_blocks(text)
+        outside = text
+        for block in blocks:
+            outside = outside.replace(block, "")
+        outside_lines = {line.strip() for line in outside.splitlines()}
+        for block in blocks:
+            for line in block.splitlines()[1:-1]:
+                line = line.strip()
+                if line and not line.startswith("#") and line not in outside_lines:
+                    leaked.add(line)
+    return leaked
+
+
+def answer_key(book_dir: str | os.PathLike, chapters: list[str] | None = None) -> list[dict]:
+    """One entry per exercise of every chapter, in order.
+
+    Returns:
+        dicts with ``chapter``, ``title``, ``number``, ``checker`` (its id), ``call`` (the
+        chapter's checker call), ``contract`` (the checker's docstring), ``rejects`` (list
+        of what the checker rejects, see :func:`~panopticlab.book.exercises.rejections`)
+        and ``solution`` (the reference solution's source).
+    """
+    entries = []
+    for path in chapter_paths(book_dir, chapters):
+        notebook = load_chapter(path)
+        title = chapter_title(notebook)
+        for exercise in find_exercises(notebook):
+            checker = exercise.function()
+            solution_source = notebook.cells[exercise.solution_cell].source if exercise.solution_cell is not None else ""
+            entries.append({"chapter": path.stem, "title": title, "number": exercise.number,
+                            "checker": exercise.checker, "call": exercise.call,
+                            "contract": inspect.getdoc(checker) or "", "rejects": rejections(checker),
+                            "solution": textwrap.dedent("\n".join(solution_blocks(solution_source)))})
+    return entries
+
+
+def answer_key_markdown(entries: list[dict]) -> str:
+    """The answer key as one Markdown page."""
+    lines = ["# Answer key", "", ("Every exercise of the book, its checker and what the checker rejects. "
+                                  "Written by `panopticlab book instructor`; the solutions are the chapters' own."), ""]
+    chapter = None
+    for entry in entries:
+        if entry["chapter"] != chapter:
+            chapter = entry["chapter"]
+            lines += [f"## {entry['title'] or chapter}", ""]
+        first, _, rest = entry["contract"].partition("\n")
+        lines += [f"### Exercise {entry['number']}", "", f"- checker: `{entry['checker']}` (called as `{entry['call']}`)",
+                  f"- contract: {first.partition(':')[2].strip() or first}"]
+        if rest.strip():
+            lines += ["", *("  " + line if line else "" for line in rest.strip().splitlines())]
+        lines += ["- the checker rejects:", *(f"  - {item}" for item in entry["rejects"] or ["(nothing listed)"]),
+                  "", "```python", entry["solution"].rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def answer_key_html(entries: list[dict]) -> str:
+    """The answer key as one HTML page (the site's ``answer_key.html``)."""
+    parts = ["<h1>Answer key</h1><p>Every exercise of the book, its checker and what the checker rejects.</p>"]
+    chapter = None
+    for entry in entries:
+        if entry["chapter"] != chapter:
+            chapter = entry["chapter"]
+            parts.append(f"<h2>{html.escape(entry['title'] or chapter)}</h2>")
+        rejects = "".join(f"<li>{html.escape(item)}</li>" for item in entry["rejects"] or ["(nothing listed)"])
+        parts.append(f"<h3>Exercise {html.escape(entry['number'])}</h3>"
+                     f"<p>checker: <code>{html.escape(entry['checker'])}</code> called as "
+                     f"<code>{html.escape(entry['call'])}</code></p>"
+                     f"<pre class='contract'>{html.escape(entry['contract'])}</pre>"
+                     f"<p>The checker rejects:</p><ul>{rejects}</ul>"
+                     f"<pre><code>{html.escape(entry['solution'])}</code></pre>")
+    return "\n".join(parts)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_write(path, mode="w") as file:
+        file.write(text)
+
+
+def sync_notebook(path: str | os.PathLike, fresh: bool = False) -> int:
+    """Write ``path``'s paired notebook ``NN_*.ipynb`` beside it, for JupyterLab.
+
+    An existing notebook keeps the outputs of every cell whose source is unchanged (as
+    ``jupytext --sync`` does), so a second sync does not wipe a student's work; ``fresh``
+    writes a notebook without outputs. Returns the number of cells whose outputs were kept.
+    """
+    import jupytext
+    from jupytext.combine import combine_inputs_with_outputs
+
+    path = Path(path)
+    target = path.with_suffix(".ipynb")
+    notebook = load_chapter(path)
+    notebook.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
+    kept = 0
+    if target.exists() and not fresh:
+        previous = jupytext.read(target)
+        notebook = combine_inputs_with_outputs(notebook, previous, fmt="py:percent")
+        kept = sum(bool(c.get("outputs")) for c in notebook.cells if c.cell_type == "code")
+    write_text(target, jupytext.writes(notebook, fmt="ipynb"))
+    return kept

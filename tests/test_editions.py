@@ -1,0 +1,134 @@
+"""The two editions: the student's holds no solution and every exercise in it fails its
+checker; the instructor's executes, with an answer key, the site and the timings."""
+import ast
+import importlib
+import json
+import re
+
+import nbformat
+import pytest
+
+from panopticlab.book.build import format_seconds, read_timings, runtime_lines
+from panopticlab.book.chapters import BOOK_DIR, chapter_paths, load_chapter
+from panopticlab.book.editions import (
+    answer_key,
+    solution_lines,
+    student_edition,
+    sync_notebook,
+)
+from panopticlab.book.exercises import find_exercises, rejections, solution_blocks
+from panopticlab.commands import main
+from panopticlab.exercises.checking import ExerciseError
+
+CHAPTERS = chapter_paths(BOOK_DIR)
+EXERCISES = [(path, exercise) for path in CHAPTERS for exercise in find_exercises(load_chapter(path))]
+
+
+def test_student_edition_holds_no_solution(tmp_path):
+    assert main(["book", "student", str(tmp_path)]) == 0
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert [p.name for p in written] == [f"{p.stem}.ipynb" for p in CHAPTERS]
+    assert len(solution_lines(BOOK_DIR)) > 10
+    for path in written:
+        secrets = solution_lines(BOOK_DIR, [path.stem])
+        text = path.read_text(encoding="utf-8")
+        assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+        sources = "\n".join(c.source for c in nbformat.reads(text, as_version=4).cells)
+        leaked = [line for line in secrets if line in {s.strip() for s in sources.splitlines()}]
+        assert not leaked, f"{path.name} leaks solution lines: {leaked[:3]}"
+
+
+def test_solution_lines_catch_a_leak():
+    assert "rgb = rgb.astype(np.int64)" in solution_lines(BOOK_DIR, ["01"])
+
+
+@pytest.mark.parametrize("path,exercise", EXERCISES, ids=[e.checker for _, e in EXERCISES])
+def test_every_student_exercise_fails_its_checker(path, exercise):
+    """Run the stubbed exercise cell (and its checker call) alone: the stub raises, or the
+    checker says "not implemented yet"; nothing else (no NameError, no pass)."""
+    student = student_edition(load_chapter(path))
+    cells = sorted({exercise.solution_cell, exercise.check_cell})
+    module = exercise.checker.split(".")[0]
+    namespace = {module: importlib.import_module(f"panopticlab.exercises.{module}"),
+                 "np": importlib.import_module("numpy")}
+    with pytest.raises((NotImplementedError, ExerciseError)) as failure:
+        for index in cells:
+            exec(compile(student.cells[index].source, f"{path.stem}[{index}]", "exec"), namespace)  # noqa: S102
+    if failure.type is ExerciseError:
+        assert re.match(rf"Exercise {re.escape(exercise.number)}: not implemented yet", str(failure.value))
+    else:
+        assert "write your solution here" in str(failure.value)
+
+
+def test_answer_key_lists_every_exercise():
+    entries = answer_key(BOOK_DIR)
+    for path in CHAPTERS:
+        blocks = len(solution_blocks(path.read_text(encoding="utf-8")))
+        assert sum(e["chapter"] == path.stem for e in entries) == blocks, path.name
+    numbers = [e["number"] for e in entries]
+    assert "?" not in numbers and len(set(numbers)) == len(numbers)
+    assert all(e["rejects"] and e["solution"].startswith("# BEGIN SOLUTION") for e in entries)
+    rgb = next(e for e in entries if e["checker"] == "ch01.check_rgb_to_id")
+    assert any("channels are reversed" in item for item in rgb["rejects"])
+
+
+def test_rejections_prefer_the_docstring_section():
+    def check_thing(fn):
+        """Exercise 9.9: ``fn(x)`` -> x + 1.
+
+        Rejects:
+            - an answer off by one
+            - a float where an int is due,
+              even when equal
+        """
+    assert rejections(check_thing) == ["an answer off by one", "a float where an int is due, even when equal"]
+
+
+def test_sync_keeps_outputs_unless_fresh(tmp_path):
+    source = tmp_path / "01_the_task.py"
+    source.write_text(CHAPTERS[0].read_text(encoding="utf-8"), encoding="utf-8")
+    assert sync_notebook(source) == 0
+    target = source.with_suffix(".ipynb")
+    notebook = nbformat.read(target, as_version=4)
+    code = next(c for c in notebook.cells if c.cell_type == "code")
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="a student's output\n")]
+    nbformat.write(notebook, target)
+    assert sync_notebook(source) == 1
+    assert "a student's output" in target.read_text(encoding="utf-8")
+    assert sync_notebook(source, fresh=True) == 0
+    assert "a student's output" not in target.read_text(encoding="utf-8")
+
+
+def test_runtime_lines():
+    timings = {"ci": {"01_the_task": 14.2}, "laptop": {"01_the_task": 224.0, "02_pq": 59.6}}
+    assert runtime_lines(timings) == {"01_the_task": "ci: 14 s, laptop: 3 min 44 s", "02_pq": "laptop: 1 min"}
+    assert format_seconds(3900) == "1 h 5 min"
+
+
+def test_instructor_edition_executes(tmp_path, capsys):
+    """Chapter 1 in ci: executed with solutions, progress per cell, timings, the answer key, the site."""
+    out = tmp_path / "instructor"
+    assert main(["book", "instructor", str(out), "--chapter", "01", "--profile", "ci"]) == 0
+    captured = capsys.readouterr()
+    stem = CHAPTERS[0].stem
+    code_cells = sum(c.cell_type == "code" for c in load_chapter(CHAPTERS[0]).cells)
+    assert f"[{stem}] cell {code_cells}/{code_cells} ok" in captured.err
+    assert re.search(rf"^{stem}: \d+ s$", captured.err, re.MULTILINE)
+    notebook = nbformat.read(out / f"{stem}.ipynb", as_version=4)
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert all(f"Exercise 1.{n}: correct." in text for n in range(1, 5))
+    assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert re.search(r"writing val: 100%\|", text), "the chapter's progress bar is kept as text"
+    assert read_timings(out / "timings.json")["ci"][stem] > 0
+    key = (out / "answer_key.md").read_text(encoding="utf-8")
+    assert all(f"### Exercise {e.number}" in key for p, e in EXERCISES if p == CHAPTERS[0])
+    assert "### Exercise 2.1" not in key  # the key covers the chapters built
+    index = (out / "html" / "index.html").read_text(encoding="utf-8")
+    assert f'href="{stem}.html"' in index and 'href="answer_key.html"' in index
+    page = (out / "html" / f"{stem}.html").read_text(encoding="utf-8")
+    assert page.count('<nav class="book">') == 2 and "data:image/png;base64" in page
+    assert "widget" not in re.sub(r"<script.*?</script>|<style.*?</style>", "", page, flags=re.DOTALL).lower()
+    json.loads((out / f"{stem}.ipynb").read_text())
+    ast.parse("\n".join(c.source for c in notebook.cells if c.cell_type == "code" and not c.source.startswith("%")))
