@@ -47,7 +47,8 @@ def test_doctored_notebook_gets_one_verdict_per_fault(book, tmp_path, capsys):
     rgb.source = rgb.source.replace("rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]",
                                     "rgb[..., 2] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 0]")
     loop = next(c for c in cells if "def semantic_from_panoptic" in c.source)
-    loop.source = loop.source.replace("return pan.category_map(void=255)", "while True:\n        pass")
+    loop.source = loop.source.replace("semantic = np.full(", "while True:\n        pass\n    semantic = np.full(")
+    assert "while True" in loop.source and "rgb[..., 2] +" in rgb.source, "the doctoring must change the answers"
     notebook.cells = [c for c in cells if "count_instances" not in c.source]  # exercise 1.3 deleted
     nbformat.write(notebook, tmp_path / "01_doctored.ipynb")
     out = tmp_path / "grades.json"
