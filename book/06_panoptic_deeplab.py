@@ -115,7 +115,7 @@ del network
 # by name.
 
 # %%
-recipe = recipes.recipe("panoptic-deeplab-tiny", profile, steps=profile.pick(ci=None, laptop=800, gpu=None))
+recipe = recipes.recipe("panoptic-deeplab-tiny", profile)
 print(recipe)
 model = zoo.build_model("panoptic-deeplab-tiny", CATEGORIES)
 start = time.perf_counter()

@@ -12,7 +12,7 @@ from panopticlab.engine import pretrained as checkpoints
 from panopticlab.engine import recipes
 from panopticlab.engine.checkpoint import load_model_weights, save_checkpoint
 from panopticlab.engine.evaluator import summary_metrics
-from panopticlab.models import HeuristicBaseline, MaskRCNN, PanopticDeepLab, PanopticFPN, PSPNet, zoo
+from panopticlab.models import HeuristicBaseline, MaskRCNN, PanopticDeepLab, PanopticFPN, PSPNet, UPSNet, zoo
 from panopticlab.profiles import get_profile
 
 NAMES = list(checkpoints.SHIPPED)
@@ -21,11 +21,11 @@ ALONE = [name for name in NAMES if name not in PAIR]  # panoptic models by thems
 HEADLINE = ("pq", "sq", "rq", "pq_th", "pq_st")
 TOLERANCE = 0.05  # PQ points: CPU float differences between machines are the only slack
 CLASSES = {"pspnet-tiny": PSPNet, "maskrcnn-tiny": MaskRCNN, "panoptic-fpn-tiny": PanopticFPN,
-           "panoptic-deeplab-tiny": PanopticDeepLab}
+           "panoptic-deeplab-tiny": PanopticDeepLab, "upsnet-tiny": UPSNet}
 
 
-def test_the_baseline_pair_panoptic_fpn_and_panoptic_deeplab_are_shipped():
-    assert set(PAIR) <= set(NAMES) and {"panoptic-fpn-tiny", "panoptic-deeplab-tiny"} <= set(ALONE)
+def test_the_baseline_pair_and_every_panoptic_model_are_shipped():
+    assert set(PAIR) <= set(NAMES) and {"panoptic-fpn-tiny", "upsnet-tiny", "panoptic-deeplab-tiny"} <= set(ALONE)
     assert all(zoo.spec(name).shipped == f"{name}.pt" for name in NAMES)
     for name in NAMES:
         shipped = checkpoints.SHIPPED[name]
