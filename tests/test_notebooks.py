@@ -115,3 +115,15 @@ def test_chapter_runs_in_ci_profile(path, tmp_path):
     assert figures >= 3, f"{path.name}: {figures} figures kept in the executed notebook; a chapter shows its results"
     errors = [o for o in outputs if o.get("output_type") == "error"]
     assert not errors
+
+
+def test_a_cell_with_an_interactive_widget_executes(tmp_path):
+    """ipywidgets.interactive holds an Output widget: the runner must keep its state to record its output."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "import ipywidgets as w\nfrom IPython.display import display\n"
+        "display(w.interactive(lambda x: print('x is', x), x=w.IntSlider(value=3)))")]
+    executed = execute_notebook(notebook, profile="ci", cwd=tmp_path, timeout=60)
+    assert [o["output_type"] for o in executed.cells[0].outputs] == ["display_data"]

@@ -140,7 +140,10 @@ def execute_notebook(notebook, profile: str, cwd: str | os.PathLike, timeout: in
     with _kernel_environment(profile):  # the kernel inherits this process's environment
         # the kernel talks to us over local TCP; its log line warning about that is noise here
         client = Client(notebook, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
-                        interrupt_on_timeout=allow_errors, coalesce_streams=True, store_widget_state=False,
+                        interrupt_on_timeout=allow_errors, coalesce_streams=True,
+                        # nbclient keeps the state of Output widgets (ipywidgets.interactive) only while it
+                        # stores widget state: without it, their first output raises a KeyError
+                        store_widget_state=True,
                         resources={"metadata": {"path": str(cwd)}},
                         extra_arguments=["--log-level=ERROR", KERNEL_ARGUMENT],
                         on_cell_start=on_start, on_cell_executed=on_executed)
