@@ -54,3 +54,11 @@ from .deeplab import (
 
 __all__ += ["draw_centers", "draw_offsets", "plot_center_grid", "show_deeplab_outputs", "show_grouping_steps",
             "show_rescored", "show_top_down_vs_bottom_up"]
+from .upsnet import (
+    panoptic_channels,
+    show_deformable_offsets,
+    show_panoptic_logits,
+    tap_positions,
+)
+
+__all__ += ["panoptic_channels", "show_deformable_offsets", "show_panoptic_logits", "tap_positions"]
