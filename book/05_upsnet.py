@@ -139,6 +139,12 @@ print(metrics.format_comparison({"UPSNet (panoptic head)": evaluation.results,
                                  "same outputs, heuristic merge": evaluation.ablations["baseline"]}))
 
 # %% [markdown]
+# The two rows share every network output; only the fusion differs. Read them before
+# the rest of the chapter: on these small synthetic scenes the learned head and the rule
+# land within about a point of each other (the shipped model: the merge slightly ahead
+# overall), so the head's value here is in *how* it decides, pixel by pixel, more than
+# in the total.
+#
 # ## The panoptic logits of one image
 #
 # Every channel of the head on one validation image, on one colour scale (red positive,
@@ -229,8 +235,8 @@ assert 10 / 10.5 > 10 / 11  # the arithmetic above
 # Removing the channel turns each abstention into a guess. Where the guess is wrong it
 # adds a false positive (a spurious instance, or stuff that steals IoU from the right
 # stuff segment); where it is right, it can turn a false negative into a true positive.
-# The difference in the table is the net of the two on these images; it is small here
-# because few pixels are unknown at all.
+# The difference in the table is the net of the two on these images, mostly in PQ_th;
+# it is small because few pixels (the share printed above) are unknown at all.
 #
 # ## Deformable convolution
 #
@@ -273,11 +279,11 @@ with torch.no_grad():
 print("zero offsets = plain convolution (torchvision's deform_conv2d and the package's grid version)")
 
 # %% [markdown]
-# On these synthetic scenes the offsets stay small (a fraction of a cell to about a
-# cell): shapes of a few sizes, no perspective, no articulated objects. On COCO the
-# paper's deformable head gains about a point of PQ over plain convolutions; what the
-# offsets learn there is to spread the taps over large objects and gather them on
-# small ones.
+# On these synthetic scenes the offsets stay modest (about a cell on average, a few
+# cells at most: the numbers printed above): shapes of a few sizes, no perspective, no
+# articulated objects. What deformable layers are meant to learn on real images is to
+# spread their taps over large objects and gather them on small ones; the UPSNet paper
+# uses them in the semantic head throughout rather than ablating them there.
 #
 # ## Against chapters 3, 4 and 6
 #
@@ -345,8 +351,9 @@ assert len(head_pq) == len(kept) and np.all((head_pq[np.isfinite(head_pq)] >= 0)
 # Read the three panels together with the report: where two masks claim the same
 # pixels, the merge gives them all to the higher score; the head compares the two
 # instance channels pixel by pixel, and its overlap removal only drops an instance that
-# mostly repeats one of its own class. Where no image gains, the rule and the head agree
-# on these simple scenes, which the close totals in the first table already suggest.
+# mostly repeats one of its own class. The count above the figure is the honest
+# summary: the head wins on some images and the merge on others, which is what close
+# totals in the first table look like image by image.
 #
 # ## Exercises
 #
