@@ -9,6 +9,7 @@
 * :mod:`.curves` - training curves from an engine ``History``;
 * :mod:`.architecture` - diagrams drawn from a model's modules (Panoptic FPN's semantic branch);
 * :mod:`.deeplab` - Panoptic-DeepLab: centre heatmap, offset arrows, votes, grouping, centre-setting grids.
+* :mod:`.upsnet` - UPSNet: the panoptic head's logits channel by channel, a deformable layer's taps.
 """
 from .colors import (
     category_color,
