@@ -176,9 +176,11 @@ _ = prediction.panoptic.validate(CATEGORIES, check_statistics=True)
 # %% [markdown]
 # Inside its box an instance channel adds two pieces of evidence, and outside it is 0: a
 # pixel far from every box goes to the strongest stuff logit (or to unknown, when the
-# semantic head sees a thing there that no box explains). The unknown channel is low
-# inside the boxes (there max X_mask equals the thing logit of the box's class) and
-# stands out only where thing evidence has no instance.
+# semantic head sees a thing there that no box explains). The unknown channel is near 0
+# inside the boxes (there max X_mask is the thing logit of the box's class, usually the
+# largest thing logit) and equals the largest thing logit outside them: on stuff that
+# loses to the stuff channels, and it wins (white in the argmax) only where the semantic
+# head sees a thing that no instance explains.
 #
 # ## How many instance channels?
 #
