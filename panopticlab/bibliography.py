@@ -63,6 +63,12 @@ REFERENCES: dict[str, Reference] = {
     "torchvision_detection": Reference(
         "TorchVision maintainers", "torchvision.models.detection (Mask R-CNN and its parts)", "GitHub", 2016,
         "https://github.com/pytorch/vision/tree/main/torchvision/models/detection"),
+    "dai2017deformable": Reference(
+        "J. Dai, H. Qi, Y. Xiong, Y. Li, G. Zhang, H. Hu, Y. Wei", "Deformable Convolutional Networks", "ICCV", 2017,
+        "https://arxiv.org/abs/1703.06211"),
+    "upsnet_code": Reference(
+        "Uber Research", "UPSNet (the reference implementation and its experiment configs)", "GitHub", 2019,
+        "https://github.com/uber-research/UPSNet"),
 }
 
 

@@ -9,6 +9,7 @@
 * :mod:`.curves` - training curves from an engine ``History``;
 * :mod:`.architecture` - diagrams drawn from a model's modules (Panoptic FPN's semantic branch);
 * :mod:`.deeplab` - Panoptic-DeepLab: centre heatmap, offset arrows, votes, grouping, centre-setting grids.
+* :mod:`.upsnet` - UPSNet: the panoptic head's logits channel by channel, a deformable layer's taps.
 """
 from .colors import (
     category_color,
@@ -54,3 +55,11 @@ from .deeplab import (
 
 __all__ += ["draw_centers", "draw_offsets", "plot_center_grid", "show_deeplab_outputs", "show_grouping_steps",
             "show_rescored", "show_top_down_vs_bottom_up"]
+from .upsnet import (
+    panoptic_channels,
+    show_deformable_offsets,
+    show_panoptic_logits,
+    tap_positions,
+)
+
+__all__ += ["panoptic_channels", "show_deformable_offsets", "show_panoptic_logits", "tap_positions"]
