@@ -42,10 +42,9 @@
 # **Prerequisites:** chapters 2 (PQ, SQ, RQ), 3 (Mask R-CNN, the heuristic merge) and 4
 # (a shared backbone with a semantic branch).
 #
-# **Run time** on two CPU cores: `ci` under 2 minutes (four training steps, then the
-# shipped weights); `laptop` about 5 minutes (the tiny UPSNet trained for 500 steps from
-# the pretrained tiny backbone, then everything below; an estimate, most of it
-# training); `gpu` a few minutes.
+# **Run time** on two CPU cores: `ci` under a minute (four training steps, then the
+# shipped weights); `laptop` about 7 minutes (measured: the tiny UPSNet trained for 500
+# steps from the pretrained tiny backbone took 6.5 of them); `gpu` a few minutes.
 
 # %%
 import time
