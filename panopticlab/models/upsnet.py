@@ -196,11 +196,11 @@ class UPSNetConfig:
 
         Two deformable layers (the Cityscapes depth) of 32 channels, half the 64-channel
         FPN as the published 128 are half of 256: the head's deformable convs at stride 4
-        are its cost. They sample with :func:`~.deformable.grid_deform_conv2d`, whose
-        backward pass was about six times faster than torchvision's CPU kernel at these
-        sizes, and the semantic RoIs pool with :func:`~.roi_align.grid_roi_align` (the same
-        numbers both). A training step of 8 images of 128 px then took 0.9 s on one CPU
-        thread, Panoptic FPN's tiny 0.7 s. 14 x 14 semantic RoIs: the size of the tiny
+        are its cost. They sample with :func:`~.deformable.grid_deform_conv2d`, about ten
+        times faster forward and backward than torchvision's CPU kernel at these sizes, and
+        the semantic RoIs pool with :func:`~.roi_align.grid_roi_align` (the same numbers
+        both). A training step of 8 images of 128 px then took 0.9 s on two CPU threads
+        (1.1 s of CPU time on one thread, Panoptic FPN's tiny 0.6 s). 14 x 14 semantic RoIs: the size of the tiny
         mask logits (:meth:`~.detection.DetectionConfig.tiny`), as the published 28 is the
         published mask size. The loss weights and the box keep fraction stay the published COCO
         ones (not tuned on the built-in data).
