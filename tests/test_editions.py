@@ -84,6 +84,17 @@ def test_rejections_prefer_the_docstring_section():
     assert rejections(check_thing) == ["an answer off by one", "a float where an int is due, even when equal"]
 
 
+def test_rejections_list_every_mistake_table():
+    """Checkers that compare a wrong answer with a table of named mistakes list each of them."""
+    from panopticlab.exercises import ch04, ch05
+    for checker, table in ((ch04.check_semantic_level, ch04.MISTAKES), (ch05.check_unknown_channel, ch05.UNKNOWN_MISTAKES),
+                           (ch05.check_paste_mask, ch05.PASTE_MISTAKES)):
+        listed = rejections(checker)
+        for mistake in table:
+            assert sum(item.endswith(": " + mistake) for item in listed) == 1, (checker.__name__, mistake)
+        assert any("differs from the package's" in item for item in listed)
+
+
 def test_sync_keeps_outputs_unless_fresh(tmp_path):
     source = tmp_path / "01_the_task.py"
     source.write_text(CHAPTERS[0].read_text(encoding="utf-8"), encoding="utf-8")

@@ -132,7 +132,8 @@ def rejections(checker) -> list[str]:
     Read from a ``Rejects:`` section of the checker's docstring when it has one (one item
     per ``-`` line); otherwise from the messages of the ``ExerciseError`` s the checker
     (and the functions of its module that it calls) raises, with ``{...}`` where the
-    message is filled in at run time.
+    message is filled in at run time, followed by the keys of any module-level
+    ``{mistake: variant}`` table the checker compares a wrong answer against.
     """
     doc = inspect.getdoc(checker) or ""
     section = re.search(r"^Rejects:\s*\n((?:[ \t]*-.*\n?(?:[ \t]+[^-\s].*\n?)*)+)", doc, re.MULTILINE)
@@ -140,7 +141,7 @@ def rejections(checker) -> list[str]:
         items = re.split(r"^\s*-\s*", section.group(1), flags=re.MULTILINE)
         return [" ".join(item.split()) for item in items if item.strip()]
     module = inspect.getmodule(checker)
-    messages, seen, todo = [], set(), [checker]
+    messages, mistakes, seen, todo = [], [], set(), [checker]
     while todo:
         function = todo.pop(0)
         if function.__name__ in seen:
@@ -151,6 +152,10 @@ def rejections(checker) -> list[str]:
         except (OSError, TypeError, SyntaxError):
             continue
         for node in ast.walk(tree):
+            for mistake in _mistake_table(module, node):
+                text = f"an answer that gets this wrong (the message names it): {mistake}"
+                if text not in mistakes:
+                    mistakes.append(text)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 if node.func.id == "ExerciseError" and node.args:
                     text = _literal_text(node.args[0])
@@ -160,7 +165,20 @@ def rejections(checker) -> list[str]:
                     helper = getattr(module, node.func.id, None)
                     if inspect.isfunction(helper) and inspect.getmodule(helper) is module:
                         todo.append(helper)
-    return [EXERCISE_PREFIX.sub("", m) for m in messages]
+    return [EXERCISE_PREFIX.sub("", m) for m in messages] + mistakes
+
+
+def _mistake_table(module, node) -> list[str]:
+    """The keys of a module-level ``{mistake: variant}`` dict a checker loops over
+    (``for mistake, variant in MISTAKES.items()``): each key names a rejected answer."""
+    if not (isinstance(node, ast.For) and isinstance(node.iter, ast.Call)
+            and isinstance(node.iter.func, ast.Attribute) and node.iter.func.attr == "items"
+            and isinstance(node.iter.func.value, ast.Name)):
+        return []
+    table = getattr(module, node.iter.func.value.id, None)
+    if not isinstance(table, dict) or not all(isinstance(key, str) for key in table):
+        return []
+    return list(table)
 
 
 EXERCISE_PREFIX = re.compile(r"^Exercise \d+\.\d+:\s*")
