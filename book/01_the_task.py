@@ -50,7 +50,6 @@
 
 # %%
 import json
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -202,15 +201,16 @@ for segment in pan.segments[:8]:
 #   and for each image the list of segments (`segments_info`).
 #
 # Let us write a small split of the built-in dataset to disk and look inside. The cell
-# prints the command line that writes the same split.
+# prints the command line that writes the same split. (The book writes its files to a
+# work folder, `panopticlab.work_dir`, in your cache, so the book's folder stays clean.)
 
 # %%
-root = Path("synthetic")
+root = panopticlab.work_dir("synthetic")
 num_val = profile.pick(ci=8, laptop=40, gpu=200)
 paths = synthetic.write_synthetic_coco(root, split="val", num=num_val, size=SIZE, seed=profile.seed, progress=True)
 print(f"the same as: panopticlab data synth {root} --split val --num {num_val} --size {SIZE} --seed {profile.seed}")
 for path in sorted(p for p in root.rglob("*") if p.is_file())[:6]:
-    print(path)
+    print(path.relative_to(root.parent))
 annotation_file = json.loads((root / "annotations" / "panoptic_val.json").read_text())
 print(json.dumps(annotation_file["annotations"][0], indent=1)[:700], "...")
 

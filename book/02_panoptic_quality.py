@@ -223,11 +223,12 @@ assert abs(results["All"]["n"] - (results["Things"]["n"] + results["Stuff"]["n"]
 # on the command line, the same inputs as panopticapi's `pq_compute`):
 
 # %%
-gt_paths = coco.write_coco_panoptic("pq_data", "val", ground_truth, CATEGORIES)
-coco.write_predictions("pq_data/predictions.json", "pq_data/predictions",
+folder = panopticlab.work_dir("pq_data")
+gt_paths = coco.write_coco_panoptic(folder, "val", ground_truth, CATEGORIES)
+coco.write_predictions(folder / "predictions.json", folder / "predictions",
                        [(g.image_id, g.file_name, p) for g, p in zip(ground_truth, second)], CATEGORIES)
-from_files = metrics.evaluate_folders(gt_paths["json_path"], "pq_data/predictions.json",
-                                      gt_folder=gt_paths["png_folder"], pred_folder="pq_data/predictions")
+from_files = metrics.evaluate_folders(gt_paths["json_path"], folder / "predictions.json",
+                                      gt_folder=gt_paths["png_folder"], pred_folder=folder / "predictions")
 
 # %%
 for group in ("All", "Things", "Stuff"):

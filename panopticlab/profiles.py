@@ -14,9 +14,11 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 ENV_VAR = "PANOPTICLAB_PROFILE"
+WORK_DIR_VAR = "PANOPTICLAB_WORK_DIR"
 DEFAULT = "laptop"
 T = TypeVar("T")
 
@@ -87,6 +89,22 @@ def get_profile(name: str | None = None) -> Profile:
                                f"set {ENV_VAR}=laptop (or ci) to run on the CPU")
         device = "cuda"
     return Profile(name=name, device=device, **_PROFILES[name])
+
+
+def work_dir(name: str) -> Path:
+    """The folder where a chapter writes files (datasets on disk, predictions): ``name`` inside
+    ``$PANOPTICLAB_WORK_DIR``, or inside ``panopticlab/`` of the user's cache folder
+    (``$XDG_CACHE_HOME``, default ``~/.cache``) - never beside the chapters' sources, so
+    running a chapter leaves the book folder as it was. Created if missing.
+
+    ``panopticlab book run`` points ``$PANOPTICLAB_WORK_DIR`` at its output folder.
+    """
+    base = os.environ.get(WORK_DIR_VAR)
+    if not base:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "panopticlab"
+    folder = Path(base).expanduser() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def seed_everything(seed: int = 0) -> None:

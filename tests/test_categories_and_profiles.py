@@ -78,6 +78,16 @@ def test_gpu_profile_without_cuda_says_so(monkeypatch):
     assert get_profile("gpu").device == "cuda"
 
 
+def test_work_dir_is_outside_the_book(monkeypatch, tmp_path):
+    from panopticlab import work_dir
+
+    monkeypatch.setenv("PANOPTICLAB_WORK_DIR", str(tmp_path / "run"))
+    assert work_dir("synthetic") == tmp_path / "run" / "synthetic" and (tmp_path / "run" / "synthetic").is_dir()
+    monkeypatch.delenv("PANOPTICLAB_WORK_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert work_dir("pq_data") == tmp_path / "cache" / "panopticlab" / "pq_data"
+
+
 def test_seed_everything_repeats():
     import torch
 

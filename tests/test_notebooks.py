@@ -115,6 +115,8 @@ def test_chapter_runs_in_ci_profile(path, tmp_path):
     assert figures >= 3, f"{path.name}: {figures} figures kept in the executed notebook; a chapter shows its results"
     errors = [o for o in outputs if o.get("output_type") == "error"]
     assert not errors
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written in ([], ["work"]), f"{path.name} wrote {written} into its folder; write through panopticlab.work_dir"
 
 
 def test_a_cell_with_an_interactive_widget_executes(tmp_path):

@@ -13,8 +13,11 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .textbars import KERNEL_ARGUMENT
+
+WORK_FOLDER = "work"  # inside the run's folder: where panopticlab.work_dir points the chapter
 
 
 @dataclass
@@ -34,9 +37,10 @@ class RunRecord:
 
 
 @contextmanager
-def _kernel_environment(profile: str):
+def _kernel_environment(profile: str, work_dir):
     """Set what the kernel inherits from this process, and restore it afterwards."""
-    values = {"PANOPTICLAB_PROFILE": profile, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    values = {"PANOPTICLAB_PROFILE": profile, "PANOPTICLAB_WORK_DIR": str(work_dir),
+              "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     before = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -100,6 +104,8 @@ def execute_notebook(notebook, profile: str, cwd: str | os.PathLike, timeout: in
                      record: RunRecord | None = None, stream=None):
     """Execute ``notebook`` in place with ``PANOPTICLAB_PROFILE=profile`` in the folder ``cwd``.
 
+    The files the chapter writes through :func:`panopticlab.work_dir` land in ``cwd/work/``.
+
     Args:
         timeout: seconds a cell may run. With ``allow_errors`` a cell over the limit is
             interrupted (its output ends in ``KeyboardInterrupt``) and the next cells run;
@@ -137,7 +143,7 @@ def execute_notebook(notebook, profile: str, cwd: str | os.PathLike, timeout: in
         record.cells.append(CellTiming(cell_index, shown.cell_done(cell_index, status), status))
 
     start = time.perf_counter()
-    with _kernel_environment(profile):  # the kernel inherits this process's environment
+    with _kernel_environment(profile, Path(cwd).resolve() / WORK_FOLDER):  # the kernel inherits this process's environment
         # the kernel talks to us over local TCP; its log line warning about that is noise here
         client = Client(notebook, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                         interrupt_on_timeout=allow_errors, coalesce_streams=True,
