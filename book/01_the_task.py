@@ -8,7 +8,7 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -27,8 +27,7 @@
 #    (Mask R-CNN) and combine their outputs with a simple heuristic (chapter 3).
 #
 # Chapters 4 to 6 then study three models that solve the task with one network:
-# Panoptic FPN (chapter 4), UPSNet and Panoptic-DeepLab (chapters 5 and 6, not written
-# yet; the package already has both models).
+# Panoptic FPN (chapter 4), UPSNet (chapter 5) and Panoptic-DeepLab (chapter 6).
 #
 # This chapter is about the task itself: what is predicted, in which format, and on
 # which data. Everything runs on a built-in synthetic dataset, so nothing has to be
@@ -44,9 +43,9 @@
 #
 # **Prerequisites:** Python and NumPy; what a segmentation mask is. No deep learning yet.
 #
-# **Run time** on two CPU cores, measured by executing the chapter: `ci` about 15 s,
-# `laptop` about 15 s; `gpu` not measured (it draws 200 larger images). No network is
-# trained.
+# **Run time** (measured by `panopticlab book run`): `ci` 14 s and `laptop` 17 s on two CPU cores;
+# `gpu` not yet measured.
+# No network is trained; `gpu` draws 200 larger images.
 
 # %%
 import json
@@ -167,9 +166,8 @@ assert analysis.mask_overlap(true_masks) == 0, "a panoptic annotation never over
 # %% [markdown]
 # A panoptic segmentation must decide who owns each contested pixel. The paper's
 # baseline does it with a rule (chapter 3: the most confident instance first, then
-# stuff fills what is left); UPSNet learns it (chapter 5, not written yet);
-# Panoptic-DeepLab never produces overlapping masks in the first place (chapter 6, not
-# written yet; `models.upsnet` and `models.panoptic_deeplab` are already in the package).
+# stuff fills what is left); UPSNet learns it (chapter 5); Panoptic-DeepLab never
+# produces overlapping masks in the first place (chapter 6).
 #
 # ## The representation used throughout this book
 #
@@ -343,8 +341,7 @@ assert 0 < disagree < 0.25
 # * **instances** in torchvision's detection format: boxes, labels, masks
 #   (chapters 3-5);
 # * Panoptic-DeepLab's **center heatmap** (a Gaussian at each instance's centre of
-#   mass) and **offsets** (from each pixel to its instance's centre) (chapter 6, not
-#   written yet).
+#   mass) and **offsets** (from each pixel to its instance's centre) (chapter 6).
 
 # %%
 augment = transforms.Compose([transforms.RandomScale(0.75, 1.5), transforms.RandomCrop(SIZE),

@@ -8,7 +8,7 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -39,8 +39,9 @@
 #
 # **Prerequisites:** chapter 1 (the panoptic representation, crowd and void).
 #
-# **Run time** on two CPU cores, measured by executing the chapter: `ci` about 10 s,
-# `laptop` about 15 s; `gpu` not measured (400 larger images). No network is trained.
+# **Run time** (measured by `panopticlab book run`): `ci` 12 s and `laptop` 19 s on two CPU cores;
+# `gpu` not yet measured.
+# No network is trained; `gpu` scores 400 larger images.
 
 # %%
 import matplotlib.pyplot as plt

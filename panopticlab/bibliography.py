@@ -69,6 +69,16 @@ REFERENCES: dict[str, Reference] = {
     "upsnet_code": Reference(
         "Uber Research", "UPSNet (the reference implementation and its experiment configs)", "GitHub", 2019,
         "https://github.com/uber-research/UPSNet"),
+    "li2020ddp": Reference(
+        "S. Li, Y. Zhao, R. Varma, O. Salpekar, P. Noordhuis, T. Li, A. Paszke, J. Smith, B. Vaughan, P. Damania, "
+        "S. Chintala", "PyTorch Distributed: Experiences on Accelerating Data Parallel Training", "VLDB", 2020,
+        "https://arxiv.org/abs/2006.15704"),
+    "micikevicius2018amp": Reference(
+        "P. Micikevicius, S. Narang, J. Alben, G. Diamos, E. Elsen, D. Garcia, B. Ginsburg, M. Houston, O. Kuchaiev, "
+        "G. Venkatesh, H. Wu", "Mixed Precision Training", "ICLR", 2018, "https://arxiv.org/abs/1710.03740"),
+    "goyal2017largebatch": Reference(
+        "P. Goyal, P. Dollár, R. Girshick, P. Noordhuis, L. Wesolowski, A. Kyrola, A. Tulloch, Y. Jia, K. He",
+        "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour", "arXiv", 2017, "https://arxiv.org/abs/1706.02677"),
 }
 
 

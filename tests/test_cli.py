@@ -14,6 +14,7 @@ from panopticlab.data.synthetic import render_scene
 from panopticlab.engine import History, recipes
 from panopticlab.engine.checkpoint import load_checkpoint
 from panopticlab.engine.recipes import TrainRecipe
+from panopticlab.engine.runs import read_run
 from panopticlab.models import zoo
 
 
@@ -124,6 +125,14 @@ def test_train_command_writes_the_run(trained_run):
     results = json.loads((trained_run / "results.json").read_text())
     assert results["model"] == "baseline-tiny" and set(results["ablations"]) == {"semantic_only", "instance_only"}
     assert 0 <= results["results"]["All"]["pq"] <= 1 and 0 <= results["miou"] <= 1
+    run = read_run(trained_run)  # the record chapter 7 compares, beside the files above
+    assert run.model == "baseline-tiny" and run.profile == "ci" and run.steps == 6
+    assert set(run.recipes) == set(run.training_seconds) == set(zoo.spec("baseline-tiny").components)
+    assert run.results["All"] == pytest.approx(results["results"]["All"]) and run.ablations.keys() == {
+        "semantic_only", "instance_only"}
+    assert run.inference["network"] > 0 and run.inference["postprocess"] > 0 and run.inference["images"] == 4
+    assert run.parameters == sum(p.numel() for p in zoo.build_model("baseline-tiny", CATS).parameters())
+    assert [step for step, _ in run.losses["maskrcnn-tiny/loss"]] == [1, 2, 3]
 
 
 def test_train_command_resumes_only_when_asked(trained_run, capsys):

@@ -8,7 +8,6 @@ import re
 import nbformat
 import pytest
 
-from panopticlab.book.build import format_seconds, read_timings, runtime_lines
 from panopticlab.book.chapters import BOOK_DIR, chapter_paths, load_chapter
 from panopticlab.book.editions import (
     answer_key,
@@ -17,6 +16,8 @@ from panopticlab.book.editions import (
     sync_notebook,
 )
 from panopticlab.book.exercises import find_exercises, rejections, solution_blocks
+from panopticlab.book.timings import (TIMINGS_FILE, chapter_runtime_text, format_seconds, read_timings,
+                                      runtime_line, runtime_lines)
 from panopticlab.commands import main
 from panopticlab.exercises.checking import ExerciseError
 
@@ -114,6 +115,40 @@ def test_runtime_lines():
     timings = {"ci": {"01_the_task": 14.2}, "laptop": {"01_the_task": 224.0, "02_pq": 59.6}}
     assert runtime_lines(timings) == {"01_the_task": "ci: 14 s, laptop: 3 min 44 s", "02_pq": "laptop: 1 min"}
     assert format_seconds(3900) == "1 h 5 min"
+
+
+def test_every_chapter_states_the_measured_run_time():
+    """Each chapter's run-time line is the one generated from book/timings.json (so it cannot drift)."""
+    timings = read_timings(BOOK_DIR / TIMINGS_FILE)
+    for path in CHAPTERS:
+        assert chapter_runtime_text(path.read_text(encoding="utf-8")) == runtime_line(path.stem, timings), \
+            f"{path.name}: run `panopticlab book times OUT/timings.json --write` after measuring"
+        assert path.stem in timings["ci"] and path.stem in timings["laptop"], f"{path.name}: not measured"
+
+
+def test_times_write_rewrites_the_lines(tmp_path, capsys):
+    book = tmp_path / "book"
+    book.mkdir()
+    for path in CHAPTERS[:2]:
+        (book / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (book / TIMINGS_FILE).write_text((BOOK_DIR / TIMINGS_FILE).read_text(encoding="utf-8"), encoding="utf-8")
+    run = tmp_path / "timings.json"
+    run.write_text(json.dumps({"gpu": {CHAPTERS[0].stem: 75.0}}), encoding="utf-8")
+    assert main(["book", "times", str(run), "--write", "--book", str(book)]) == 0
+    first = (book / CHAPTERS[0].name).read_text(encoding="utf-8")
+    assert "`gpu` 1 min 15 s on one GPU." in chapter_runtime_text(first)
+    unchanged = CHAPTERS[1].read_text(encoding="utf-8")
+    assert (book / CHAPTERS[1].name).read_text(encoding="utf-8") == unchanged
+    before = CHAPTERS[0].read_text(encoding="utf-8")
+    assert first.replace(chapter_runtime_text(first), "") == before.replace(chapter_runtime_text(before), "")
+    record = read_timings(book / TIMINGS_FILE)
+    assert record["gpu"] == {CHAPTERS[0].stem: 75.0} and record["ci"] == read_timings(BOOK_DIR / TIMINGS_FILE)["ci"]
+    (book / CHAPTERS[1].name).write_text(unchanged.replace("**Run time**", "Run time"), encoding="utf-8")
+    run.write_text(json.dumps({"gpu": {CHAPTERS[0].stem: 90.0}}), encoding="utf-8")
+    assert main(["book", "times", str(run), "--write", "--book", str(book)]) == 1
+    assert f"{CHAPTERS[1].name}: no run-time line" in capsys.readouterr().err
+    assert (book / CHAPTERS[0].name).read_text(encoding="utf-8") == first, "nothing is written when a chapter fails"
+    assert read_timings(book / TIMINGS_FILE)["gpu"] == {CHAPTERS[0].stem: 75.0}
 
 
 def test_instructor_edition_executes(tmp_path, capsys):

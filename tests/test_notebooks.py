@@ -26,6 +26,18 @@ def test_source_is_canonical_py_percent(path):
     assert sum(c.cell_type == "markdown" for c in notebook.cells) >= 5, "a chapter teaches in prose"
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_header_names_the_kernel_as_jupyterlab_saves_it(path):
+    """JupyterLab writes the running kernel's spec into a saved notebook; jupytext copies it into
+    the paired .py. The header must already say that, or saving an unedited chapter changes it."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    installed = KernelSpecManager().get_kernel_spec("python3")
+    kernelspec = jupytext.reads(path.read_text(encoding="utf-8"), fmt="py:percent").metadata["kernelspec"]
+    assert kernelspec == {"name": "python3", "display_name": installed.display_name, "language": installed.language}
+    assert load_chapter(path).metadata["kernelspec"] == kernelspec
+
+
 def _panopticlab_references(source: str):
     """Yield dotted names like ``panopticlab.data.rgb_to_id`` that a cell uses."""
     tree = ast.parse(source)

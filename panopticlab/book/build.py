@@ -1,13 +1,10 @@
 """Running the whole book: execute chapters, write notebooks, the HTML site and the timings.
 
-``OUT/timings.json`` keeps the measured seconds per chapter and profile
-(``{"ci": {"01_the_task": 14.2, ...}, "laptop": {...}}``), updated by every run, so the
-run-time line at the top of each chapter can be filled from measurements
-(:func:`runtime_lines`).
+``OUT/timings.json`` keeps the measured seconds per chapter and profile, updated by
+every run; :mod:`panopticlab.book.timings` turns them into each chapter's run-time line.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -18,8 +15,7 @@ from .chapters import METADATA_KEY, chapter_paths, chapter_title, load_chapter
 from .editions import answer_key, answer_key_html, answer_key_markdown, write_text
 from .runner import RunRecord, execute_notebook
 from .site import Page, index_html, notebook_html, simple_page, with_navigation
-
-TIMINGS_FILE = "timings.json"
+from .timings import TIMINGS_FILE, record_timing
 
 
 @dataclass
@@ -103,46 +99,3 @@ def write_site(folder: Path, reports: list[ExecutionReport], extra: list[tuple[s
     index = folder / "index.html"
     write_text(index, index_html(pages, extra, profile))
     return index
-
-
-def record_timing(path: Path, profile: str, chapter: str, seconds: float) -> None:
-    """Store ``seconds`` for ``chapter`` in the ``profile`` section of the timings JSON (created if absent)."""
-    timings = read_timings(path)
-    timings.setdefault(profile, {})[chapter] = round(seconds, 1)
-    write_text(path, json.dumps(timings, indent=2, sort_keys=True) + "\n")
-
-
-def read_timings(path: str | os.PathLike) -> dict[str, dict[str, float]]:
-    """``{profile: {chapter: seconds}}`` from a timings JSON; empty when the file does not exist.
-
-    Raises:
-        ValueError: the file is not a timings JSON (the message names it).
-    """
-    path = Path(path)
-    if not path.exists():
-        return {}
-    try:
-        timings = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not a timings JSON ({error})") from None
-    if not isinstance(timings, dict) or not all(isinstance(v, dict) for v in timings.values()):
-        raise ValueError(f"{path}: expected {{profile: {{chapter: seconds}}}}")
-    return timings
-
-
-def format_seconds(seconds: float) -> str:
-    """``14`` -> ``"14 s"``, ``224`` -> ``"3 min 44 s"``, ``3900`` -> ``"1 h 5 min"``."""
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s" if seconds % 60 else f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
-def runtime_lines(timings: dict[str, dict[str, float]], profiles=("ci", "laptop", "gpu")) -> dict[str, str]:
-    """Per chapter, the run-time line for its header: ``"ci: 14 s, laptop: 3 min 44 s"``
-    (profiles in the order given; a profile not measured is left out)."""
-    chapters = sorted({c for per_profile in timings.values() for c in per_profile})
-    return {chapter: ", ".join(f"{p}: {format_seconds(timings[p][chapter])}" for p in profiles
-                               if chapter in timings.get(p, {})) for chapter in chapters}

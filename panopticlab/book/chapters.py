@@ -14,6 +14,9 @@ BOOK_DIR = Path(__file__).resolve().parent.parent.parent / "book"
 BOOK_ENV_VAR = "PANOPTICLAB_BOOK"
 #: Where a notebook written by this package records what it is (chapter, edition).
 METADATA_KEY = "panopticlab"
+#: The kernel as JupyterLab records it when it saves a notebook (ipykernel's own spec), so
+#: that saving an unedited chapter leaves its paired ``.py`` header as it was.
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
 def find_book_dir(book_dir: str | os.PathLike | None = None) -> Path:
@@ -68,7 +71,7 @@ def load_chapter(path: str | os.PathLike):
 
     path = Path(path)
     notebook = jupytext.read(path, fmt="py:percent")
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["kernelspec"] = dict(KERNELSPEC)
     notebook.metadata[METADATA_KEY] = {"chapter": path.stem}
     return notebook
 

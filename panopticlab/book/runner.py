@@ -8,6 +8,7 @@ and their HTML show them.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
@@ -51,6 +52,36 @@ def _kernel_environment(profile: str, work_dir):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+POLL_SECONDS = 1.0
+
+
+def _poll_in_short_waits(channel) -> None:
+    """Make ``channel.get_msg(timeout)`` wait in polls of at most :data:`POLL_SECONDS`.
+
+    A single long poll of the kernel's socket can miss its wake-up while a cell with an
+    interactive widget exchanges messages, and nbclient then waits for a reply the kernel
+    has already sent, until the cell's timeout (nbclient issue 312; seen on chapter 6's
+    widget cell, with the kernel idle). A short poll that comes back empty is simply
+    repeated, and a message already waiting is seen by the next poll.
+    """
+    from queue import Empty
+
+    get_msg = channel.get_msg
+
+    async def get_msg_in_short_waits(timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_SECONDS if deadline is None else max(0.0, min(POLL_SECONDS, deadline - time.monotonic()))
+            try:
+                message = get_msg(timeout=left)
+                return (await message) if inspect.isawaitable(message) else message
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg_in_short_waits
 
 
 class _Progress:
@@ -127,6 +158,12 @@ def execute_notebook(notebook, profile: str, cwd: str | os.PathLike, timeout: in
     shown = _Progress(name, notebook, (stream or sys.stderr) if progress else None)
 
     class Client(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            for channel in (kc.shell_channel, kc.iopub_channel):
+                _poll_in_short_waits(channel)
+            return kc
+
         def output(self, outs, msg, display_id, cell_index):
             if msg["msg_type"] == "stream" and msg["content"].get("name") == "stderr":
                 shown.bar_text(msg["content"].get("text", ""), cell_index)

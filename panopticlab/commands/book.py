@@ -42,8 +42,12 @@ def add_parser(commands) -> None:
     sync.add_argument("--book", default=None, help=BOOK_HELP)
     sync.add_argument("--fresh", action="store_true", help="write new notebooks, dropping their outputs")
     sync.set_defaults(func=run_sync)
-    times = book.add_parser("times", help="the run-time line of each chapter, from a run's timings.json")
+    times = book.add_parser("times", help="the run-time line of each chapter, from a run's timings.json; "
+                                          "--write puts them into the chapters")
     times.add_argument("timings", nargs="?", default="build/book/timings.json")
+    times.add_argument("--write", action="store_true",
+                       help="merge the timings into BOOK/timings.json and rewrite each chapter's run-time line")
+    times.add_argument("--book", default=None, help=BOOK_HELP)
     times.set_defaults(func=run_times)
 
 
@@ -58,8 +62,9 @@ def _run_options(parser, default_output) -> None:
 
 
 def _build(args, output: str, edition: str, key: bool) -> int:
-    from ..book.build import build_book, format_seconds
+    from ..book.build import build_book
     from ..book.chapters import chapter_paths, find_book_dir
+    from ..book.timings import format_seconds
     from ..data.atomic import check_writable
     from ..profiles import get_profile
 
@@ -133,12 +138,21 @@ def run_sync(args: argparse.Namespace) -> int:
 
 
 def run_times(args: argparse.Namespace) -> int:
-    from ..book.build import read_timings, runtime_lines
+    from ..book.chapters import find_book_dir
+    from ..book.timings import (TIMINGS_FILE, merge_timings, read_timings, runtime_lines, update_runtime_lines,
+                                write_timings)
 
-    lines = runtime_lines(read_timings(args.timings))
-    if not lines:
+    measured = read_timings(args.timings)
+    if not measured:
         print(f"{args.timings}: no timings yet; `panopticlab book run` writes them", file=sys.stderr)
         return 1
-    for chapter, line in lines.items():
+    for chapter, line in runtime_lines(measured).items():
         print(f"{chapter}: {line}")
+    if args.write:
+        book_dir = find_book_dir(args.book)
+        record = book_dir / TIMINGS_FILE
+        merged = merge_timings(read_timings(record), measured)
+        changed = update_runtime_lines(book_dir, merged)  # checks every chapter before writing any
+        write_timings(record, merged)
+        print(f"{record} updated; run-time lines rewritten in {len(changed)} chapter(s)")
     return 0

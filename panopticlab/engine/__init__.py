@@ -22,7 +22,7 @@ from .evaluator import Evaluation, PeriodicEvaluation, evaluate, iter_prediction
 from .history import History
 from .optim import build_optimizer, build_scheduler, lr_curve
 from .sampling import ResumableSampler, ShardSampler, make_eval_loader, make_train_loader
-from .timing import seconds_per_image, seconds_per_step
+from .timing import inference_seconds, seconds_per_image, seconds_per_step
 from .trainer import Trainer, train
 
 __all__ = [
@@ -32,5 +32,5 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "find_checkpoint", "load_model_weights",
     "Evaluation", "evaluate", "rescore", "predict", "iter_predictions", "summary_metrics", "PeriodicEvaluation",
     "DistributedContext", "init_distributed", "destroy_distributed", "is_main_process", "spawn",
-    "seconds_per_step", "seconds_per_image",
+    "seconds_per_step", "seconds_per_image", "inference_seconds",
 ]

@@ -1,4 +1,5 @@
-"""What a model costs in time: seconds per training step and per image at inference.
+"""What a model costs in time: seconds per training step and per image at inference
+(the whole ``inference``, or its network and its post-processing apart).
 
 The chapters compare models by these numbers (chapter 4: the baseline's two networks
 against Panoptic FPN's one). Both are wall-clock means on the current device after a
@@ -18,7 +19,7 @@ from ..models.common import eval_mode
 from .config import TrainRecipe
 from .trainer import resolve_device
 
-__all__ = ["seconds_per_step", "seconds_per_image"]
+__all__ = ["inference_seconds", "seconds_per_image", "seconds_per_step"]
 
 
 def seconds_per_step(model: nn.Module, recipe: TrainRecipe, categories: CategorySet = SYNTHETIC_CATEGORIES,
@@ -67,3 +68,44 @@ def seconds_per_image(model: nn.Module, images: torch.Tensor, batch_size: int = 
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     return (time.perf_counter() - start) / len(images)
+
+
+@torch.no_grad()
+def inference_seconds(model: nn.Module, images: torch.Tensor, batch_size: int = 1, warmup: int = 1,
+                      device: str | torch.device | None = None) -> dict[str, float]:
+    """Mean wall time per image of the network and of the post-processing, apart.
+
+    The network is ``model(batch)`` in eval mode (every model of the table returns its raw
+    outputs there), the post-processing ``model.postprocess(outputs)`` on those outputs:
+    the two steps of ``model.inference``, timed one after the other on the same batches.
+
+    Args:
+        images: float [N, 3, H, W] in [0, 1]; run in batches of ``batch_size``.
+        warmup: batches run first and not counted.
+
+    Returns:
+        ``{"network": s, "postprocess": s, "total": s}`` seconds per image.
+    """
+    if images.dim() != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty [N, 3, H, W] tensor, got {tuple(images.shape)}")
+    if not callable(getattr(model, "postprocess", None)):
+        raise TypeError(f"{type(model).__name__} has no postprocess(outputs): its network and post-processing "
+                        f"cannot be timed apart (time model.inference with seconds_per_image)")
+    device = resolve_device(device)
+    model = model.to(device)
+    batches = [images[i:i + batch_size].to(device) for i in range(0, len(images), batch_size)]
+    network = postprocess = 0.0
+    with eval_mode(model):
+        for batch in batches[:warmup]:
+            model.postprocess(model(batch))
+        for batch in batches:
+            start = time.perf_counter()
+            outputs = model(batch)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            middle = time.perf_counter()
+            model.postprocess(outputs)
+            network += middle - start
+            postprocess += time.perf_counter() - middle
+    count = len(images)
+    return {"network": network / count, "postprocess": postprocess / count, "total": (network + postprocess) / count}

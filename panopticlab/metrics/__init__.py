@@ -4,6 +4,7 @@ Exactly the semantics of COCO's panopticapi ``pq_compute``, computed from one jo
 histogram per image (:mod:`.overlap`), matched (:mod:`.matching`), accumulated
 per category (:mod:`.pq`), and driven over files or memory (:mod:`.evaluate`).
 """
+from .errors import ImageErrors, error_analysis
 from .evaluate import WorkerDiedError, evaluate_folders, evaluate_pairs, evaluate_thresholds, pq_compute
 from .matching import MATCH_IOU, ImageMatching, Outcome, bipartite_matching, match_overlaps, match_segments
 from .overlap import OverlapTable, SegmentTable, compute_overlaps, overlaps_of
@@ -18,5 +19,5 @@ __all__ = [
     "evaluate_thresholds", "WorkerDiedError",
     "format_by_size", "format_comparison", "format_per_class", "format_pq_dagger", "format_table", "match_overlaps",
     "match_segments", "overlaps_of", "pq_compute", "quantile_size_ranges", "save_results",
-    "bipartite_match_ious", "rescore_matchings",
+    "bipartite_match_ious", "rescore_matchings", "ImageErrors", "error_analysis",
 ]

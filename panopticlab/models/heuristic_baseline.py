@@ -12,9 +12,11 @@ Interface, for images float [B, 3, H, W] in [0, 1]:
 
 * train mode: ``model(images, targets)`` with the collated batch (``semantic`` and
   ``instances`` targets) -> both networks' losses in one dict;
-* ``model.inference(images)`` (or ``model(images)`` in eval mode) -> B
-  :class:`~.common.PanopticPrediction` with the merged ``panoptic``, the ``semantic``
-  map, the ``detections`` and the ``merge`` with its steps.
+* eval mode: ``model(images)`` -> ``{"semantic": int64 [B, H, W] category ids,
+  "detections": B torchvision-style dicts}``, the two networks' outputs;
+* ``model.postprocess(outputs)`` -> their merge, and ``model.inference(images)`` (both
+  steps) -> B :class:`~.common.PanopticPrediction` with the merged ``panoptic``, the
+  ``semantic`` map, the ``detections`` and the ``merge`` with its steps.
 """
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ class HeuristicBaseline(nn.Module):
 
     def forward(self, images: torch.Tensor, targets: dict | None = None):
         if not self.training:
-            return self.inference(images)
+            return {"semantic": self.semantic_model(images)["semantic"], "detections": self.instance_model(images)}
         if not isinstance(targets, dict):
             raise ValueError("training the baseline needs the collated target dict with 'semantic' and "
                              "'instances' (PanopticDataset(..., targets=('semantic', 'instances')))")
@@ -75,9 +77,13 @@ class HeuristicBaseline(nn.Module):
     def inference(self, images: torch.Tensor) -> list[PanopticPrediction]:
         """Both networks' outputs merged, one :class:`PanopticPrediction` per image."""
         with eval_mode(self):
-            semantic = self.semantic_model(images)["semantic"].cpu().numpy()
-            detections = [detections_to_numpy(d) for d in self.instance_model(images)]
-        return [self.merge(s, d) for s, d in zip(semantic, detections)]
+            outputs = self(images)
+        return self.postprocess(outputs)
+
+    def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
+        """The eval-mode outputs merged image by image (no network runs here)."""
+        semantic = outputs["semantic"].cpu().numpy()
+        return [self.merge(s, detections_to_numpy(d)) for s, d in zip(semantic, outputs["detections"])]
 
     def merge(self, semantic: np.ndarray, detections: dict[str, np.ndarray]) -> PanopticPrediction:
         """Merge one image's semantic map (H, W) and detections (numpy arrays)."""

@@ -204,11 +204,15 @@ class MaskRCNN(nn.Module):
     @torch.no_grad()
     def inference(self, images: torch.Tensor) -> list[PanopticPrediction]:
         """The detections as panoptic results without stuff ("instance only"), one per image (eval mode)."""
-        categories = require_categories(self)
         with eval_mode(self):
-            detections = [detections_to_numpy(d) for d in self(images)]
+            outputs = self(images)
+        return self.postprocess(outputs)
+
+    def postprocess(self, outputs: list[dict]) -> list[PanopticPrediction]:
+        """The eval-mode detections as panoptic results (no network runs here)."""
+        categories = require_categories(self)
         predictions = []
-        for d in detections:
+        for d in map(detections_to_numpy, outputs):
             merged = ablation_merge("instance_only", None, d, categories, self.merge_config)
             predictions.append(PanopticPrediction(merged.panoptic, detections=d, merge=merged))
         return predictions

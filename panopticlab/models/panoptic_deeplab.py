@@ -490,6 +490,10 @@ class PanopticDeepLab(nn.Module):
         per image."""
         with eval_mode(self):
             outputs = self(images)
+        return self.postprocess(outputs)
+
+    def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
+        """Centres, grouping and majority vote on the eval-mode outputs, image by image (no network runs here)."""
         predictions = []
         for index, (logits, semantic, heatmap, offsets) in enumerate(
                 zip(outputs["logits"], outputs["semantic"], outputs["center_heatmap"], outputs["offsets"])):

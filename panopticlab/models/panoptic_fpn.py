@@ -212,6 +212,10 @@ class PanopticFPN(nn.Module):
         """Semantic map and detections merged by the heuristic, one :class:`PanopticPrediction` per image."""
         with eval_mode(self):
             outputs = self(images)
+        return self.postprocess(outputs)
+
+    def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
+        """The eval-mode outputs merged by the heuristic, image by image (no network runs here)."""
         predictions = []
         for logits, semantic, detections in zip(outputs["logits"], outputs["semantic"], outputs["detections"]):
             semantic, detections = semantic.cpu().numpy(), detections_to_numpy(detections)

@@ -198,9 +198,13 @@ class PSPNet(nn.Module):
     @torch.no_grad()
     def inference(self, images: torch.Tensor) -> list[PanopticPrediction]:
         """The semantic map as panoptic results ("semantic only": things from connected regions), one per image."""
-        categories = require_categories(self)
         with eval_mode(self):
             outputs = self(images)
+        return self.postprocess(outputs)
+
+    def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
+        """The eval-mode semantic maps as panoptic results (no network runs here)."""
+        categories = require_categories(self)
         predictions = []
         for semantic in outputs["semantic"].cpu().numpy():
             merged = ablation_merge("semantic_only", semantic, None, categories, self.merge_config)

@@ -459,6 +459,10 @@ class UPSNet(nn.Module):
         """The panoptic head's result, one :class:`PanopticPrediction` per image (eval mode)."""
         with eval_mode(self):
             outputs = self(images)
+        return self.postprocess(outputs)
+
+    def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
+        """The parameter-free panoptic head on the eval-mode outputs, image by image (no learned layer runs)."""
         predictions = []
         for logits, semantic, d, selection in zip(outputs["logits"], outputs["semantic"], outputs["detections"],
                                                   outputs["selections"]):

@@ -10,6 +10,8 @@
 * :mod:`.architecture` - diagrams drawn from a model's modules (Panoptic FPN's semantic branch);
 * :mod:`.deeplab` - Panoptic-DeepLab: centre heatmap, offset arrows, votes, grouping, centre-setting grids.
 * :mod:`.upsnet` - UPSNet: the panoptic head's logits channel by channel, a deformable layer's taps.
+* :mod:`.errors` - several models' mistakes on one image: misses, false alarms, merges, splits.
+* :mod:`.comparison` - models side by side from their run records: scores, times, loss curves.
 """
 from .colors import (
     category_color,
@@ -63,3 +65,7 @@ from .upsnet import (
 )
 
 __all__ += ["panoptic_channels", "show_deformable_offsets", "show_panoptic_logits", "tap_positions"]
+from .comparison import plot_comparison, plot_loss_curves
+from .errors import show_errors_side_by_side
+
+__all__ += ["plot_comparison", "plot_loss_curves", "show_errors_side_by_side"]

@@ -1,0 +1,184 @@
+"""The record of a training run, read back to compare models without retraining them.
+
+``panopticlab train`` writes ``DIR/run.json`` beside the checkpoint; chapter 7 and
+``scripts/compare_models.py`` read such records and put the models side by side. A record
+holds what a comparison needs and nothing that needs the weights:
+
+* ``model``, ``profile``, ``seed``, ``recipes`` (one per trained network: the baseline
+  has two), ``training_seconds`` (per network) and ``parameters``;
+* ``results``: :meth:`~panopticlab.metrics.pq.PQAccumulator.results` of the validation
+  split (All / Things / Stuff, per class, ``by_size``, ``pq_dagger``), ``ablations``
+  and the semantic ``miou``;
+* ``inference``: seconds per image of the network and of the post-processing
+  (:func:`~.timing.inference_seconds`) and ``image_size``, ``device``, ``threads``;
+* ``losses``: each named loss's (step, value) series, thinned to at most 200 points;
+* ``versions``: torch and torchvision.
+
+Times are wall-clock on the machine that trained: compare records made on one machine.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RUN_FILE", "SHIPPED_RUNS", "TrainedNetwork", "TrainingRun", "read_run", "record_run", "shipped_run",
+           "shipped_runs", "thin_series", "write_run"]
+
+RUN_FILE = "run.json"
+FORMAT_VERSION = 1
+# records of the four methods' laptop runs, made by scripts/compare_models.py --train
+SHIPPED_RUNS = Path(__file__).resolve().parent.parent / "checkpoints" / "runs"
+
+
+@dataclass
+class TrainingRun:
+    """One trained model's record (see the module docstring for each field)."""
+
+    model: str
+    profile: str
+    seed: int
+    recipes: dict[str, dict]
+    training_seconds: dict[str, float]
+    parameters: int
+    results: dict[str, Any]
+    ablations: dict[str, Any] = field(default_factory=dict)
+    miou: float | None = None
+    inference: dict[str, Any] = field(default_factory=dict)
+    losses: dict[str, list[list[float]]] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def steps(self) -> int:
+        """Training steps, summed over the trained networks."""
+        return sum(int(recipe["steps"]) for recipe in self.recipes.values())
+
+    @property
+    def total_training_seconds(self) -> float:
+        return float(sum(self.training_seconds.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..metrics.report import to_json_compatible
+
+        return to_json_compatible(asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "run record") -> TrainingRun:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: a required field is missing, an unknown field is present, or the
+                format is newer than this package reads (the message names ``source``).
+        """
+        if not isinstance(values, dict):
+            raise TypeError(f"{source}: expected a JSON object, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        missing = sorted(required - set(values))
+        unknown = sorted(set(values) - known)
+        if missing or unknown:
+            raise ValueError(f"{source}: " + "; ".join(
+                part for part in (f"missing field(s) {missing}" if missing else "",
+                                  f"unknown field(s) {unknown}" if unknown else "") if part))
+        if int(values.get("format_version", FORMAT_VERSION)) > FORMAT_VERSION:
+            raise ValueError(f"{source}: format version {values['format_version']} is newer than this "
+                             f"panopticlab reads ({FORMAT_VERSION}); update panopticlab")
+        if "All" not in values["results"]:
+            raise ValueError(f"{source}: results has no 'All' group; is it PQAccumulator.results()?")
+        return cls(**values)
+
+
+@dataclass
+class TrainedNetwork:
+    """One trained network of a run: its name, recipe, history and training wall time."""
+
+    name: str
+    recipe: Any  # TrainRecipe
+    history: Any  # History
+    seconds: float
+
+
+def record_run(name: str, model, trained: Sequence[TrainedNetwork], evaluation, samples, *, profile: str, seed: int,
+               device=None, timing_images: int = 8) -> TrainingRun:
+    """The record of a finished run: ``model`` (the assembled panoptic model), the networks
+    it was trained as, and its ``evaluation`` (:func:`~.evaluator.evaluate`) on ``samples``,
+    the first ``timing_images`` of which time the network and the post-processing."""
+    import torch
+    import torchvision
+
+    from ..data.dataset import image_batch
+    from .timing import inference_seconds
+
+    images = image_batch([samples[i] for i in range(min(timing_images, len(samples)))])
+    device = device or next(model.parameters()).device
+    times = inference_seconds(model, images, device=device)
+    losses = {(f"{t.name}/{series}" if len(trained) > 1 else series): thin_series(t.history.steps(series),
+                                                                                   t.history.values(series))
+              for t in trained for series in t.history.names if series.startswith("loss")}
+    return TrainingRun(
+        model=name, profile=profile, seed=seed, recipes={t.name: t.recipe.to_dict() for t in trained},
+        training_seconds={t.name: float(t.seconds) for t in trained},
+        parameters=sum(p.numel() for p in model.parameters()), results=evaluation.results,
+        ablations=evaluation.ablations, miou=evaluation.miou,
+        inference={**times, "images": len(images), "image_size": int(images.shape[-1]), "device": str(device),
+                   "threads": torch.get_num_threads()},
+        losses=losses, versions={"torch": torch.__version__, "torchvision": torchvision.__version__})
+
+
+def thin_series(steps: Iterable[int], values: Iterable[float], limit: int = 200) -> list[list[float]]:
+    """``[[step, value], ...]`` keeping at most ``limit`` evenly spaced points, the last included."""
+    pairs = [[int(s), float(v)] for s, v in zip(steps, values)]
+    if len(pairs) <= limit:
+        return pairs
+    stride = len(pairs) / limit
+    kept = [pairs[int(i * stride)] for i in range(limit - 1)]
+    return kept + [pairs[-1]]
+
+
+def write_run(folder: str | os.PathLike, run: TrainingRun) -> Path:
+    """Write ``folder/run.json`` atomically; returns its path."""
+    from ..data.atomic import write_json
+
+    return write_json(Path(folder) / RUN_FILE, run.to_dict(), indent=1)
+
+
+def read_run(path: str | os.PathLike) -> TrainingRun:
+    """The record in ``path`` (a ``run.json`` or a folder holding one).
+
+    Raises:
+        FileNotFoundError: no record there (the message says what writes one).
+        ValueError: the file is not a run record (the message names the file).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no run record; `panopticlab train --model NAME --output DIR` writes "
+                                f"DIR/{RUN_FILE}")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not JSON ({error})") from None
+    return TrainingRun.from_dict(values, source=str(path))
+
+
+def shipped_runs() -> dict[str, TrainingRun]:
+    """The records shipped with the package (``panopticlab/checkpoints/runs/<model>.json``), by model name."""
+    return {path.stem: read_run(path) for path in sorted(SHIPPED_RUNS.glob("*.json"))}
+
+
+def shipped_run(model: str) -> TrainingRun:
+    """The shipped record of ``model``.
+
+    Raises:
+        KeyError: none is shipped for it (the message lists those that are).
+    """
+    path = SHIPPED_RUNS / f"{model}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in SHIPPED_RUNS.glob("*.json"))
+        raise KeyError(f"no shipped run record for {model!r}; shipped: {known}")
+    return read_run(path)

@@ -1,0 +1,110 @@
+"""Run records: written and read back whole, bad files named; the comparison table read from them."""
+import json
+import math
+
+import pytest
+
+from panopticlab.engine.comparison import comparison_markdown, comparison_rows, replace_marked_section
+from panopticlab.engine.runs import RUN_FILE, TrainingRun, read_run, shipped_runs, thin_series, write_run
+
+
+def group(pq, sq, rq, n=3):
+    return {"pq": pq, "sq": sq, "rq": rq, "n": n}
+
+
+def results(pq_th, pq_st):
+    both = {"All": group((pq_th + pq_st) / 2, 0.8, 0.7), "Things": group(pq_th, 0.75, 0.5),
+            "Stuff": group(pq_st, 0.9, 0.95)}
+    return {**both, "by_size": {size: {"All": group(v, 0.8, 0.7)} for size, v in
+                                (("small", 0.1), ("medium", 0.4), ("large", float("nan")))},
+            "pq_dagger": {"All": {"pq": 0.6, "n": 6}}, "num_images": 50}
+
+
+def run(model="panoptic-fpn-tiny", **changes):
+    values = dict(model=model, profile="laptop", seed=0, recipes={model: {"steps": 750}},
+                  training_seconds={model: 240.0}, parameters=2_500_000, results=results(0.25, 0.85),
+                  inference={"network": 0.05, "postprocess": 0.004})
+    return TrainingRun(**{**values, **changes})
+
+
+def test_a_record_reads_back_as_written(tmp_path):
+    written = run(ablations={"instance_only": results(0.2, 0.0)}, miou=0.7, losses={"loss": [[1, 2.0], [2, 1.5]]})
+    path = write_run(tmp_path, written)
+    assert path == tmp_path / RUN_FILE
+    read = read_run(tmp_path)
+    assert read.to_dict() == written.to_dict()
+    assert math.isnan(written.results["by_size"]["large"]["All"]["pq"])
+    assert read.results["by_size"]["large"]["All"]["pq"] is None  # NaN is not JSON: written as null
+    assert read.steps == 750 and read.total_training_seconds == 240.0
+
+
+def test_bad_records_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="panopticlab train"):
+        read_run(tmp_path)
+    (tmp_path / RUN_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match=f"{RUN_FILE}: not JSON"):
+        read_run(tmp_path)
+    values = run().to_dict()
+    del values["results"]
+    values["colour"] = "red"
+    (tmp_path / RUN_FILE).write_text(json.dumps(values))
+    with pytest.raises(ValueError, match=r"missing field\(s\) \['results'\]; unknown field\(s\) \['colour'\]"):
+        read_run(tmp_path)
+    (tmp_path / RUN_FILE).write_text(json.dumps({**run().to_dict(), "format_version": 99}))
+    with pytest.raises(ValueError, match="newer than this panopticlab reads"):
+        read_run(tmp_path)
+    (tmp_path / RUN_FILE).write_text(json.dumps({**run().to_dict(), "results": {"pq": 0.5}}))
+    with pytest.raises(ValueError, match="no 'All' group"):
+        read_run(tmp_path)
+
+
+def test_thin_series_keeps_the_ends_and_the_limit():
+    steps = range(1, 1001)
+    thinned = thin_series(steps, [1.0 / s for s in steps], limit=200)
+    assert len(thinned) == 200 and thinned[0] == [1, 1.0] and thinned[-1] == [1000, 0.001]
+    assert all(a[0] < b[0] for a, b in zip(thinned, thinned[1:]))
+    assert thin_series([1, 2], [3.0, 4.0]) == [[1, 3.0], [2, 4.0]]
+
+
+def test_comparison_table_reads_every_column_from_the_records():
+    runs = {"Panoptic FPN": run(), "Panoptic-DeepLab": run("panoptic-deeplab-tiny", results=results(0.3, 0.9),
+                                                           inference={})}
+    rows = comparison_rows(runs)
+    assert rows[0]["PQ_th"] == 0.25 and rows[1]["PQ_st"] == 0.9 and rows[0]["PQ_L"] is None  # NaN: no large object
+    assert rows[0]["net (ms/img)"] == pytest.approx(50.0) and rows[1]["net (ms/img)"] is None
+    table = comparison_markdown(runs).splitlines()
+    assert table[0].startswith("| model | PQ | SQ | RQ | PQ_th") and len(table) == 4
+    cells = [c.strip() for c in table[2].split("|")[1:-1]]
+    header = [c.strip() for c in table[0].split("|")[1:-1]]
+    row = dict(zip(header, cells))
+    assert row == {**row, "model": "Panoptic FPN", "PQ": "55.0", "PQ_th": "25.0", "PQ_S": "10.0", "PQ_L": "-",
+                   "PQ†": "60.0", "params (M)": "2.50", "steps": "750", "train (min)": "4.0", "net (ms/img)": "50.0",
+                   "post (ms/img)": "4.0"}
+    assert table[3].split("|")[-2].strip() == "-"  # no timing in that record
+
+
+def test_replace_marked_section():
+    text = "intro\n<!-- t:start -->\nold\n<!-- t:end -->\nafter\n"
+    assert replace_marked_section(text, "t", "new table\n") == "intro\n<!-- t:start -->\nnew table\n<!-- t:end -->\nafter\n"
+    with pytest.raises(ValueError, match="found 0"):
+        replace_marked_section("no markers", "t", "x")
+
+
+def test_shipped_records_are_complete():
+    runs = shipped_runs()
+    assert set(runs) == {"baseline-tiny", "panoptic-fpn-tiny", "upsnet-tiny", "panoptic-deeplab-tiny"}
+    for name, record in runs.items():
+        assert record.model == name and record.profile == "laptop"
+        assert 0.3 < record.results["All"]["pq"] < 1 and record.inference["network"] > 0
+        assert record.total_training_seconds > 0 and record.losses
+
+
+def test_the_readme_table_is_made_from_the_shipped_records():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- model-comparison:start -->")[1].split("<!-- model-comparison:end -->")[0]
+    order = ("baseline-tiny", "panoptic-fpn-tiny", "upsnet-tiny", "panoptic-deeplab-tiny")
+    runs = shipped_runs()
+    assert comparison_markdown({name: runs[name] for name in order}) in section, \
+        "run `python scripts/compare_models.py --readme README.md` after changing the shipped records"
