@@ -41,9 +41,12 @@ def test_eval_merges_the_two_networks_outputs(batch):
     torch.manual_seed(0)
     model = HeuristicBaseline.for_categories(CATS, merge=MergeConfig(score_threshold=0.0)).eval()  # random weights: keep all
     with torch.no_grad():
-        predictions = model(images)
+        raw = model(images)  # eval mode: the two networks' outputs, not yet merged
+        predictions = model.inference(images)
         semantic = model.semantic_model(images)["semantic"]
         detections = model.instance_model(images)
+    assert torch.equal(raw["semantic"], semantic) and len(raw["detections"]) == len(detections) == 2
+    assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(raw["detections"], detections))
     assert len(predictions) == 2
     for prediction, sem, det in zip(predictions, semantic, detections):
         assert isinstance(prediction, PanopticPrediction) and isinstance(prediction.panoptic, PanopticSegmentation)
