@@ -245,7 +245,10 @@ assert all(count > 20e6 for count in full.values()), "the full models are ResNet
 # * **Data.** `datasets/prepare_coco_panoptic.sh` and `datasets/prepare_cityscapes_panoptic.sh`
 #   lay out and check the two datasets; `data.coco.CocoPanoptic` and
 #   `data.cityscapes.CityscapesPanoptic` read them (COCO's 133 categories from its JSON,
-#   Cityscapes' 19 evaluated classes), and `recipes.fit(..., source=dataset)` trains on them.
+#   Cityscapes' 19 evaluated classes), and `recipes.fit(..., source=dataset)` trains on them;
+#   from the command line, `panopticlab train --model panoptic-fpn --config full --data coco
+#   ROOT` trains and scores a run, and `panopticlab evaluate --data coco ROOT --predictions
+#   P.json` writes predictions that panopticapi's `pq_compute` scores alike.
 # * **Several GPUs.** In a script started by `torchrun` (one process per GPU),
 #   `engine.distributed.init_distributed()` joins the processes (NCCL on GPUs, gloo on a
 #   CPU); the trainer then wraps the model in `DistributedDataParallel`, each process reads

@@ -2,14 +2,16 @@
 
     panopticlab evaluate --gt-json G --gt-folder GF --pred-json P --pred-folder PF \\
         [--workers N] [--output results.json] [--per-class] [--breakdown]
-    panopticlab evaluate --model NAME (--checkpoint PATH | --pretrained) [--predictions JSON]
+    panopticlab evaluate --model NAME (--checkpoint PATH | --pretrained) [--data KIND ROOT] [--predictions JSON]
 
 The folder form takes the same inputs as panopticapi's ``pq_compute`` and gives its
 numbers; it prints panopticapi's table, and ``--output`` writes the full results
 (panopticapi's shape plus the size breakdown and PQ-dagger) as JSON. It imports neither
 torch nor any model.
 
-The model form scores a trained model on the synthetic validation split: the PQ table,
+The model form scores a trained model on the synthetic validation split, or with
+``--data coco ROOT`` / ``--data cityscapes ROOT`` on that dataset's val split, with the
+categories its run folder recorded (``categories.json``): the PQ table,
 the mIoU when the model predicts a semantic map, and the ablations its row of the model
 table names (for the baseline: each network alone). ``--predictions`` also writes the
 panoptic predictions in COCO panoptic format, for ``pq_compute`` or the folder form.
@@ -26,6 +28,7 @@ __all__ = ["add_parser", "ABLATION_TITLES", "print_evaluation"]
 ABLATION_TITLES = {"semantic_only": "semantic network only (things from connected regions)",
                    "instance_only": "instance network only (no stuff)"}
 MATCH_IOU = 0.5  # COCO's; metrics.matching.MATCH_IOU, restated here to keep the parser free of imports
+CATEGORIES_FILE = "categories.json"  # in a run folder: the categories the model was built for
 
 
 def add_parser(commands) -> None:
@@ -50,6 +53,8 @@ def add_parser(commands) -> None:
                          help="a checkpoint file (last.pt or shipped weights), or the run folder of "
                               "`panopticlab train` (for a baseline: the folder holding its two networks)")
     weights.add_argument("--pretrained", action="store_true", help="the weights shipped with the package")
+    model.add_argument("--data", nargs=2, metavar=("KIND", "ROOT"), default=None,
+                       help="score on the val split of a dataset on disk: coco ROOT or cityscapes ROOT")
     model.add_argument("--num-images", type=positive_int, default=50, help="validation images (default 50)")
     model.add_argument("--image-size", type=positive_int, default=128, help="their side in pixels (default 128)")
     model.add_argument("--val-seed", type=int, default=0, help="seed of the validation split (default 0)")
@@ -118,9 +123,36 @@ def _checkpoint_file(path: Path) -> Path:
     return path
 
 
-def trained_model(name: str, checkpoint: str | None, pretrained: bool):
-    """Model ``name`` of the table with the weights ``checkpoint`` (a file or run folder) or ``pretrained`` names."""
+def open_data(kind: str, root: str, split: str):
+    """``(images, categories)`` of a split of ``--data KIND ROOT``, errors as command errors."""
+    from ..data.datasets import open_split
+    from ..data.errors import PanopticFormatError
+
+    try:
+        return open_split(kind, root, split)
+    except (ValueError, FileNotFoundError, PanopticFormatError) as error:
+        raise CommandError(f"--data {kind} {root}: {error}") from None
+
+
+def run_categories(checkpoint: str | None):
+    """The categories recorded in a run folder (``categories.json``), else the built-in data's."""
+    import json
+
+    from ..data.categories import CategorySet
     from ..data.synthetic import SYNTHETIC_CATEGORIES
+
+    if checkpoint is None:
+        return SYNTHETIC_CATEGORIES
+    path = Path(checkpoint)
+    for folder in (path, path.parent, path.parent.parent) if path.suffix else (path,):
+        if (folder / CATEGORIES_FILE).is_file():
+            return CategorySet.from_coco(json.loads((folder / CATEGORIES_FILE).read_text(encoding="utf-8")))
+    return SYNTHETIC_CATEGORIES
+
+
+def trained_model(name: str, checkpoint: str | None, pretrained: bool, categories=None):
+    """Model ``name`` of the table with the weights ``checkpoint`` (a file or run folder) or ``pretrained`` names,
+    built for ``categories`` (default: those of the run, see :func:`run_categories`)."""
     from ..engine.checkpoint import load_model_weights
     from ..engine.pretrained import load_pretrained
     from ..models import zoo
@@ -128,12 +160,13 @@ def trained_model(name: str, checkpoint: str | None, pretrained: bool):
     row = zoo.spec(name)
     if pretrained:
         return load_pretrained(name)[0]
+    categories = categories or run_categories(checkpoint)
     if checkpoint is None:
         raise CommandError("give the weights: --checkpoint PATH or --pretrained")
     path = Path(checkpoint)
 
     def load(component: str, where: Path):
-        network = zoo.build_model(component, SYNTHETIC_CATEGORIES)
+        network = zoo.build_model(component, categories)
         load_model_weights(_checkpoint_file(where), network)
         return network.eval()
 
@@ -142,7 +175,7 @@ def trained_model(name: str, checkpoint: str | None, pretrained: bool):
     if not path.is_dir():
         raise CommandError(f"{path}: the --checkpoint of {name} is the run folder of `panopticlab train --model "
                            f"{name}`, holding {' and '.join(f'{c}/' for c in row.components)}")
-    return row.assemble(*(load(c, path / c) for c in row.components), SYNTHETIC_CATEGORIES).eval()
+    return row.assemble(*(load(c, path / c) for c in row.components), categories).eval()
 
 
 def resolve_device(device: str | None) -> str:
@@ -196,9 +229,18 @@ def run_model_evaluation(args: argparse.Namespace) -> int:
     if args.results_json:
         check_writable(args.results_json, "--results-json")
     device = resolve_device(args.device)
-    model = trained_model(args.model, args.checkpoint, args.pretrained).to(device)
-    samples = val_data(size=args.image_size, num=args.num_images, seed=args.val_seed)
-    evaluation = evaluate(model, samples, SYNTHETIC_CATEGORIES, device, ablations=row.ablations,
+    if args.data:
+        samples, categories = open_data(*args.data, "val")
+        samples = [samples[i] for i in range(min(args.num_images, len(samples)))]
+        recorded = run_categories(args.checkpoint)
+        if args.checkpoint and recorded.to_coco() != categories.to_coco():
+            raise CommandError(f"--data {' '.join(args.data)}: its categories are not those the model was trained "
+                               f"for (the run's {CATEGORIES_FILE})")
+    else:
+        samples = val_data(size=args.image_size, num=args.num_images, seed=args.val_seed)
+        categories = SYNTHETIC_CATEGORIES
+    model = trained_model(args.model, args.checkpoint, args.pretrained, categories).to(device)
+    evaluation = evaluate(model, samples, categories, device, ablations=row.ablations,
                           predictions_json=args.predictions, progress=not args.no_progress)
     print_evaluation(args.model, evaluation, per_class=args.per_class)
     if args.predictions:

@@ -1,6 +1,7 @@
 """``panopticlab train``: train a model of the table with its recipe for the run profile.
 
     panopticlab train --model NAME [--profile P] [--steps N] [--output DIR] [--resume]
+    panopticlab train --model FAMILY --config tiny|full [--data coco|cityscapes ROOT] ...
 
 The run follows the model's recipe (:func:`panopticlab.engine.recipes.recipe`) and
 writes into ``DIR`` its checkpoint (``last.pt``), history (``history.json``), recipe
@@ -9,6 +10,9 @@ writes into ``DIR`` its checkpoint (``last.pt``), history (``history.json``), re
 trained networks (the baseline) trains them one after the other, each in
 ``DIR/<network>/``, then assembles and scores the whole. With ``--resume`` an
 interrupted run continues from its checkpoint and ends as an uninterrupted one would.
+With ``--data KIND ROOT`` it trains on that dataset's train split
+(:func:`panopticlab.data.datasets.open_split`), scores its val split and records the
+categories in ``DIR/categories.json`` for ``panopticlab evaluate``.
 """
 from __future__ import annotations
 
@@ -23,7 +27,13 @@ __all__ = ["add_parser"]
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("train", help="train a model of the table with its recipe for the run profile")
-    parser.add_argument("--model", required=True, help="the model to train (see `panopticlab models`)")
+    parser.add_argument("--model", required=True, help="the model to train (see `panopticlab models`): a full "
+                                                       "name, or a family with --config")
+    parser.add_argument("--config", choices=("tiny", "full"), default=None,
+                        help="with a family name (baseline, panoptic-fpn, upsnet, panoptic-deeplab): its size")
+    parser.add_argument("--data", nargs=2, metavar=("KIND", "PATH"), default=None,
+                        help="train on a dataset on disk instead of the built-in data: coco ROOT or "
+                             "cityscapes ROOT (its train split; scored on its val split)")
     parser.add_argument("--profile", default=None,
                         help="ci, laptop or gpu: the recipe's sizes (default: $PANOPTICLAB_PROFILE or laptop)")
     parser.add_argument("--steps", type=positive_int, default=None, help="train this many steps instead of the recipe's")
@@ -38,9 +48,19 @@ def add_parser(commands) -> None:
     parser.set_defaults(func=run_train)
 
 
-def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, seed: int, device: str):
+def model_name(model: str, config: str | None) -> str:
+    """``--model`` and ``--config`` as one name of the table (``panoptic-fpn`` + ``full`` -> ``panoptic-fpn-full``)."""
+    if config is None:
+        return model
+    if model.endswith(("-tiny", "-full")):
+        raise CommandError(f"--model {model} already names its size; drop --config {config} or give the family "
+                           f"({model.rsplit('-', 1)[0]})")
+    return f"{model}-{config}"
+
+
+def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, seed: int, device: str,
+                   categories, source):
     from ..data.atomic import write_json
-    from ..data.synthetic import SYNTHETIC_CATEGORIES
     from ..engine import recipes
     from ..engine.runs import TrainedNetwork
     from ..metrics.report import to_json_compatible
@@ -49,12 +69,12 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
 
     train_recipe = recipes.recipe(name, profile, steps=args.steps)
     seed_everything(seed)  # the initial weights
-    model = zoo.build_model(name, SYNTHETIC_CATEGORIES)
+    model = zoo.build_model(name, categories)
     print(f"{name}: {train_recipe.steps} steps, batch {train_recipe.batch_size}, {train_recipe.image_size} px, "
           f"{train_recipe.num_train} images -> {folder}")
     start = time.perf_counter()
-    history = recipes.fit(model, train_recipe, SYNTHETIC_CATEGORIES, seed=seed, checkpoint_dir=folder,
-                          device=device, progress=not args.no_progress)
+    history = recipes.fit(model, train_recipe, categories, seed=seed, checkpoint_dir=folder,
+                          device=device, progress=not args.no_progress, source=source)
     seconds = time.perf_counter() - start  # a resumed run counts only the steps it ran now
     write_json(folder / "recipe.json", train_recipe.to_dict(), indent=1)
     write_json(folder / "history.json", to_json_compatible(history.state_dict()), indent=1)
@@ -74,6 +94,7 @@ def _check_run_folder(output: Path, folders) -> None:
             check_writable(folder / name, "--output")
     check_writable(output / "results.json", "--output")
     check_writable(output / RUN_FILE, "--output")
+    check_writable(output / "categories.json", "--output")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -85,13 +106,22 @@ def run_train(args: argparse.Namespace) -> int:
     from ..engine.recipes import val_data
     from ..engine.runs import record_run, write_run
     from ..models import zoo
+    from .evaluate import CATEGORIES_FILE, open_data
     from ..profiles import get_profile
     from .evaluate import evaluation_record, print_evaluation, resolve_device
 
+    args.model = model_name(args.model, args.config)
     row = zoo.spec(args.model)
     profile = get_profile(args.profile)
     device = resolve_device(args.device)
     output = Path(args.output) if args.output else Path("runs") / args.model
+    categories, source, samples = SYNTHETIC_CATEGORIES, None, None
+    if args.data:  # read before any training: a wrong folder fails now
+        kind, root = args.data
+        source, categories = open_data(kind, root, "train")
+        samples, val_categories = open_data(kind, root, "val")
+        if val_categories.to_coco() != categories.to_coco():
+            raise CommandError(f"{root}: the train and val splits list different categories")
     names = row.components or (row.name,)
     for name in names:
         zoo.spec(name).recipe(profile, args.steps)  # a model without a recipe fails here, before any training
@@ -103,10 +133,15 @@ def run_train(args: argparse.Namespace) -> int:
             raise CommandError(f"{', '.join(existing)} already exists: pass --resume to continue that run, "
                                f"or choose another --output")
     seed = profile.seed if args.seed is None else args.seed
-    networks, trained = zip(*(_train_network(name, args, profile, folders[name], seed, device) for name in names))
-    model = row.assemble(*networks, SYNTHETIC_CATEGORIES) if row.components else networks[0]
-    samples = val_data(size=profile.image_size, num=args.num_val or profile.num_val, seed=0)
-    evaluation = evaluate(model, samples, SYNTHETIC_CATEGORIES, device, ablations=row.ablations,
+    write_json(output / CATEGORIES_FILE, categories.to_coco(), indent=1)  # what evaluate rebuilds the model with
+    networks, trained = zip(*(_train_network(name, args, profile, folders[name], seed, device, categories, source)
+                              for name in names))
+    model = row.assemble(*networks, categories) if row.components else networks[0]
+    if samples is None:
+        samples = val_data(size=profile.image_size, num=args.num_val or profile.num_val, seed=0)
+    elif args.num_val:
+        samples = [samples[i] for i in range(min(args.num_val, len(samples)))]
+    evaluation = evaluate(model, samples, categories, device, ablations=row.ablations,
                           progress=not args.no_progress)
     write_json(output / "results.json", evaluation_record(args.model, evaluation), indent=1)
     write_run(output, record_run(args.model, model, trained, evaluation, samples, profile=profile.name, seed=seed,

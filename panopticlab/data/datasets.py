@@ -1,0 +1,51 @@
+"""The datasets a run can train and evaluate on, opened by kind and folder.
+
+* ``coco``: COCO panoptic as ``datasets/prepare_coco_panoptic.sh`` lays it out:
+  ``ROOT/annotations/panoptic_<split>.json``, its PNG folder beside it, the images in
+  ``ROOT/<split>/`` (:class:`~.coco.CocoPanoptic`; the categories are the JSON's: 133 in
+  COCO 2017, ids sparse, things first in file order);
+* ``cityscapes``: the output of cityscapesScripts' ``createPanopticImgs.py`` with
+  ``--use-train-id`` (:class:`~.cityscapes.CityscapesPanoptic`; the 19 evaluated classes
+  with their train ids as category ids, as ``datasets/prepare_cityscapes_panoptic.sh``
+  writes it).
+
+The built-in synthetic data needs no folder and is not opened here
+(:func:`panopticlab.engine.recipes.train_data`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .categories import CategorySet
+from .cityscapes import CityscapesPanoptic
+from .coco import CocoPanoptic
+
+DATA_KINDS = ("coco", "cityscapes")
+
+__all__ = ["DATA_KINDS", "open_split"]
+
+
+def open_split(kind: str, root: str | Path, split: str) -> tuple[CocoPanoptic, CategorySet]:
+    """``(images, categories)`` of one split of a dataset on disk.
+
+    Raises:
+        ValueError: an unknown kind (the message lists the known ones).
+        FileNotFoundError: the split's annotation file is missing (the message names it
+            and the script that prepares the dataset).
+    """
+    root = Path(root)
+    if kind == "coco":
+        json_path = root / "annotations" / f"panoptic_{split}.json"
+        if not json_path.is_file():
+            raise FileNotFoundError(f"{json_path}: no COCO panoptic {split!r} split there "
+                                    f"(datasets/prepare_coco_panoptic.sh lays one out)")
+        source = CocoPanoptic(json_path)
+    elif kind == "cityscapes":
+        json_path = root / "gtFine" / f"cityscapes_panoptic_{split}_trainId.json"
+        if not json_path.is_file():
+            raise FileNotFoundError(f"{json_path}: no Cityscapes panoptic {split!r} split with train ids there "
+                                    f"(datasets/prepare_cityscapes_panoptic.sh writes one)")
+        source = CityscapesPanoptic(root, split, use_train_id=True)
+    else:
+        raise ValueError(f"unknown dataset kind {kind!r}; known: {', '.join(DATA_KINDS)} (or none: the built-in data)")
+    return source, source.categories
