@@ -1,6 +1,6 @@
-"""The full-size path end to end on a tiny COCO-format dataset the test writes: `train --config
-full --data coco`, then `evaluate --data coco` with the recorded categories, scored again by
-panopticapi from the written predictions."""
+"""Shared by the full-size path tests: a tiny COCO-format dataset with COCO-like ids, and the
+end-to-end check of one model family (`train --config full --data coco`, then `evaluate
+--data coco` with the recorded categories, scored again by panopticapi)."""
 import dataclasses
 import json
 
@@ -14,8 +14,6 @@ from panopticlab.data.panoptic import PanopticSegmentation
 from panopticlab.data.synthetic import SyntheticPanoptic
 from panopticlab.engine.runs import read_run
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 # COCO-like sparse ids in another order than the built-in data's (stuff listed first), so
 # nothing can lean on the built-in ids or on things coming first
 COCO_IDS = {11: 184, 12: 149, 13: 125, 14: 199, 15: 178, 1: 7, 2: 3, 3: 25, 4: 90}
@@ -28,17 +26,14 @@ def remapped(sample):
     return dataclasses.replace(sample, panoptic=PanopticSegmentation(sample.panoptic.id_map, segments))
 
 
-@pytest.fixture(scope="module")
-def coco_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("coco")
+def write_coco_root(root):
     for split, num in (("train", 4), ("val", 2)):
         samples = [remapped(s) for s in SyntheticPanoptic(num, size=64, seed=3, split=split)]
         write_coco_panoptic(root, split, samples, CATEGORIES)
     return root
 
 
-@pytest.mark.parametrize("family", ["baseline", "panoptic-fpn", "upsnet", "panoptic-deeplab"])
-def test_train_and_evaluate_a_full_model_on_coco_files(family, coco_root, tmp_path, capsys):
+def check_full_model_on_coco_files(family, coco_root, tmp_path):
     from panopticapi.evaluation import pq_compute
 
     run = tmp_path / "run"
@@ -59,14 +54,3 @@ def test_train_and_evaluate_a_full_model_on_coco_files(family, coco_root, tmp_pa
                            str(coco_root / "annotations" / "panoptic_val"))
     for group in ("All", "Things", "Stuff"):
         assert ours[group]["pq"] == pytest.approx(reference[group]["pq"], abs=1e-12)
-
-
-def test_bad_data_options_are_named(coco_root, tmp_path, capsys):
-    argv = ["train", "--model", "panoptic-fpn-full", "--profile", "ci", "--steps", "1", "--output", str(tmp_path / "r")]
-    assert main(argv + ["--data", "coco", str(tmp_path / "nowhere")]) == 1
-    assert "panoptic_train.json: no COCO panoptic 'train' split" in capsys.readouterr().err
-    assert main(argv + ["--data", "kitti", str(coco_root)]) == 1
-    assert "unknown dataset kind 'kitti'" in capsys.readouterr().err
-    assert main(["train", "--model", "panoptic-fpn-full", "--config", "tiny", "--output", str(tmp_path / "r")]) == 1
-    assert "already names its size" in capsys.readouterr().err
-    assert not (tmp_path / "r" / "last.pt").exists()

@@ -1,0 +1,28 @@
+"""The full-size path end to end for baseline, panoptic-fpn: see tests/full_size.py."""
+import pytest
+
+from full_size import check_full_model_on_coco_files, write_coco_root
+from panopticlab.commands import main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def coco_root(tmp_path_factory):
+    return write_coco_root(tmp_path_factory.mktemp("coco"))
+
+
+@pytest.mark.parametrize("family", ["baseline", "panoptic-fpn"])
+def test_train_and_evaluate_a_full_model_on_coco_files(family, coco_root, tmp_path):
+    check_full_model_on_coco_files(family, coco_root, tmp_path)
+
+
+def test_bad_data_options_are_named(coco_root, tmp_path, capsys):
+    argv = ["train", "--model", "panoptic-fpn-full", "--profile", "ci", "--steps", "1", "--output", str(tmp_path / "r")]
+    assert main(argv + ["--data", "coco", str(tmp_path / "nowhere")]) == 1
+    assert "panoptic_train.json: no COCO panoptic 'train' split" in capsys.readouterr().err
+    assert main(argv + ["--data", "kitti", str(coco_root)]) == 1
+    assert "unknown dataset kind 'kitti'" in capsys.readouterr().err
+    assert main(["train", "--model", "panoptic-fpn-full", "--config", "tiny", "--output", str(tmp_path / "r")]) == 1
+    assert "already names its size" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "last.pt").exists()

@@ -1,0 +1,16 @@
+"""The full-size path end to end for upsnet, panoptic-deeplab: see tests/full_size.py."""
+import pytest
+
+from full_size import check_full_model_on_coco_files, write_coco_root
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def coco_root(tmp_path_factory):
+    return write_coco_root(tmp_path_factory.mktemp("coco"))
+
+
+@pytest.mark.parametrize("family", ["upsnet", "panoptic-deeplab"])
+def test_train_and_evaluate_a_full_model_on_coco_files(family, coco_root, tmp_path):
+    check_full_model_on_coco_files(family, coco_root, tmp_path)
