@@ -86,6 +86,7 @@ def _check_run_folder(output: Path, folders) -> None:
     from ..data.atomic import check_writable
     from ..engine.checkpoint import CHECKPOINT_NAME
     from ..engine.runs import RUN_FILE
+    from .evaluate import CATEGORIES_FILE
 
     check_writable(output, "--output", folder=True)
     for folder in folders:
@@ -94,7 +95,7 @@ def _check_run_folder(output: Path, folders) -> None:
             check_writable(folder / name, "--output")
     check_writable(output / "results.json", "--output")
     check_writable(output / RUN_FILE, "--output")
-    check_writable(output / "categories.json", "--output")
+    check_writable(output / CATEGORIES_FILE, "--output")
 
 
 def run_train(args: argparse.Namespace) -> int:
