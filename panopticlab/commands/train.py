@@ -13,6 +13,11 @@ interrupted run continues from its checkpoint and ends as an uninterrupted one w
 With ``--data KIND ROOT`` it trains on that dataset's train split
 (:func:`panopticlab.data.datasets.open_split`), scores its val split and records the
 categories in ``DIR/categories.json`` for ``panopticlab evaluate``.
+
+Under ``torchrun --nproc_per_node N -m panopticlab train ...`` the N processes train one
+model data-parallel (:mod:`panopticlab.engine.distributed`): the recipe's batch is per
+process, so the global batch is N times it; the validation images are shared out;
+rank 0 alone prints and writes the run folder.
 """
 from __future__ import annotations
 
@@ -62,6 +67,7 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
                    categories, source):
     from ..data.atomic import write_json
     from ..engine import recipes
+    from ..engine.distributed import is_main_process
     from ..engine.runs import TrainedNetwork
     from ..metrics.report import to_json_compatible
     from ..models import zoo
@@ -70,15 +76,24 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
     train_recipe = recipes.recipe(name, profile, steps=args.steps)
     seed_everything(seed)  # the initial weights
     model = zoo.build_model(name, categories)
-    print(f"{name}: {train_recipe.steps} steps, batch {train_recipe.batch_size}, {train_recipe.image_size} px, "
-          f"{train_recipe.num_train} images -> {folder}")
+    if is_main_process():
+        print(f"{name}: {train_recipe.steps} steps, batch {train_recipe.batch_size}{_per_process()}, "
+              f"{train_recipe.image_size} px, {train_recipe.num_train} images -> {folder}")
     start = time.perf_counter()
     history = recipes.fit(model, train_recipe, categories, seed=seed, checkpoint_dir=folder,
                           device=device, progress=not args.no_progress, source=source)
     seconds = time.perf_counter() - start  # a resumed run counts only the steps it ran now
-    write_json(folder / "recipe.json", train_recipe.to_dict(), indent=1)
-    write_json(folder / "history.json", to_json_compatible(history.state_dict()), indent=1)
+    if is_main_process():
+        write_json(folder / "recipe.json", train_recipe.to_dict(), indent=1)
+        write_json(folder / "history.json", to_json_compatible(history.state_dict()), indent=1)
     return model, TrainedNetwork(name, train_recipe, history, seconds)
+
+
+def _per_process() -> str:
+    from ..engine.distributed import get_world_size
+
+    world_size = get_world_size()
+    return f" per process x {world_size} processes" if world_size > 1 else ""
 
 
 def _check_run_folder(output: Path, folders) -> None:
@@ -99,10 +114,27 @@ def _check_run_folder(output: Path, folders) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train ``args.model`` with its recipe, save checkpoints and history, print its validation scores."""
+    """Train ``args.model`` with its recipe, save checkpoints and history, print its validation scores.
+
+    Under ``torchrun`` every process runs this; they train and evaluate together.
+    """
+    from ..engine.distributed import destroy_distributed, init_distributed, is_distributed
+    from .evaluate import resolve_device
+
+    joined_before = is_distributed()  # a caller's process group is the caller's to leave
+    context = init_distributed(device=resolve_device(args.device))
+    try:
+        return _train_and_score(args, context)
+    finally:
+        if not joined_before:
+            destroy_distributed()
+
+
+def _train_and_score(args: argparse.Namespace, context) -> int:
     from ..data.atomic import write_json
     from ..data.synthetic import SYNTHETIC_CATEGORIES
     from ..engine.checkpoint import find_checkpoint
+    from ..engine.distributed import is_main_process
     from ..engine.evaluator import evaluate
     from ..engine.recipes import val_data
     from ..engine.runs import record_run, write_run
@@ -114,7 +146,8 @@ def run_train(args: argparse.Namespace) -> int:
     args.model = model_name(args.model, args.config)
     row = zoo.spec(args.model)
     profile = get_profile(args.profile)
-    device = resolve_device(args.device)
+    # under torchrun each process has its own GPU (cuda:LOCAL_RANK)
+    device = str(context.device) if context.world_size > 1 else resolve_device(args.device)
     output = Path(args.output) if args.output else Path("runs") / args.model
     categories, source, samples = SYNTHETIC_CATEGORIES, None, None
     if args.data:  # read before any training: a wrong folder fails now
@@ -134,7 +167,8 @@ def run_train(args: argparse.Namespace) -> int:
             raise CommandError(f"{', '.join(existing)} already exists: pass --resume to continue that run, "
                                f"or choose another --output")
     seed = profile.seed if args.seed is None else args.seed
-    write_json(output / CATEGORIES_FILE, categories.to_coco(), indent=1)  # what evaluate rebuilds the model with
+    if is_main_process():
+        write_json(output / CATEGORIES_FILE, categories.to_coco(), indent=1)  # what evaluate rebuilds the model with
     networks, trained = zip(*(_train_network(name, args, profile, folders[name], seed, device, categories, source)
                               for name in names))
     model = row.assemble(*networks, categories) if row.components else networks[0]
@@ -144,10 +178,11 @@ def run_train(args: argparse.Namespace) -> int:
         samples = [samples[i] for i in range(min(args.num_val, len(samples)))]
     evaluation = evaluate(model, samples, categories, device, ablations=row.ablations,
                           progress=not args.no_progress)
-    write_json(output / "results.json", evaluation_record(args.model, evaluation), indent=1)
-    write_run(output, record_run(args.model, model, trained, evaluation, samples, profile=profile.name, seed=seed,
-                                 device=device))
-    print_evaluation(args.model, evaluation)
-    print(f"run written to {output}")
+    if is_main_process():
+        write_json(output / "results.json", evaluation_record(args.model, evaluation), indent=1)
+        write_run(output, record_run(args.model, model, trained, evaluation, samples, profile=profile.name,
+                                     seed=seed, device=device))
+        print_evaluation(args.model, evaluation)
+        print(f"run written to {output}")
     return 0
 

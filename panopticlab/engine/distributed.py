@@ -29,7 +29,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 __all__ = [
     "DistributedContext", "init_distributed", "destroy_distributed", "is_distributed", "get_rank",
-    "get_world_size", "is_main_process", "barrier", "wrap_model", "unwrap_model", "all_reduce_mean",
+    "get_world_size", "is_main_process", "barrier", "wrap_model", "unwrap_model", "broadcast_buffers",
+    "all_reduce_mean",
     "all_gather_objects", "check_on_main_process", "spawn",
 ]
 
@@ -135,6 +136,18 @@ def wrap_model(model: nn.Module, device: torch.device | str, find_unused_paramet
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The plain module inside a DDP wrapper (what checkpoints store and evaluation calls)."""
     return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def broadcast_buffers(model: nn.Module) -> None:
+    """Give every process rank 0's buffers (BatchNorm running statistics), in place.
+
+    DDP copies them from rank 0 at the start of each training forward, so after the
+    last step every other process still holds statistics updated by its own last batch;
+    this makes all processes evaluate what the checkpoint holds. A no-op when alone.
+    """
+    if is_distributed():
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, src=0)
 
 
 def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:

@@ -13,9 +13,14 @@ its folder and continues from it, so a run killed at any point and started again
 the same arguments ends with the same weights and history, bit for bit, as one that
 was never interrupted.
 
-Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``, the logged
-losses are averaged over the processes, and only rank 0 shows progress and writes
-checkpoints.
+Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``: each process
+takes ``batch_size`` images of its own shard (the global batch is ``batch_size x
+world_size``), the gradients are averaged, the logged losses are averaged over the
+processes, and only rank 0 shows progress and writes checkpoints. On GPUs the
+BatchNorms become ``SyncBatchNorm`` (statistics over the global batch, as Panoptic-DeepLab
+is published); on the CPU, where torch has no synchronised BatchNorm, each process
+normalises with its own shard's statistics. After the last step every process holds
+rank 0's running statistics, the checkpoint's.
 """
 from __future__ import annotations
 
@@ -34,8 +39,8 @@ from ..profiles import seed_everything
 from .checkpoint import CHECKPOINT_NAME, capture_rng_state, find_checkpoint, load_checkpoint, restore_rng_state, \
     save_checkpoint
 from .config import OptimConfig
-from .distributed import all_gather_objects, all_reduce_mean, barrier, check_on_main_process, get_rank, \
-    get_world_size, is_main_process, wrap_model
+from .distributed import all_gather_objects, all_reduce_mean, barrier, broadcast_buffers, check_on_main_process, \
+    get_rank, get_world_size, is_distributed, is_main_process, wrap_model
 from .history import History
 from .optim import build_optimizer, build_scheduler
 from .sampling import ResumableSampler
@@ -105,13 +110,16 @@ class Trainer:
             ``seed + r``) and the data order of every epoch.
         progress: show a tqdm bar with the running losses (rank 0 only).
         find_unused_parameters: passed to ``DistributedDataParallel``.
+        sync_batchnorm: under ``torchrun``, turn the model's BatchNorms into
+            ``SyncBatchNorm`` (in place); default on CUDA, where torch supports it.
     """
 
     def __init__(self, model: nn.Module, loader: Iterable, config: OptimConfig, steps: int,
                  device: str | torch.device | None = None, *, checkpoint_dir: str | os.PathLike | None = None,
                  checkpoint_every: int = 100, grad_clip: float | None = None, amp: bool | None = None,
                  loss_weights: Mapping[str, float] | None = None, callback: Callable[["Trainer"], None] | None = None,
-                 seed: int = 0, progress: bool = True, find_unused_parameters: bool = False):
+                 seed: int = 0, progress: bool = True, find_unused_parameters: bool = False,
+                 sync_batchnorm: bool | None = None):
         self.steps = int(steps)
         if self.steps < 1:
             raise ValueError(f"steps must be positive, got {steps}")
@@ -124,6 +132,12 @@ class Trainer:
         if self.amp and self.device.type != "cuda":
             raise ValueError(f"mixed precision (amp=True) needs a CUDA device; the device is {self.device}")
 
+        if sync_batchnorm is None:
+            sync_batchnorm = self.device.type == "cuda"
+        if sync_batchnorm and is_distributed():
+            if self.device.type != "cuda":
+                raise ValueError(f"SyncBatchNorm needs CUDA devices; the device is {self.device}")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same state_dict keys as BatchNorm
         self.module = model.to(self.device)
         self.model = wrap_model(self.module, self.device, find_unused_parameters)
         self.loader = loader
@@ -191,6 +205,7 @@ class Trainer:
                     self.samples_in_epoch = 0
         finally:
             bar.close()
+        broadcast_buffers(self.module)
         return self.history
 
     def _epoch_batches(self) -> Iterator:
