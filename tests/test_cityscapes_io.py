@@ -3,6 +3,19 @@ import json
 
 import numpy as np
 import pytest
+from cityscapes_tree import (
+    CAR,
+    CARAVAN,
+    PARKING,
+    PERSON,
+    ROAD,
+    SKY,
+    UNLABELED,
+    write_cityscapes_tree,
+)
+
+# The reference implementation (test dependency): cityscapesScripts from PyPI.
+from cityscapesscripts.helpers import labels as cityscapes_labels
 from PIL import Image
 
 from panopticlab.data import PanopticFormatError, from_label_divisor, to_label_divisor
@@ -15,70 +28,14 @@ from panopticlab.data.cityscapes import (
     panoptic_from_instance_ids,
 )
 
-# The reference implementation (test dependency): cityscapesScripts from PyPI.
-from cityscapesscripts.helpers import labels as cityscapes_labels
-from cityscapesscripts.preparation.createPanopticImgs import convert2panoptic
-
-HEIGHT, WIDTH = 64, 128
 FRAMES = {"val": {"frankfurt": ["000000_000294", "000001_005184"], "lindau": ["000000_000019", "000012_000019"]},
           "train": {"aachen": ["000000_000019"]}}
-ROAD, SIDEWALK, BUILDING, VEGETATION, SKY = 7, 8, 11, 21, 23
-PERSON, RIDER, CAR, TRAIN, BICYCLE = 24, 25, 26, 31, 33
-UNLABELED, EGO_VEHICLE, PARKING, CARAVAN = 0, 1, 9, 29  # not evaluated: void
-
-
-def instance_ids_scene(rng) -> np.ndarray:
-    """A (64, 128) uint16 street in the instanceIds encoding, objects placed at random.
-
-    Stuff and crowd regions hold their label id; objects hold label_id * 1000 + k, k from 0.
-    Also holds classes that are not evaluated (unlabeled, ego vehicle, parking, caravan).
-    """
-    ids = np.full((HEIGHT, WIDTH), SKY, np.uint16)
-    ids[HEIGHT // 2:] = ROAD
-    ids[HEIGHT // 2:, :12] = SIDEWALK
-    ids[8:HEIGHT // 2, :24] = BUILDING
-    ids[10:HEIGHT // 2, 100:] = VEGETATION
-    ids[HEIGHT - 4:] = EGO_VEHICLE
-    ids[0, :] = UNLABELED
-    ids[HEIGHT // 2: HEIGHT // 2 + 6, 40:60] = PARKING
-
-    def box(value, height, width):
-        y, x = rng.integers(HEIGHT // 3, HEIGHT - height - 4), rng.integers(0, WIDTH - width)
-        ids[y:y + height, x:x + width] = value
-
-    for k in range(3):
-        box(CAR * 1000 + k, 8, 14)
-    box(CAR, 6, 20)                       # a group of cars: crowd
-    for k in range(2):
-        box(PERSON * 1000 + k, 12, 4)
-    box(PERSON, 10, 10)                   # a group of people: crowd
-    box(RIDER * 1000, 10, 4)
-    box(BICYCLE * 1000 + 1, 6, 8)
-    box(TRAIN * 1000, 10, 30)
-    box(CARAVAN * 1000, 8, 16)
-    box(CARAVAN, 5, 5)
-    return ids
 
 
 @pytest.fixture(scope="module")
 def cityscapes_root(tmp_path_factory):
     """A tiny Cityscapes tree, converted by cityscapesScripts in both label-id and train-id modes."""
-    root = tmp_path_factory.mktemp("cityscapes")
-    rng = np.random.default_rng(0)
-    for split, cities in FRAMES.items():
-        for city, frames in cities.items():
-            for frame in frames:
-                stem = f"{city}_{frame}"
-                gt = root / "gtFine" / split / city
-                images = root / "leftImg8bit" / split / city
-                gt.mkdir(parents=True, exist_ok=True)
-                images.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(instance_ids_scene(rng)).save(gt / f"{stem}_gtFine_instanceIds.png")
-                image = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-                Image.fromarray(image).save(images / f"{stem}_leftImg8bit.png")
-    for use_train_id in (False, True):
-        convert2panoptic(str(root / "gtFine"), str(root / "gtFine"), use_train_id, list(FRAMES))
-    return root
+    return write_cityscapes_tree(tmp_path_factory.mktemp("cityscapes"), FRAMES, seed=0)
 
 
 def instance_ids_of(root, split, image_id):
@@ -172,7 +129,7 @@ def test_dataset_checks_like_coco(cityscapes_root, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(cityscapes_root, root)
     paths = cityscapes_panoptic_paths(root, "val")
-    png = sorted(paths["png_folder"].iterdir())[0]
+    png = min(paths["png_folder"].iterdir())
     Image.open(png).convert("L").save(png)
     dataset = CityscapesPanoptic(root, "val")
     index = dataset.index_of(png.name.replace("_gtFine_panoptic.png", ""))
