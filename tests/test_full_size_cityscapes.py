@@ -60,6 +60,7 @@ def test_train_and_evaluate_on_a_cityscapes_tree(family, config, cityscapes_root
     assert main(train_argv(family, config, cityscapes_root, run, steps=2)) == 0
     record = read_run(run)
     assert record.model == name and record.steps == 2 * len(record.recipes) and record.results["num_images"] == 2
+    assert {recipe["num_train"] for recipe in record.recipes.values()} == {4}  # the tree's train images
     assert CategorySet.from_coco(json.loads((run / "categories.json").read_text())) == CITYSCAPES_TRAIN_ID_CATEGORIES
 
     predictions, results_json = tmp_path / "pred.json", tmp_path / "results.json"

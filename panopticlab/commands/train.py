@@ -22,6 +22,7 @@ rank 0 alone prints and writes the run folder.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
     from ..profiles import seed_everything
 
     train_recipe = recipes.recipe(name, profile, steps=args.steps)
+    if source is not None:  # the dataset's images, not the profile's number of synthetic ones
+        train_recipe = dataclasses.replace(train_recipe, num_train=len(source))
     seed_everything(seed)  # the initial weights
     model = zoo.build_model(name, categories)
     if is_main_process():
