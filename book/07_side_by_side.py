@@ -249,10 +249,15 @@ assert all(count > 20e6 for count in full.values()), "the full models are ResNet
 #   from the command line, `panopticlab train --model panoptic-fpn --config full --data coco
 #   ROOT` trains and scores a run, and `panopticlab evaluate --data coco ROOT --predictions
 #   P.json` writes predictions that panopticapi's `pq_compute` scores alike.
-# * **Several GPUs.** In a script started by `torchrun` (one process per GPU),
-#   `engine.distributed.init_distributed()` joins the processes (NCCL on GPUs, gloo on a
-#   CPU); the trainer then wraps the model in `DistributedDataParallel`, each process reads
-#   its own shard of every global batch, and only the first process writes checkpoints. The published recipes are for a global batch of 16-32 images:
+# * **Several GPUs.** `torchrun --nproc_per_node 8 -m panopticlab train --model panoptic-fpn
+#   --config full --data coco ROOT` starts one process per GPU; `train` joins them
+#   (`engine.distributed.init_distributed()`: NCCL on GPUs, gloo on a CPU), the trainer wraps
+#   the model in `DistributedDataParallel` and turns its BatchNorms into `SyncBatchNorm`,
+#   each process reads its own shard of every global batch, and only the first process
+#   writes the run folder. The recipe's batch is per process, so eight processes at batch 2
+#   make the published global batch of 16. The tests train every model of the table with
+#   two CPU processes and check that they take exactly the step of one process playing both
+#   ranks. The published recipes are for a global batch of 16-32 images:
 #   with fewer GPUs, keep the global batch (more images per GPU, or gradient accumulation)
 #   or scale the learning rate linearly with it (Goyal et al.), as detectron2's maintainers
 #   advise; a one-GPU Panoptic FPN run at the 8-GPU settings reached 30 PQ instead of 40
