@@ -38,7 +38,6 @@
 # trained, then a short sweep.
 
 # %%
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -46,7 +45,7 @@ from IPython.display import display
 
 import panopticlab
 from panopticlab import data, metrics, viz
-from panopticlab.engine import evaluate, pretrained, recipes, seconds_per_image, seconds_per_step
+from panopticlab.engine import evaluate, pretrained, recipes, runs, seconds_per_image, seconds_per_step
 from panopticlab.exercises import ch04
 from panopticlab.models import panoptic_fpn, semantic_fpn, zoo
 
@@ -137,11 +136,9 @@ del full_model
 # %%
 recipe = recipes.recipe("panoptic-fpn-tiny", profile)
 print(recipe)
-model = zoo.build_model("panoptic-fpn-tiny", CATEGORIES)
-start = time.perf_counter()
-history = recipes.fit(model, recipe, CATEGORIES, seed=profile.seed)
-training_seconds = time.perf_counter() - start
-print(f"trained {recipe.steps} steps in {training_seconds:.0f} s")
+model, training = runs.train_network(recipe, CATEGORIES, seed=profile.seed)
+history = training.history
+print(f"trained {recipe.steps} steps in {training.seconds:.0f} s")
 viz.plot_history(history, smooth=25)
 plt.show()
 
@@ -175,6 +172,9 @@ if profile.is_ci:
 EVAL_SIZE = recipe.image_size if not profile.is_ci else shipped_info["image_size"]
 val_set = recipes.val_data(size=EVAL_SIZE, num=profile.pick(ci=16, laptop=50, gpu=200), seed=0)
 evaluation = evaluate(model, val_set, CATEGORIES, ablations=("instance_only",), keep_predictions=True)
+if not profile.is_ci:  # kept for chapter 7; ci runs are too short to compare
+    runs.save_book_run(runs.record_run('panoptic-fpn-tiny', model, [training], evaluation, val_set, profile=profile.name,
+                                       seed=profile.seed))
 predictions = [prediction for _, prediction in evaluation.predictions]
 for index in (0, 1):
     display(viz.show_network_outputs(val_set[index].image, predictions[index], CATEGORIES, with_result=True,

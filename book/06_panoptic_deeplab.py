@@ -57,7 +57,7 @@ from IPython.display import display
 
 import panopticlab
 from panopticlab import data, metrics, postprocess, viz
-from panopticlab.engine import evaluate, pretrained, recipes, seconds_per_image
+from panopticlab.engine import evaluate, pretrained, recipes, runs, seconds_per_image
 from panopticlab.exercises import ch06
 from panopticlab.models import zoo
 from panopticlab.models.common import eval_mode
@@ -117,11 +117,9 @@ del network
 # %%
 recipe = recipes.recipe("panoptic-deeplab-tiny", profile)
 print(recipe)
-model = zoo.build_model("panoptic-deeplab-tiny", CATEGORIES)
-start = time.perf_counter()
-history = recipes.fit(model, recipe, CATEGORIES, seed=profile.seed)
-training_seconds = time.perf_counter() - start
-print(f"trained {recipe.steps} steps in {training_seconds:.0f} s")
+model, training = runs.train_network(recipe, CATEGORIES, seed=profile.seed)
+history = training.history
+print(f"trained {recipe.steps} steps in {training.seconds:.0f} s")
 viz.plot_history(history, smooth=25)
 plt.show()
 
@@ -148,6 +146,9 @@ EVAL_SIZE = recipe.image_size if not profile.is_ci else shipped_info["image_size
 STUFF_AREA = model.config.stuff_area_for(EVAL_SIZE**2)
 val_set = recipes.val_data(size=EVAL_SIZE, num=profile.pick(ci=16, laptop=50, gpu=200), seed=0)
 evaluation = evaluate(model, val_set, CATEGORIES, keep_predictions=True)
+if not profile.is_ci:  # kept for chapter 7; ci runs are too short to compare
+    runs.save_book_run(runs.record_run('panoptic-deeplab-tiny', model, [training], evaluation, val_set, profile=profile.name,
+                                       seed=profile.seed))
 kept = evaluation.predictions  # (record with the ground truth, prediction with every output) per image
 print(metrics.format_comparison({"Panoptic-DeepLab": evaluation.results}))
 

@@ -39,8 +39,9 @@
 #
 # **Run time** (measured by `panopticlab book run`): `ci` 21 s and `laptop` 26 s on two CPU cores;
 # `gpu` not yet measured.
-# No network is trained: the table comes from shipped run records, the figures from the
-# shipped weights.
+# No network is trained: the table comes from run records (those chapters 3-6 kept when
+# you ran them in this profile, else the shipped ones), the figures from the shipped
+# weights.
 
 # %%
 from collections import Counter
@@ -70,16 +71,22 @@ print(profile)
 # --train` does exactly that: it runs `panopticlab train --model NAME --profile laptop` for
 # the four models one after the other on one machine, and each run writes a **run record**
 # (`run.json`: the recipes, the training time, the scores of `metrics.PQAccumulator`, the
-# network's and the post-processing's time per image, the loss curves). The package ships
-# the records of such a run, so this table is rebuilt in a second, without training or
-# loading a weight:
+# network's and the post-processing's time per image, the loss curves). Chapters 3-6 keep
+# the same record of the run each of them trained (`runs.save_book_run`, in the work
+# folder). When all four are there for this profile, the table is yours; otherwise it
+# is the record the package ships of a `compare_models.py --train` run. Either way it
+# is rebuilt in a second, without training or loading a weight:
 
 # %%
-records = {LABELS[name]: record for name, record in runs.shipped_runs().items()}
-records = {label: records[label] for label in LABELS.values()}  # chapter order
+own_runs = runs.book_runs(profile.name)
+if set(LABELS) <= set(own_runs):
+    chosen, origin = own_runs, "your runs of chapters 3-6"
+else:
+    chosen, origin = runs.shipped_runs(), "the shipped records (run chapters 3-6 in this profile for yours)"
+records = {label: chosen[name] for name, label in LABELS.items()}  # chapter order
 display(Markdown(comparison.comparison_markdown(records)))
 first = next(iter(records.values()))
-print(f"profile {first.profile}, {first.results['num_images']} validation images of "
+print(f"from {origin}: profile {first.profile}, {first.results['num_images']} validation images of "
       f"{first.inference['image_size']} px; times on {first.inference['threads']} CPU threads")
 
 # %%

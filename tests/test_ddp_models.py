@@ -21,7 +21,11 @@ from panopticlab.commands import main
 from panopticlab.data.dataset import collate_panoptic
 from panopticlab.data.synthetic import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.engine import recipes, spawn
-from panopticlab.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
+from panopticlab.engine.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+)
 from panopticlab.engine.distributed import get_rank, init_distributed
 from panopticlab.engine.optim import build_optimizer, build_scheduler
 from panopticlab.engine.sampling import ResumableSampler
@@ -99,7 +103,7 @@ def one_process_playing_both_ranks(network, per_rank=True):
     shards = zip(*(shard_batches(dataset, recipe.batch_size, rank) for rank in range(WORLD_SIZE)))
     for _, batches in zip(range(STEPS), shards):
         optimizer.zero_grad()
-        groups = [indices for _, indices in batches] if per_rank else [sum((i for _, i in batches), [])]
+        groups = [indices for _, indices in batches] if per_rank else [[i for _, shard in batches for i in shard]]
         for rank, indices in enumerate(groups):
             dataset.set_epoch(batches[rank][0])
             restore_rng_state(streams[rank])

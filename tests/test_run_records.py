@@ -4,8 +4,22 @@ import math
 
 import pytest
 
-from panopticlab.engine.comparison import comparison_markdown, comparison_rows, replace_marked_section
-from panopticlab.engine.runs import RUN_FILE, TrainingRun, read_run, shipped_runs, thin_series, write_run
+from panopticlab.engine.comparison import (
+    comparison_markdown,
+    comparison_rows,
+    replace_marked_section,
+)
+from panopticlab.engine.runs import (
+    RUN_FILE,
+    TrainingRun,
+    book_runs,
+    read_run,
+    save_book_run,
+    shipped_runs,
+    thin_series,
+    train_network,
+    write_run,
+)
 
 
 def group(pq, sq, rq, n=3):
@@ -108,3 +122,28 @@ def test_the_readme_table_is_made_from_the_shipped_records():
     runs = shipped_runs()
     assert comparison_markdown({name: runs[name] for name in order}) in section, \
         "run `python scripts/compare_models.py --readme README.md` after changing the shipped records"
+
+
+def test_the_chapters_records_are_kept_in_the_work_folder_by_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("PANOPTICLAB_WORK_DIR", str(tmp_path))
+    assert book_runs("laptop") == {}
+    path = save_book_run(run("upsnet-tiny"))
+    assert path == tmp_path / "runs" / "upsnet-tiny" / RUN_FILE
+    save_book_run(run("baseline-tiny", profile="ci"))
+    assert {name: r.to_dict() for name, r in book_runs("laptop").items()} == {"upsnet-tiny": run("upsnet-tiny").to_dict()}
+    assert set(book_runs("ci")) == {"baseline-tiny"}
+
+
+def test_train_network_starts_every_run_of_a_recipe_from_the_same_weights(one_torch_thread):
+    import torch
+
+    from panopticlab.engine import recipes
+
+    recipe = recipes.recipe("pspnet-tiny", "ci", steps=1)
+    (first, trained), (second, _) = (train_network(recipe, seed=5, progress=False) for _ in range(2))
+    assert trained.name == "pspnet-tiny" and trained.recipe == recipe and trained.seconds > 0
+    assert trained.history.steps("loss") == [1]
+    for name, value in first.state_dict().items():
+        assert torch.equal(value, second.state_dict()[name]), name
+    other, _ = train_network(recipe, seed=6, progress=False)
+    assert any(not torch.equal(value, other.state_dict()[name]) for name, value in first.state_dict().items())

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from pathlib import Path
 
 from .common import CommandError, positive_int
@@ -69,27 +68,21 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
     from ..data.atomic import write_json
     from ..engine import recipes
     from ..engine.distributed import is_main_process
-    from ..engine.runs import TrainedNetwork
+    from ..engine.runs import train_network
     from ..metrics.report import to_json_compatible
-    from ..models import zoo
-    from ..profiles import seed_everything
 
     train_recipe = recipes.recipe(name, profile, steps=args.steps)
     if source is not None:  # the dataset's images, not the profile's number of synthetic ones
         train_recipe = dataclasses.replace(train_recipe, num_train=len(source))
-    seed_everything(seed)  # the initial weights
-    model = zoo.build_model(name, categories)
     if is_main_process():
         print(f"{name}: {train_recipe.steps} steps, batch {train_recipe.batch_size}{_per_process()}, "
               f"{train_recipe.image_size} px, {train_recipe.num_train} images -> {folder}")
-    start = time.perf_counter()
-    history = recipes.fit(model, train_recipe, categories, seed=seed, checkpoint_dir=folder,
-                          device=device, progress=not args.no_progress, source=source)
-    seconds = time.perf_counter() - start  # a resumed run counts only the steps it ran now
+    model, trained = train_network(train_recipe, categories, seed=seed, checkpoint_dir=folder, device=device,
+                                   progress=not args.no_progress, source=source)
     if is_main_process():
         write_json(folder / "recipe.json", train_recipe.to_dict(), indent=1)
-        write_json(folder / "history.json", to_json_compatible(history.state_dict()), indent=1)
-    return model, TrainedNetwork(name, train_recipe, history, seconds)
+        write_json(folder / "history.json", to_json_compatible(trained.history.state_dict()), indent=1)
+    return model, trained
 
 
 def _per_process() -> str:
@@ -121,7 +114,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     Under ``torchrun`` every process runs this; they train and evaluate together.
     """
-    from ..engine.distributed import destroy_distributed, init_distributed, is_distributed
+    from ..engine.distributed import (
+        destroy_distributed,
+        init_distributed,
+        is_distributed,
+    )
     from .evaluate import resolve_device
 
     joined_before = is_distributed()  # a caller's process group is the caller's to leave
@@ -142,9 +139,14 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
     from ..engine.recipes import val_data
     from ..engine.runs import record_run, write_run
     from ..models import zoo
-    from .evaluate import CATEGORIES_FILE, open_data
     from ..profiles import get_profile
-    from .evaluate import evaluation_record, print_evaluation, resolve_device
+    from .evaluate import (
+        CATEGORIES_FILE,
+        evaluation_record,
+        open_data,
+        print_evaluation,
+        resolve_device,
+    )
 
     args.model = model_name(args.model, args.config)
     row = zoo.spec(args.model)

@@ -15,23 +15,29 @@ holds what a comparison needs and nothing that needs the weights:
 * ``versions``: torch and torchvision.
 
 Times are wall-clock on the machine that trained: compare records made on one machine.
+
+The chapters train through :func:`train_network` (what ``panopticlab train`` runs for each
+network) and keep their records in the work folder (:func:`save_book_run`), so that
+chapter 7 can put the reader's own runs side by side (:func:`book_runs`).
 """
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RUN_FILE", "SHIPPED_RUNS", "TrainedNetwork", "TrainingRun", "read_run", "record_run", "shipped_run",
-           "shipped_runs", "thin_series", "write_run"]
+__all__ = ["RUN_FILE", "SHIPPED_RUNS", "BOOK_RUNS", "TrainedNetwork", "TrainingRun", "book_runs", "read_run",
+           "record_run", "save_book_run", "shipped_run", "shipped_runs", "thin_series", "train_network", "write_run"]
 
 RUN_FILE = "run.json"
 FORMAT_VERSION = 1
 # records of the four methods' laptop runs, made by scripts/compare_models.py --train
 SHIPPED_RUNS = Path(__file__).resolve().parent.parent / "checkpoints" / "runs"
+BOOK_RUNS = "runs"  # the chapters' records: panopticlab.work_dir(BOOK_RUNS) / <model> / run.json
 
 
 @dataclass
@@ -102,6 +108,26 @@ class TrainedNetwork:
     seconds: float
 
 
+def train_network(recipe, categories=None, *, seed: int, **fit_options):
+    """``(model, TrainedNetwork)``: the network of ``recipe`` built after seeding with ``seed``
+    (so every run of a recipe starts from the same weights), trained by
+    :func:`~.recipes.fit` (``fit_options`` passed on) and timed.
+
+    A resumed run's time counts only the steps it ran now.
+    """
+    from ..data.synthetic import SYNTHETIC_CATEGORIES
+    from ..models import zoo
+    from ..profiles import seed_everything
+    from . import recipes
+
+    categories = SYNTHETIC_CATEGORIES if categories is None else categories
+    seed_everything(seed)
+    model = zoo.build_model(recipe.model, categories)
+    start = time.perf_counter()
+    history = recipes.fit(model, recipe, categories, seed=seed, **fit_options)
+    return model, TrainedNetwork(recipe.model, recipe, history, time.perf_counter() - start)
+
+
 def record_run(name: str, model, trained: Sequence[TrainedNetwork], evaluation, samples, *, profile: str, seed: int,
                device=None, timing_images: int = 8) -> TrainingRun:
     """The record of a finished run: ``model`` (the assembled panoptic model), the networks
@@ -164,6 +190,22 @@ def read_run(path: str | os.PathLike) -> TrainingRun:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not JSON ({error})") from None
     return TrainingRun.from_dict(values, source=str(path))
+
+
+def save_book_run(run: TrainingRun) -> Path:
+    """Keep a chapter's record in the work folder (``work_dir("runs") / <model> / run.json``)."""
+    from ..profiles import work_dir
+
+    return write_run(work_dir(BOOK_RUNS) / run.model, run)
+
+
+def book_runs(profile: str) -> dict[str, TrainingRun]:
+    """The records the chapters kept for run profile ``profile`` in this work folder, by model name."""
+    from ..profiles import work_dir
+
+    folder = work_dir(BOOK_RUNS)
+    found = (read_run(path.parent) for path in sorted(folder.glob(f"*/{RUN_FILE}"))) if folder.is_dir() else ()
+    return {run.model: run for run in found if run.profile == profile}
 
 
 def shipped_runs() -> dict[str, TrainingRun]:

@@ -36,11 +36,27 @@ from tqdm.auto import tqdm
 
 from ..data.atomic import check_writable
 from ..profiles import seed_everything
-from .checkpoint import CHECKPOINT_NAME, capture_rng_state, find_checkpoint, load_checkpoint, restore_rng_state, \
-    save_checkpoint
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    capture_rng_state,
+    find_checkpoint,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from .config import OptimConfig
-from .distributed import all_gather_objects, all_reduce_mean, barrier, broadcast_buffers, check_on_main_process, \
-    get_rank, get_world_size, is_distributed, is_main_process, wrap_model
+from .distributed import (
+    all_gather_objects,
+    all_reduce_mean,
+    barrier,
+    broadcast_buffers,
+    check_on_main_process,
+    get_rank,
+    get_world_size,
+    is_distributed,
+    is_main_process,
+    wrap_model,
+)
 from .history import History
 from .optim import build_optimizer, build_scheduler
 from .sampling import ResumableSampler
