@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 from cityscapes_tree import (
+    BICYCLE,
     CAR,
     CARAVAN,
     PARKING,
@@ -22,10 +23,12 @@ from panopticlab.data import PanopticFormatError, from_label_divisor, to_label_d
 from panopticlab.data.cityscapes import (
     CITYSCAPES_CATEGORIES,
     CITYSCAPES_TRAIN_ID_CATEGORIES,
+    TRAIN_ID_TO_LABEL_ID,
     CityscapesPanoptic,
     cityscapes_panoptic_paths,
     label_id_to_train_id,
     panoptic_from_instance_ids,
+    predictions_with_label_ids,
 )
 
 FRAMES = {"val": {"frankfurt": ["000000_000294", "000001_005184"], "lindau": ["000000_000019", "000012_000019"]},
@@ -163,3 +166,24 @@ def test_label_divisor_round_trip(cityscapes_root):
 def test_bad_instance_ids(bad, pattern):
     with pytest.raises(PanopticFormatError, match=rf"frankfurt_x.png: .*{pattern}"):
         panoptic_from_instance_ids(bad, source="frankfurt_x.png")
+
+
+def test_predictions_get_label_ids_and_keep_their_segments(tmp_path):
+    predictions = {"annotations": [{"image_id": "lindau_000000_000019", "file_name": "lindau_000000_000019.png",
+                                    "segments_info": [{"id": 1, "category_id": 0}, {"id": 2, "category_id": 11},
+                                                      {"id": 3, "category_id": 18, "score": 0.9}]}],
+                   "categories": CITYSCAPES_TRAIN_ID_CATEGORIES.to_coco()}
+    path = tmp_path / "pred.json"
+    path.write_text(json.dumps(predictions))
+    predictions_with_label_ids(path)
+    converted = json.loads(path.read_text())
+    assert converted["annotations"][0]["segments_info"] == [{"id": 1, "category_id": ROAD},
+                                                            {"id": 2, "category_id": PERSON},
+                                                            {"id": 3, "category_id": BICYCLE, "score": 0.9}]
+    assert converted["categories"] == CITYSCAPES_CATEGORIES.to_coco()
+    for train_id, label_id in TRAIN_ID_TO_LABEL_ID.items():  # the table agrees with cityscapesScripts'
+        assert cityscapes_labels.id2label[label_id].trainId == train_id
+    before = path.read_text()
+    with pytest.raises(PanopticFormatError, match="not Cityscapes' 19 train ids"):
+        predictions_with_label_ids(path)  # converted already: refused, left as it was
+    assert path.read_text() == before

@@ -1,8 +1,9 @@
 """The command line end to end on a tiny Cityscapes tree converted by cityscapesScripts with train ids.
 
 * every family (tiny) and the full Panoptic-DeepLab: ``train --data cityscapes`` records the 19
-  train-id categories, ``evaluate --data cityscapes`` writes predictions with train ids that
-  cityscapesScripts' panoptic evaluator and panopticapi score as ``evaluate`` does;
+  train-id categories, ``evaluate --data cityscapes`` writes predictions with Cityscapes label ids that
+  cityscapesScripts' panoptic evaluator and panopticapi score, against the label-id
+  conversion, as ``evaluate`` does on the train-id one;
 * a ``--data`` run interrupted after its second step and continued with ``--resume`` ends with
   the weights and history of an uninterrupted run; without ``--resume`` it is refused;
 * a tree without the train-id conversion is refused, naming the missing file.
@@ -19,7 +20,9 @@ from cityscapes_tree import write_cityscapes_tree
 from panopticlab.commands import main
 from panopticlab.data.categories import CategorySet
 from panopticlab.data.cityscapes import (
+    CITYSCAPES_CATEGORIES,
     CITYSCAPES_TRAIN_ID_CATEGORIES,
+    TRAIN_ID_TO_LABEL_ID,
     cityscapes_panoptic_paths,
 )
 from panopticlab.engine.checkpoint import load_checkpoint
@@ -69,11 +72,13 @@ def test_train_and_evaluate_on_a_cityscapes_tree(family, config, cityscapes_root
                  "--device", "cpu"]) == 0
     ours = json.loads(results_json.read_text())["results"]
     assert ours["All"]["pq"] == pytest.approx(record.results["All"]["pq"], abs=1e-12)  # the same weights, images
-    gt = cityscapes_panoptic_paths(cityscapes_root, "val", use_train_id=True)
+    # the predictions carry label ids: scored against the label-id conversion, the benchmark's
+    gt = cityscapes_panoptic_paths(cityscapes_root, "val", use_train_id=False)
     written = json.loads(predictions.read_text())
     assert sorted(a["image_id"] for a in written["annotations"]) == \
         sorted(a["image_id"] for a in json.loads(gt["json_path"].read_text())["annotations"])
-    assert {s["category_id"] for a in written["annotations"] for s in a["segments_info"]} <= set(range(19))
+    assert {s["category_id"] for a in written["annotations"] for s in a["segments_info"]} <= set(CITYSCAPES_CATEGORIES.ids)
+    assert written["categories"] == CITYSCAPES_CATEGORIES.to_coco()
 
     # both report PQ, SQ and RQ as fractions (0..1), as our results do
     cityscapes = cityscapes_evaluation.evaluatePanoptic(str(gt["json_path"]), str(gt["png_folder"]), str(predictions),
@@ -85,9 +90,10 @@ def test_train_and_evaluate_on_a_cityscapes_tree(family, config, cityscapes_root
             assert ours[group][key] == pytest.approx(cityscapes[group][key], abs=1e-12), (group, key)
             assert ours[group][key] == pytest.approx(panopticapi[group][key], abs=1e-12), (group, key)
         assert ours[group]["n"] == cityscapes[group]["n"] == panopticapi[group]["n"]
-    assert sorted(cityscapes["per_class"]) == CITYSCAPES_TRAIN_ID_CATEGORIES.ids
-    for category_id, theirs in cityscapes["per_class"].items():
-        assert ours["per_class"][str(category_id)]["pq"] == pytest.approx(theirs["pq"], abs=1e-12), category_id
+    assert sorted(cityscapes["per_class"]) == CITYSCAPES_CATEGORIES.ids
+    for train_id, label_id in TRAIN_ID_TO_LABEL_ID.items():
+        theirs = cityscapes["per_class"][label_id]
+        assert ours["per_class"][str(train_id)]["pq"] == pytest.approx(theirs["pq"], abs=1e-12), label_id
 
 
 class Interrupted(Exception):

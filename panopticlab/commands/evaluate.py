@@ -14,7 +14,10 @@ The model form scores a trained model on the synthetic validation split, or with
 categories its run folder recorded (``categories.json``): the PQ table,
 the mIoU when the model predicts a semantic map, and the ablations its row of the model
 table names (for the baseline: each network alone). ``--predictions`` also writes the
-panoptic predictions in COCO panoptic format, for ``pq_compute`` or the folder form.
+panoptic predictions in COCO panoptic format, for ``pq_compute`` or the folder form;
+with ``--data cityscapes`` their categories are Cityscapes' label ids (``person`` is
+24), as the benchmark and cityscapesScripts' evaluator read them against
+``gtFine/cityscapes_panoptic_val.json``.
 """
 from __future__ import annotations
 
@@ -244,7 +247,14 @@ def run_model_evaluation(args: argparse.Namespace) -> int:
                           predictions_json=args.predictions, progress=not args.no_progress)
     print_evaluation(args.model, evaluation, per_class=args.per_class)
     if args.predictions:
-        print(f"predictions written to {args.predictions}")
+        if args.data and args.data[0] == "cityscapes":
+            from ..data.cityscapes import predictions_with_label_ids
+
+            predictions_with_label_ids(args.predictions)
+            print(f"predictions written to {args.predictions} with Cityscapes label ids "
+                  f"(score them against gtFine/cityscapes_panoptic_val.json)")
+        else:
+            print(f"predictions written to {args.predictions}")
     if args.results_json:
         write_json(args.results_json, evaluation_record(args.model, evaluation), indent=1)
         print(f"results written to {args.results_json}")

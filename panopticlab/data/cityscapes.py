@@ -14,6 +14,7 @@ name). :func:`panoptic_from_instance_ids` does the same conversion in memory, an
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -64,6 +65,29 @@ label_id_to_train_id = np.full(NUM_LABEL_IDS, IGNORE_TRAIN_ID, dtype=np.int64)
 label_id_to_train_id[[label_id for _, label_id, _, _, _ in CITYSCAPES_LABELS]] = \
     [train_id for _, _, train_id, _, _ in CITYSCAPES_LABELS]
 label_id_to_train_id.flags.writeable = False
+TRAIN_ID_TO_LABEL_ID = {train_id: label_id for _, label_id, train_id, _, _ in CITYSCAPES_LABELS}
+
+
+def predictions_with_label_ids(json_path: PathLike) -> Path:
+    """Rewrite a predictions JSON of the 19 train-id categories with Cityscapes label ids, in place.
+
+    The benchmark and cityscapesScripts' ``evalPanopticSemanticLabeling.py`` (by default
+    against ``gtFine/cityscapes_panoptic_val.json``) expect label ids (``person`` is 24,
+    not 11). Only the JSON changes: the PNGs hold segment ids, not categories. Written
+    atomically; a file with other categories is refused and left as it was.
+    """
+    from .atomic import write_json
+
+    json_path = Path(json_path)
+    predictions = json.loads(json_path.read_text())
+    if CategorySet.from_coco(predictions.get("categories", [])).to_coco() != CITYSCAPES_TRAIN_ID_CATEGORIES.to_coco():
+        raise PanopticFormatError(f"{json_path}: its categories are not Cityscapes' 19 train ids; "
+                                  f"only predictions made with train ids are converted")
+    for annotation in predictions["annotations"]:
+        for segment in annotation["segments_info"]:
+            segment["category_id"] = TRAIN_ID_TO_LABEL_ID[segment["category_id"]]
+    predictions["categories"] = CITYSCAPES_CATEGORIES.to_coco()
+    return write_json(json_path, predictions)
 
 
 def panoptic_from_instance_ids(instance_ids: np.ndarray, use_train_id: bool = False,
@@ -152,5 +176,6 @@ class CityscapesPanoptic(CocoPanoptic):
 
 __all__ = [
     "CITYSCAPES_CATEGORIES", "CITYSCAPES_LABELS", "CITYSCAPES_TRAIN_ID_CATEGORIES", "CityscapesPanoptic",
-    "cityscapes_panoptic_paths", "label_id_to_train_id", "panoptic_from_instance_ids",
+    "TRAIN_ID_TO_LABEL_ID", "cityscapes_panoptic_paths", "label_id_to_train_id", "panoptic_from_instance_ids",
+    "predictions_with_label_ids",
 ]
