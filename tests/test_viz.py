@@ -461,3 +461,14 @@ def test_semantic_fpn_diagram_is_drawn_from_the_module():
     texts = [t.get_text() for t in figure.axes[0].texts]
     assert "conv 1x1\n-> 6" in texts
     plt.close(figure)
+
+
+def test_comparison_figure_leaves_room_for_its_legends():
+    from panopticlab.engine.runs import shipped_runs
+    from panopticlab.viz import plot_comparison
+
+    records = shipped_runs()
+    scores, parts, times = plot_comparison(records).axes
+    assert [t.get_text() for t in times.get_xticklabels()] == list(records)
+    tallest = max(1000 * (r.inference["network"] + r.inference["postprocess"]) for r in records.values())
+    assert times.get_ylim()[1] >= 1.15 * tallest and scores.get_ylim()[1] > 100 and parts.get_ylim()[1] > 100

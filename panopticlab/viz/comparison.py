@@ -42,6 +42,8 @@ def plot_comparison(runs: Mapping[str, object], figsize=(13, 3.6)):
         ax.legend(fontsize=7, ncol=3, loc="upper center")
     scores.set_ylim(0, 115)  # room for the legend above the bars
     parts.set_ylim(0, 115)
+    tallest = np.nanmax(network + post) if np.isfinite(network + post).any() else 1.0
+    times.set_ylim(0, 1.2 * tallest)
     return figure
 
 
