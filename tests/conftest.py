@@ -82,3 +82,11 @@ def read_only(monkeypatch):
     yield make
     for folder in made:
         folder.chmod(0o755)
+
+
+@pytest.fixture(scope="module")
+def coco_root(tmp_path_factory):
+    """A small COCO-format dataset with COCO-like sparse ids (tests/full_size.py), once per test module."""
+    from full_size import write_coco_root
+
+    return write_coco_root(tmp_path_factory.mktemp("coco"))

@@ -1,14 +1,9 @@
-"""The full-size path end to end for upsnet, panoptic-deeplab: see tests/full_size.py."""
+"""The full-size path end to end for upsnet, panoptic-deeplab: see tests/full_size.py (the
+COCO files come from the ``coco_root`` fixture of tests/conftest.py)."""
 import pytest
-
-from full_size import check_full_model_on_coco_files, write_coco_root
+from full_size import check_full_model_on_coco_files
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def coco_root(tmp_path_factory):
-    return write_coco_root(tmp_path_factory.mktemp("coco"))
 
 
 @pytest.mark.parametrize("family", ["upsnet", "panoptic-deeplab"])

@@ -17,10 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .categories import CategorySet
-from .cityscapes import CityscapesPanoptic
-from .coco import CocoPanoptic
+from .cityscapes import CityscapesPanoptic, cityscapes_panoptic_paths
+from .coco import CocoPanoptic, coco_panoptic_paths
 
 DATA_KINDS = ("coco", "cityscapes")
+# what a missing annotation file is, and what makes it
+_PREPARED_BY = {"coco": ("COCO panoptic {split!r} split", "datasets/prepare_coco_panoptic.sh lays one out"),
+                "cityscapes": ("Cityscapes panoptic {split!r} split with train ids",
+                               "datasets/prepare_cityscapes_panoptic.sh writes one")}
 
 __all__ = ["DATA_KINDS", "open_split"]
 
@@ -33,19 +37,12 @@ def open_split(kind: str, root: str | Path, split: str) -> tuple[CocoPanoptic, C
         FileNotFoundError: the split's annotation file is missing (the message names it
             and the script that prepares the dataset).
     """
-    root = Path(root)
-    if kind == "coco":
-        json_path = root / "annotations" / f"panoptic_{split}.json"
-        if not json_path.is_file():
-            raise FileNotFoundError(f"{json_path}: no COCO panoptic {split!r} split there "
-                                    f"(datasets/prepare_coco_panoptic.sh lays one out)")
-        source = CocoPanoptic(json_path)
-    elif kind == "cityscapes":
-        json_path = root / "gtFine" / f"cityscapes_panoptic_{split}_trainId.json"
-        if not json_path.is_file():
-            raise FileNotFoundError(f"{json_path}: no Cityscapes panoptic {split!r} split with train ids there "
-                                    f"(datasets/prepare_cityscapes_panoptic.sh writes one)")
-        source = CityscapesPanoptic(root, split, use_train_id=True)
-    else:
+    if kind not in DATA_KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; known: {', '.join(DATA_KINDS)} (or none: the built-in data)")
+    json_path = (coco_panoptic_paths(root, split) if kind == "coco"
+                 else cityscapes_panoptic_paths(root, split, use_train_id=True))["json_path"]
+    if not json_path.is_file():
+        what, script = _PREPARED_BY[kind]
+        raise FileNotFoundError(f"{json_path}: no {what.format(split=split)} there ({script})")
+    source = CocoPanoptic(json_path) if kind == "coco" else CityscapesPanoptic(root, split, use_train_id=True)
     return source, source.categories
