@@ -7,6 +7,20 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+
+def pytest_configure(config):
+    """Under `pytest -n N` the N workers share the machine's cores: each worker, and every kernel
+    or process it starts (they inherit OMP_NUM_THREADS), gets its share of them. Four torch
+    threads on two cores spin-wait for one another: a chapter then ran 5x slower."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
 from panopticlab.data import SYNTHETIC_CATEGORIES, PanopticSegmentation  # noqa: E402
 
 

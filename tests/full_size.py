@@ -1,6 +1,7 @@
 """Shared by the full-size path tests: a tiny COCO-format dataset with COCO-like ids, and the
-end-to-end check of one model family (`train --config full --data coco`, then `evaluate
---data coco` with the recorded categories, scored again by panopticapi)."""
+end-to-end check of one model family (`train --config full --data coco --input-size 64`, then
+`evaluate --data coco` with the recorded categories and input size, scored again by panopticapi).
+The full models' published input size is checked where they are built (tests/test_models_*.py)."""
 import dataclasses
 import json
 
@@ -13,6 +14,8 @@ from panopticlab.data.coco import write_coco_panoptic
 from panopticlab.data.panoptic import PanopticSegmentation
 from panopticlab.data.synthetic import SyntheticPanoptic
 from panopticlab.engine.runs import read_run
+from panopticlab.models.common import ImageBatcher
+from panopticlab.models.zoo import build_model
 
 # COCO-like sparse ids in another order than the built-in data's (stuff listed first), so
 # nothing can lean on the built-in ids or on things coming first
@@ -37,10 +40,15 @@ def check_full_model_on_coco_files(family, coco_root, tmp_path):
     from panopticapi.evaluation import pq_compute
 
     run = tmp_path / "run"
+    # --input-size 64: the networks that resize inside take the 64 px images at 64 px, not the
+    # published 800 (which costs minutes a step on two cores); evaluate reads it from the run
     assert main(["train", "--model", family, "--config", "full", "--data", "coco", str(coco_root), "--profile", "ci",
-                 "--steps", "2", "--output", str(run), "--no-progress", "--device", "cpu"]) == 0
+                 "--steps", "2", "--input-size", "64", "--output", str(run), "--no-progress", "--device", "cpu"]) == 0
     record = read_run(run)
     assert record.model == f"{family}-full" and record.steps == 2 * len(record.recipes) and record.results["num_images"] == 2
+    for name, recipe in record.recipes.items():  # recorded where the network resizes its images
+        resizes = any(isinstance(m, ImageBatcher) and not m.keep_size for m in build_model(name, CATEGORIES).modules())
+        assert recipe["input_size"] == (64 if resizes else None), name
     assert CategorySet.from_coco(json.loads((run / "categories.json").read_text())) == CATEGORIES
     predictions, results_json = tmp_path / "pred.json", tmp_path / "results.json"
     assert main(["evaluate", "--model", f"{family}-full", "--checkpoint", str(run), "--data", "coco", str(coco_root),

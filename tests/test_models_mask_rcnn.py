@@ -53,6 +53,28 @@ def test_full_config_is_torchvisions_maskrcnn_resnet50_fpn():
     assert got[0]["masks"].shape[1:] == (1, 80, 96)
 
 
+def test_input_size_option_resizes_every_batcher_in_the_published_ratio():
+    """`train --input-size`: a full detector on 64 px test images resizes them to 64 px, not 800."""
+    from panopticlab.models.common import ImageBatcher, set_input_size
+    from panopticlab.models.pspnet import for_categories as pspnet_for_categories
+
+    published, tiny = ImageBatcher(800, 1333), ImageBatcher(None)
+    images = [torch.rand(3, 48, 96)]
+    assert published.batch(images).images.image_sizes == [(666, 1333)]  # long side capped at 1333
+    assert tiny.batch(images).images.image_sizes == [(48, 96)]  # kept
+    for batcher in (published, tiny):
+        batcher.set_input_size(64)
+        assert (batcher.min_size, batcher.max_size) == ((64,), 107)  # 64 x 1333 / 800
+    assert published.batch(images).images.image_sizes == [(53, 107)]
+    assert published.batch([torch.rand(3, 64, 64)]).images.image_sizes == [(64, 64)]
+    with pytest.raises(ValueError, match="positive number of pixels, got 0"):
+        published.set_input_size(0)
+    model = build_full(num_classes=3)
+    assert set_input_size(model, 96) == 1 and model.transform.min_size == (96,)
+    for keeps_the_data_size in (pspnet_for_categories(CATS, size="full"), for_categories(CATS)):
+        assert set_input_size(keeps_the_data_size, 96) == 0 and keeps_the_data_size.transform.keep_size
+
+
 def test_full_parameter_count_matches_coco_maskrcnn():
     reference = sum(p.numel() for p in maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).parameters())
     assert sum(p.numel() for p in build_full().parameters()) == reference  # 91 classes: 44.4M

@@ -2,6 +2,7 @@
 and runs top to bottom in the `ci` profile; the student edition strips every solution."""
 import ast
 import importlib
+import re
 import jupytext
 import pytest
 
@@ -16,14 +17,83 @@ def code_cells(path):
     return [c.source for c in load_chapter(path).cells if c.cell_type == "code"]
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
-def test_source_is_canonical_py_percent(path):
-    """The .py file is what jupytext writes back: one source of truth, readable diffs."""
-    text = path.read_text(encoding="utf-8")
+def notebook_content(text: str) -> dict:
+    """What a py:percent chapter holds for its reader and the kernel: every cell's type, source
+    and metadata, the kernelspec and the paired formats. Not the jupytext version that wrote
+    the header, nor how a given jupytext release spaces the file."""
     notebook = jupytext.reads(text, fmt="py:percent")
-    assert jupytext.writes(notebook, fmt="py:percent") == text, \
-        f"{path.name} is not in canonical py:percent form; run `jupytext --to py:percent {path.name}`"
-    assert sum(c.cell_type == "markdown" for c in notebook.cells) >= 5, "a chapter teaches in prose"
+    return {"cells": [(c.cell_type, c.source, dict(c.metadata)) for c in notebook.cells],
+            "kernelspec": notebook.metadata.get("kernelspec"),
+            "formats": notebook.metadata.get("jupytext", {}).get("formats")}
+
+
+def round_trip_differences(text: str) -> list[str]:
+    """How the chapter ``text`` changes when jupytext reads it and writes it back (as saving in
+    JupyterLab does): one line per changed cell or header field; none for a canonical chapter."""
+    before = notebook_content(text)
+    after = notebook_content(jupytext.writes(jupytext.reads(text, fmt="py:percent"), fmt="py:percent"))
+    differences = [f"{key}: {before[key]!r} -> {after[key]!r}" for key in ("kernelspec", "formats")
+                   if before[key] != after[key]]
+    if len(before["cells"]) != len(after["cells"]):
+        differences.append(f"{len(before['cells'])} cells -> {len(after['cells'])}")
+    differences += [f"cell {i}: {old!r} -> {new!r}" for i, (old, new) in enumerate(zip(before["cells"], after["cells"]))
+                    if old != new]
+    return differences
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_source_survives_a_jupytext_round_trip(path):
+    """The .py file is what saving the notebook writes back: one source of truth, readable diffs."""
+    text = path.read_text(encoding="utf-8")
+    assert not round_trip_differences(text), \
+        f"{path.name} changes when saved from JupyterLab; run `jupytext --to py:percent {path.name}`"
+    content = notebook_content(text)
+    assert content["formats"] == "ipynb,py:percent", "the chapter pairs with its notebook"
+    assert sum(kind == "markdown" for kind, _, _ in content["cells"]) >= 5, "a chapter teaches in prose"
+
+
+@pytest.mark.parametrize("version", ["1.16.0", "1.19.6", "1.19.7", "2.0.0", "99.1.0"])
+def test_round_trip_ignores_the_jupytext_release_that_saved_the_chapter(version):
+    """A chapter saved by an older or newer jupytext passes: the header's version line is not content."""
+    text = CHAPTERS[0].read_text(encoding="utf-8")
+    resaved, count = re.subn(r"(?m)^(#\s+jupytext_version:).*$", rf"\g<1> {version}", text)
+    assert count == 1 and not round_trip_differences(resaved)
+    assert not round_trip_differences(re.sub(r"(?m)^#\s+jupytext_version:.*\n", "", text))
+
+
+def test_round_trip_names_what_a_release_would_change(monkeypatch):
+    """The check can fail: a jupytext that wrote a cell or the kernelspec back otherwise is caught."""
+    text = CHAPTERS[0].read_text(encoding="utf-8")
+    real_writes = jupytext.writes
+
+    def writes_otherwise(notebook, fmt):
+        notebook.cells[3].source += "\n# one more line"
+        notebook.metadata["kernelspec"]["name"] = "python3-other"
+        return real_writes(notebook, fmt=fmt)
+
+    monkeypatch.setattr(jupytext, "writes", writes_otherwise)
+    differences = round_trip_differences(text)
+    assert [d.split(":")[0] for d in differences] == ["kernelspec", "cell 3"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_book_sync_then_saving_in_jupyterlab_keeps_the_chapter(path, tmp_path):
+    """`panopticlab book sync`, then JupyterLab's save (jupytext's contents manager writes the
+    paired .py): the chapter's content is unchanged and the next round-trip test still passes,
+    whatever jupytext version the save writes into the header."""
+    from jupytext import TextFileContentsManager
+
+    from panopticlab.book.editions import sync_notebook
+
+    copy = tmp_path / path.name
+    copy.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    sync_notebook(copy)
+    manager = TextFileContentsManager(root_dir=str(tmp_path))
+    manager.save(manager.get(copy.with_suffix(".ipynb").name), copy.with_suffix(".ipynb").name)
+    saved = copy.read_text(encoding="utf-8")
+    assert f"jupytext_version: {jupytext.__version__}" in saved  # the save did rewrite the .py
+    assert notebook_content(saved) == notebook_content(path.read_text(encoding="utf-8"))
+    assert not round_trip_differences(saved)
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)

@@ -2,7 +2,8 @@
 
     panopticlab evaluate --gt-json G --gt-folder GF --pred-json P --pred-folder PF \\
         [--workers N] [--output results.json] [--per-class] [--breakdown]
-    panopticlab evaluate --model NAME (--checkpoint PATH | --pretrained) [--data KIND ROOT] [--predictions JSON]
+    panopticlab evaluate --model NAME (--checkpoint PATH | --pretrained) [--data KIND ROOT] [--predictions JSON] \\
+        [--input-size PX]
 
 The folder form takes the same inputs as panopticapi's ``pq_compute`` and gives its
 numbers; it prints panopticapi's table, and ``--output`` writes the full results
@@ -60,6 +61,9 @@ def add_parser(commands) -> None:
                        help="score on the val split of a dataset on disk: coco ROOT or cityscapes ROOT")
     model.add_argument("--num-images", type=positive_int, default=50, help="validation images (default 50)")
     model.add_argument("--image-size", type=positive_int, default=128, help="their side in pixels (default 128)")
+    model.add_argument("--input-size", type=positive_int, default=None, metavar="PX",
+                       help="the short side a network that resizes its images resizes them to (default: the "
+                            "run's `train --input-size`, else the model's published size)")
     model.add_argument("--val-seed", type=int, default=0, help="seed of the validation split (default 0)")
     model.add_argument("--predictions", default=None, metavar="JSON",
                        help="also write the predictions in COCO panoptic format (PNGs next to JSON)")
@@ -153,16 +157,36 @@ def run_categories(checkpoint: str | None):
     return SYNTHETIC_CATEGORIES
 
 
-def trained_model(name: str, checkpoint: str | None, pretrained: bool, categories=None):
+def recorded_input_size(checkpoint: Path) -> int | None:
+    """The ``input_size`` of the ``recipe.json`` that ``panopticlab train`` wrote beside a checkpoint."""
+    import json
+
+    from ..engine.config import TrainRecipe
+
+    recipe = (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "recipe.json"
+    if not recipe.is_file():
+        return None
+    try:
+        return TrainRecipe.from_dict(json.loads(recipe.read_text(encoding="utf-8"))).input_size
+    except (ValueError, TypeError, KeyError) as error:
+        raise CommandError(f"{recipe}: not a recipe written by `panopticlab train` ({error})") from error
+
+
+def trained_model(name: str, checkpoint: str | None, pretrained: bool, categories=None, input_size: int | None = None):
     """Model ``name`` of the table with the weights ``checkpoint`` (a file or run folder) or ``pretrained`` names,
-    built for ``categories`` (default: those of the run, see :func:`run_categories`)."""
+    built for ``categories`` (default: those of the run, see :func:`run_categories`), resizing its
+    images to ``input_size`` (default: the size the run was trained at, see :func:`recorded_input_size`)."""
     from ..engine.checkpoint import load_model_weights
     from ..engine.pretrained import load_pretrained
     from ..models import zoo
+    from ..models.common import set_input_size
 
     row = zoo.spec(name)
     if pretrained:
-        return load_pretrained(name)[0]
+        model = load_pretrained(name)[0]
+        if input_size is not None:
+            set_input_size(model, input_size)
+        return model
     categories = categories or run_categories(checkpoint)
     if checkpoint is None:
         raise CommandError("give the weights: --checkpoint PATH or --pretrained")
@@ -170,6 +194,9 @@ def trained_model(name: str, checkpoint: str | None, pretrained: bool, categorie
 
     def load(component: str, where: Path):
         network = zoo.build_model(component, categories)
+        size = input_size or recorded_input_size(where)
+        if size is not None:
+            set_input_size(network, size)
         load_model_weights(_checkpoint_file(where), network)
         return network.eval()
 
@@ -242,7 +269,7 @@ def run_model_evaluation(args: argparse.Namespace) -> int:
     else:
         samples = val_data(size=args.image_size, num=args.num_images, seed=args.val_seed)
         categories = SYNTHETIC_CATEGORIES
-    model = trained_model(args.model, args.checkpoint, args.pretrained, categories).to(device)
+    model = trained_model(args.model, args.checkpoint, args.pretrained, categories, args.input_size).to(device)
     evaluation = evaluate(model, samples, categories, device, ablations=row.ablations,
                           predictions_json=args.predictions, progress=not args.no_progress)
     print_evaluation(args.model, evaluation, per_class=args.per_class)

@@ -1,7 +1,7 @@
 """``panopticlab train``: train a model of the table with its recipe for the run profile.
 
     panopticlab train --model NAME [--profile P] [--steps N] [--output DIR] [--resume]
-    panopticlab train --model FAMILY --config tiny|full [--data coco|cityscapes ROOT] ...
+    panopticlab train --model FAMILY --config tiny|full [--data coco|cityscapes ROOT] [--input-size PX] ...
 
 The run follows the model's recipe (:func:`panopticlab.engine.recipes.recipe`) and
 writes into ``DIR`` its checkpoint (``last.pt``), history (``history.json``), recipe
@@ -10,6 +10,8 @@ writes into ``DIR`` its checkpoint (``last.pt``), history (``history.json``), re
 trained networks (the baseline) trains them one after the other, each in
 ``DIR/<network>/``, then assembles and scores the whole. With ``--resume`` an
 interrupted run continues from its checkpoint and ends as an uninterrupted one would.
+``--input-size PX`` makes a network that resizes its images inside (800 px on COCO) resize
+them to PX instead (recorded in ``recipe.json``, which ``panopticlab evaluate`` reads back).
 With ``--data KIND ROOT`` it trains on that dataset's train split
 (:func:`panopticlab.data.datasets.open_split`), scores its val split and records the
 categories in ``DIR/categories.json`` for ``panopticlab evaluate``.
@@ -47,6 +49,10 @@ def add_parser(commands) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of data, augmentation and weights "
                                                                "(default: the profile's)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when present)")
+    parser.add_argument("--input-size", type=positive_int, default=None, metavar="PX",
+                        help="the short side a network that resizes its images (Mask R-CNN, Panoptic FPN, UPSNet: "
+                             "800 px, the published size) resizes them to instead, e.g. for small images or a "
+                             "small GPU; recorded in the run, which evaluate then reads (default: the model's)")
     parser.add_argument("--num-val", type=positive_int, default=None,
                         help="validation images scored after training (default: the profile's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -74,13 +80,15 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
     train_recipe = recipes.recipe(name, profile, steps=args.steps)
     if source is not None:  # the dataset's images, not the profile's number of synthetic ones
         train_recipe = dataclasses.replace(train_recipe, num_train=len(source))
+    if args.input_size is not None:
+        train_recipe = dataclasses.replace(train_recipe, input_size=args.input_size)
     if is_main_process():
         print(f"{name}: {train_recipe.steps} steps, batch {train_recipe.batch_size}{_per_process()}, "
               f"{train_recipe.image_size} px, {train_recipe.num_train} images -> {folder}")
     model, trained = train_network(train_recipe, categories, seed=seed, checkpoint_dir=folder, device=device,
                                    progress=not args.no_progress, source=source)
     if is_main_process():
-        write_json(folder / "recipe.json", train_recipe.to_dict(), indent=1)
+        write_json(folder / "recipe.json", trained.recipe.to_dict(), indent=1)
         write_json(folder / "history.json", to_json_compatible(trained.history.state_dict()), indent=1)
     return model, trained
 

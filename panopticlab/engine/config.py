@@ -127,6 +127,10 @@ class TrainRecipe:
         grad_clip: clip the global gradient norm to this value; ``None``: no clipping.
         augment_scale: ``(min, max)`` of the random rescaling before the crop;
             ``(1, 1)`` turns scale augmentation off (horizontal flips stay).
+        input_size: the short side, in pixels, that a network which resizes its images
+            inside (Mask R-CNN, Panoptic FPN, UPSNet: 800 on COCO) resizes them to instead
+            (:func:`~panopticlab.models.common.set_input_size`); ``None`` keeps the model's
+            own. Networks that take images at the data's size ignore it.
     """
 
     model: str
@@ -137,6 +141,7 @@ class TrainRecipe:
     optim: OptimConfig = field(default_factory=OptimConfig)
     grad_clip: float | None = None
     augment_scale: tuple[float, float] = (1.0, 1.0)
+    input_size: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:
@@ -147,6 +152,8 @@ class TrainRecipe:
                     if not (isinstance(getattr(self, name), int) and getattr(self, name) > 0)]
         if self.num_train < self.batch_size:
             problems.append(f"num_train ({self.num_train}) is smaller than one batch ({self.batch_size})")
+        if self.input_size is not None and not (isinstance(self.input_size, int) and self.input_size > 0):
+            problems.append(f"input_size must be a positive integer or None, got {self.input_size!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             problems.append(f"grad_clip must be positive or None, got {self.grad_clip}")
         if len(self.augment_scale) != 2 or not 0 < self.augment_scale[0] <= self.augment_scale[1]:

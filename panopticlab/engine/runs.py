@@ -110,19 +110,24 @@ class TrainedNetwork:
 
 def train_network(recipe, categories=None, *, seed: int, **fit_options):
     """``(model, TrainedNetwork)``: the network of ``recipe`` built after seeding with ``seed``
-    (so every run of a recipe starts from the same weights), trained by
+    (so every run of a recipe starts from the same weights), resizing its images to the
+    recipe's ``input_size`` if it has one (the recipe returned says ``None`` for a network
+    that does not resize), trained by
     :func:`~.recipes.fit` (``fit_options`` passed on) and timed.
 
     A resumed run's time counts only the steps it ran now.
     """
     from ..data.synthetic import SYNTHETIC_CATEGORIES
     from ..models import zoo
+    from ..models.common import set_input_size
     from ..profiles import seed_everything
     from . import recipes
 
     categories = SYNTHETIC_CATEGORIES if categories is None else categories
     seed_everything(seed)
     model = zoo.build_model(recipe.model, categories)
+    if recipe.input_size is not None and not set_input_size(model, recipe.input_size):
+        recipe = recipe.replace(input_size=None)  # the network takes its images at the data's size
     start = time.perf_counter()
     history = recipes.fit(model, recipe, categories, seed=seed, **fit_options)
     return model, TrainedNetwork(recipe.model, recipe, history, time.perf_counter() - start)

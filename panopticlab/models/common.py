@@ -30,6 +30,7 @@ from ..data.categories import VOID_LABEL, CategorySet
 from ..data.panoptic import PanopticSegmentation
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Batch", "ImageBatcher", "PanopticPrediction", "as_image_list",
+           "set_input_size",
            "detections_to_numpy", "eval_mode", "require_categories", "semantic_targets", "map_train_ids"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -115,6 +116,15 @@ class ImageBatcher(GeneralizedRCNNTransform):
                          size_divisible=size_divisible)
         self.keep_size = min_size is None
 
+    def set_input_size(self, short_side: int) -> None:
+        """Resize every image to a short side of ``short_side`` px, the long side capped at the
+        published ratio (``max_size / min_size``, 1333 / 800 for COCO) times it; for tiny inputs
+        (a test's 64 px images) or a smaller GPU. The weights do not depend on it."""
+        if not (isinstance(short_side, int) and short_side > 0):
+            raise ValueError(f"the input size must be a positive number of pixels, got {short_side!r}")
+        ratio = self.max_size / self.min_size[-1]
+        self.min_size, self.max_size, self.keep_size = (short_side,), round(short_side * ratio), False
+
     def resize(self, image, target=None):
         if self.keep_size:
             return image, target
@@ -179,6 +189,17 @@ class ImageBatcher(GeneralizedRCNNTransform):
         if len(set(batch.original_sizes)) == 1:
             return torch.stack(outputs)
         return outputs
+
+
+def set_input_size(model: nn.Module, short_side: int) -> int:
+    """Make every :class:`ImageBatcher` of ``model`` that resizes its images (the full Mask R-CNN
+    family) resize them to a short side of ``short_side`` px instead (:meth:`ImageBatcher.set_input_size`).
+    Returns how many it changed: 0 for a model that takes its images at the data's size (PSPNet,
+    Panoptic-DeepLab, the tiny models), which is left as it is."""
+    batchers = [m for m in model.modules() if isinstance(m, ImageBatcher) and not m.keep_size]
+    for batcher in batchers:
+        batcher.set_input_size(short_side)
+    return len(batchers)
 
 
 def detections_to_numpy(detections: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
