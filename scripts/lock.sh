@@ -22,13 +22,16 @@ if [ ! -x "$TOOLS/bin/uv" ] || [ "$("$TOOLS/bin/uv" --version | cut -d' ' -f2)" 
     "$PYTHON" -m venv "$TOOLS"
     "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
-pair=$(mktemp)
-trap 'rm -f "$pair"' EXIT
+pair=$(mktemp) constraints=$(mktemp)
+trap 'rm -f "$pair" "$constraints"' EXIT
 printf '%s\n' "${TORCH_PAIR[@]}" > "$pair"
+# uv does not apply the upper bound of a release's Requires-Python: typing 3.10.0.0 (needed
+# by cityscapesscripts) declares <3.5, and pip finds no typing 3.10.0.0 for Python 3.11
+printf '%s\n' "typing<3.10" > "$constraints"
 # Without --upgrade, uv keeps every pin already in $LOCK that still satisfies pyproject.toml.
-"$TOOLS/bin/uv" pip compile pyproject.toml "$pair" --extra dev \
+"$TOOLS/bin/uv" pip compile pyproject.toml "$pair" --constraint "$constraints" --extra dev \
     --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
     --generate-hashes --no-header --annotation-style line --output-file "$LOCK" "$@"
-# the pair's temporary file name would otherwise appear in the "# via" comments
-sed -i "s|-r $pair|the torch/torchvision pair of scripts/lock.sh|" "$LOCK"
+# the temporary files' names would otherwise appear in the "# via" comments
+sed -i -e "s|-r $pair|the torch/torchvision pair of scripts/lock.sh|" -e "s|, -c $constraints||" "$LOCK"
 echo "[lock] $(grep -c '^[A-Za-z0-9]' "$LOCK") packages pinned in $LOCK"
