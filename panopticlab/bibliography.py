@@ -79,6 +79,12 @@ REFERENCES: dict[str, Reference] = {
     "goyal2017largebatch": Reference(
         "P. Goyal, P. Dollár, R. Girshick, P. Noordhuis, L. Wesolowski, A. Kyrola, A. Tulloch, Y. Jia, K. He",
         "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour", "arXiv", 2017, "https://arxiv.org/abs/1706.02677"),
+    "deeplab2": Reference(
+        "Google Research", "DeepLab2, a TensorFlow library for deep labeling (its Panoptic-DeepLab model zoo: "
+        "g3doc/projects/panoptic_deeplab.md)", "GitHub", 2021, "https://github.com/google-research/deeplab2"),
+    "panoptic_deeplab_pytorch": Reference(
+        "bowenc0221", "Panoptic-DeepLab, a PyTorch re-implementation (its model zoo: MODEL_ZOO.md)", "GitHub", 2020,
+        "https://github.com/bowenc0221/panoptic-deeplab"),
 }
 
 

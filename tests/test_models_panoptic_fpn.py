@@ -177,7 +177,7 @@ def test_published_schedules_agree_with_the_full_recipe():
     optim = zoo.sgd_1x(coco.iterations)
     assert (optim.optimizer, optim.lr, optim.weight_decay, optim.momentum) == ("sgd", coco.lr, coco.weight_decay, 0.9)
     assert optim.milestones == coco.milestones and optim.warmup_steps == coco.warmup_iterations
-    assert panoptic_fpn.PUBLISHED_SCHEDULES["cityscapes"].milestones == (40_000, 55_000)
+    assert all(schedule.source.startswith("detectron2 ") for schedule in panoptic_fpn.PUBLISHED_SCHEDULES.values())
     from panopticlab.profiles import _PROFILES, Profile
 
     gpu = Profile(name="gpu", device="cuda", **_PROFILES["gpu"])  # the profile's sizes, on a machine without CUDA

@@ -472,3 +472,36 @@ def test_comparison_figure_leaves_room_for_its_legends():
     assert [t.get_text() for t in times.get_xticklabels()] == list(records)
     tallest = max(1000 * (r.inference["network"] + r.inference["postprocess"]) for r in records.values())
     assert times.get_ylim()[1] >= 1.15 * tallest and scores.get_ylim()[1] > 100 and parts.get_ylim()[1] > 100
+
+
+def test_loss_curves_get_a_panel_each_because_their_objectives_differ():
+    """Chapter 7: a pixel cross-entropy and five detection losses on one axis would compare
+    numbers that measure different things; each network's curve gets its own panel."""
+    from panopticlab.engine.runs import shipped_runs
+    from panopticlab.viz import plot_loss_curves
+
+    records = shipped_runs()
+    figure = plot_loss_curves(records)
+    networks = [name for run in records.values() for name in run.losses if name.split("/")[-1] == "loss"]
+    assert len(figure.axes) == len(networks) == len(records) + 1  # the baseline trains two networks
+    for ax in figure.axes:
+        assert len(ax.lines) == 1 and ax.get_yscale() == "log"
+    assert any("(pspnet-tiny)" in ax.get_title() for ax in figure.axes)
+    with pytest.raises(ValueError, match="no run holds a 'loss_nothing' curve"):
+        plot_loss_curves(records, series="loss_nothing")
+
+
+def test_errors_side_by_side_has_a_legend_entry_for_every_fill_and_outline():
+    """Chapter 7's mistakes figure: things and (paler) stuff outcomes, ignored, and the three outlines."""
+    from panopticlab.exercises.ch02 import rq_case
+    from panopticlab.metrics import error_analysis, match_segments
+    from panopticlab.viz import show_errors_side_by_side
+
+    gt, pred = rq_case()
+    matching = match_segments(gt, pred)
+    figure = show_errors_side_by_side(None, gt, {"model": pred}, {"model": matching},
+                                      {"model": error_analysis(matching)}, CATS)
+    labels = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert labels[:4] == ["thing: true positive", "thing: false positive", "stuff: true positive",
+                          "stuff: false positive"] and len(labels) == 8
+    assert not figure.axes[1].texts, "no IoU labels in the small panels"

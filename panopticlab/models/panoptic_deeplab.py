@@ -230,7 +230,8 @@ PUBLISHED_SCHEDULES = {
                                     "detectron2 Base-PanopticDeepLab-OS16.yaml + panoptic_deeplab_R_52_os16_mg124_"
                                     "poly_90k_bs32_crop_512_1024.yaml (the paper: 1025 x 2049 crops, 60k iterations)"),
     "coco": PublishedSchedule("coco", 64, 0.0005, 200_000, 0.0, 1000, (640, 640),
-                              "short side 320-960 (steps of 64), long side <= 640, flip",
+                              "short side drawn from 320-960 (steps of 64), then shrunk so that the long side "
+                              "is <= 640 (MAX_SIZE_TRAIN: detectron2's ResizeShortestEdge), 640 x 640 crops, flip",
                               "detectron2 panoptic_deeplab_R_52_os16_mg124_poly_200k_bs64_crop_640_640_coco_"
                               "dsconv.yaml on the Cityscapes base (warmup and weight decay from there)"),
 }

@@ -47,24 +47,30 @@ def plot_comparison(runs: Mapping[str, object], figsize=(13, 3.6)):
     return figure
 
 
-def plot_loss_curves(runs: Mapping[str, object], series: str = "loss", figsize=(6, 3.6)):
-    """Each run's training loss against its step (for a run of several networks, each
-    network's ``<network>/<series>`` curve), on a log scale.
+def plot_loss_curves(runs: Mapping[str, object], series: str = "loss", panel_size: tuple[float, float] = (2.6, 2.4)):
+    """Each network's training loss against its step, one panel each (for a run of several
+    networks, each network's ``<network>/<series>`` curve), on a log scale.
+
+    The models minimise different objectives (a pixel cross-entropy, five detection losses,
+    eight UPSNet losses, a heatmap and offset regression), so their values are not
+    comparable: each panel has its own axis, and only the shapes are to be compared.
 
     Returns:
         the Figure.
     """
-    figure, ax = plt.subplots(figsize=figsize, layout="constrained")
+    curves = [(label + (f"\n({name.rsplit('/', 1)[0]})" if "/" in name else ""), np.asarray(points, dtype=float).T)
+              for label, run in runs.items() for name, points in run.losses.items()
+              if name == series or name.endswith("/" + series)]
+    if not curves:
+        raise ValueError(f"no run holds a {series!r} curve")
+    figure, axes = plt.subplots(1, len(curves), figsize=(panel_size[0] * len(curves), panel_size[1]),
+                                layout="constrained", squeeze=False)
     plt.close(figure)
-    for label, run in runs.items():
-        for name, points in run.losses.items():
-            if name == series or name.endswith("/" + series):
-                steps, values = np.asarray(points, dtype=float).T
-                suffix = f" ({name.rsplit('/', 1)[0]})" if "/" in name else ""
-                ax.plot(steps, values, label=label + suffix, linewidth=1)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel(series)
-    ax.set_title("training loss, from the run records")
-    ax.legend(fontsize=7)
+    for ax, (title, (steps, values)) in zip(axes[0], curves):
+        ax.plot(steps, values, linewidth=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(title, fontsize=8)
+    axes[0, 0].set_ylabel(f"{series} (each its own objective)")
+    figure.suptitle("training loss, from the run records", fontsize=10)
     return figure

@@ -16,6 +16,7 @@ from matplotlib.patches import Patch
 
 from ..data.categories import CategorySet
 from ..data.panoptic import PanopticSegmentation
+from .colors import shade
 from .matching import OUTCOME_STYLE, draw_outcomes
 from .overlay import draw_panoptic, segment_boundaries
 from .panels import new_figure
@@ -51,22 +52,27 @@ def show_errors_side_by_side(image, gt: PanopticSegmentation, predictions: Mappi
         the Figure (1 + len(predictions) panels and a legend).
     """
     height, width = gt.shape
-    figure, axes = new_figure(1, 1 + len(predictions), panel_size, height / width, legend_entries=6)
+    figure, axes = new_figure(1, 1 + len(predictions), panel_size, height / width, legend_entries=8)
     axes = axes.ravel()
     draw_panoptic(axes[0], image, gt, categories, ids="name", fontsize=6, title="ground truth")
     for ax, (label, pred) in zip(axes[1:], predictions.items()):
         matching, found = matchings[label], errors[label]
+        # nearly opaque, so a fill reads as its legend colour whatever the image below; no IoU
+        # labels: at this panel size they are unreadable, and the figure is about mistakes
         draw_outcomes(ax, image, pred, matching.pred.ids, matching.pred_outcome, matching.pred_iou(), categories,
-                      title="", fontsize=5)
+                      title="", alpha=0.85, iou_labels=False)
         outline(ax, gt.id_map, found.false_negatives, MISSED_COLOR)
         outline(ax, pred.id_map, [p for p, _ in found.merges], MERGE_COLOR)
         outline(ax, gt.id_map, [g for g, _ in found.splits], SPLIT_COLOR)
         counts = found.counts()
         ax.set_title(f"{label}\nFP {counts['fp']}  FN {counts['fn']}  merges {counts['merges']}  "
                      f"splits {counts['splits']}", fontsize=8)
-    legend = [Patch(color=np.array(OUTCOME_STYLE[k][1]) / 255, label=OUTCOME_STYLE[k][0]) for k in (0, 1, 3)]
+    legend = [Patch(color=np.array(OUTCOME_STYLE[k][1]) / 255, label=f"thing: {OUTCOME_STYLE[k][0]}") for k in (0, 1)]
+    legend += [Patch(color=np.array(shade(OUTCOME_STYLE[k][1], 0.6)) / 255, label=f"stuff: {OUTCOME_STYLE[k][0]}")
+               for k in (0, 1)]
+    legend += [Patch(color=np.array(OUTCOME_STYLE[3][1]) / 255, label=OUTCOME_STYLE[3][0])]
     legend += [Patch(facecolor="none", edgecolor=np.array(c) / 255, linewidth=2, label=text) for c, text in
                ((MISSED_COLOR, "missed object (FN), outlined"), (MERGE_COLOR, "merging prediction"),
                 (SPLIT_COLOR, "split object"))]
-    figure.legend(handles=legend, loc="outside lower center", ncol=3, fontsize=7, frameon=False)
+    figure.legend(handles=legend, loc="outside lower center", ncol=4, fontsize=7, frameon=False)
     return figure

@@ -39,9 +39,11 @@ def outcome_colors(ids: np.ndarray, outcomes: np.ndarray, pale: np.ndarray | Non
 
 
 def draw_outcomes(ax, image, pan: PanopticSegmentation, ids: np.ndarray, outcomes: np.ndarray, iou: np.ndarray,
-                  categories: CategorySet, title: str, alpha: float = 0.6, fontsize: float = 7) -> None:
-    """One panel: segments filled with their outcome colour (stuff paler), IoU written on matches,
-    and a ring in the outcome colour around each false positive or negative too small to see."""
+                  categories: CategorySet, title: str, alpha: float = 0.6, fontsize: float = 7,
+                  iou_labels: bool = True) -> None:
+    """One panel: segments filled with their outcome colour (stuff paler) over the image at
+    opacity ``alpha``, IoU written on matches (unless ``iou_labels`` is false), and a ring in
+    the outcome colour around each false positive or negative too small to see."""
     base = as_image(image, pan.shape) if image is not None else np.full((*pan.shape, 3), 255, np.uint8)
     # stuff in pale shades, so the things' outcomes stand out
     stuff = np.array([not categories.isthing(pan.segment(int(i)).category_id) for i in ids], bool)
@@ -53,7 +55,7 @@ def draw_outcomes(ax, image, pan: PanopticSegmentation, ids: np.ndarray, outcome
     areas = {seg_id: area for seg_id, (area, _) in segment_statistics(pan.id_map).items()}
     tiny = max(TINY_AREA, TINY_FRACTION * pan.id_map.size)
     for seg_id, outcome, value in zip(ids.tolist(), outcomes.tolist(), iou.tolist()):
-        if seg_id in points and outcome == 0:
+        if seg_id in points and outcome == 0 and iou_labels:
             write_label(ax, points[seg_id], f"{value:.2f}", OUTCOME_STYLE[0][1], fontsize=fontsize)
         elif seg_id in points and outcome in (1, 2) and areas[seg_id] < tiny:
             # a few pixels hide under the white boundaries: ring the error so it can be found
