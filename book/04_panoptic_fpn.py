@@ -44,6 +44,7 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from IPython.display import display
 
 import panopticlab
@@ -90,6 +91,21 @@ for size in ("tiny", "full"):
 # branch adds 1.6 M to Mask R-CNN's 44 M, where PSPNet adds a whole dilated ResNet-50.
 # The tiny models share their tiny backbone too, so the saving is of the same kind.
 #
+# The instance branch is Mask R-CNN's, unchanged. For each region, RoIAlign pools the
+# pyramid level that suits the region's size: a 7 x 7 window for the box head, a two-layer
+# MLP that predicts the refined box and the class, and a 14 x 14 window for the mask
+# branch, a stack of four 3 x 3 convolutions (the "x4" of the paper's figure) before the
+# upsampling to the 28 x 28 mask. The tiny model
+# keeps two of the four, at the tiny pyramid's 64 channels:
+
+# %%
+for size in ("tiny", "full"):
+    mask_head = zoo.build_model(f"panoptic-fpn-{size}", CATEGORIES).roi_heads.mask_head
+    convs = [m for m in mask_head.modules() if isinstance(m, torch.nn.Conv2d)]
+    print(f"{size:>4}: mask branch of {len(convs)} convolutions "
+          f"{' -> '.join(f'{c.kernel_size[0]}x{c.kernel_size[1]} {c.out_channels}' for c in convs)}")
+    assert all(c.kernel_size == (3, 3) for c in convs) and len(convs) == (4 if size == "full" else 2)
+#
 # ## Three ways to fine features
 #
 # A semantic network must label pixels, but a classification backbone ends at stride 32.
@@ -132,8 +148,16 @@ del full_model
 #
 # ## Training
 #
-# One network, one recipe, one loss: the five Mask R-CNN losses (chapter 3) plus the
-# semantic branch's cross-entropy, weighted 0.5 as published. The engine plots each by
+# One network, one recipe, one loss: the five Mask R-CNN losses of chapter 3 (the RPN's
+# objectness L_obj and box regression L_rpn; the RoI heads' classification L_c, box
+# regression L_b and mask L_m) plus the semantic branch's per-pixel cross-entropy L_s:
+#
+# $$L = L_{obj} + L_{rpn} + \lambda_i \,(L_c + L_b + L_m) + \lambda_s L_s, \qquad
+# \lambda_i = 1,\ \lambda_s = 0.5$$
+#
+# with the weights of detectron2's published configuration (`PANOPTIC_FPN.INSTANCE_LOSS_WEIGHT`
+# 1.0 in `config/defaults.py`, applied to the RoI heads' losses; `SEM_SEG_HEAD.LOSS_WEIGHT`
+# 0.5 in `configs/COCO-PanopticSegmentation/Base-Panoptic-FPN.yaml`). The engine plots each by
 # name. The tiny model starts, as chapter 3's networks did, from the shipped pretrained
 # tiny ResNet-FPN with its first two stages frozen.
 

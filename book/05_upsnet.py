@@ -93,11 +93,35 @@ print(profile)
 # these channels, against the panoptic ground truth) that trains the semantic head and
 # the mask head to produce logits that fuse well.
 #
-# ## Training
+# ## Training: eight losses, four heads
 #
-# Eight losses: the five of Mask R-CNN, the semantic cross-entropy, the semantic RoI
-# loss (the same classifier on RoI-pooled features, weighted down) and the panoptic
-# loss. The tiny model starts from the shipped pretrained tiny ResNet-FPN.
+# One backbone pass feeds four heads, and each head has its losses: the region proposal
+# network two, the instance head (Mask R-CNN's box and mask branches) three, the semantic
+# head two (its cross-entropy over the whole image, and the same classifier on the
+# features RoI-pooled in each ground-truth box, which pushes the semantic head to get the
+# things right inside their boxes), and the panoptic head one. The objective is their
+# weighted sum. The weights differ per dataset; these are the published ones, from the
+# experiment configurations of uber-research/UPSNet (`upsnet_resnet50_coco_16gpu.yaml`,
+# `upsnet_resnet50_cityscapes.yaml`: `fcn_loss_weight`, `fcn_with_roi_loss`,
+# `panoptic_loss_weight`; its training script adds the five Mask R-CNN losses with weight
+# 1 and the RoI loss with a further factor 0.2), as the package states them
+# (`models.upsnet.LOSSES`):
+
+# %%
+def weight(value):
+    return "off" if value is None else f"{value:g}"
+
+
+table = ["| head | loss | what it is | COCO | Cityscapes |", "|---|---|---|---:|---:|"]
+table += [f"| {t.head} | `{t.name}` | {t.kind} | {weight(t.weights['coco'])} | {weight(t.weights['cityscapes'])} |"
+          for t in upsnet.LOSSES]
+display(Markdown("\n".join(table)))
+
+# %% [markdown]
+# On COCO the semantic and panoptic losses are weighted well below the detector's; on
+# Cityscapes, with 11 stuff classes covering most pixels, the semantic loss counts fully
+# and the RoI loss is off. The tiny model keeps the COCO weights (they were not tuned on
+# the built-in data) and starts from the shipped pretrained tiny ResNet-FPN.
 
 # %%
 recipe = recipes.recipe("upsnet-tiny", profile)
@@ -105,7 +129,19 @@ print(recipe)
 model, training = runs.train_network(recipe, CATEGORIES, seed=profile.seed)
 history = training.history
 print(f"trained {recipe.steps} steps in {training.seconds:.0f} s")
-viz.plot_history(history, smooth=25)
+assert [t.name for t in upsnet.LOSSES] == [name for name in history.names if name.startswith("loss_")], \
+    "the table lists the losses the model trains with"
+
+# %% [markdown]
+# Each loss, head by head, over the run (in `ci`, whose four steps show nothing, the
+# curves recorded when the shipped weights were trained; each curve is the weighted loss,
+# as it enters the objective):
+
+# %%
+curves = runs.shipped_runs()["upsnet-tiny"].loss_history() if profile.is_ci else history
+heads = {head: [t.name for t in upsnet.LOSSES if t.head == head] for head in dict.fromkeys(t.head for t in upsnet.LOSSES)}
+viz.plot_history(curves, groups={f"{head} head": names for head, names in heads.items()}, smooth=profile.pick(ci=5, laptop=25),
+                 panel_size=(3.4, 2.8))
 plt.show()
 
 # %%

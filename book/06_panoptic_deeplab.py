@@ -87,9 +87,21 @@ print(profile)
 # Training targets come from the ground truth (`panopticlab.data.targets`): the semantic
 # labels (pixels of small instances weighted 3: below 64 x 64 px, scaled here to the image
 # size), a Gaussian of sigma 8 px at each thing's centre of mass, and at every thing pixel
-# the vector to that centre. The losses are a hard-pixel-mining cross-entropy (the worst
-# 20 % of the pixels), the mean squared error of the heatmap (weight 200) and the L1
-# error of the offsets (weight 0.01). The two configurations the package builds:
+# the vector to that centre. Three losses, one per head:
+#
+# $$L = L_{sem} + 200\, L_{center} + 0.01\, L_{offset}$$
+#
+# * L_sem, a *bootstrapped* (hard-pixel-mining) cross-entropy: the per-pixel losses,
+#   small-instance weights applied, are sorted and only the worst 20 % are averaged, so
+#   the easy stuff pixels stop dominating once they are learned;
+# * L_center, the mean squared error between the predicted heatmap and the Gaussians,
+#   on every labelled pixel, stuff included (crowd regions excepted);
+# * L_offset, the L1 error of the offsets, on thing pixels only (crowd excepted).
+#
+# The weights and the 20 % are those of detectron2's Panoptic-DeepLab project
+# (`projects/Panoptic-DeepLab/panoptic_deeplab/config.py`: `CENTER_LOSS_WEIGHT` 200,
+# `OFFSET_LOSS_WEIGHT` 0.01, `LOSS_TOP_K` 0.2; its COCO configuration sets `LOSS_TOP_K`
+# 1.0, a plain cross-entropy). The two configurations the package builds:
 
 # %%
 for size in ("tiny", "full"):
@@ -241,6 +253,36 @@ counts = {setting: postprocess.rescore_deeplab(kept, CATEGORIES, stuff_area=STUF
 print("centres found:", counts)
 assert counts[(thresholds[-1], kernels[0])] <= counts[(thresholds[0], kernels[0])], "a higher threshold never adds"
 assert counts[(thresholds[0], kernels[-1])] <= counts[(thresholds[0], kernels[0])], "a larger window never adds"
+
+# %% [markdown]
+# The third rule, the **top-k**, is a cap: at most k centres, the highest first (k = 200
+# in the published configurations). A Cityscapes image rarely holds that many objects, so
+# the cap seldom bites; it bounds the cost of the grouping, which compares every thing
+# pixel with every centre. What it does when it bites is worth seeing: the weakest
+# centres are dropped *before* grouping, so their objects' pixels vote as before and join
+# the nearest centre that is left: a merge. No image here has 200 candidates, so the cap is set to half of the shown image's:
+
+# %%
+uncapped = postprocess.rescore_deeplab(kept[SHOWN:SHOWN + 1], CATEGORIES, stuff_area=STUFF_AREA,
+                                       threshold=own[0], nms_kernel=own[1], top_k=None)
+cap = max(1, uncapped.num_centers // 2)
+capped = postprocess.rescore_deeplab(kept[SHOWN:SHOWN + 1], CATEGORIES, stuff_area=STUFF_AREA,
+                                     threshold=own[0], nms_kernel=own[1], top_k=cap)
+shown_heatmap = kept[SHOWN][1].outputs["center_heatmap"][0].numpy()
+for rescored, label in ((uncapped, "no cap"), (capped, f"top-k = {cap}")):
+    things = sum(CATEGORIES.isthing(s.category_id) for s in rescored.merged[0].panoptic.segments)
+    display(viz.show_rescored(val_set[SHOWN].image, shown_heatmap, rescored.merged[0], CATEGORIES,
+                              title=f"{label}: {rescored.num_centers} centres, {things} thing segments, "
+                                    f"PQ_th of this image {100 * rescored.results['Things']['pq']:.1f}"))
+
+# %%
+kept_centres = {tuple(c) for c in capped.merged[0].centers.tolist()}
+all_centres = {tuple(c): score for c, score in zip(uncapped.merged[0].centers.tolist(),
+                                                   uncapped.merged[0].center_scores.tolist())}
+assert capped.num_centers == min(cap, uncapped.num_centers) and kept_centres <= set(all_centres)
+dropped = [score for c, score in all_centres.items() if c not in kept_centres]
+assert not dropped or max(dropped) <= min(all_centres[c] for c in kept_centres), "the cap keeps the strongest"
+assert capped.results["Stuff"] == uncapped.results["Stuff"], "the cap never touches stuff"
 
 # %% [markdown]
 # How to read it. PQ_st is the same in every cell (the assertion above checks it): the

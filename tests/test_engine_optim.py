@@ -161,6 +161,29 @@ def test_moving_average_matches_a_direct_loop():
     np.testing.assert_allclose(moving_average(values, 5), expected)
 
 
+def test_plot_history_groups_series_into_named_panels():
+    """Chapter 5 draws UPSNet's eight losses head by head: one panel per group, in order."""
+    history = History()
+    for step in range(1, 6):
+        history.log(step, loss_a=1.0 / step, loss_b=2.0 / step, loss_c=3.0 / step, lr=0.1)
+    figure = plot_history(history, groups={"first head": ["loss_b", "loss_a"], "second head": ["loss_c"], "empty": []})
+    assert [ax.get_title() for ax in figure.axes] == ["first head", "second head"]
+    assert [line.get_label() for line in figure.axes[0].get_lines()] == ["loss_b", "loss_a"]
+    assert all(ax.get_yscale() == "log" for ax in figure.axes)
+    with pytest.raises(KeyError, match="loss_z"):
+        plot_history(history, groups={"head": ["loss_z"]})
+
+
+def test_a_run_records_losses_read_back_as_a_history():
+    from panopticlab.engine.runs import shipped_runs
+
+    run = shipped_runs()["upsnet-tiny"]
+    history = run.loss_history()
+    assert history.names == list(run.losses)
+    steps, values = history.series("loss_panoptic")
+    assert [[int(s), v] for s, v in zip(steps, values)] == run.losses["loss_panoptic"]
+
+
 def test_plot_history_draws_every_series_in_its_panel():
     history = History()
     for step in range(1, 11):

@@ -366,6 +366,21 @@ def test_semantic_targets_follow_the_stuff_first_layout(model):
         model.semantic_labels(torch.tensor([[0, 99]]))
 
 
+def test_loss_table_names_the_models_losses_and_their_published_weights():
+    """Chapter 5's table of the eight losses: the keys the model returns, in order, and the
+    weights the published configurations use (the full COCO and Cityscapes configs)."""
+    assert {t.name for t in upsnet.LOSSES} == EIGHT_LOSSES
+    assert [t.head for t in upsnet.LOSSES] == ["RPN"] * 2 + ["instance"] * 3 + ["semantic"] * 2 + ["panoptic"]
+    weights = {t.name: t.weights for t in upsnet.LOSSES}
+    for dataset, config in (("coco", UPSNetConfig.full(4, 3)), ("cityscapes", UPSNetConfig.cityscapes())):
+        assert weights["loss_semantic"][dataset] == config.semantic_loss_weight
+        assert weights["loss_panoptic"][dataset] == config.panoptic_loss_weight
+        roi = weights["loss_semantic_roi"][dataset]
+        assert (roi is not None) == config.semantic_roi_loss and (roi is None or roi == config.semantic_roi_loss_weight)
+        assert all(weights[name][dataset] == 1.0 for name in ("loss_objectness", "loss_rpn_box_reg", "loss_classifier",
+                                                               "loss_box_reg", "loss_mask"))
+
+
 def test_training_step_reports_the_eight_losses_with_gradients_everywhere(model, batch):
     images, targets = batch
     calls = []

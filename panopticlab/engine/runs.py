@@ -67,6 +67,15 @@ class TrainingRun:
     def total_training_seconds(self) -> float:
         return float(sum(self.training_seconds.values()))
 
+    def loss_history(self):
+        """The recorded loss curves (at most 200 points each) as a :class:`~.history.History`,
+        for :func:`panopticlab.viz.plot_history`."""
+        from .history import History
+
+        return History.from_state_dict({name: {"steps": [int(step) for step, _ in points],
+                                               "values": [value for _, value in points]}
+                                        for name, points in self.losses.items()})
+
     def to_dict(self) -> dict[str, Any]:
         from ..metrics.report import to_json_compatible
 

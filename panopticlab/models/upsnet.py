@@ -102,7 +102,8 @@ from .detection import box_candidates, detect, mask_logits
 from .mask_rcnn import MaskRCNNConfig, detector_parts, relabelled_instances, thing_label_tables
 from .semantic_fpn import SemanticFPNHead
 
-__all__ = ["UPSNetConfig", "UPSNet", "PublishedSchedule", "PUBLISHED_SCHEDULES", "LOSS_WEIGHTS", "for_categories",
+__all__ = ["UPSNetConfig", "UPSNet", "PublishedSchedule", "PUBLISHED_SCHEDULES", "LOSS_WEIGHTS", "LossTerm", "LOSSES",
+           "for_categories",
            "keep_instances", "panoptic_targets", "semantic_roi_targets", "semantic_class_names"]
 
 #: The published loss weights per dataset (uber-research/UPSNet experiment YAMLs); the five
@@ -111,6 +112,44 @@ LOSS_WEIGHTS = MappingProxyType({
     "coco": MappingProxyType({"semantic": 0.2, "semantic_roi": 0.2 * 0.2, "panoptic": 0.1}),
     "cityscapes": MappingProxyType({"semantic": 1.0, "semantic_roi": None, "panoptic": 0.5}),
 })
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    """One of UPSNet's losses, for the table of chapter 5.
+
+    Attributes:
+        name: the key of the loss dict that ``model(images, targets)`` returns.
+        head: the part it trains: ``RPN``, ``instance``, ``semantic`` or ``panoptic``.
+        kind: the loss function, and on what.
+        weights: the published weight per dataset (:data:`LOSS_WEIGHTS`; the Mask R-CNN
+            losses 1, as the published training script adds them); ``None`` where it is off.
+    """
+
+    name: str
+    head: str
+    kind: str
+    weights: MappingProxyType
+
+
+def _published(key: str | None) -> MappingProxyType:
+    return MappingProxyType({dataset: 1.0 if key is None else weights[key] for dataset, weights in LOSS_WEIGHTS.items()})
+
+
+#: The eight losses, head by head (their order in the loss dict).
+LOSSES = (
+    LossTerm("loss_objectness", "RPN", "binary cross-entropy: is the anchor an object", _published(None)),
+    LossTerm("loss_rpn_box_reg", "RPN", "smooth L1: the anchor's offsets to its box", _published(None)),
+    LossTerm("loss_classifier", "instance", "cross-entropy over the thing classes and background", _published(None)),
+    LossTerm("loss_box_reg", "instance", "smooth L1: the proposal's offsets to its box", _published(None)),
+    LossTerm("loss_mask", "instance", "per-pixel binary cross-entropy of the mask of the box's class",
+             _published(None)),
+    LossTerm("loss_semantic", "semantic", "per-pixel cross-entropy over every category", _published("semantic")),
+    LossTerm("loss_semantic_roi", "semantic", "the same cross-entropy on a 28 x 28 RoIAlign of each ground-truth "
+                                              "box", _published("semantic_roi")),
+    LossTerm("loss_panoptic", "panoptic", "per-pixel cross-entropy over the stuff, instance and unknown channels",
+             _published("panoptic")),
+)
 
 
 @dataclass

@@ -6,7 +6,7 @@ first ``/`` (``val/pq``, ``val/sq`` and ``val/rq`` share a ``val`` panel).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -32,7 +32,8 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def plot_history(history, names: Sequence[str] | None = None, *, smooth: int = 1, log_losses: bool = True,
-                 axes: Sequence[plt.Axes] | None = None, panel_size: tuple[float, float] = (4.5, 3.2)) -> plt.Figure:
+                 axes: Sequence[plt.Axes] | None = None, panel_size: tuple[float, float] = (4.5, 3.2),
+                 groups: Mapping[str, Sequence[str]] | None = None) -> plt.Figure:
     """Plot the series of a training history.
 
     Args:
@@ -43,10 +44,14 @@ def plot_history(history, names: Sequence[str] | None = None, *, smooth: int = 1
         log_losses: logarithmic y axis in the losses panel.
         axes: one matplotlib Axes per panel to draw into (default: a new figure with one row).
         panel_size: (width, height) in inches of each panel of a new figure.
+        groups: panel title -> the series it draws, instead of :func:`panel_of`'s grouping
+            (e.g. one panel per head of a model); ``names`` is then every series they list.
 
     Returns:
         the figure. Each series is a line labelled with its name.
     """
+    if groups is not None:
+        names = [name for members in groups.values() for name in members]
     names = list(history.names if names is None else names)
     if not names:
         raise ValueError("the history holds no series to plot")
@@ -54,8 +59,11 @@ def plot_history(history, names: Sequence[str] | None = None, *, smooth: int = 1
         if name not in history:
             raise KeyError(f"no series {name!r} in the history; it has {history.names}")
     panels: dict[str, list[str]] = {}
-    for name in names:
-        panels.setdefault(panel_of(name), []).append(name)
+    if groups is not None:
+        panels = {title: list(members) for title, members in groups.items() if members}
+    else:
+        for name in names:
+            panels.setdefault(panel_of(name), []).append(name)
 
     if axes is None:
         figure, axes = plt.subplots(1, len(panels), figsize=(panel_size[0] * len(panels), panel_size[1]),
@@ -73,7 +81,8 @@ def plot_history(history, names: Sequence[str] | None = None, *, smooth: int = 1
                 ax.plot(steps, moving_average(values, smooth), color=raw.get_color(), label=name)
             else:
                 ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=name)
-        if panel == "losses" and log_losses and all((history.values(n) > 0).all() for n in members):
+        if all(n.startswith("loss") for n in members) and log_losses and \
+                all((history.values(n) > 0).all() for n in members):
             ax.set_yscale("log")
         ax.set_title(panel)
         ax.set_xlabel("step")
