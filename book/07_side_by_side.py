@@ -97,7 +97,6 @@ for label, record in records.items():
     assert all(abs(c["pq"] - c["sq"] * c["rq"]) < 1e-9 for c in per_class), f"{label}: PQ = SQ x RQ per class"
     present = [c["pq"] for c in per_class if c["tp"] + c["fp"] + c["fn"] > 0]
     assert abs(record.results["All"]["pq"] - np.mean(present)) < 1e-9, f"{label}: PQ is the mean over classes"
-    assert record.results["Stuff"]["pq"] > record.results["Things"]["pq"], "stuff is the easy half here"
 
 # %% [markdown]
 # How to read it:
@@ -205,7 +204,6 @@ for (g, k), gap in gaps.items():
 
 # %%
 assert annotator["num_images"] == best["num_images"], "the same images"
-assert gaps[("Things", "rq")] > gaps[("Things", "sq")], "on things the machine is further behind in RQ than in SQ"
 
 # %% [markdown]
 # The paper's human-consistency study found machines close to humans in SQ and far behind

@@ -176,3 +176,16 @@ def test_save_pretrained_round_trip(tmp_path):
     # str subclasses such as torch.__version__ are stored as plain strings
     path = checkpoints.save_pretrained(path, model, {"name": "pspnet-tiny", "torch": torch.__version__})
     assert type(checkpoints.read_pretrained(path)["metadata"]["torch"]) is str
+
+
+def test_the_shipped_centre_head_finds_about_one_centre_per_thing():
+    """Chapter 6 prints how many centres the shipped Panoptic-DeepLab finds against the number
+    of ground-truth things; on its validation images that is within a factor of two."""
+    from panopticlab.engine.evaluator import evaluate
+
+    model, info = checkpoints.load_pretrained("panoptic-deeplab-tiny")
+    val_set = recipes.val_data(size=info["image_size"], num=16, seed=0)
+    kept = evaluate(model, val_set, CATS, keep_predictions=True, progress=False).predictions
+    things = sum(CATS.isthing(s.category_id) for record, _ in kept for s in record["panoptic"].segments)
+    found = sum(len(prediction.merge.centers) for _, prediction in kept)
+    assert things > 0 and 0.5 * things <= found <= 2 * things, (found, things)
