@@ -17,8 +17,8 @@
 # # Chapter 4 — Panoptic FPN: one network, two branches
 #
 # The baseline of chapter 3 runs two networks, each with its own backbone, and trains
-# them separately. Kirillov, Girshick, He and Dollár ("Panoptic Feature Pyramid
-# Networks", CVPR 2019) asked whether one network could do both jobs: keep Mask R-CNN
+# them separately. Kirillov, Girshick, He and Dollár (Facebook AI Research: "Panoptic
+# Feature Pyramid Networks", CVPR 2019) asked whether one network could do both jobs: keep Mask R-CNN
 # as it is, and add a small *semantic branch* to the feature pyramid it already
 # computes. One backbone, one forward pass, two outputs, and chapter 3's merge on top.
 #

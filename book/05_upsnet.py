@@ -19,8 +19,10 @@
 # Panoptic FPN (chapter 4) shares one backbone between a semantic branch and Mask R-CNN,
 # then hands both outputs to chapter 3's heuristic merge: sort the instances by score,
 # paste them, fill the rest with stuff. Xiong, Liao, Zhao, Hu, Bai, Yumer and Urtasun
-# ("UPSNet: A Unified Panoptic Segmentation Network", CVPR 2019) move that decision into
-# the network. A **panoptic head** without weights of its own turns the semantic logits
+# (Uber ATG, the University of Toronto and the Chinese University of Hong Kong: "UPSNet: A
+# Unified Panoptic Segmentation Network", CVPR 2019) move that decision into the network,
+# and train everything end to end: one backbone, two light heads for the semantic and the
+# instance task, and a panoptic head on top. A **panoptic head** without weights of its own turns the semantic logits
 # and the mask logits into one channel per stuff class, one per instance and one
 # *unknown* channel; a per-pixel softmax over them is trained with a cross-entropy, and
 # the prediction is their argmax. The semantic head is built from **deformable

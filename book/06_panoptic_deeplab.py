@@ -18,14 +18,18 @@
 #
 # Chapters 3 to 5 find things **top-down**: a detector proposes boxes, a mask head
 # segments the inside of each box, and a merge (a heuristic, or UPSNet's panoptic head)
-# resolves the overlaps between the masks and the semantic map. Cheng, Collins, Zhu,
-# Liu, Huang, Adam and Chen ("Panoptic-DeepLab", CVPR 2020) go **bottom-up**: one
+# resolves the overlaps between the masks and the semantic map. These are **two-stage**
+# methods: Mask R-CNN proposes regions, then segments each, and the semantic branch is
+# attached beside it. Cheng, Collins, Zhu, Liu, Huang, Adam and Chen (UIUC and Google
+# Research: "Panoptic-DeepLab", CVPR 2020) go **bottom-up**, in **one stage**: one
 # network labels every pixel with a category, predicts a heatmap of where instance
 # *centres* are, and, for every pixel, an *offset* pointing to the centre of the instance
 # it belongs to. A parameter-free post-processing then finds the centres (a max-pool),
 # sends every thing pixel to the centre its offset points nearest to, and gives each
 # instance the majority category of its pixels. No boxes, no RoIs, no overlaps to
-# resolve: every pixel gets exactly one answer.
+# resolve: every pixel gets exactly one answer. The paper's claim is that such a
+# bottom-up, one-stage method can match the state of the art of the two-stage ones; its
+# instance branch does not even need to know the classes (the semantic branch names them).
 #
 # **After this chapter you can**
 #
