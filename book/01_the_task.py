@@ -459,7 +459,8 @@ def fused_instances(pan, category_id):
 lost_fraction = ch01.check_fused_instances(fused_instances)
 
 # %%
-assert 0 < lost_fraction < 1
+if lost_fraction is not False:  # False: the checker has said what is still wrong (a student's run)
+    assert 0 < lost_fraction < 1
 
 # %% [markdown]
 # ## Summary

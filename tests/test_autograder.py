@@ -10,7 +10,7 @@ import pytest
 
 from panopticlab.book.chapters import load_chapter
 from panopticlab.book.editions import student_edition
-from panopticlab.book.grading import check_submission, read_submission
+from panopticlab.book.grading import check_submission, read_submission, submission_files
 from panopticlab.commands import main
 
 TINY = Path(__file__).parent / "data" / "01_tiny_chapter.py"
@@ -79,3 +79,25 @@ def test_another_chapter_and_broken_files_are_named(book, tmp_path):
     with pytest.raises(ValueError, match="01_broken.ipynb: not a readable Jupyter notebook"):
         read_submission(broken)
     assert main(["book", "check", str(broken), "--book", str(book)]) == 1
+
+
+def test_check_grades_only_the_notebooks_of_a_folder_or_pattern(book, tmp_path, capsys):
+    """A JupyterLab save can leave a paired .py beside a notebook: `book check` names it and
+    grades the notebook alone."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    nbformat.write(student_edition(load_chapter(book / "01_tiny.py")), folder / "01_student.ipynb")
+    (folder / "01_student.py").write_text("# %%\nprint('paired')\n")
+    (folder / ".ipynb_checkpoints").mkdir()
+    assert submission_files([str(folder)]) == ([folder / "01_student.ipynb"], [folder / "01_student.py"])
+    assert submission_files([str(folder / "01_*"), str(folder / "01_student.ipynb")]) == \
+        ([folder / "01_student.ipynb"], [folder / "01_student.py"])
+    assert submission_files([str(folder / "02_*")]) == ([folder / "02_*"], [])  # named as missing when graded
+    out = tmp_path / "grades.json"
+    assert main(["book", "check", str(folder), "--book", str(book), "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"skipped, not a .ipynb notebook: {folder / '01_student.py'}" in captured.err
+    [report] = json.loads(out.read_text())
+    assert report["path"] == str(folder / "01_student.ipynb") and report["counts"]["not attempted"] == 3
+    assert main(["book", "check", str(folder / "01_student.py"), "--book", str(book)]) == 1
+    assert "no .ipynb notebook to grade" in capsys.readouterr().err

@@ -14,8 +14,9 @@ from panopticlab.book.editions import (
     solution_lines,
     student_edition,
     sync_notebook,
+    write_student_edition,
 )
-from panopticlab.book.exercises import find_exercises, rejections, solution_blocks
+from panopticlab.book.exercises import find_exercises, is_stub, rejections, solution_blocks, strip_solutions
 from panopticlab.book.timings import (TIMINGS_FILE, chapter_runtime_text, format_seconds, read_timings,
                                       runtime_line, runtime_lines)
 from panopticlab.commands import main
@@ -27,8 +28,9 @@ EXERCISES = [(path, exercise) for path in CHAPTERS for exercise in find_exercise
 
 def test_student_edition_holds_no_solution(tmp_path):
     assert main(["book", "student", str(tmp_path)]) == 0
-    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    written = sorted(p for p in tmp_path.rglob("*.ipynb"))
     assert [p.name for p in written] == [f"{p.stem}.ipynb" for p in CHAPTERS]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.suffix != ".ipynb") == ["jupytext.toml"]
     assert len(solution_lines(BOOK_DIR)) > 10
     for path in written:
         secrets = solution_lines(BOOK_DIR, [path.stem])
@@ -37,6 +39,25 @@ def test_student_edition_holds_no_solution(tmp_path):
         sources = "\n".join(c.source for c in nbformat.reads(text, as_version=4).cells)
         leaked = [line for line in secrets if line in {s.strip() for s in sources.splitlines()}]
         assert not leaked, f"{path.name} leaks solution lines: {leaked[:3]}"
+
+
+def test_student_edition_pairs_with_no_text_file(tmp_path):
+    """Saving a student notebook in JupyterLab writes the .ipynb alone: no jupytext pairing in its
+    metadata, and none from a configuration above it (the repository's pyproject.toml pairs
+    every notebook under it)."""
+    from jupytext import TextFileContentsManager
+
+    student = student_edition(load_chapter(CHAPTERS[0]))
+    assert "jupytext" not in student.metadata and "formats" not in json.dumps(dict(student.metadata))
+    assert student.metadata["kernelspec"] == load_chapter(CHAPTERS[0]).metadata["kernelspec"]
+    (tmp_path / "pyproject.toml").write_text('[tool.jupytext]\nformats = "ipynb,py:percent"\n', encoding="utf-8")
+    out = tmp_path / "student"
+    [notebook] = write_student_edition(out, BOOK_DIR, ["01"])
+    for root in (tmp_path, out):  # JupyterLab started in the repository, or in the student folder
+        manager = TextFileContentsManager(root_dir=str(root))
+        name = notebook.relative_to(root).as_posix()
+        manager.save(manager.get(name), name)
+        assert not list(out.glob("*.py")), f"saving from {root} paired a .py"
 
 
 def test_solution_lines_catch_a_leak():
@@ -51,7 +72,7 @@ def test_every_student_exercise_fails_its_checker(path, exercise):
     cells = sorted({exercise.solution_cell, exercise.check_cell})
     module = exercise.checker.split(".")[0]
     namespace = {module: importlib.import_module(f"panopticlab.exercises.{module}"),
-                 "np": importlib.import_module("numpy")}
+                 "np": importlib.import_module("numpy"), "score": _not_to_be_called}
     with pytest.raises((NotImplementedError, ExerciseError)) as failure:
         for index in cells:
             exec(compile(student.cells[index].source, f"{path.stem}[{index}]", "exec"), namespace)  # noqa: S102
@@ -59,6 +80,41 @@ def test_every_student_exercise_fails_its_checker(path, exercise):
         assert re.match(rf"Exercise {re.escape(exercise.number)}: not implemented yet", str(failure.value))
     else:
         assert "write your solution here" in str(failure.value)
+
+
+def _not_to_be_called(**options):
+    """Chapter 3's ``score``, which exercise 3.3's checker must not call for an unanswered exercise."""
+    raise AssertionError("the checker scored an unanswered exercise")
+
+
+@pytest.mark.parametrize("path,exercise", EXERCISES, ids=[e.checker for _, e in EXERCISES])
+def test_no_student_exercise_cell_raises_by_itself(path, exercise):
+    """"Run All" must get past every exercise: its cell may only define the stubbed function or
+    assign ``...``; the error, if any, comes from the checker call (which a kernel shows as a verdict)."""
+    student = student_edition(load_chapter(path))
+    cell = student.cells[exercise.solution_cell]
+    tree = ast.parse(cell.source)
+    checks = [node for node in tree.body if "check_" in ast.unparse(node)]
+    rest = ast.Module(body=[node for node in tree.body if node not in checks], type_ignores=[])
+    namespace = {"np": importlib.import_module("numpy"), "score": _not_to_be_called,
+                 "print": lambda *args: None}
+    preceding = [c.source for c in student.cells[:exercise.solution_cell] if c.cell_type == "code"]
+    for source in preceding:  # the imports the exercise cell relies on (ndimage, F, ...)
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                exec(compile(ast.Module(body=[node], type_ignores=[]), "imports", "exec"), namespace)  # noqa: S102
+    exec(compile(rest, f"{path.stem}[{exercise.solution_cell}]", "exec"), namespace)  # noqa: S102
+
+
+def test_top_level_solutions_become_values_to_fill_in():
+    source = ("# count them\n# BEGIN SOLUTION\ntp, fp = 3, 2\nhelper = [1]\nrq = tp / (tp + fp / 2)\n"
+              "# END SOLUTION\nprint(rq)\ncheck(tp, fp, rq)\n")
+    stripped = strip_solutions(source)
+    assert stripped == ("# count them\n# YOUR CODE HERE: replace each ... with your answer\n"
+                        "tp, fp = ..., ...\nrq = ...\nprint(rq)\ncheck(tp, fp, rq)\n")
+    assert is_stub(stripped) and not is_stub(stripped.replace("tp, fp = ..., ...", "tp, fp = 3, 2"))
+    loop = "# BEGIN SOLUTION\nfor x in range(3):\n    print(x)\n# END SOLUTION\n"
+    assert "raise NotImplementedError" in strip_solutions(loop)  # nothing to assign: the raising stub
 
 
 def test_answer_key_lists_every_exercise():
@@ -94,6 +150,21 @@ def test_rejections_list_every_mistake_table():
         for mistake in table:
             assert sum(item.endswith(": " + mistake) for item in listed) == 1, (checker.__name__, mistake)
         assert any("differs from the package's" in item for item in listed)
+
+
+def test_rejections_list_the_functions_an_answer_may_not_call():
+    from panopticlab.exercises import ch01, ch04
+
+    assert "an answer that calls data.rgb_to_id (made unavailable while it runs)" in rejections(ch01.check_rgb_to_id)
+    listed = rejections(ch04.check_branch_layout)
+    assert any("models.semantic_fpn.upsampling_stages" in item for item in listed)
+
+
+@pytest.mark.parametrize("path,exercise", [(p, e) for p, e in EXERCISES if e.checker[2:4] in ("04", "05", "06", "07")],
+                         ids=[e.checker for p, e in EXERCISES if e.checker[2:4] in ("04", "05", "06", "07")])
+def test_every_later_exercise_names_what_it_refuses(path, exercise):
+    """Chapters 4-7 ask for what the package implements: the answer key says which function is refused."""
+    assert any("calls" in item for item in rejections(exercise.function())), exercise.checker
 
 
 def test_sync_keeps_outputs_unless_fresh(tmp_path):

@@ -65,3 +65,40 @@ def test_level_checker_explains_shapes_and_unfinished_work():
         ch04.check_semantic_level(lambda x, w, g, up: level(x, w, g, False))
     with pytest.raises(ExerciseError, match="not implemented"):
         ch04.check_semantic_level(lambda *args: (_ for _ in ()).throw(NotImplementedError))
+
+
+def _delegating_layout(stride):
+    from panopticlab.models.semantic_fpn import upsampling_stages
+
+    return max(1, upsampling_stages(stride)), upsampling_stages(stride)
+
+
+def _counting_layout(stride):
+    from panopticlab.models.semantic_fpn import SemanticFPNHead
+
+    head = SemanticFPNHead(8, 2, {"p": stride}, channels=8, norm_groups=4)
+    ups = sum(type(m).__name__ == "Upsample" for m in head.modules())
+    return sum(type(m).__name__ == "Conv2d" for m in head.scale_heads.modules()), ups
+
+
+def _head_level(x, weights, num_groups, upsample):
+    from panopticlab.models import semantic_fpn
+
+    stride = 4 * 2 ** len(weights) if upsample else 4
+    head = semantic_fpn.SemanticFPNHead(x.shape[1], 2, {"p": stride}, channels=weights[0][0].shape[0],
+                                        norm_groups=num_groups)
+    return head.scale_heads["p"](x)
+
+
+@pytest.mark.parametrize("checker, answer, name", [
+    (ch04.check_branch_layout, _delegating_layout, "models.semantic_fpn.upsampling_stages"),
+    (ch04.check_branch_layout, _counting_layout, "models.semantic_fpn.SemanticFPNHead"),
+    (ch04.check_semantic_level, _head_level, "models.semantic_fpn.SemanticFPNHead"),
+    (ch04.check_semantic_level, lambda *args: ch04._level_variant(*args), "ch04._level_variant"),
+])
+def test_an_answer_that_delegates_to_the_package_fails(checker, answer, name):
+    with pytest.raises(ExerciseError, match=rf"write it without {name}"):
+        checker(answer)
+    from panopticlab.models.semantic_fpn import SemanticFPNHead, upsampling_stages
+
+    assert upsampling_stages(32) == 3 and SemanticFPNHead.__name__ == "SemanticFPNHead"  # put back afterwards

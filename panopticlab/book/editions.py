@@ -21,20 +21,33 @@ from .chapters import METADATA_KEY, chapter_paths, chapter_title, load_chapter
 from .exercises import find_exercises, rejections, solution_blocks, strip_solutions
 
 
+#: Written beside the student edition: its notebooks pair with no text file, even inside a
+#: tree whose jupytext configuration (the repository's pyproject.toml) pairs every notebook.
+STUDENT_JUPYTEXT_CONFIG = ("# The student edition is notebooks only: saving one in JupyterLab writes no paired .py\n"
+                           "# (the autograder grades the .ipynb).\n"
+                           'formats = "ipynb"\n')
+
+
 def student_edition(notebook):
-    """A copy of ``notebook`` with the exercise solutions removed, marked ``edition: student``."""
+    """A copy of ``notebook`` with the exercise solutions removed, marked ``edition: student``.
+
+    The chapter's jupytext metadata (its pairing with the ``.py`` source) is dropped, so a
+    student's JupyterLab saves the notebook alone; the kernelspec stays.
+    """
     student = copy.deepcopy(notebook)
     for cell in student.cells:
         if cell.cell_type == "code":
             cell.source = strip_solutions(cell.source)
             cell.outputs, cell.execution_count = [], None
+    student.metadata.pop("jupytext", None)
     student.metadata.setdefault(METADATA_KEY, {})["edition"] = "student"
     return student
 
 
 def write_student_edition(output: str | os.PathLike, book_dir: str | os.PathLike,
                           chapters: list[str] | None = None) -> list[Path]:
-    """Write ``output/NN_*.ipynb`` with solutions stripped, ready to hand out; nothing else."""
+    """Write ``output/NN_*.ipynb`` with solutions stripped, ready to hand out, and
+    ``output/jupytext.toml`` (:data:`STUDENT_JUPYTEXT_CONFIG`); returns the notebooks."""
     import nbformat
 
     output = Path(output)
@@ -43,6 +56,7 @@ def write_student_edition(output: str | os.PathLike, book_dir: str | os.PathLike
         target = output / f"{path.stem}.ipynb"
         write_text(target, nbformat.writes(student_edition(load_chapter(path))))
         written.append(target)
+    write_text(output / "jupytext.toml", STUDENT_JUPYTEXT_CONFIG)
     return written
 
 

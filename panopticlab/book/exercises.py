@@ -18,12 +18,17 @@ import ast
 import importlib
 import inspect
 import re
+import textwrap
 from dataclasses import dataclass, field
 
 SOLUTION_BLOCK = re.compile(r"^([ \t]*)# BEGIN SOLUTION[^\n]*\n.*?^[ \t]*# END SOLUTION[^\n]*(\n|$)", re.MULTILINE | re.DOTALL)
 #: The line a student replaces; the autograder knows an untouched exercise by it.
 STUB_LINE = 'raise NotImplementedError("write your solution here")'
 STUDENT_STUB = "{indent}# YOUR CODE HERE\n{indent}" + STUB_LINE + "\n"
+#: The stub of a solution written at the top level of a cell: its names assigned ``...``
+#: (a top-level ``raise`` would stop "Run All" there; the checker says "not implemented yet").
+VALUE_STUB_COMMENT = "# YOUR CODE HERE: replace each ... with your answer"
+VALUE_STUB_LINE = re.compile(r"^\w+(?:\s*,\s*\w+)*\s*=\s*\.\.\.(?:\s*,\s*\.\.\.)*\s*$", re.MULTILINE)
 CHECKER_CALL = re.compile(r"\b(ch\d\d)\.(check_\w+)\s*\(")
 EXERCISE_NUMBER = re.compile(r"^\s*Exercise\s+(\d+\.\d+)\s*:")
 
@@ -58,8 +63,56 @@ class Exercise:
 
 
 def strip_solutions(source: str) -> str:
-    """Replace every ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block by a stub at its indentation."""
-    return SOLUTION_BLOCK.sub(lambda m: STUDENT_STUB.format(indent=m.group(1)), source)
+    """Replace every ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block by a stub at its indentation.
+
+    A block inside a function becomes :data:`STUDENT_STUB`, which raises when the function
+    is called. A block at the top level of a cell becomes :func:`value_stub`, so that the
+    cell itself runs (the checker call after it then says "not implemented yet").
+    """
+    def stub(match) -> str:
+        indent = match.group(1)
+        values = None if indent else value_stub(match.group(0), match.string[match.end():])
+        return values if values is not None else STUDENT_STUB.format(indent=indent)
+
+    return SOLUTION_BLOCK.sub(stub, source)
+
+
+def value_stub(block: str, after: str) -> str | None:
+    """The stub of a top-level solution ``block``: each assignment whose names the code
+    ``after`` it uses, with every value replaced by ``...`` (``tp, fp, fn = ..., ..., ...``).
+
+    All assignments are kept when ``after`` uses none of their names; None when the block
+    assigns no plain names (then the raising stub is used).
+    """
+    try:
+        statements = ast.parse(textwrap.dedent(block)).body
+    except SyntaxError:
+        return None
+    assignments = [_assigned_names(s) for s in statements]
+    assignments = [names for names in assignments if names]
+    if not assignments:
+        return None
+    used = {node.id for node in ast.walk(_parsed(after)) if isinstance(node, ast.Name)}
+    wanted = [names for names in assignments if set(names) & used] or assignments
+    lines = [f"{', '.join(names)} = {', '.join(['...'] * len(names))}" for names in wanted]
+    return "\n".join([VALUE_STUB_COMMENT, *lines]) + "\n"
+
+
+def _assigned_names(statement) -> list[str]:
+    """The plain names one assignment binds: ``["tp", "fp"]`` for ``tp, fp = 3, 2``; [] for any
+    other statement (chained assignments and attribute or subscript targets included)."""
+    if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
+        return []
+    target = statement.targets[0]
+    elements = target.elts if isinstance(target, ast.Tuple) else [target]
+    return [e.id for e in elements] if all(isinstance(e, ast.Name) for e in elements) else []
+
+
+def _parsed(source: str):
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return ast.Module(body=[], type_ignores=[])
 
 
 def solution_blocks(source: str) -> list[str]:
@@ -118,12 +171,16 @@ def find_exercises(notebook) -> list[Exercise]:
 
 
 def _holds_exercise(source: str) -> bool:
-    return bool(SOLUTION_BLOCK.search(source)) or STUB_LINE in source
+    return bool(SOLUTION_BLOCK.search(source)) or is_stub(source)
 
 
 def is_stub(source: str) -> bool:
-    """The cell still holds the student stub (the exercise was not attempted)."""
-    return STUB_LINE in source
+    """The cell still holds a student stub (the exercise was not attempted): the raising
+    line, or the ``...`` assignments under :data:`VALUE_STUB_COMMENT`."""
+    if STUB_LINE in source:
+        return True
+    _, marker, rest = source.partition(VALUE_STUB_COMMENT + "\n")
+    return bool(marker) and bool(VALUE_STUB_LINE.match(rest))
 
 
 def rejections(checker) -> list[str]:
@@ -133,7 +190,8 @@ def rejections(checker) -> list[str]:
     per ``-`` line); otherwise from the messages of the ``ExerciseError`` s the checker
     (and the functions of its module that it calls) raises, with ``{...}`` where the
     message is filled in at run time, followed by the keys of any module-level
-    ``{mistake: variant}`` table the checker compares a wrong answer against.
+    ``{mistake: variant}`` table the checker compares a wrong answer against, and the
+    package functions it makes unavailable to the answer (``forbidden(..., functions=...)``).
     """
     doc = inspect.getdoc(checker) or ""
     section = re.search(r"^Rejects:\s*\n((?:[ \t]*-.*\n?(?:[ \t]+[^-\s].*\n?)*)+)", doc, re.MULTILINE)
@@ -141,7 +199,7 @@ def rejections(checker) -> list[str]:
         items = re.split(r"^\s*-\s*", section.group(1), flags=re.MULTILINE)
         return [" ".join(item.split()) for item in items if item.strip()]
     module = inspect.getmodule(checker)
-    messages, mistakes, seen, todo = [], [], set(), [checker]
+    messages, mistakes, refused, seen, todo = [], [], [], set(), [checker]
     while todo:
         function = todo.pop(0)
         if function.__name__ in seen:
@@ -156,6 +214,10 @@ def rejections(checker) -> list[str]:
                 text = f"an answer that gets this wrong (the message names it): {mistake}"
                 if text not in mistakes:
                     mistakes.append(text)
+            for label in _forbidden_labels(module, node):
+                text = f"an answer that calls {label} (made unavailable while it runs)"
+                if text not in refused:
+                    refused.append(text)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 if node.func.id == "ExerciseError" and node.args:
                     text = _literal_text(node.args[0])
@@ -165,7 +227,21 @@ def rejections(checker) -> list[str]:
                     helper = getattr(module, node.func.id, None)
                     if inspect.isfunction(helper) and inspect.getmodule(helper) is module:
                         todo.append(helper)
-    return [EXERCISE_PREFIX.sub("", m) for m in messages] + mistakes
+    return [EXERCISE_PREFIX.sub("", m) for m in messages] + mistakes + refused
+
+
+def _forbidden_labels(module, node) -> list[str]:
+    """The labels of the functions and methods a ``forbidden(exercise, functions=..., methods=...)``
+    call makes unavailable: the keys of a dict literal or of a module-level dict."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "forbidden"):
+        return []
+    labels = []
+    for keyword in node.keywords:
+        if isinstance(keyword.value, ast.Dict):
+            labels += [k.value for k in keyword.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+        elif isinstance(keyword.value, ast.Name) and isinstance(getattr(module, keyword.value.id, None), dict):
+            labels += [k for k in getattr(module, keyword.value.id) if isinstance(k, str)]
+    return labels
 
 
 def _mistake_table(module, node) -> list[str]:
@@ -185,8 +261,6 @@ EXERCISE_PREFIX = re.compile(r"^Exercise \d+\.\d+:\s*")
 
 
 def _dedented_source(function) -> str:
-    import textwrap
-
     return textwrap.dedent(inspect.getsource(function))
 
 

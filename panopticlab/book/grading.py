@@ -5,7 +5,9 @@ time limit per cell, errors allowed so one crash does not hide the rest). After 
 that calls each exercise's checker, the grader inserts its own cell that re-imports the
 checker module and makes the chapter's reference call (the call as the chapter source
 writes it, not as the student may have edited it), so the verdict is the checker's and
-not text the notebook printed.
+not text the notebook printed. That call runs in strict mode
+(:func:`panopticlab.exercises.checking.strict_checks`): a wrong answer raises, whatever
+mode the student's own cells ran in.
 
 Verdicts (:data:`VERDICTS`): ``passed``; ``failed`` with the checker's message (or the
 crash of the checker on the answer); ``not attempted`` (the stub is still there);
@@ -36,10 +38,11 @@ VERDICTS = ("passed", "failed", "not attempted", "timed out", "missing")
 GRADE_MARK = "PANOPTICLAB-GRADE "
 GRADING_CELL = '''\
 import importlib as _grader_importlib, json as _grader_json
-from panopticlab.exercises.checking import ExerciseError as _GraderError
+from panopticlab.exercises.checking import ExerciseError as _GraderError, strict_checks as _grader_strict
 _grader_module = _grader_importlib.reload(_grader_importlib.import_module({module!r}))
 try:
-    eval({call!r}, {{**globals(), {alias!r}: _grader_module}})
+    with _grader_strict():
+        eval({call!r}, {{**globals(), {alias!r}: _grader_module}})
     _grader_verdict = {{"verdict": "passed", "message": ""}}
 except _GraderError as _grader_error:
     _grader_verdict = {{"verdict": "failed", "message": str(_grader_error)}}
@@ -100,6 +103,44 @@ class SubmissionReport:
             lines.append(f"  cell {cell.cell} {cell.status}: {cell.error}")
         lines += [f"  note: {problem}" for problem in self.problems]
         return "\n".join(lines)
+
+
+NOTEBOOK_SUFFIX = ".ipynb"
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
+def submission_files(arguments: list[str]) -> tuple[list[Path], list[Path]]:
+    """The notebooks to grade among ``book check``'s arguments, and the files left out.
+
+    A folder stands for the files directly in it (hidden ones and subfolders aside); a
+    pattern the shell did not expand (``"06_*"``) is expanded here. Of those, only
+    ``.ipynb`` files are graded: the rest (a ``06_x.py`` that a JupyterLab save paired with
+    its notebook, a ``jupytext.toml``) come back as skipped, for the command to name. An
+    argument that matches nothing is kept as given, so grading it names the missing file.
+
+    Returns:
+        (notebooks in argument order without repeats, skipped files in the same order).
+    """
+    notebooks, skipped, seen = [], [], set()
+    for argument in arguments:
+        for path in _expand(argument):
+            if path in seen:
+                continue
+            seen.add(path)
+            (notebooks if path.suffix == NOTEBOOK_SUFFIX or not path.exists() else skipped).append(path)
+    return notebooks, skipped
+
+
+def _expand(argument: str) -> list[Path]:
+    path = Path(argument)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not path.exists() and _GLOB_CHARACTERS & set(argument):
+        import glob
+
+        matches = sorted(Path(p) for p in glob.glob(argument) if Path(p).is_file())
+        return matches or [path]
+    return [path]
 
 
 def read_submission(path: str | os.PathLike):

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..exercises.checking import STRICT_ENV
 from .textbars import KERNEL_ARGUMENT
 
 WORK_FOLDER = "work"  # inside the run's folder: where panopticlab.work_dir points the chapter
@@ -38,10 +39,11 @@ class RunRecord:
 
 
 @contextmanager
-def _kernel_environment(profile: str, work_dir):
+def _kernel_environment(profile: str, work_dir, strict_checks: bool = True):
     """Set what the kernel inherits from this process, and restore it afterwards."""
     values = {"PANOPTICLAB_PROFILE": profile, "PANOPTICLAB_WORK_DIR": str(work_dir),
-              "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+              "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+              STRICT_ENV: "1" if strict_checks else "0"}
     before = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -132,7 +134,7 @@ class _Progress:
 
 def execute_notebook(notebook, profile: str, cwd: str | os.PathLike, timeout: int = 1800, *,
                      allow_errors: bool = False, progress: bool = False, name: str = "notebook",
-                     record: RunRecord | None = None, stream=None):
+                     record: RunRecord | None = None, stream=None, strict_checks: bool = True):
     """Execute ``notebook`` in place with ``PANOPTICLAB_PROFILE=profile`` in the folder ``cwd``.
 
     The files the chapter writes through :func:`panopticlab.work_dir` land in ``cwd/work/``.
@@ -144,6 +146,10 @@ def execute_notebook(notebook, profile: str, cwd: str | os.PathLike, timeout: in
         allow_errors: keep going after a failing cell (the autograder); else stop at the first.
         progress: print a line per cell (``stream``, default stderr) with elapsed times.
         record: filled with the seconds per code cell.
+        strict_checks: every exercise checker raises on a wrong answer, so a reference
+            solution that fails its checker fails the run (the book's runs, the autograder).
+            False runs the checkers as a student's JupyterLab does: a failed check prints
+            its verdict and the notebook runs on (:mod:`panopticlab.exercises.checking`).
 
     The kernel draws with matplotlib's inline backend whatever ``MPLBACKEND`` says here
     (scripts and tests set ``Agg``), so that every figure is kept in the executed notebook.
@@ -180,7 +186,7 @@ def execute_notebook(notebook, profile: str, cwd: str | os.PathLike, timeout: in
         record.cells.append(CellTiming(cell_index, shown.cell_done(cell_index, status), status))
 
     start = time.perf_counter()
-    with _kernel_environment(profile, Path(cwd).resolve() / WORK_FOLDER):  # the kernel inherits this process's environment
+    with _kernel_environment(profile, Path(cwd).resolve() / WORK_FOLDER, strict_checks):  # the kernel inherits this process's environment
         # the kernel talks to us over local TCP; its log line warning about that is noise here
         client = Client(notebook, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                         interrupt_on_timeout=allow_errors, coalesce_streams=True,

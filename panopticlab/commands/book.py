@@ -27,7 +27,8 @@ def add_parser(commands) -> None:
     student.add_argument("--book", default=None, help=BOOK_HELP)
     student.set_defaults(func=run_student)
     check = book.add_parser("check", help="grade students' notebooks: per exercise passed / failed / not attempted")
-    check.add_argument("submissions", nargs="+", metavar="SUBMISSION.ipynb")
+    check.add_argument("submissions", nargs="+", metavar="SUBMISSION.ipynb",
+                       help="notebooks, folders of notebooks or patterns; only .ipynb files are graded")
     check.add_argument("--json", default=None, metavar="OUT", help="also write the reports as JSON (a gradebook)")
     check.add_argument("--timeout-per-cell", type=int, default=120, metavar="S",
                        help="seconds a cell may run before it is interrupted (default 120)")
@@ -103,12 +104,18 @@ def run_student(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     from ..book.chapters import find_book_dir
-    from ..book.grading import check_submission
+    from ..book.grading import check_submission, submission_files
     from ..data.atomic import atomic_write
 
     book_dir = find_book_dir(args.book)
+    submissions, skipped = submission_files(args.submissions)
+    if skipped:
+        print("skipped, not a .ipynb notebook: " + ", ".join(map(str, skipped)), file=sys.stderr)
+    if not submissions:
+        print("error: no .ipynb notebook to grade", file=sys.stderr)
+        return 1
     reports, unreadable = [], 0
-    for submission in args.submissions:
+    for submission in submissions:
         try:
             report = check_submission(submission, book_dir=book_dir, profile=args.profile,
                                       timeout_per_cell=args.timeout_per_cell, chapter=args.chapter,

@@ -8,7 +8,7 @@ from scipy.sparse.csgraph import connected_components
 from ..data import SYNTHETIC_CATEGORIES, PanopticSegmentation, id_to_rgb, rgb_to_id
 from ..data.categories import VOID_LABEL
 from ..data.synthetic import render_scene
-from .checking import ExerciseError, call, passed
+from .checking import ExerciseError, call, checker, passed
 from .forbidden import forbidden
 
 DISC, BOX, SKY = 1, 2, 11
@@ -19,6 +19,7 @@ def _scenes(num: int = 6, size: int = 64):
 
 
 # --- 1.1 -------------------------------------------------------------------------------
+@checker
 def check_rgb_to_id(fn) -> bool:
     """Exercise 1.1: ``fn(rgb)`` decodes a COCO panoptic PNG, (H, W, 3) uint8 -> (H, W) ids.
 
@@ -54,6 +55,7 @@ def check_rgb_to_id(fn) -> bool:
 
 
 # --- 1.2 -------------------------------------------------------------------------------
+@checker
 def check_semantic_from_panoptic(fn) -> bool:
     """Exercise 1.2: ``fn(pan, categories)`` -> (H, W) category id per pixel, 255 on void.
 
@@ -95,6 +97,7 @@ def count_instances(pan: PanopticSegmentation, categories=SYNTHETIC_CATEGORIES) 
     return counts
 
 
+@checker
 def check_count_instances(fn) -> bool:
     """Exercise 1.3: ``fn(pan, categories)`` -> {thing name: number of non-crowd instances}."""
     for sample in _scenes():
@@ -203,6 +206,7 @@ def _fusion_hint(pan: PanopticSegmentation, category_id: int, want: set, have: s
     return ""
 
 
+@checker
 def check_fused_instances(fn) -> float:
     """Exercise 1.4: ``fn(pan, category_id)`` -> groups of instance ids that one region fuses.
 
@@ -214,6 +218,7 @@ def check_fused_instances(fn) -> float:
     Returns the fraction of the instances of exercise 1.3 (non-crowd) that the regions
     lose: per category, instances minus the regions that hold one (the count
     ``data.analysis.semantic_region_counts`` reports as ``lost``).
+    (Like every checker, in a notebook kernel it returns False for an answer that fails.)
     """
     case = fusion_case()
     expected_case = fused_groups(case)

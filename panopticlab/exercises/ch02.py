@@ -12,7 +12,7 @@ from ..data.synthetic import render_scene, second_annotation
 from ..metrics import Outcome, match_segments
 from ..metrics import matching as matching_module
 from ..metrics import overlap as overlap_module
-from .checking import ExerciseError, call, passed
+from .checking import ExerciseError, answered, call, checker, passed
 from .forbidden import forbidden
 
 DISC, BOX, SKY = 1, 2, 11
@@ -41,8 +41,10 @@ def rq_case() -> tuple[PanopticSegmentation, PanopticSegmentation]:
             PanopticSegmentation.from_id_map(pred, categories_of(pred)))
 
 
+@checker
 def check_rq_by_hand(tp: int, fp: int, fn: int, rq: float) -> bool:
     """Exercise 2.1: the counts and RQ of the category *box* in :func:`rq_case`."""
+    answered("2.1", tp, fp, fn, rq)
     gt, pred = rq_case()
     matching = match_segments(gt, pred)
     boxes_gt = matching.gt.category_ids == BOX
@@ -169,6 +171,7 @@ def _matches(fn, gt, pred) -> tuple[set, set]:
         raise ExerciseError(f"Exercise 2.2: return a set of (gt_id, pred_id) pairs, got {got!r:.80}.") from None
 
 
+@checker
 def check_matching(fn) -> bool:
     """Exercise 2.2: ``fn(gt, pred)`` -> set of matched ``(gt_id, pred_id)`` pairs at IoU > 0.5.
 
@@ -207,6 +210,7 @@ def _same(values, others) -> bool:
     return all(math.isclose(a, b, abs_tol=1e-9) for a, b in zip(values, others))
 
 
+@checker
 def check_pq_from_counts(fn) -> bool:
     """Exercise 2.3: ``fn(tp, fp, fn, iou_sum)`` -> ``(pq, sq, rq)`` of one category."""
     cases = [(4, 1, 2, 3.2), (10, 0, 0, 9.1), (0, 3, 2, 0.0), (7, 5, 1, 4.9)]

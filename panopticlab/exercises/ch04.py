@@ -8,20 +8,30 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.semantic_fpn import SemanticFPNHead, upsampling_stages
-from .checking import ExerciseError, call, passed
+from .checking import ExerciseError, call, checker, passed
+from .forbidden import forbidden
 
 STRIDES = (4, 8, 16, 32, 64)  # P2-P5, and a P6 the branch could also take
 
+#: 4.1 asks for the layout the package computes: its answers run without these.
+FORBIDDEN_LAYOUT = {
+    "models.semantic_fpn.upsampling_stages": upsampling_stages,
+    "models.semantic_fpn.SemanticFPNHead": SemanticFPNHead,
+}
 
+
+@checker
 def check_branch_layout(fn) -> bool:
     """Exercise 4.1: ``fn(stride)`` -> ``(convs, upsamplings)`` of the level of that stride.
 
     Each stage of a level is a 3x3 conv (+ GroupNorm + ReLU) followed by a 2x upsampling,
     until the level reaches stride 4; the stride-4 level gets one conv and no upsampling.
+    The answer runs with :data:`FORBIDDEN_LAYOUT` made unavailable.
     """
     for stride in STRIDES:
         expected = (max(1, upsampling_stages(stride)), upsampling_stages(stride))
-        got = call("4.1", fn, stride)
+        with forbidden("4.1", functions=FORBIDDEN_LAYOUT):
+            got = call("4.1", fn, stride)
         try:
             convs, ups = (int(v) for v in got)
         except (TypeError, ValueError):
@@ -69,6 +79,14 @@ MISTAKES = {
 }
 
 
+#: 4.2 asks for one level of the package's branch: its answers run without the branch
+#: (and without this module's own re-implementation of it).
+FORBIDDEN_LEVEL = {
+    "models.semantic_fpn.SemanticFPNHead": SemanticFPNHead,
+    "ch04._level_variant": _level_variant,
+}
+
+
 def level_case(seed: int = 404):
     """A small branch with random normalisation parameters, and features for its levels."""
     generator = torch.Generator().manual_seed(seed)
@@ -90,13 +108,15 @@ def stage_weights(sequence: nn.Sequential) -> list[tuple[torch.Tensor, torch.Ten
     return [(c.weight.detach(), n.weight.detach(), n.bias.detach()) for c, n in zip(convs, norms)]
 
 
+@checker
 def check_semantic_level(fn) -> bool:
     """Exercise 4.2: ``fn(x, weights, num_groups, upsample)`` -> one level of the branch.
 
     ``x`` float [B, C, h, w]; ``weights`` a list of ``(conv_weight, gn_weight, gn_bias)``,
     one per stage; each stage is a 3x3 conv (padding 1, no bias), GroupNorm, ReLU and, when
     ``upsample``, a 2x bilinear upsampling (``align_corners=False``). Compared with the
-    package's :class:`~panopticlab.models.semantic_fpn.SemanticFPNHead` on every level.
+    package's :class:`~panopticlab.models.semantic_fpn.SemanticFPNHead` on every level; the
+    answer runs with :data:`FORBIDDEN_LEVEL` made unavailable.
     """
     head, features = level_case()
     for name, sequence in head.scale_heads.items():
@@ -104,7 +124,8 @@ def check_semantic_level(fn) -> bool:
         weights = stage_weights(sequence)
         with torch.no_grad():
             expected = sequence(features[name])
-            got = call("4.2", fn, features[name].clone(), weights, 4, upsample)
+            with forbidden("4.2", functions=FORBIDDEN_LEVEL):
+                got = call("4.2", fn, features[name].clone(), weights, 4, upsample)
         if not isinstance(got, torch.Tensor):
             raise ExerciseError(f"Exercise 4.2: return a tensor, got {type(got).__name__}.")
         if tuple(got.shape) != tuple(expected.shape):

@@ -6,8 +6,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..postprocess.upsnet import crop_to_boxes, paste_mask_logits, unknown_logits
-from .checking import ExerciseError, call, passed
+from ..postprocess.upsnet import box_cells, crop_to_boxes, panoptic_logits, paste_mask_logits, unknown_logits
+from .checking import ExerciseError, call, checker, passed
+from .forbidden import forbidden
 
 
 # --- Exercise 5.1: the unknown channel ------------------------------------------------------------
@@ -38,18 +39,28 @@ UNKNOWN_MISTAKES = {
 }
 
 
+#: 5.1 asks for the channel the package computes: its answers run without these.
+FORBIDDEN_UNKNOWN = {
+    "postprocess.upsnet.unknown_logits": unknown_logits,
+    "postprocess.upsnet.panoptic_logits": panoptic_logits,
+}
+
+
+@checker
 def check_unknown_channel(fn) -> bool:
     """Exercise 5.1: ``fn(semantic_logits, num_stuff, x_mask)`` -> the unknown channel [H, W].
 
     ``semantic_logits`` float [C, H, W] (stuff first), ``x_mask`` float [N, H, W] (each
     instance's class channel inside its box, 0 outside). Checked with 3, 1 and 0 instances
-    against :func:`~panopticlab.postprocess.upsnet.unknown_logits`.
+    against :func:`~panopticlab.postprocess.upsnet.unknown_logits`; the answer runs with
+    :data:`FORBIDDEN_UNKNOWN` made unavailable.
     """
     for count in (3, 1, 0):
         logits, num_stuff, x_mask = unknown_case(count)
         expected = unknown_logits(logits[num_stuff:], x_mask)
         try:
-            got = call("5.1", fn, logits.clone(), num_stuff, x_mask.clone())
+            with forbidden("5.1", functions=FORBIDDEN_UNKNOWN):
+                got = call("5.1", fn, logits.clone(), num_stuff, x_mask.clone())
         except (RuntimeError, IndexError) as error:
             if count == 0:
                 raise ExerciseError(f"Exercise 5.1: with no instance your function fails ({error}). Without "
@@ -118,6 +129,15 @@ PASTE_MISTAKES = {
 }
 
 
+#: 5.2 asks for the pasting the package does: its answers run without these.
+FORBIDDEN_PASTE = {
+    "postprocess.upsnet.paste_mask_logits": paste_mask_logits,
+    "postprocess.upsnet.box_cells": box_cells,
+    "ch05._paste_variant": _paste_variant,
+}
+
+
+@checker
 def check_paste_mask(fn) -> bool:
     """Exercise 5.2: ``fn(mask_logits, box, size)`` -> ``Y_mask`` float [H, W].
 
@@ -125,12 +145,14 @@ def check_paste_mask(fn) -> bool:
     coordinates; ``size`` ``(H, W)``. The box covers columns ``floor(x1) .. ceil(x2) - 1``
     (rows likewise); the logits are resized bilinearly (``align_corners=False``) to those
     cells and pasted, 0 elsewhere; parts outside the map are cut off. Compared with
-    :func:`~panopticlab.postprocess.upsnet.paste_mask_logits`.
+    :func:`~panopticlab.postprocess.upsnet.paste_mask_logits`; the answer runs with
+    :data:`FORBIDDEN_PASTE` made unavailable.
     """
     logits = paste_case()
     for k, box in enumerate(PASTE_BOXES):
         expected = paste_mask_logits(logits[k:k + 1], torch.tensor([box]), PASTE_SIZE)[0]
-        got = call("5.2", fn, logits[k].clone(), box, PASTE_SIZE)
+        with forbidden("5.2", functions=FORBIDDEN_PASTE):
+            got = call("5.2", fn, logits[k].clone(), box, PASTE_SIZE)
         if not isinstance(got, torch.Tensor) or tuple(got.shape) != PASTE_SIZE:
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
             raise ExerciseError(f"Exercise 5.2: return a tensor of shape {PASTE_SIZE}, the whole map, got {shape}.")
