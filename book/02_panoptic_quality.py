@@ -52,6 +52,7 @@ import panopticlab
 from panopticlab import data, metrics, viz
 from panopticlab.data import coco, synthetic
 from panopticlab.exercises import ch02
+from panopticlab.viz import concepts
 
 profile = panopticlab.get_profile()
 panopticlab.seed_everything(profile.seed)
@@ -380,17 +381,7 @@ assert all(pairs_of(*metrics.bipartite_matching(m, iou_threshold=0.5)[:2]) == pa
 # merges cost RQ.
 
 # %%
-fig, ax = plt.subplots(figsize=(4.6, 4.2))
-for category in CATEGORIES:
-    entry = results["per_class"][category.id]
-    if entry["tp"] + entry["fp"] + entry["fn"] == 0:
-        continue
-    ax.scatter(entry["rq"], entry["sq"], color=np.array(category.color) / 255, s=60,
-               marker="o" if category.isthing else "s", edgecolor="k", label=category.name)
-ax.legend(loc="lower right", fontsize=8, ncol=2)
-ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
-ax.set(xlabel="RQ (recognition)", ylabel="SQ (segmentation)", xlim=(0.2, 1.02), ylim=(0.2, 1.02),
-       title="per category: circles things, squares stuff")
+concepts.plot_sq_vs_rq(results["per_class"], CATEGORIES)
 plt.show()
 
 # %%

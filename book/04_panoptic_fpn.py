@@ -51,7 +51,7 @@ import panopticlab
 from panopticlab import data, metrics, viz
 from panopticlab.engine import evaluate, pretrained, recipes, runs, seconds_per_image, seconds_per_step
 from panopticlab.exercises import ch04
-from panopticlab.models import panoptic_fpn, semantic_fpn, zoo
+from panopticlab.models import decoder_designs, panoptic_fpn, semantic_fpn, zoo
 
 profile = panopticlab.get_profile()
 panopticlab.seed_everything(profile.seed)
@@ -95,8 +95,8 @@ for size in ("tiny", "full"):
 # pyramid level that suits the region's size: a 7 x 7 window for the box head, a two-layer
 # MLP that predicts the refined box and the class, and a 14 x 14 window for the mask
 # branch, a stack of four 3 x 3 convolutions (the "x4" of the paper's figure) before the
-# upsampling to the 28 x 28 mask. The tiny model
-# keeps two of the four, at the tiny pyramid's 64 channels:
+# upsampling to the 28 x 28 mask. The tiny model keeps two of the four, at the tiny
+# pyramid's 64 channels:
 
 # %%
 for size in ("tiny", "full"):
@@ -105,7 +105,8 @@ for size in ("tiny", "full"):
     print(f"{size:>4}: mask branch of {len(convs)} convolutions "
           f"{' -> '.join(f'{c.kernel_size[0]}x{c.kernel_size[1]} {c.out_channels}' for c in convs)}")
     assert all(c.kernel_size == (3, 3) for c in convs) and len(convs) == (4 if size == "full" else 2)
-#
+
+# %% [markdown]
 # ## Three ways to fine features
 #
 # A semantic network must label pixels, but a classification backbone ends at stride 32.
@@ -119,7 +120,57 @@ for size in ("tiny", "full"):
 #   stage, as deep and as wide, upsampling back with skip connections.
 # * an **asymmetric, lightweight decoder** (FPN): a top-down path with one block per
 #   stage and one shared channel width (256), lateral connections from the encoder.
-#   The encoder runs at its normal strides; the decoder adds little.
+#   The encoder runs at its normal strides; the decoder adds few weights, and far less
+#   computation than dilation does. Its top-down pathway has only one block per level.
+#
+# How much does each cost? Rather than quote the paper, we measure it.
+# `models.decoder_designs.decoder_design_costs` runs the package's full modules on one
+# 512 x 512 image and counts their multiply-adds with PyTorch's
+# `torch.utils.flop_counter.FlopCounterMode`, which counts the convolutions and matrix
+# products (normalisation, activations and resizing are not counted). The image lives on
+# PyTorch's *meta* device, which has shapes but no values, so the count comes from the
+# shapes alone and takes well under a second.
+#
+# * (a) is the backbone of chapter 3's full PSPNet: ResNet-50 with `layer3` and `layer4`
+#   dilated, at output stride 8;
+# * (c) is the full Panoptic FPN's ResNet-50-FPN plus its semantic branch, up to the
+#   logits at stride 4;
+# * (b) has no model in the package. For this measurement only, the package builds a
+#   minimal one, `models.decoder_designs.SymmetricDecoder`. It mirrors ResNet-50's stages
+#   3, 2 and 1: at each stage's stride it has the stage's width and as many residual
+#   blocks as the stage, with skip connections from the encoder, until it is back at
+#   stride 4.
+#
+# In the figure, each box is a feature map: its height shows the resolution and its width
+# the number of blocks.
+
+# %%
+decoder_costs = decoder_designs.decoder_design_costs(size=512)
+viz.draw_decoder_designs(decoder_costs)
+plt.show()
+for key, name in (("dilated", "(a) dilated ResNet-50"), ("symmetric", "(b) ResNet-50 + symmetric decoder"),
+                  ("fpn", "(c) ResNet-50-FPN + semantic branch")):
+    design = decoder_costs[key]
+    print(f"{name:<36} {design['macs'] / 1e9:5.1f} G multiply-adds  {design['params'] / 1e6:5.1f} M parameters  "
+          f"output stride {design['output_stride']}")
+
+# %%
+dilated, symmetric, fpn, encoder = (decoder_costs[key] for key in ("dilated", "symmetric", "fpn", "encoder"))
+assert dilated["macs"] > 2 * fpn["macs"], "at 512 px the dilated backbone costs over twice FPN + its branch"
+assert dilated["params"] == encoder["params"], "dilation adds no weight: the same ResNet-50 at more positions"
+assert symmetric["params"] > fpn["params"], "a decoder as wide and deep as the encoder has more weights"
+assert [s["stride"] for s in dilated["stages"]] == [4, 8, 8, 8] and fpn["output_stride"] == 4
+
+# %% [markdown]
+# The three designs share the encoder, the grey part of every bar. Dilation adds no
+# weight: (a) has exactly ResNet-50's parameters. It costs several times the
+# multiply-adds, because `layer3` and `layer4`, the widest stages, now run at 4 and 16
+# times as many positions. FPN and its semantic branch reach stride 4 for less than half
+# the cost of (a) and add about 5 M parameters. The symmetric decoder, built from ResNet's
+# own bottleneck blocks, costs about as many multiply-adds as FPN with its branch, but has
+# more than twice their extra parameters; and it leaves a single stride-4 map, where FPN
+# leaves a pyramid that the detector uses as well. Every cost here grows with the number
+# of pixels, so the ratios hold at other image sizes too.
 #
 # Panoptic FPN takes the third, which Mask R-CNN already computes, and adds only a few
 # cheap stages that bring *every* pyramid level to stride 4, where the levels are
@@ -390,6 +441,9 @@ ch04.check_semantic_level(semantic_level);
 #    what happens to PQ_st?
 # 5. On two CPU cores the tiny Panoptic FPN was not faster than the tiny baseline. Which
 #    measurement would you make to show where the full-size saving comes from?
+# 6. The dilated backbone and the plain ResNet-50 have exactly the same parameters. Why do
+#    their multiply-adds differ by a factor of several? Work it out from the strides in
+#    the figure of "Three ways to fine features".
 #
 # ## References
 #

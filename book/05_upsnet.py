@@ -94,7 +94,50 @@ print(profile)
 # competes with it. None of this has weights: the head adds a loss (a cross-entropy over
 # these channels, against the panoptic ground truth) that trains the semantic head and
 # the mask head to produce logits that fuse well.
+
+# %% [markdown]
+# ## The network, drawn from its modules
 #
+# One backbone and four heads. The figure below is drawn from the full model itself:
+# `viz.draw_upsnet` reads the channels, strides and layer counts from its modules, so a
+# different configuration draws differently.
+#
+# * **Backbone:** ResNet-50 with an FPN, levels P2-P6.
+# * **Instance head:** Mask R-CNN's RPN and RoI heads, unchanged.
+# * **Deformable semantic head:** P2-P5 each pass through the *same* stack of deformable
+#   convolutions (one box, four paths: the weights are shared). Each is upsampled to
+#   stride 4, the four are **concatenated** (Panoptic FPN sums them), and one 1 x 1 conv
+#   predicts every category, stuff and things: a multi-scale cascade, where chapter 3's
+#   PSPNet gathers its scales by pooling one stride-8 map at several bin sizes.
+# * **Panoptic head:** has no weights. Three arrows feed it: the semantic logits X, the
+#   selected detections, and their mask logits.
+#
+# The full model is built for this book's categories, so its classifier has one output per
+# category (the number printed below); the published COCO model has 133.
+
+# %%
+full_network = zoo.build_model("upsnet-full", CATEGORIES)
+viz.draw_upsnet(full_network)
+plt.show()
+parts = {"tiny": viz.architecture.upsnet_parts(zoo.build_model("upsnet-tiny", CATEGORIES)),
+         "full": viz.architecture.upsnet_parts(full_network)}
+for size, part in parts.items():
+    head, mask = part["semantic_head"], part["mask_head"]
+    print(f"{size:>4}: FPN {part['levels']['p2']['channels']} ch; mask head {len(mask['convs'])} convs of "
+          f"{mask['convs'][0]}; semantic head {len(head['layers'])} deformable layers "
+          f"{' -> '.join(str(w) for w in [head['layers'][0][0]] + [o for _, o in head['layers']])}, "
+          f"concat {head['concat_channels']} -> {head['classes']} classes")
+del full_network
+
+# %%
+full = parts["full"]
+assert full["semantic_head"]["layers"] == [(256, 256), (256, 128), (128, 128)], "the published COCO head"
+assert full["semantic_head"]["concat_channels"] == len(full["semantic_head"]["levels"]) * 128
+for part in parts.values():  # every category, stuff first; one stuff channel per stuff class in the panoptic head
+    assert part["semantic_head"]["classes"] == NUM_STUFF + len(CATEGORIES.thing_ids)
+    assert part["panoptic_head"]["stuff"] == NUM_STUFF and part["panoptic_head"]["unknown"]
+
+# %% [markdown]
 # ## Training: eight losses, four heads
 #
 # One backbone pass feeds four heads, and each head has its losses: the region proposal
@@ -186,8 +229,13 @@ print(metrics.format_comparison({"UPSNet (panoptic head)": evaluation.results,
 # ## The panoptic logits of one image
 #
 # Every channel of the head on one validation image, on one colour scale (red positive,
-# blue negative), then their argmax: stuff in its class colour, each instance in a colour
-# of its own, unknown white. The record `prediction.merge` keeps each step
+# blue negative), then their argmax. Each panel is titled with its channel number, the
+# index the argmax picks, and with what the channel is: a stuff class, instance *i* with
+# its class and score, or unknown. Each panel is framed in the colour the argmax gives its
+# channel: stuff in its class colour, each instance in a colour of its own; unknown is
+# white in the argmax and framed dark grey. An instance channel is 0 outside its box, so
+# each one is shown cropped to its box (dashed), and the image panel shows where the
+# numbered boxes lie. The record `prediction.merge` keeps each step
 # (`postprocess.upsnet.unified_panoptic`).
 
 # %%

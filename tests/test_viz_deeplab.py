@@ -1,14 +1,20 @@
 """Panoptic-DeepLab figures draw what they are given: arrows end at the votes, centres where found,
 grid cells hold the PQ of their setting."""
+from dataclasses import replace
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.quiver import Quiver
 from test_deeplab_rescore import two_discs
 
 from panopticlab import viz
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.postprocess import center_setting_grid, rescore_deeplab
+from panopticlab.viz.deeplab import outvoted_pixels
+
+BOX = 2
 
 
 @pytest.fixture
@@ -74,3 +80,61 @@ def test_grid_cells_hold_their_settings_pq(scene):
     assert things == [100.0, 0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="empty"):
         viz.plot_center_grid({})
+
+
+def test_vote_dots_are_visible(scene):
+    """Each vote is an opaque dot at least a pixel and a half wide with a dark rim, over a light
+    background, drawn above the image: a cloud of votes reads as a solid blob, not a haze."""
+    _, maps, result, image = scene
+    fig = viz.show_grouping_steps(image, maps.semantic, result, CATS)
+    ax = fig.axes[0]
+    votes = next(c for c in ax.collections if c.get_gid() == "votes")
+    assert len(votes.get_offsets()) == int((result.instance_map > 0).sum())
+    canvas = FigureCanvasAgg(fig)  # the figure is detached from pyplot: give it a canvas that renders
+    canvas.draw()
+    panel = ax.get_window_extent(canvas.get_renderer())
+    points_per_pixel = panel.width / fig.dpi * 72 / image.shape[1]
+    diameter = np.sqrt(votes.get_sizes()[0])  # points
+    assert diameter >= 1.2 * points_per_pixel and diameter >= 2.5, (diameter, points_per_pixel)
+    faces = votes.get_facecolor()
+    assert faces[:, 3].min() >= 0.9 and (votes.get_alpha() is None or votes.get_alpha() >= 0.9)
+    rim = votes.get_edgecolor()[0]
+    assert votes.get_linewidths()[0] > 0 and 0.2126 * rim[0] + 0.7152 * rim[1] + 0.0722 * rim[2] < 0.3
+    background = ax.images[0].get_array()
+    assert np.asarray(background).min() >= 0.5 * np.asarray(background).max(), "the image is light under the votes"
+    assert votes.get_zorder() > ax.images[0].get_zorder()
+
+
+def _mislabelled(scene):
+    """The two-disc scene with a semantic map that is wrong on 9 pixels of disc A (a minority)
+    and on 77 of the 121 pixels of disc B (a majority): both are called "box"."""
+    truth, maps = two_discs()
+    semantic = maps.semantic.copy()
+    semantic[6:9, 5:8] = BOX                 # 9 scattered wrong pixels inside A
+    semantic[5:16, 15:22] = BOX              # most of B
+    wrong = replace(maps, semantic=semantic)
+    result = rescore_deeplab([(truth, wrong)], CATS, stuff_area=0).merged[0]
+    return truth, wrong, result
+
+
+def test_outvoted_pixels_fix_a_minority_and_spread_a_majority(scene):
+    """The vote makes each instance's label consistent: it fixes the wrong minority of A and
+    imposes B's wrong majority on B's right pixels."""
+    truth, maps, result = _mislabelled(scene)
+    categories = {s.id: s.category_id for s in result.panoptic.segments}
+    at = result.panoptic.id_map
+    assert categories[at[10, 9]] == 1 and categories[at[10, 20]] == BOX
+    outvoted = outvoted_pixels(maps.semantic, result)
+    expected = np.zeros_like(outvoted)
+    expected[6:9, 5:8] = True                # A: box pixels outvoted by disc (fixed)
+    expected[5:16, 22:26] = True             # B: the right disc pixels outvoted by box (broken)
+    np.testing.assert_array_equal(outvoted, expected)
+    image = np.full((*maps.semantic.shape, 3), 128, np.uint8)
+    fig = viz.show_grouping_steps(image, maps.semantic, result, CATS)
+    assert len(fig.axes) == 4 and f"{expected.sum()} px outvoted" in fig.axes[2].get_title()
+    assert fig.axes[2].collections, "the outvoted pixels are outlined"
+    with_truth = viz.show_grouping_steps(image, maps.semantic, result, CATS, truth=truth)
+    assert len(with_truth.axes) == 5
+    assert "fixed 9 px, broke 44" in with_truth.axes[4].get_title()
+    with pytest.raises(ValueError, match="shape"):
+        outvoted_pixels(maps.semantic[:-1], result)

@@ -7,7 +7,8 @@
 * :mod:`.matching` - true / false positives and false negatives of a PQ matching;
 * :mod:`.merge` - the networks' outputs and the heuristic merge, step by step; merge sweeps;
 * :mod:`.curves` - training curves from an engine ``History``;
-* :mod:`.architecture` - diagrams drawn from a model's modules (Panoptic FPN's semantic branch);
+* :mod:`.architecture` - diagrams drawn from a model's modules (Panoptic FPN's semantic branch, UPSNet,
+  Panoptic-DeepLab) and the measured cost of three decoder designs;
 * :mod:`.deeplab` - Panoptic-DeepLab: centre heatmap, offset arrows, votes, grouping, centre-setting grids.
 * :mod:`.upsnet` - UPSNet: the panoptic head's logits channel by channel, a deformable layer's taps.
 * :mod:`.errors` - several models' mistakes on one image: misses, false alarms, merges, splits.
@@ -32,7 +33,12 @@ from .overlay import (
     segment_boundaries,
     segment_label,
 )
-from .architecture import draw_semantic_fpn
+from .architecture import (
+    draw_decoder_designs,
+    draw_panoptic_deeplab,
+    draw_semantic_fpn,
+    draw_upsnet,
+)
 from .curves import plot_history
 from .matching import show_matching
 from .merge import plot_sweeps, show_merge_steps, show_network_outputs
@@ -43,7 +49,8 @@ __all__ = [
     "paint", "segment_colors", "shade",
     "draw_panoptic", "overlay", "overlay_masks", "representative_points", "segment_boundaries", "segment_label",
     "show_grid", "show_masks", "show_panoptic", "show_side_by_side", "plot_history", "show_matching",
-    "show_network_outputs", "show_merge_steps", "plot_sweeps", "draw_semantic_fpn",
+    "show_network_outputs", "show_merge_steps", "plot_sweeps", "draw_semantic_fpn", "draw_upsnet",
+    "draw_panoptic_deeplab", "draw_decoder_designs",
 ]
 from .deeplab import (
     draw_centers,
