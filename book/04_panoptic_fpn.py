@@ -444,7 +444,37 @@ ch04.check_semantic_level(semantic_level);
 # 6. The dilated backbone and the plain ResNet-50 have exactly the same parameters. Why do
 #    their multiply-adds differ by a factor of several? Work it out from the strides in
 #    the figure of "Three ways to fine features".
+
+# %% [markdown] tags=["answers"]
+# **Answers** (for the instructor; not in the student edition)
 #
+# 1. It becomes void. The merge takes things only from the detections and stuff only from
+#    the branch's stuff classes; a "things" pixel that no mask claims has no instance to
+#    belong to. Handing it to the nearest detection would grow that mask beyond what the
+#    mask head predicted, often onto another object, and turn a miss into a wrong
+#    segment; left void, it only lowers the IoU of the object it belongs to.
+# 2. P5 (stride 32): three [conv, GroupNorm, ReLU, 2x up] stages to reach stride 4 (P4 two,
+#    P3 one, P2 one conv and no upsampling). After their stages all levels have the same
+#    resolution and the same 128 channels, so they can be added: the classifier then reads
+#    128 channels, not the 512 a concatenation would give (UPSNet concatenates).
+# 3. `layer3` runs at stride 8 instead of 16, four times the positions, and `layer4` at 8
+#    instead of 32, sixteen times; these two stages hold most of ResNet-50's weights, so
+#    the network's multiply-adds grow several-fold (the chapter measures it: about 100 G
+#    against 21 G at 512 px). FPN reads the encoder at its normal strides and adds one
+#    light block per level on the way down.
+# 4. Nothing: with λ_s = 0 no gradient reaches the branch, whose weights stay as they were
+#    initialised; the backbone is shaped by the detector's losses alone. The stuff labels
+#    come out as noise, so PQ_st collapses; PQ_th, which comes from the detector, barely
+#    moves.
+# 5. Measure each part at full size on one device: the multiply-adds (or the forward time)
+#    of the full PSPNet's dilated backbone against the full Panoptic FPN's FPN and
+#    semantic branch, at a realistic image size, as "Three ways to fine features" does.
+# 6. Dilation spreads a kernel's taps apart without adding any: the weights are the same.
+#    The cost of a convolution is its weights times its output positions, and `layer3`
+#    and `layer4` now produce 4 and 16 times as many positions (stride 8 instead of 16 and
+#    32).
+
+# %% [markdown]
 # ## References
 #
 # * A. Kirillov, R. Girshick, K. He, P. Dollár. *Panoptic Feature Pyramid Networks.*

@@ -497,7 +497,20 @@ ch05.check_paste_mask(paste_mask);
 # (`upsnet.for_categories(CATEGORIES, "tiny", box_keep_fraction=1.0)`): the model has no
 # unknown channel. Which pixels of a training image then have no target the head can
 # predict, and what happens to a detection the head misses at test time?
+
+# %% [markdown] tags=["answers"]
+# **Answer to exercise 5.3** (for the instructor; not in the student edition)
 #
+# In training every ground-truth instance then has its own channel, so the unknown channel
+# is never a target and the model has none. The pixels left without a target are the thing
+# pixels that no instance channel covers: crowd regions and any thing pixel without an
+# instance annotation, which can only be ignored. At test time a thing the detector missed
+# has no channel of its own and no unknown channel to go to: its pixels take the strongest
+# remaining channel, a stuff class or a neighbouring instance whose box covers them. A
+# miss then also becomes a false positive or a swollen neighbour, instead of void (the RQ
+# argument of "Why an unknown class?").
+
+# %% [markdown]
 # ## Summary
 #
 # * UPSNet's panoptic head has no weights: stuff channels from the semantic logits, an
@@ -521,7 +534,28 @@ ch05.check_paste_mask(paste_mask);
 # 3. Discs and boxes have 8 true positives each and no other errors. One more disc is
 #    predicted as a box, or as unknown: compute RQ_disc, RQ_box and their mean in each case.
 # 4. What does a deformable layer compute when all its offsets are 1.0 in dx?
+
+# %% [markdown] tags=["answers"]
+# **Answers** (for the instructor; not in the student edition)
 #
+# 1. The head compares, at that pixel, X of the first disc's class plus its pasted mask
+#    logit against the same sum for the second disc (and both against the stuff channels
+#    and the unknown channel): per-pixel evidence of both heads. The heuristic merge
+#    compares the two detections' scores: the more confident one takes every pixel of the
+#    overlap, whatever its mask says there.
+# 2. The unknown channel stands for "the semantic head sees a thing here, and no instance
+#    explains it". Its evidence is the strongest thing logit, minus the semantic part of
+#    the best instance channel at the pixel; stuff logits say nothing about a missing
+#    instance (stuff pixels have their own channels).
+# 3. Wrong class: RQ_disc = 8 / (8 + 0.5) = 0.941 (a false negative), RQ_box = 8 / 8.5 =
+#    0.941 (a false positive), mean 0.941. Unknown: RQ_disc = 0.941, RQ_box = 8 / 8 = 1,
+#    mean 0.971.
+# 4. Every tap reads one pixel to the right of its place on the grid, and integer offsets
+#    need no interpolation: the layer is the plain convolution of the input shifted one
+#    pixel to the left (its output at x is the plain output at x + 1, with zeros past the
+#    right border).
+
+# %% [markdown]
 # ## References
 
 # %%

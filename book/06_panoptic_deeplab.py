@@ -603,7 +603,31 @@ ch06.check_majority_vote(majority_vote);
 #    what would a top-down model's classifier have used instead?
 # 4. The offsets are predicted at stride 4 and multiplied by 4 after upsampling. What goes
 #    wrong if the factor is forgotten?
+
+# %% [markdown] tags=["answers"]
+# **Answers** (for the instructor; not in the student edition)
 #
+# 1. The max-pool window reaches k // 2 pixels in each direction (a square, so the
+#    distance that counts is the larger of |dy| and |dx|). Two peaks 5 px apart along a
+#    row both survive while k // 2 < 5: k = 3, 5, 7 or 9; from k = 11 the weaker one is
+#    suppressed (two exactly equal peaks both survive, a tie). With one centre left, the
+#    pixels of both discs join it: one instance covering both discs, a merge: one false
+#    negative at least, and a false positive unless it matches one disc at IoU > 0.5. (With
+#    sigma-8 Gaussians, centres 5 px apart may already blur into a single peak.)
+# 2. Stuff pixels are never grouped: they keep the semantic head's label and the stuff
+#    area rule, neither of which depends on the centres. If stuff pixels were grouped, a
+#    stuff region could be cut among centres or absorbed into instances, and PQ_st would
+#    depend on the setting.
+# 3. "box", for every pixel of the instance: the vote changes the 40 % "disc" pixels, so the
+#    whole object is wrong (a false negative for disc, a false positive for box). A
+#    top-down model names a detection by its box head's classifier, which reads the RoI's
+#    features and gives one class to the whole region, independently of a per-pixel map.
+# 4. The offsets stay in units of stride-4 cells: every vote lands at a quarter of the way
+#    to its centre, so the votes cluster near their own pixels. Pixels far from the centre
+#    (large objects, their borders) then join a nearer wrong centre or another piece of
+#    their own object: large things split, neighbours steal pixels.
+
+# %% [markdown]
 # ## References
 #
 # * B. Cheng, M. D. Collins, Y. Zhu, T. Liu, T. S. Huang, H. Adam, L.-C. Chen.

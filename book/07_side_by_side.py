@@ -356,7 +356,27 @@ ch07.check_find_merges(find_merges);
 #    machine, even for the same model?
 # 4. You have two GPUs instead of the eight a recipe assumes. Name two ways to keep the
 #    training close to the published one.
+
+# %% [markdown] tags=["answers"]
+# **Answers** (for the instructor; not in the student edition)
 #
+# 1. Counting cars: the higher RQ (more of them found, fewer false alarms and misses).
+#    Measuring outlines: the higher SQ (a found car is outlined better). The same PQ hides
+#    this trade-off, which is why the table keeps SQ and RQ.
+# 2. For two equal discs the prediction's IoU with each is |A| / |A ∪ B| = 0.5, not above
+#    it: no match, so 2 false negatives and 1 false positive (with one disc much larger,
+#    the prediction can match it: 1 TP and 1 FN). `error_analysis` calls it a merge: one
+#    prediction holding most of two objects.
+# 3. The time depends on the machine as much as on the model: the processor and the number
+#    of threads (the records state them), the other work on the machine, the versions of
+#    torch and its math libraries, the image size and the batch. Only times measured in
+#    one run on one machine compare.
+# 4. Keep the global batch: twice the images per GPU if memory allows, or gradient
+#    accumulation over two steps; or scale the learning rate linearly with the smaller
+#    global batch (Goyal et al.) and lengthen the schedule to see as many images. Keep the
+#    BatchNorm statistics sound too (SyncBatchNorm, or frozen statistics).
+
+# %% [markdown]
 # ## References
 
 # %%

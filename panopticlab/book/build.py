@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .chapters import METADATA_KEY, chapter_paths, chapter_title, load_chapter
-from .editions import answer_key, answer_key_html, answer_key_markdown, write_text
+from .editions import answer_key, answer_key_html, answer_key_markdown, write_text, written_answers
 from .runner import RunRecord, execute_notebook
 from .site import Page, index_html, notebook_html, simple_page, with_navigation
 from .timings import TIMINGS_FILE, record_timing
@@ -74,11 +74,12 @@ def build_book(output: str | os.PathLike, profile: str | None = None, book_dir: 
             reports[-1].notebook = notebook
     extra = []
     if key:
-        entries = answer_key(book_dir, chapters)
-        write_text(output / "answer_key.md", answer_key_markdown(entries))
+        entries, answers = answer_key(book_dir, chapters), written_answers(book_dir, chapters)
+        write_text(output / "answer_key.md", answer_key_markdown(entries, answers))
         extra.append(("answer_key.html", "answer key"))
         if html:
-            write_text(output / "html" / "answer_key.html", simple_page("Answer key", answer_key_html(entries)))
+            write_text(output / "html" / "answer_key.html",
+                       simple_page("Answer key", answer_key_html(entries, answers)))
     if html:
         write_site(output / "html", reports, extra, profile)
     return reports

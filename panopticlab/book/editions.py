@@ -28,13 +28,26 @@ STUDENT_JUPYTEXT_CONFIG = ("# The student edition is notebooks only: saving one 
                            'formats = "ipynb"\n')
 
 
+#: The tag of a markdown cell that answers the questions above it ("check your
+#: understanding", a thinking exercise): in the instructor's answer key, not in the
+#: student edition. In a chapter source: ``# %% [markdown] tags=["answers"]``.
+ANSWERS_TAG = "answers"
+
+
+def is_answers_cell(cell) -> bool:
+    """The cell holds written answers for the instructor (markdown, tagged :data:`ANSWERS_TAG`)."""
+    return cell.cell_type == "markdown" and ANSWERS_TAG in cell.get("metadata", {}).get("tags", [])
+
+
 def student_edition(notebook):
     """A copy of ``notebook`` with the exercise solutions removed, marked ``edition: student``.
 
     The chapter's jupytext metadata (its pairing with the ``.py`` source) is dropped, so a
-    student's JupyterLab saves the notebook alone; the kernelspec stays.
+    student's JupyterLab saves the notebook alone; the kernelspec stays. The written answers
+    (:func:`is_answers_cell`) are left out.
     """
     student = copy.deepcopy(notebook)
+    student.cells = [cell for cell in student.cells if not is_answers_cell(cell)]
     for cell in student.cells:
         if cell.cell_type == "code":
             cell.source = strip_solutions(cell.source)
@@ -105,15 +118,45 @@ def answer_key(book_dir: str | os.PathLike, chapters: list[str] | None = None) -
     return entries
 
 
-def answer_key_markdown(entries: list[dict]) -> str:
-    """The answer key as one Markdown page."""
-    lines = ["# Answer key", "", ("Every exercise of the book, its checker and what the checker rejects. "
-                                  "Written by `panopticlab book instructor`; the solutions are the chapters' own."), ""]
-    chapter = None
+def written_answers(book_dir: str | os.PathLike, chapters: list[str] | None = None) -> list[dict]:
+    """The answers cells (:func:`is_answers_cell`) of every chapter, in order.
+
+    Returns:
+        dicts with ``chapter``, ``title`` and ``text`` (the cell's Markdown).
+    """
+    answers = []
+    for path in chapter_paths(book_dir, chapters):
+        notebook = load_chapter(path)
+        answers += [{"chapter": path.stem, "title": chapter_title(notebook), "text": cell.source}
+                    for cell in notebook.cells if is_answers_cell(cell)]
+    return answers
+
+
+def _by_chapter(entries: list[dict], answers: list[dict]) -> list[tuple[str, str, list[dict], list[dict]]]:
+    """``(chapter, title, its exercise entries, its written answers)`` in chapter order."""
+    order = list(dict.fromkeys([e["chapter"] for e in entries] + [a["chapter"] for a in answers]))
+    titles = {item["chapter"]: item["title"] for item in [*entries, *answers]}
+    return [(chapter, titles[chapter], [e for e in entries if e["chapter"] == chapter],
+             [a for a in answers if a["chapter"] == chapter]) for chapter in sorted(order)]
+
+
+def answer_key_markdown(entries: list[dict], answers: list[dict] = ()) -> str:
+    """The answer key as one Markdown page: each chapter's exercises (:func:`answer_key`),
+    then its written answers (:func:`written_answers`)."""
+    lines = ["# Answer key", "", ("Every exercise of the book, its checker and what the checker rejects, and the "
+                                  "answers to the questions without a checker. Written by `panopticlab book "
+                                  "instructor`; the solutions are the chapters' own."), ""]
+    for chapter, title, chapter_entries, chapter_answers in _by_chapter(entries, list(answers)):
+        lines += [f"## {title or chapter}", ""]
+        lines += _exercise_markdown(chapter_entries)
+        for answer in chapter_answers:
+            lines += ["### Answers to the questions", "", answer["text"].strip(), ""]
+    return "\n".join(lines)
+
+
+def _exercise_markdown(entries: list[dict]) -> list[str]:
+    lines = []
     for entry in entries:
-        if entry["chapter"] != chapter:
-            chapter = entry["chapter"]
-            lines += [f"## {entry['title'] or chapter}", ""]
         first, _, rest = entry["contract"].partition("\n")
         lines += [f"### Exercise {entry['number']}", "", f"- checker: `{entry['checker']}` (called as `{entry['call']}`)",
                   f"- contract: {first.partition(':')[2].strip() or first}"]
@@ -121,25 +164,31 @@ def answer_key_markdown(entries: list[dict]) -> str:
             lines += ["", *("  " + line if line else "" for line in rest.strip().splitlines())]
         lines += ["- the checker rejects:", *(f"  - {item}" for item in entry["rejects"] or ["(nothing listed)"]),
                   "", "```python", entry["solution"].rstrip(), "```", ""]
-    return "\n".join(lines)
+    return lines
 
 
-def answer_key_html(entries: list[dict]) -> str:
+def answer_key_html(entries: list[dict], answers: list[dict] = ()) -> str:
     """The answer key as one HTML page (the site's ``answer_key.html``)."""
-    parts = ["<h1>Answer key</h1><p>Every exercise of the book, its checker and what the checker rejects.</p>"]
-    chapter = None
-    for entry in entries:
-        if entry["chapter"] != chapter:
-            chapter = entry["chapter"]
-            parts.append(f"<h2>{html.escape(entry['title'] or chapter)}</h2>")
-        rejects = "".join(f"<li>{html.escape(item)}</li>" for item in entry["rejects"] or ["(nothing listed)"])
-        parts.append(f"<h3>Exercise {html.escape(entry['number'])}</h3>"
-                     f"<p>checker: <code>{html.escape(entry['checker'])}</code> called as "
-                     f"<code>{html.escape(entry['call'])}</code></p>"
-                     f"<pre class='contract'>{html.escape(entry['contract'])}</pre>"
-                     f"<p>The checker rejects:</p><ul>{rejects}</ul>"
-                     f"<pre><code>{html.escape(entry['solution'])}</code></pre>")
+    import nbconvert.filters
+
+    parts = ["<h1>Answer key</h1><p>Every exercise of the book, its checker and what the checker rejects, and "
+             "the answers to the questions without a checker.</p>"]
+    for chapter, title, chapter_entries, chapter_answers in _by_chapter(entries, list(answers)):
+        parts.append(f"<h2>{html.escape(title or chapter)}</h2>")
+        parts += [_exercise_html(entry) for entry in chapter_entries]
+        for answer in chapter_answers:
+            parts.append("<h3>Answers to the questions</h3>" + nbconvert.filters.markdown2html(answer["text"]))
     return "\n".join(parts)
+
+
+def _exercise_html(entry: dict) -> str:
+    rejects = "".join(f"<li>{html.escape(item)}</li>" for item in entry["rejects"] or ["(nothing listed)"])
+    return (f"<h3>Exercise {html.escape(entry['number'])}</h3>"
+            f"<p>checker: <code>{html.escape(entry['checker'])}</code> called as "
+            f"<code>{html.escape(entry['call'])}</code></p>"
+            f"<pre class='contract'>{html.escape(entry['contract'])}</pre>"
+            f"<p>The checker rejects:</p><ul>{rejects}</ul>"
+            f"<pre><code>{html.escape(entry['solution'])}</code></pre>")
 
 
 def write_text(path: Path, text: str) -> None:
