@@ -488,7 +488,34 @@ if lost_fraction is not False:  # False: the checker has said what is still wron
 #    exercise 1.3? Can its pixels join two people into one region in exercise 1.4?
 # 5. Why are category ids (1, 2, ..., 11, 12, ...) not the same as a network's output
 #    channels (train ids), and what breaks if you mix them up?
+
+# %% [markdown] tags=["answers"]
+# **Answers** (for the instructor; not in the student edition)
 #
+# 1. The semantic map gives both cars the same label, and where they touch there is no
+#    boundary between them: one connected "car" region, and nothing in the labels says
+#    where one car ends. An output that tells instances apart is needed: instance masks
+#    (a detector, chapter 3) or, per pixel, something that differs between the cars, such
+#    as an offset to the car's centre (chapter 6).
+# 2. id = R + 256 G + 256^2 B = 4 + 256 x 1 + 0 = 260. In `uint8` arithmetic the products
+#    and sums wrap around at 256 (256 x 1 is 0 there, 4 + 0 is 4) or, depending on the
+#    NumPy version, an operand is refused: cast to a wide integer type first.
+# 3. A panoptic segmentation is a single label per pixel: one category and at most one
+#    instance. Overlapping masks are an intermediate result, not an answer; the method that
+#    produces the panoptic result decides each contested pixel (the heuristic merge by
+#    confidence, UPSNet's head by logits, Panoptic-DeepLab's grouping gives each pixel one
+#    centre).
+# 4. No: a crowd region is one segment for a group of objects that cannot be told apart,
+#    flagged `iscrowd`; it is not counted as an instance in exercise 1.3. Its pixels do
+#    carry the category, so in a semantic map they belong to the mask, and a crowd region
+#    that touches two people joins them into one connected region in exercise 1.4.
+# 5. Category ids name the categories of a dataset and may be sparse and in any order
+#    (COCO's stuff ids run past 90); a network has one output channel per class, numbered
+#    0 to C - 1, with void mapped to an ignored label. Mixing them up trains a channel on
+#    the wrong category, indexes past the last channel, or reports one category's results
+#    under another's name; the dataset's id-to-train-id table converts between them.
+
+# %% [markdown]
 # ## References
 #
 # One bibliography serves the whole book (`panopticlab.bibliography`):

@@ -578,7 +578,33 @@ ch02.check_pq_from_counts(pq_from_counts);
 # 5. The simulated second annotator misses half of the tiny objects. Which of SQ and RQ
 #    does that lower, and why can this chapter not conclude that people find small
 #    objects hard?
+
+# %% [markdown] tags=["answers"]
+# **Answers** (for the instructor; not in the student edition)
 #
+# 1. Suppose a prediction p matched two ground-truth segments g1 and g2 with IoU > 0.5
+#    each. Then |p ∩ g1| > |p ∪ g1| / 2 >= |p| / 2, and likewise for g2, so
+#    |p ∩ g1| + |p ∩ g2| > |p|. Because g1 and g2 do not overlap, p ∩ g1 and p ∩ g2 are
+#    disjoint parts of p, whose sizes cannot add up to more than |p|: a contradiction. The
+#    non-overlap of the ground truth is used in "disjoint parts" (and of the predictions, in
+#    the same argument the other way round).
+# 2. Void pixels of the ground truth are left out of the prediction before the IoU (the
+#    evaluator drops predicted pixels that fall on void): IoU = 1. Thirty pixels of sky
+#    instead count as predicted pixels outside the object: IoU = A / (A + 30) for an object
+#    of A pixels (and the sky segment loses those pixels too).
+# 3. A shifted prediction with IoU <= 0.5 matches nothing: the object is missed (a false
+#    negative) and the prediction claims an object that is not there (a false positive).
+#    PQ is meant to count found objects, so a segment that is too far off is not a partial
+#    success, it is a miss and a false alarm; RQ's ½ FP + ½ FN weighs the two like F1.
+# 4. PQ = (0.9 + 0.3) / 2 = 0.6. Averaging over categories gives every category the same
+#    weight, so the frequent categories do not hide the rare ones; a per-segment average
+#    would give about 0.894 and barely see the second category.
+# 5. RQ: a missed object is a false negative; SQ is computed on matched segments only and
+#    does not see it. The second annotator is simulated, told to miss half the tiny
+#    objects: the effect is what the simulation was told to do, not a measurement of
+#    people.
+
+# %% [markdown]
 # ## References
 
 # %%

@@ -471,7 +471,35 @@ ch03.check_best_threshold(best_threshold, score);
 #    what goes wrong if it is applied per connected region instead of per category?
 # 5. Tuning the score threshold on the validation set and reporting PQ on the same set:
 #    why is that cheating, and how would you do it properly?
+
+# %% [markdown] tags=["answers"]
+# **Answers** (for the instructor; not in the student edition)
 #
+# 1. A pixel claimed by two instances goes to the first one visited, so the visiting order
+#    decides every overlap. Most confident first gives contested pixels to the detection
+#    the detector is surest of, and drops the less confident duplicates that overlap it.
+#    In the detector's output order (by class, or arbitrary) a weak detection could take
+#    the pixels of a strong one and push it out.
+# 2. 8 of 16 is exactly half: the rule drops an instance when *more* than the overlap
+#    threshold of it is taken (strictly greater), so it is kept, with its 8 free pixels. A
+#    score of exactly 0.5 with the threshold 0.5 passes too: instances below the threshold
+#    are dropped (score >= threshold is kept).
+# 3. The semantic map's thing classes say "some thing of this class is here", not which
+#    one: giving the pixel to the class would make a thing segment without an instance,
+#    and a region of touching things would become one segment. The baseline takes things
+#    only from instances; a thing pixel no instance claims is void, which costs less than
+#    a wrong segment.
+# 4. 4096 pixels is a size on COCO's images (about 640 x 480): a share of the image. On
+#    128 x 128 images the same share is about 218 pixels; left at 4096, the limit would
+#    remove every stuff category that covers less than a quarter of the image. Applied per connected region instead of per
+#    category, a stuff category cut into pieces by things (a road between cars) would lose
+#    the pieces below the limit although the category as a whole is large.
+# 5. The threshold is then chosen to fit the very images it is scored on, so the reported
+#    PQ is optimistic and does not say what the setting does on new images. Tune it on a
+#    separate split (or by cross-validation on the training data), fix it, then report PQ
+#    once on the held-out validation or test images.
+
+# %% [markdown]
 # ## References
 
 # %%
