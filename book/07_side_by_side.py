@@ -276,6 +276,14 @@ assert all(count > 20e6 for count in full.values()), "the full models are ResNet
 # What they cost: detectron2 measured Panoptic FPN R50-FPN at 0.304 s per training
 # iteration (batch 16 on 8 V100 GPUs) and 0.053 s per image at inference (`MODEL_ZOO.md`).
 #
+# Each paper is also remembered for an ablation, reported in its own tables: UPSNet for
+# its panoptic head and the unknown class against the heuristic merge, Panoptic FPN for
+# the weight of the semantic loss and the cost of its semantic branch, Panoptic-DeepLab
+# for its decoupled decoders and ASPPs. Their tiny counterparts are measured in this book
+# on the built-in data: chapter 4's λ_s sweep and its measured costs of the three decoder
+# designs, chapter 5's head against the merge on the same outputs and its unknown channel
+# removed, chapter 6's centre settings.
+#
 # In these tables the ranking depends on the dataset: on Cityscapes the bottom-up
 # Panoptic-DeepLab's ResNet-50-class rows reach UPSNet-50's PQ, on COCO, with its 80
 # thing categories and many small objects, they stay several points below the top-down
