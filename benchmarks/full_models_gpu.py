@@ -43,10 +43,10 @@ SETUPS = {
     "maskrcnn-full": (COCO, COCO, "detectron2 R50-FPN 1x: 0.261 s/iter on 8 V100s (batch 2 each), 0.043 s/img, 3.4 GB"),
     "panoptic-fpn-full": (COCO, COCO, ("detectron2 R50-FPN 1x: 0.304 s/iter on 8 V100s (batch 2 each), "
                                        "0.053 s/img, 4.8 GB")),
-    "upsnet-full": (COCO, COCO, "paper: 171 ms/img on COCO"),
+    "upsnet-full": (COCO, COCO, "uber-research/UPSNet README: no time or memory published (16 GPUs, 1 image each)"),
     "panoptic-deeplab-full": ((512, 1024), (1024, 2048),
-                              ("TF: 117 ms/img at 1025 x 2049 on a V100 (about 2 ms post-processing); "
-                               "detectron2: 9.7 GB per GPU training (32 images on 8 GPUs)")),
+                              ("detectron2 projects/Panoptic-DeepLab README: R52-DC5 on Cityscapes, 512 x 1024 "
+                               "crops, batch 32: 9682 MB training memory")),
 }
 
 
