@@ -417,6 +417,65 @@ def semantic_level(x, weights, num_groups, upsample):
 ch04.check_semantic_level(semantic_level);
 
 # %% [markdown]
+# **Exercise 4.3 — predict, then measure: λ_s and the shared backbone.** The backbone
+# receives the gradient of L = L_det + λ_s L_s. As λ_s goes from 0.05 to 0.5 to 5, does
+# the semantic loss's share of that gradient *rise*, *fall* or *stay*? First write your
+# prediction in `prediction` ("rises", "falls" or "stays"); then measure it. Write
+# `semantic_gradient_share(model, images, targets, weight, seed)`: one training step of
+# `model` (train mode) with `model.config.semantic_loss_weight = weight`, returning
+# ||∇(λ_s L_s)|| / (||∇(λ_s L_s)|| + ||∇L_det||), where L_det is the sum of the
+# detector's five losses (every loss but `loss_semantic`, which already carries the
+# weight), the gradients are taken on the parameters of `model.backbone` (the ResNet
+# body and the FPN, those that require a gradient: `torch.autograd.grad`), and each norm
+# is the global L2 norm over all those tensors. The RPN and RoI heads sample anchors and
+# proposals at random: call `torch.manual_seed(seed)` right before the forward pass. The
+# checker runs your function on a tiny model at the three weights, then tells you whether
+# your prediction matched what it measured (a wrong prediction is not a failure).
+
+# %%
+# your prediction: "rises", "falls" or "stays"
+# BEGIN SOLUTION
+prediction = "rises"
+# END SOLUTION
+
+
+def semantic_gradient_share(model, images, targets, weight, seed):
+    # BEGIN SOLUTION
+    model.train()
+    model.config.semantic_loss_weight = weight
+    torch.manual_seed(seed)
+    losses = model(images, targets)
+    detector = sum(value for name, value in losses.items() if name != "loss_semantic")
+    params = [p for p in model.backbone.parameters() if p.requires_grad]
+    semantic_grads = torch.autograd.grad(losses["loss_semantic"], params, retain_graph=True, allow_unused=True)
+    detector_grads = torch.autograd.grad(detector, params, allow_unused=True)
+    semantic_norm = torch.sqrt(sum((g**2).sum() for g in semantic_grads if g is not None))
+    detector_norm = torch.sqrt(sum((g**2).sum() for g in detector_grads if g is not None))
+    return float(semantic_norm / (semantic_norm + detector_norm))
+    # END SOLUTION
+
+
+ch04.check_gradient_share(semantic_gradient_share, prediction);
+
+# %% [markdown] tags=["answers"]
+# **Answer to exercise 4.3** (for the instructor; not in the student edition)
+#
+# It rises, and it must. The gradient of λ_s L_s is λ_s ∇L_s, and L_det does not depend on
+# λ_s; with the weights and the seed fixed (the seed fixes the anchors and proposals the
+# RPN and RoI heads sample), ∇L_det is the same in the three runs. With a = ||∇L_s|| and
+# b = ||∇L_det|| on the backbone, the share is λ_s a / (λ_s a + b) = 1 / (1 + b / (λ_s a)),
+# which grows with λ_s whenever a and b are not 0: near 0 for a tiny λ_s, near 1 for a
+# large one, one half at λ_s = b / a. On the checker's tiny untrained model it measured
+# 0.149, 0.636 and 0.946. A good answer says why the direction is certain (linearity,
+# same seed) and what the measurement does not show: it is one step from one set of
+# weights. During training the weights move and a and b move with them; λ_s sets how
+# hard the semantic task pulls on the shared features, which is why its best value has
+# to be tuned (the sweep above) rather than read off this share. The heads' own
+# gradients do not compete for the backbone, so gradients over all parameters answer a
+# different question; the total loss as the detector's part counts the semantic term
+# twice; a share that changes between calls is the unseeded sampling.
+
+# %% [markdown]
 # ## Summary
 #
 # * Panoptic FPN is Mask R-CNN plus a light semantic branch on the same feature

@@ -511,6 +511,62 @@ ch05.check_paste_mask(paste_mask);
 # argument of "Why an unknown class?").
 
 # %% [markdown]
+# **Exercise 5.4 — predict, then measure: every box kept.** In training the panoptic
+# head keeps a random 70 % of the ground-truth instances (at least one); a thing pixel's
+# target is the channel of the kept instance that covers it, and otherwise the unknown
+# channel. Predict: with the keep fraction at 1 instead of 0.7, does the share of thing
+# pixels whose target is the unknown channel *rise*, *fall*, *stay*, or *drop to zero*
+# (nothing but crowd regions and other thing pixels without an instance stays unknown)?
+# Write `prediction` ("rises", "falls", "stays" or "drops to zero"); then measure it.
+# Write `unknown_target_share(semantic, instances, num_stuff, fraction, generator)`:
+# `semantic` is int64 [H, W] in UPSNet's layout (stuff `0..num_stuff - 1`, then the
+# things, void 255; crowd pixels keep their thing label), `instances` bool [N, H, W] the
+# ground-truth instances (a crowd has none). Draw the kept instances with
+# `upsnet.keep_instances(len(instances), fraction, generator)` and return the share of
+# the thing pixels (neither void nor stuff) whose target is the unknown channel. Build
+# the targets yourself, not with `upsnet.panoptic_targets`, and keep the unknown channel
+# at every fraction, so that you see what the draw alone does. The checker measures your
+# function on training images of the built-in data.
+
+# %%
+# your prediction: "rises", "falls", "stays" or "drops to zero"
+# BEGIN SOLUTION
+prediction = "drops to zero"
+# END SOLUTION
+
+
+def unknown_target_share(semantic, instances, num_stuff, fraction, generator):
+    # BEGIN SOLUTION
+    kept = upsnet.keep_instances(len(instances), fraction, generator)
+    thing = (semantic >= num_stuff) & (semantic != 255)
+    covered = instances[kept].any(dim=0) if len(kept) else torch.zeros_like(thing)
+    return float((thing & ~covered).sum() / thing.sum())
+    # END SOLUTION
+
+
+ch05.check_unknown_share(unknown_target_share, prediction);
+
+# %% [markdown] tags=["answers"]
+# **Answer to exercise 5.4** (for the instructor; not in the student edition)
+#
+# It drops to zero, except for the thing pixels that no instance covers. At 0.7 the
+# unknown targets are the pixels of the dropped instances (about 30 % of the instances,
+# but a random share of the thing pixels: one large instance dropped or kept changes it
+# a lot) plus the crowd regions and any other thing pixel without an instance. At 1,
+# `keep_instances` returns every instance (no draw at all), so every annotated thing
+# pixel is the target of its own channel; only the crowd regions (a crowd segment has no
+# instance target) stay unknown. The checker measured training image 33 going from 0.582
+# (mean of four draws) to 0.365, which is exactly its crowd's share, and image 4, which
+# has no crowd, from 0.220 to 0.000. "Falls" is half right: it falls, but all the way
+# to the pixels that have no channel at any fraction. A good answer also connects it to
+# the package: with `box_keep_fraction = 1` UPSNet drops the unknown channel altogether
+# (`UPSNetConfig.unknown` is False), so those crowd pixels become void and nothing ever
+# trains the unknown channel; at test time a thing the detector missed has nowhere to
+# abstain to (exercise 5.3). Typical wrong measurements: void counted as thing (255 is
+# >= num_stuff), stuff in the denominator, dropped instances kept as their own channel,
+# `int(count * fraction)` without "at least one", crowd pixels left out.
+
+# %% [markdown]
 # ## Summary
 #
 # * UPSNet's panoptic head has no weights: stuff channels from the semantic logits, an

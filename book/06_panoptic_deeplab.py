@@ -578,6 +578,62 @@ def majority_vote(semantic, instances, thing_ids):
 ch06.check_majority_vote(majority_vote);
 
 # %% [markdown]
+# **Exercise 6.4 — predict, then measure: when does the window merge two objects?** Two
+# centre peaks, 0.875 and 0.625, lie on an otherwise zero heatmap, the weaker 3 px below
+# and 4 px to the right of the stronger: 5 px apart. Predict the smallest odd max-pool
+# kernel `k` with which the weaker peak is no longer a centre (threshold 0.1), and write
+# it in `prediction` (`None` if you think no kernel does). Then measure it: write
+# `smallest_merging_kernel(h1, h2, dy, dx, threshold)` for any two peaks `h1 >= h2`, the
+# weaker at `(dy, dx)` from the stronger. A centre is a pixel strictly above `threshold`
+# that equals the maximum of the `k x k` window centred on it (exercise 6.1's rule).
+# Return the smallest odd `k` with which the weaker peak is no centre (1 when it is none
+# even without pooling), or `None` when no kernel suppresses it. Put the two peaks on a
+# zero heatmap and try k = 1, 3, 5, ... with `ndimage.maximum_filter` (or
+# `F.max_pool2d`), not with the package's `find_instance_centers`.
+
+# %%
+# your prediction: an odd kernel size, or None
+# BEGIN SOLUTION
+prediction = 9
+# END SOLUTION
+
+
+def smallest_merging_kernel(h1, h2, dy, dx, threshold):
+    # BEGIN SOLUTION
+    side = 4 * max(abs(dy), abs(dx)) + 3
+    heatmap = np.zeros((side, side), np.float32)
+    y, x = side // 2 + dy, side // 2 + dx  # the weaker peak
+    heatmap[side // 2, side // 2], heatmap[y, x] = h1, h2
+    for kernel in range(1, 2 * side, 2):
+        pooled = ndimage.maximum_filter(heatmap, size=kernel, mode="constant", cval=-np.inf)
+        if not (heatmap[y, x] > threshold and heatmap[y, x] == pooled[y, x]):
+            return kernel
+    return None
+    # END SOLUTION
+
+
+ch06.check_merging_kernel(smallest_merging_kernel, prediction);
+
+# %% [markdown] tags=["answers"]
+# **Answer to exercise 6.4** (for the instructor; not in the student edition)
+#
+# k = 9. The max-pool window is a square: a 9 x 9 window reaches 4 px in every
+# direction, so, centred on the weaker peak, it holds the stronger one 3 px up and 4 px
+# left, although the two are 5 px apart. What counts is the Chebyshev distance
+# d = max(|dy|, |dx|) = 4, and the weaker peak goes at k = 2d + 1; k = 7 reaches only
+# 3 px and keeps both. The typical wrong prediction is 11, from the Euclidean distance 5
+# (a disc of radius k // 2 instead of a square). Also expected in a good answer: two
+# equal peaks both equal the maximum of every window, so they survive every kernel (no
+# kernel merges a tie: `None`); a weaker peak at or below the threshold is no centre at
+# any kernel (k = 1). The consequence for the model: with Cityscapes' k = 7 two objects
+# whose centres lie within 3 px in both directions become one instance, with COCO's 41
+# within 20 px: the weaker centre's pixels join the stronger one (check-your-understanding
+# question 1). The isolated peaks are the max-pool's geometry alone; a predicted heatmap
+# is smooth (its targets are Gaussian bumps, sigma 8 here, 10 in detectron2's config),
+# and two close bumps can blur into one maximum whatever the kernel. Deriving
+# k = 2 max(|dy|, |dx|) + 1 instead of measuring it is accepted as well.
+
+# %% [markdown]
 # ## Summary
 #
 # * Bottom-up panoptic segmentation labels pixels first and groups them after: a

@@ -64,11 +64,20 @@ def test_solution_lines_catch_a_leak():
     assert "rgb = rgb.astype(np.int64)" in solution_lines(BOOK_DIR, ["01"])
 
 
+def _student_exercise(path, exercise):
+    """The student edition of ``path`` and ``exercise`` found in it (the edition leaves the
+    answers cells out, so an exercise after one sits at another index there)."""
+    student = student_edition(load_chapter(path))
+    found = [e for e in find_exercises(student) if e.checker == exercise.checker and e.call == exercise.call]
+    assert len(found) == 1, exercise.checker
+    return student, found[0]
+
+
 @pytest.mark.parametrize("path,exercise", EXERCISES, ids=[e.checker for _, e in EXERCISES])
 def test_every_student_exercise_fails_its_checker(path, exercise):
     """Run the stubbed exercise cell (and its checker call) alone: the stub raises, or the
     checker says "not implemented yet"; nothing else (no NameError, no pass)."""
-    student = student_edition(load_chapter(path))
+    student, exercise = _student_exercise(path, exercise)
     cells = sorted({exercise.solution_cell, exercise.check_cell})
     module = exercise.checker.split(".")[0]
     namespace = {module: importlib.import_module(f"panopticlab.exercises.{module}"),
@@ -91,7 +100,7 @@ def _not_to_be_called(**options):
 def test_no_student_exercise_cell_raises_by_itself(path, exercise):
     """"Run All" must get past every exercise: its cell may only define the stubbed function or
     assign ``...``; the error, if any, comes from the checker call (which a kernel shows as a verdict)."""
-    student = student_edition(load_chapter(path))
+    student, exercise = _student_exercise(path, exercise)
     cell = student.cells[exercise.solution_cell]
     tree = ast.parse(cell.source)
     checks = [node for node in tree.body if "check_" in ast.unparse(node)]
@@ -120,8 +129,10 @@ def test_top_level_solutions_become_values_to_fill_in():
 def test_answer_key_lists_every_exercise():
     entries = answer_key(BOOK_DIR)
     for path in CHAPTERS:
-        blocks = len(solution_blocks(path.read_text(encoding="utf-8")))
-        assert sum(e["chapter"] == path.stem for e in entries) == blocks, path.name
+        # one exercise per code cell holding solution blocks (a "predict, then measure" cell holds two:
+        # the prediction and the function)
+        cells = [c for c in load_chapter(path).cells if c.cell_type == "code" and solution_blocks(c.source)]
+        assert sum(e["chapter"] == path.stem for e in entries) == len(cells), path.name
     numbers = [e["number"] for e in entries]
     assert "?" not in numbers and len(set(numbers)) == len(numbers)
     assert all(e["rejects"] and e["solution"].startswith("# BEGIN SOLUTION") for e in entries)

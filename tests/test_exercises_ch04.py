@@ -2,9 +2,12 @@
 import math
 
 import pytest
+import torch
 import torch.nn.functional as F
 
 from panopticlab.exercises import ExerciseError, ch04
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def layout(stride):
@@ -102,3 +105,117 @@ def test_an_answer_that_delegates_to_the_package_fails(checker, answer, name):
     from panopticlab.models.semantic_fpn import SemanticFPNHead, upsampling_stages
 
     assert upsampling_stages(32) == 3 and SemanticFPNHead.__name__ == "SemanticFPNHead"  # put back afterwards
+
+
+# --- 4.3: the semantic loss's share of the gradient on the backbone ------------------------------
+def gradient_share(model, images, targets, weight, seed, params="backbone", apply="set", detector_part="detector",
+                   norm="global", share="semantic", seeded=True):
+    """The reference solution, and its typical mistakes."""
+    model.train()
+    if apply == "set":
+        model.config.semantic_loss_weight = weight
+    if seeded:
+        torch.manual_seed(seed)
+    losses = model(images, targets)
+    semantic_loss = losses["loss_semantic"] * (weight if apply == "twice" else 1)
+    detector = sum(value for name, value in losses.items() if name != "loss_semantic")
+    if detector_part == "total":
+        detector = detector + semantic_loss
+    module = {"backbone": model.backbone, "body": model.backbone.body, "all": model}[params]
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    semantic_grads = torch.autograd.grad(semantic_loss, parameters, retain_graph=True, allow_unused=True)
+    detector_grads = torch.autograd.grad(detector, parameters, allow_unused=True)
+
+    def size(grads):
+        grads = [g for g in grads if g is not None]
+        if norm == "squared":
+            return sum((g ** 2).sum() for g in grads)
+        if norm == "per_tensor":
+            return sum(g.norm() for g in grads)
+        return torch.sqrt(sum((g ** 2).sum() for g in grads))
+
+    s, d = size(semantic_grads), size(detector_grads)
+    if share == "detector":
+        return float(d / (s + d))
+    if share == "ratio":
+        return float(s / d)
+    return float(s / (s + d))
+
+
+def test_gradient_share_accepts_the_solution_and_reports_the_prediction(capsys):
+    assert ch04.check_gradient_share(gradient_share, "rises")
+    assert "You predicted 'rises': as measured." in capsys.readouterr().out
+    assert ch04.check_gradient_share(gradient_share, " Falls ")  # a wrong prediction is reported, not failed
+    out = capsys.readouterr().out
+    assert "correct" in out and "You predicted 'falls'; measured 'rises' - see the answer key." in out
+
+
+def test_gradient_share_with_backward_and_grad_attributes():
+    def with_backward(model, images, targets, weight, seed):
+        model.train()
+        model.config.semantic_loss_weight = weight
+        torch.manual_seed(seed)
+        losses = model(images, targets)
+        params = [p for p in model.backbone.parameters() if p.requires_grad]
+        model.zero_grad()
+        losses["loss_semantic"].backward(retain_graph=True)
+        semantic = torch.cat([p.grad.flatten() for p in params]).norm()
+        model.zero_grad()
+        sum(v for k, v in losses.items() if k != "loss_semantic").backward()
+        detector = torch.cat([p.grad.flatten() for p in params]).norm()
+        return semantic / (semantic + detector)
+
+    assert ch04.check_gradient_share(with_backward, "rises")
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    (dict(params="all"), "not on all the model's parameters"),
+    (dict(params="body"), "not model.backbone.body alone"),
+    (dict(apply="none"), "use the `weight` argument"),
+    (dict(apply="twice"), "instead of multiplying it by `weight` once more"),
+    (dict(detector_part="total"), "not of the total loss"),
+    (dict(norm="squared"), "not the squared norm"),
+    (dict(norm="per_tensor"), "not the sum of the per-tensor norms"),
+    (dict(share="detector"), "not the detector's share"),
+    (dict(share="ratio"), "not the ratio"),
+    (dict(seeded=False), r"call torch.manual_seed\(seed\) right before the forward pass"),
+])
+def test_gradient_share_names_the_mistake(mistake, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        ch04.check_gradient_share(lambda *args: gradient_share(*args, **mistake), "rises")
+
+
+def test_gradient_share_case_separates_the_mistakes():
+    """At each weight every named reading gives its own share, far from the right one."""
+    model, images, targets = ch04.share_case()
+    norms = ch04._gradient_norms(model, images, targets, ch04.SHARE_SEED)
+    own = model.config.semantic_loss_weight
+    for weight in ch04.SHARE_WEIGHTS:
+        right = ch04.semantic_share(norms, weight)
+        wrong = {m: v(norms, weight, own) for m, v in ch04.SHARE_MISTAKES.items()}
+        distinct = [w for m, w in wrong.items() if not (weight == own and "`weight` argument" in m)]
+        assert all(abs(w - right) > 1e-3 * right for w in distinct), weight
+        assert len({round(w, 6) for w in distinct}) == len(distinct), weight
+    # the share rises with the weight by construction: w a / (w a + b)
+    shares = [ch04.semantic_share(norms, w) for w in ch04.SHARE_WEIGHTS]
+    assert shares == sorted(shares) and shares[0] < shares[-1]
+
+
+def test_gradient_share_wants_a_prediction_and_a_number():
+    with pytest.raises(ExerciseError, match="not implemented"):
+        ch04.check_gradient_share(gradient_share, ...)
+    with pytest.raises(ExerciseError, match="'rises', 'falls', 'stays'"):
+        ch04.check_gradient_share(gradient_share, "goes up")
+    with pytest.raises(ExerciseError, match="one number"):
+        ch04.check_gradient_share(lambda *args: [gradient_share(*args)] * 2, "rises")
+    with pytest.raises(ExerciseError, match="not implemented"):
+        ch04.check_gradient_share(lambda *args: (_ for _ in ()).throw(NotImplementedError), "rises")
+
+
+def test_gradient_share_refuses_the_checkers_reference():
+    def borrowed(model, images, targets, weight, seed):
+        return ch04.semantic_share(ch04._gradient_norms(model, images, targets, seed), weight)
+
+    with pytest.raises(ExerciseError, match="without ch04._gradient_norms"):
+        ch04.check_gradient_share(borrowed, "rises")
+    assert ch04._gradient_norms.__name__ == "_gradient_norms"  # put back afterwards

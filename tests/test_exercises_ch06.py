@@ -259,3 +259,103 @@ def test_plateau_case_separates_the_mistakes():
                ({}, dict(plateau=False), dict(wrap=True), dict(fixed_kernel=7), dict(fixed_threshold=0.1))]
     assert len({str(a) for a in answers}) == len(answers)
     assert [3, 6] in answers[0] and [3, 7] in answers[0]  # both pixels of the flat top
+
+
+# --- 6.4: the smallest kernel that merges two peaks ---------------------------------------------
+def merging_kernel(h1, h2, dy, dx, threshold, distance="chebyshev", side=None, ties=True, strict=True,
+                   use_threshold=True):
+    """The reference solution (measured with torch's max-pool), and its typical mistakes (from a formula)."""
+    if distance == "chebyshev" and side is None and ties and strict and use_threshold:
+        heatmap = torch.zeros(1, 1, 41, 41)
+        heatmap[0, 0, 20, 20], heatmap[0, 0, 20 + dy, 20 + dx] = h1, h2
+        for kernel in range(1, 41, 2):
+            pooled = F.max_pool2d(heatmap, kernel, stride=1, padding=kernel // 2)
+            weaker, top = heatmap[0, 0, 20 + dy, 20 + dx], pooled[0, 0, 20 + dy, 20 + dx]
+            if not (weaker > threshold and weaker == top):
+                return kernel
+        return None
+    if use_threshold and (h2 <= threshold if strict else h2 < threshold):
+        return 1
+    if ties and h1 == h2:
+        return None
+    d = {"chebyshev": max(abs(dy), abs(dx)), "euclidean": int(np.ceil(np.hypot(dy, dx))),
+         "l1": abs(dy) + abs(dx), "signed": max(dy, dx)}[distance]
+    return (side or (lambda d: 2 * d + 1))(d)
+
+
+def test_merging_kernel_accepts_the_measurement_and_the_formula(capsys):
+    assert ch06.check_merging_kernel(merging_kernel, 9)
+    assert "You predicted 9: as measured." in capsys.readouterr().out
+
+    def formula(h1, h2, dy, dx, threshold):
+        if h2 <= threshold:
+            return 1
+        return None if h1 == h2 else 2 * max(abs(dy), abs(dx)) + 1
+
+    assert ch06.check_merging_kernel(formula, np.int64(9))
+
+
+def test_merging_kernel_reports_a_wrong_prediction(capsys):
+    for prediction in (11, None):  # the Euclidean reading, and "no kernel merges them"
+        assert ch06.check_merging_kernel(merging_kernel, prediction)
+        assert f"You predicted {prediction}; measured 9 - see the answer key." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    (dict(distance="euclidean"), r"\(the Chebyshev distance\), not when the Euclidean distance sqrt\(dy² \+ dx²\) "
+                                 r"is\.$"),
+    (dict(distance="l1"), r"not \|dy\| \+ \|dx\| \(L1\)"),
+    (dict(side=lambda d: 2 * d - 1), "not 2d - 1"),
+    (dict(side=lambda d: 2 * d), "the kernel is odd"),
+    (dict(side=lambda d: d), "not its radius"),
+    (dict(distance="signed"), "an offset may be negative"),
+    (dict(ties=False), "a tie"),
+    (dict(use_threshold=False), "the threshold was forgotten"),
+    (dict(strict=False), r"the threshold is strict: a peak equal to it is no centre \(>, not >=\)"),
+])
+def test_merging_kernel_names_the_mistake(mistake, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        ch06.check_merging_kernel(lambda *args: merging_kernel(*args, **mistake), 9)
+
+
+def test_merging_kernel_cases_separate_the_mistakes():
+    """Every misreading fails on some case; the reference is the package's own centre finding."""
+    for readings in ch06.KERNEL_MISTAKES.values():
+        for variant in readings:
+            assert any(ch06._kernel_variant(*case, **variant) != ch06.package_merging_kernel(*case)
+                       for case in ch06.KERNEL_CASES), variant
+    assert [ch06.package_merging_kernel(*case) for case in ch06.KERNEL_CASES] == [9, 13, None, 1, 1, 3, 11]
+    assert ch06.package_merging_kernel(0.875, 0.625, 0, 5, 0.1) == 11  # chapter 6's question 1: 5 px along a row
+
+
+def test_merging_kernel_wants_a_prediction_and_an_int():
+    with pytest.raises(ExerciseError, match="not implemented"):
+        ch06.check_merging_kernel(merging_kernel, ...)
+    with pytest.raises(ExerciseError, match="as a kernel size"):
+        ch06.check_merging_kernel(merging_kernel, "9")
+    with pytest.raises(ExerciseError, match="return the kernel as an int"):
+        ch06.check_merging_kernel(lambda *args: float(merging_kernel(*args) or 0), 9)
+
+
+def test_merging_kernel_refuses_the_package():
+    from panopticlab import postprocess
+    from panopticlab.postprocess import centers
+
+    def with_centers(h1, h2, dy, dx, threshold):
+        heatmap, weaker = ch06.two_peaks(h1, h2, dy, dx)
+        for kernel in range(1, 41, 2):
+            if list(weaker) not in postprocess.find_instance_centers(heatmap, threshold, kernel)[0].tolist():
+                return kernel
+        return None
+
+    def with_pool(h1, h2, dy, dx, threshold):
+        heatmap, (y, x) = ch06.two_peaks(h1, h2, dy, dx)
+        return next((k for k in range(1, 41, 2) if not (heatmap[y, x] > threshold and heatmap[y, x] ==
+                     centers.square_max_pool(torch.from_numpy(heatmap), k)[y, x])), None)
+
+    for answer, name in ((with_centers, "postprocess.find_instance_centers"),
+                         (with_pool, "postprocess.centers.square_max_pool"),
+                         (lambda *args: ch06.package_merging_kernel(*args), "ch06.package_merging_kernel")):
+        with pytest.raises(ExerciseError, match=f"without {name}"):
+            ch06.check_merging_kernel(answer, 9)
+    assert with_centers(*ch06.PREDICTION_CASE) == 9  # put back afterwards

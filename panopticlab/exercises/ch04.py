@@ -1,14 +1,20 @@
-"""Checkers for chapter 4: Panoptic FPN's semantic branch, level by level."""
+"""Checkers for chapter 4: Panoptic FPN's semantic branch, level by level, and what λ_s does to the backbone."""
 from __future__ import annotations
 
+import copy
 import math
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.dataset import PanopticDataset, collate_panoptic
+from ..data.synthetic import SYNTHETIC_CATEGORIES, SyntheticPanoptic
+from ..models import panoptic_fpn
 from ..models.semantic_fpn import SemanticFPNHead, upsampling_stages
-from .checking import ExerciseError, call, checker, passed
+from .checking import ExerciseError, call, checker, either, passed, prediction_choice, prediction_report
 from .forbidden import forbidden
 
 STRIDES = (4, 8, 16, 32, 64)  # P2-P5, and a P6 the branch could also take
@@ -144,3 +150,226 @@ def check_semantic_level(fn) -> bool:
         raise ExerciseError(f"Exercise 4.2: level {name} (stride {head.level_strides[name]}) differs from the "
                             f"package's by up to {error:.3g}.{hint}")
     return passed("4.2", "Your level equals the package's on P2-P5.")
+
+
+# --- Exercise 4.3: predict, then measure what λ_s does to the shared backbone ---------------------
+SHARE_WEIGHTS = (0.05, 0.5, 5.0)
+#: The seed the checker passes to the answer (the RPN and RoI heads sample at random).
+SHARE_SEED = 3
+#: The predictions 4.3 accepts.
+SHARE_DIRECTIONS = ("rises", "falls", "stays")
+
+
+def share_case(seed: int = 403):
+    """A tiny Panoptic FPN in train mode (random weights drawn from ``seed``; its own
+    ``semantic_loss_weight`` the published 0.5) and a batch of two 64 px training images of
+    the built-in data: ``(model, images, targets)``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = panoptic_fpn.for_categories(SYNTHETIC_CATEGORIES, "tiny")
+    dataset = PanopticDataset(SyntheticPanoptic(2, 64, split="train"), SYNTHETIC_CATEGORIES,
+                              targets=("semantic", "instances"))
+    images, targets = collate_panoptic([dataset[0], dataset[1]])
+    return model.train(), images, targets
+
+
+@dataclass(frozen=True)
+class GradientNorms:
+    """What every reading of 4.3 needs from one training step (λ_s = 1, one seed).
+
+    ``semantic``/``detector``: global L2 norms of the gradients of L_s and of L_det (the sum
+    of the detector's five losses) on ``model.backbone``'s parameters; ``dot`` their inner
+    product; ``*_all`` on every parameter of the model; ``*_body`` on the ResNet body alone;
+    ``*_per_tensor`` the sums of the per-tensor norms on the backbone.
+    """
+
+    semantic: float
+    detector: float
+    dot: float
+    semantic_all: float
+    detector_all: float
+    semantic_body: float
+    detector_body: float
+    semantic_per_tensor: float
+    detector_per_tensor: float
+
+
+def _gradient_norms(model, images, targets, seed: int) -> GradientNorms:
+    """One step of a copy of ``model`` at λ_s = 1, seeded with ``seed``: its :class:`GradientNorms`."""
+    model = copy.deepcopy(model).train()
+    model.config.semantic_loss_weight = 1.0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        losses = model(images, targets)
+    params = [p for p in model.parameters() if p.requires_grad]
+    detector = sum(value for name, value in losses.items() if name != "loss_semantic")
+    semantic = torch.autograd.grad(losses["loss_semantic"], params, retain_graph=True, allow_unused=True)
+    det = torch.autograd.grad(detector, params, allow_unused=True)
+    grads = {id(p): (torch.zeros_like(p) if s is None else s.double(), torch.zeros_like(p) if d is None else d.double())
+             for p, s, d in zip(params, semantic, det)}
+
+    def of(module):
+        return [grads[id(p)] for p in module.parameters() if id(p) in grads]
+
+    def norm(pairs, which):
+        return math.sqrt(sum(float((pair[which] ** 2).sum()) for pair in pairs))
+
+    backbone, body, every = of(model.backbone), of(model.backbone.body), list(grads.values())
+    return GradientNorms(semantic=norm(backbone, 0), detector=norm(backbone, 1),
+                         dot=sum(float((s * d).sum()) for s, d in backbone),
+                         semantic_all=norm(every, 0), detector_all=norm(every, 1),
+                         semantic_body=norm(body, 0), detector_body=norm(body, 1),
+                         semantic_per_tensor=sum(float(s.norm()) for s, _ in backbone),
+                         detector_per_tensor=sum(float(d.norm()) for _, d in backbone))
+
+
+def _share(semantic: float, detector: float) -> float:
+    return semantic / (semantic + detector)
+
+
+def semantic_share(norms: GradientNorms, weight: float) -> float:
+    """The semantic loss's share of the gradient on the backbone at λ_s = ``weight``:
+    ||∇(λ_s L_s)|| / (||∇(λ_s L_s)|| + ||∇L_det||); the gradient of λ_s L_s is λ_s ∇L_s."""
+    return _share(weight * norms.semantic, norms.detector)
+
+
+SHARE_MISTAKES = {
+    "the gradients are taken on the shared backbone's parameters (model.backbone), not on all the model's "
+    "parameters (the heads' own gradients are not shared)":
+        lambda n, w, own: _share(w * n.semantic_all, n.detector_all),
+    "the backbone is model.backbone: the ResNet body and the FPN, not model.backbone.body alone":
+        lambda n, w, own: _share(w * n.semantic_body, n.detector_body),
+    "the share must use the `weight` argument: set model.config.semantic_loss_weight = weight before the forward "
+    "pass (your share stays that of the model's own weight)":
+        lambda n, w, own: _share(own * n.semantic, n.detector),
+    "loss_semantic already carries the model's weight: set model.config.semantic_loss_weight = weight instead of "
+    "multiplying it by `weight` once more":
+        lambda n, w, own: _share(own * w * n.semantic, n.detector),
+    "the detector's part is the gradient of the detector's five losses alone, not of the total loss (that counts "
+    "the semantic term twice; or .grad was read after a second backward() without zeroing it)":
+        lambda n, w, own: _share(w * n.semantic, math.sqrt(max(n.detector ** 2 + 2 * w * n.dot
+                                                                + (w * n.semantic) ** 2, 0.0))),
+    "each part is the global L2 norm of its gradient (the square root of the sum of squares over all the "
+    "backbone's tensors), not the squared norm":
+        lambda n, w, own: _share((w * n.semantic) ** 2, n.detector ** 2),
+    "each part is the global L2 norm over all the backbone's tensors together, not the sum of the per-tensor norms":
+        lambda n, w, own: _share(w * n.semantic_per_tensor, n.detector_per_tensor),
+    "the share is the semantic part over the sum of both, not the detector's share":
+        lambda n, w, own: _share(n.detector, w * n.semantic),
+    "the share is ||semantic|| / (||semantic|| + ||detector||), not the ratio ||semantic|| / ||detector||":
+        lambda n, w, own: w * n.semantic / n.detector,
+}
+
+
+def _as_float(got, exercise: str, what: str) -> float:
+    try:
+        value = float(got.detach() if isinstance(got, torch.Tensor) else got)
+    except (TypeError, ValueError, RuntimeError):
+        raise ExerciseError(f"Exercise {exercise}: return {what} as one number, got {type(got).__name__}.") from None
+    if not math.isfinite(value):
+        raise ExerciseError(f"Exercise {exercise}: {what} must be a finite number, got {value}.")
+    return value
+
+
+def _direction(values, tolerance: float = 1e-6) -> str:
+    """``"rises"``, ``"falls"`` or ``"stays"`` for values measured at increasing settings."""
+    steps = [b - a for a, b in zip(values, values[1:])]
+    if all(step > tolerance for step in steps):
+        return "rises"
+    if all(step < -tolerance for step in steps):
+        return "falls"
+    if all(abs(step) <= tolerance for step in steps):
+        return "stays"
+    return "rises, then falls" if steps[0] > 0 else "falls, then rises"
+
+
+@contextmanager
+def _one_thread():
+    """Torch on one thread inside the block: at 64 px more threads buy nothing, and on busy
+    shared cores torch's thread pool waits more than it works (a check measured 0.5 s on one
+    thread, over 20 s on two busy ones)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+#: 4.3 asks for a measurement the checker also makes: its answers run without its reference.
+FORBIDDEN_SHARE = {
+    "ch04._gradient_norms": _gradient_norms,
+    "ch04.semantic_share": semantic_share,
+}
+
+
+def _run_share(fn, model, images, targets, weight, seed, rng_seed):
+    """The answer on a fresh copy of ``model`` (grads unset), with torch's global generator
+    at ``rng_seed`` and restored afterwards."""
+    candidate = copy.deepcopy(model).train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(rng_seed)
+        with forbidden("4.3", functions=FORBIDDEN_SHARE):
+            got = call("4.3", fn, candidate, copy.deepcopy(images), copy.deepcopy(targets), weight, seed)
+    return _as_float(got, "4.3", "the share")
+
+
+@checker
+def check_gradient_share(fn, prediction) -> bool:
+    """Exercise 4.3: ``fn(model, images, targets, weight, seed)`` -> L_s's share of the backbone's gradient.
+
+    The share is ||∇(λ_s L_s)|| / (||∇(λ_s L_s)|| + ||∇L_det||) at λ_s = ``weight``: L_det is
+    the sum of the detector's five losses, the gradients are taken on the parameters of
+    ``model.backbone`` (the ResNet body and the FPN) that require one, and each norm is the
+    global L2 norm over all those tensors. ``fn`` seeds torch with ``seed``
+    (``torch.manual_seed``) right before the forward pass, since the RPN and RoI heads sample
+    at random. ``prediction`` (``"rises"``, ``"falls"`` or ``"stays"``) says what the share does
+    as λ_s goes 0.05 -> 0.5 -> 5; a wrong prediction is reported, not failed. Checked on
+    :func:`share_case` at the three weights; each call gets a fresh copy of the model. The
+    answer runs with :data:`FORBIDDEN_SHARE` made unavailable.
+
+    Rejects:
+        - a prediction that is not one of "rises", "falls", "stays"
+        - a share that changes from call to call (torch not seeded with ``seed`` before the forward pass)
+        - the gradients on all the model's parameters instead of the backbone's
+        - the ResNet body alone instead of ``model.backbone`` (body and FPN)
+        - the weight not applied (the share of the model's own λ_s), or applied on top of it
+        - the total loss's gradient as the detector's part (the semantic term counted twice)
+        - squared norms, or per-tensor norms summed, instead of the global L2 norm
+        - the detector's share instead of the semantic one, or the ratio instead of the share
+        - anything but one number
+        - an answer that calls ``ch04._gradient_norms`` or ``ch04.semantic_share``
+    """
+    predicted = prediction_choice("4.3", prediction, SHARE_DIRECTIONS)
+    with _one_thread():
+        return _check_gradient_share(fn, predicted)
+
+
+def _check_gradient_share(fn, predicted: str) -> bool:
+    model, images, targets = share_case()
+    own = model.config.semantic_loss_weight
+    norms = _gradient_norms(model, images, targets, SHARE_SEED)
+    first, again = (_run_share(fn, model, images, targets, SHARE_WEIGHTS[0], SHARE_SEED, rng) for rng in (1, 2))
+    if abs(first - again) > 1e-6 * max(1.0, abs(first)):
+        raise ExerciseError(f"Exercise 4.3: two calls with the same arguments gave {first:.6f} and {again:.6f}. The "
+                            f"RPN and RoI heads sample anchors and proposals at random: call "
+                            f"torch.manual_seed(seed) right before the forward pass.")
+    measured = []
+    for weight in SHARE_WEIGHTS:
+        got = first if weight == SHARE_WEIGHTS[0] else _run_share(fn, model, images, targets, weight, SHARE_SEED, 1)
+        expected = semantic_share(norms, weight)
+        if math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-6):
+            measured.append(got)
+            continue
+        named = [m for m, variant in SHARE_MISTAKES.items()
+                 if not math.isclose(variant(norms, weight, own), expected, rel_tol=1e-3)
+                 and math.isclose(got, variant(norms, weight, own), rel_tol=1e-4, abs_tol=1e-6)]
+        where = f"Exercise 4.3: at weight {weight} the share should be {expected:.4f}, got {got:.4f}"
+        raise ExerciseError(f"{where}: {either(named)}." if named else
+                            f"{where}. Seed with the `seed` argument right before the forward pass, and take "
+                            f"||∇(weight L_s)|| / (||∇(weight L_s)|| + ||∇L_det||) on model.backbone's "
+                            f"parameters.")
+    direction = _direction(measured)
+    shares = ", ".join(f"{w:g} -> {s:.3f}" for w, s in zip(SHARE_WEIGHTS, measured))
+    return passed("4.3", f"The semantic share of the backbone's gradient: {shares}: it {direction}. "
+                         + prediction_report(predicted, direction))

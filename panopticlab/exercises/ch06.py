@@ -4,11 +4,13 @@ Each checker runs the student's function on small drawn inputs, compares it with
 package's post-processing and, when it differs, names the typical mistake that gives the
 same wrong answer (``>`` vs ``>=`` at the threshold, a kernel read as a radius, a plateau
 kept as one centre, offsets added with the wrong sign or with ``(dy, dx)`` swapped, a tie
-sent to the wrong centre or category, ...). Every answer runs with the package functions
-that would give it away made unavailable (:mod:`panopticlab.exercises.forbidden`).
+sent to the wrong centre or category, a square window measured as a disc, ...). Every answer
+runs with the package functions that would give it away made unavailable
+(:mod:`panopticlab.exercises.forbidden`).
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 
@@ -18,7 +20,7 @@ from scipy import ndimage
 
 from ..data.categories import VOID_LABEL, Category, CategorySet
 from ..data.synthetic import SYNTHETIC_CATEGORIES
-from ..postprocess.centers import NMS_KERNEL, THRESHOLD, find_instance_centers
+from ..postprocess.centers import NMS_KERNEL, THRESHOLD, find_instance_centers, square_max_pool
 from ..postprocess.deeplab import merge_semantic_and_instances, panoptic_deeplab_postprocess
 from ..postprocess.grouping import (
     group_pixels,
@@ -27,11 +29,12 @@ from ..postprocess.grouping import (
     nearest_center_kdtree,
     nearest_center_scan,
 )
-from .checking import ExerciseError, call, checker, either, passed
+from .checking import ExerciseError, answered, call, checker, either, passed, prediction_report
 from .forbidden import forbidden
 
-__all__ = ["center_case", "check_assign_pixels", "check_find_centers", "check_majority_vote", "grouping_case",
-           "package_votes", "plateau_case", "tie_case", "vote_case", "vote_case_sparse"]
+__all__ = ["center_case", "check_assign_pixels", "check_find_centers", "check_majority_vote", "check_merging_kernel",
+           "grouping_case", "package_merging_kernel", "package_votes", "plateau_case", "tie_case", "two_peaks",
+           "vote_case", "vote_case_sparse"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -484,3 +487,148 @@ def check_majority_vote(fn: Callable) -> bool:
                  if got == _vote_variant(semantic, instances, thing_ids, **variant)]
         raise ExerciseError(f"{where}: {either(named)}." if named else f"{where}.")
     return passed("6.3", "The most frequent thing category of each instance, ties to the smallest id.")
+
+
+# ---------------------------------------------------------------------------------------
+# 6.4 predict, then measure: the smallest kernel that merges two peaks
+# ---------------------------------------------------------------------------------------
+#: ``(h1, h2, dy, dx, threshold)``: the stronger peak ``h1``, the weaker ``h2`` at ``(dy, dx)``
+#: from it, on an otherwise zero heatmap. Values exact in float32. In order: a 3-4-5
+#: triangle (the Chebyshev 4 and the Euclidean 5 disagree), negative offsets, a tie, a
+#: weaker peak below the threshold, one equal to it, neighbours, a diagonal.
+KERNEL_CASES = (
+    (0.875, 0.625, 3, 4, 0.1),
+    (0.75, 0.5, -6, 2, 0.1),
+    (0.625, 0.625, 2, -3, 0.1),
+    (0.875, 0.0625, 4, 1, 0.1),
+    (0.75, 0.25, -2, -5, 0.25),
+    (0.5, 0.375, 1, 0, 0.1),
+    (0.875, 0.5, -5, 5, 0.1),
+)
+#: The case the prediction of 6.4 is about: two peaks 5 px apart, 3 px down and 4 px right.
+PREDICTION_CASE = KERNEL_CASES[0]
+_KERNEL_MAP = 41  # the heatmap's side: the stronger peak in the middle, room for every window tried
+
+
+def two_peaks(h1: float, h2: float, dy: int, dx: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """A (41, 41) float32 heatmap, zero but for ``h1`` at its centre (20, 20) and ``h2`` at
+    ``(20 + dy, 20 + dx)``, and the weaker peak's position."""
+    heatmap = np.zeros((_KERNEL_MAP, _KERNEL_MAP), np.float32)
+    middle = _KERNEL_MAP // 2
+    heatmap[middle, middle] = h1
+    heatmap[middle + dy, middle + dx] = h2
+    return heatmap, (middle + dy, middle + dx)
+
+
+def package_merging_kernel(h1: float, h2: float, dy: int, dx: int, threshold: float) -> int | None:
+    """The smallest odd kernel with which the package's centre finding
+    (:func:`~panopticlab.postprocess.centers.find_instance_centers`) no longer finds the weaker
+    peak of :func:`two_peaks`; None when no kernel up to the heatmap's side does."""
+    heatmap, weaker = two_peaks(h1, h2, dy, dx)
+    for kernel in range(1, 2 * _KERNEL_MAP, 2):
+        centers = find_instance_centers(heatmap, threshold, kernel, top_k=None)[0].tolist()
+        if list(weaker) not in centers:
+            return kernel
+    return None
+
+
+def _kernel_variant(h1, h2, dy, dx, threshold, *, distance="chebyshev", side=lambda d: 2 * d + 1, ties=True,
+                    strict=True, use_threshold=True):
+    """The answer of a typical misreading of the rule."""
+    below = h2 <= threshold if strict else h2 < threshold
+    if use_threshold and below:
+        return 1
+    if ties and h1 == h2:
+        return None
+    d = {"chebyshev": max(abs(dy), abs(dx)), "signed": max(dy, dx), "l1": abs(dy) + abs(dx),
+         "l2_ceil": math.ceil(math.hypot(dy, dx)), "l2_round": round(math.hypot(dy, dx)),
+         "l2_floor": math.floor(math.hypot(dy, dx))}[distance]
+    return side(d)
+
+
+KERNEL_MISTAKES = {  # each mistake with the readings that make it (the distance rounded up, to nearest or down)
+    "the window is a square: the weaker peak is inside the k x k window around the stronger when max(|dy|, |dx|) "
+    "<= k // 2 (the Chebyshev distance), not when the Euclidean distance sqrt(dy² + dx²) is":
+        (dict(distance="l2_ceil"), dict(distance="l2_round"), dict(distance="l2_floor")),
+    "the window is a square: the distance that counts is max(|dy|, |dx|), not |dy| + |dx| (L1)":
+        (dict(distance="l1"),),
+    "a k x k window reaches k // 2 px to each side: a peak d px away needs k // 2 >= d, so k = 2d + 1, not 2d - 1":
+        (dict(side=lambda d: 2 * d - 1),),
+    "the kernel is odd (a window centred on its pixel): k = 2d + 1, not 2d": (dict(side=lambda d: 2 * d),),
+    "k is the window's side, not its radius: a peak d px away needs k = 2d + 1, not d": (dict(side=lambda d: d),),
+    "an offset may be negative: the distance uses |dy| and |dx|": (dict(distance="signed"),),
+    "two equal peaks both equal the maximum of every window (a tie): no kernel suppresses either, so return None":
+        (dict(ties=False),),
+    "a peak not above the threshold is no centre, whatever the kernel: the smallest kernel is then 1 "
+    "(the threshold was forgotten)": (dict(use_threshold=False),),
+    "the threshold is strict: a peak equal to it is no centre (>, not >=), so the smallest kernel is 1":
+        (dict(strict=False),),
+}
+
+#: 6.4 asks for what the package's centre finding does: its answers run without these.
+FORBIDDEN_KERNEL = {
+    "postprocess.find_instance_centers": find_instance_centers,
+    "postprocess.centers.square_max_pool": square_max_pool,
+    "postprocess.panoptic_deeplab_postprocess": panoptic_deeplab_postprocess,
+    "ch06.package_merging_kernel": package_merging_kernel,
+    "ch06._kernel_variant": _kernel_variant,
+}
+
+
+def _as_kernel(got, exercise: str):
+    if got is None:
+        return None
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, np.integer)):
+        raise ExerciseError(f"Exercise {exercise}: return the kernel as an int (or None when no kernel merges the "
+                            f"peaks), got {got!r}.")
+    return int(got)
+
+
+@checker
+def check_merging_kernel(fn: Callable, prediction) -> bool:
+    """Exercise 6.4: ``fn(h1, h2, dy, dx, threshold)`` -> the smallest odd kernel that suppresses the weaker peak.
+
+    Two peaks, ``h1 >= h2``, lie on an otherwise zero heatmap, the weaker ``(dy, dx)`` from the
+    stronger. A centre is a pixel strictly above ``threshold`` equal to the maximum of the
+    ``k x k`` window centred on it (exercise 6.1). Return the smallest odd ``k`` with which
+    the weaker peak is no centre (1 when it is none even without pooling), or None when no
+    kernel suppresses it (a tie). Checked on :data:`KERNEL_CASES` against
+    :func:`package_merging_kernel`; the answer runs with :data:`FORBIDDEN_KERNEL` made
+    unavailable. ``prediction`` is the kernel predicted for :data:`PREDICTION_CASE` (peaks
+    0.875 and 0.625, the weaker 3 px down and 4 px right); a wrong prediction is reported,
+    not failed.
+
+    Rejects:
+        - a prediction that is not an int (or None)
+        - the Euclidean (or L1) distance instead of max(|dy|, |dx|) (the window is a square)
+        - k = 2d - 1 or an even k = 2d, or the radius d, instead of the side 2d + 1
+        - negative offsets taken with their sign
+        - a tie (equal peaks) given a kernel instead of None
+        - the threshold forgotten, or read as ``>=``: a weaker peak not above it needs no pooling (1)
+        - anything but an int or None
+        - an answer that calls ``find_instance_centers`` or ``square_max_pool`` (or ``ch06.package_merging_kernel``)
+    """
+    answered("6.4", prediction)
+    if prediction is not None and (isinstance(prediction, (bool, np.bool_))
+                                   or not isinstance(prediction, (int, np.integer))):
+        raise ExerciseError(f"Exercise 6.4: write your prediction as a kernel size (an int), or None if you think "
+                            f"no kernel merges the peaks; got {prediction!r}.")
+    for h1, h2, dy, dx, threshold in KERNEL_CASES:
+        expected = package_merging_kernel(h1, h2, dy, dx, threshold)
+        with forbidden("6.4", functions=FORBIDDEN_KERNEL):
+            got = _as_kernel(call("6.4", fn, h1, h2, dy, dx, threshold), "6.4")
+        if got == expected:
+            continue
+        named = [m for m, readings in KERNEL_MISTAKES.items()
+                 if any(_kernel_variant(h1, h2, dy, dx, threshold, **reading) == got for reading in readings)]
+        where = (f"Exercise 6.4: peaks {h1} and {h2}, the weaker at (dy, dx) = ({dy}, {dx}), threshold {threshold}: "
+                 f"expected {expected}, got {got}")
+        raise ExerciseError(f"{where}: {either(named)}." if named else f"{where}.")
+    h1, h2, dy, dx, threshold = PREDICTION_CASE
+    with forbidden("6.4", functions=FORBIDDEN_KERNEL):
+        measured = _as_kernel(call("6.4", fn, h1, h2, dy, dx, threshold), "6.4")
+    report = prediction_report(None if prediction is None else int(prediction), measured)
+    return passed("6.4", f"k = 2 max(|dy|, |dx|) + 1, 1 below the threshold, None for a tie. For peaks 3 px down "
+                         f"and 4 px right (5 px apart): {measured}. {report}")

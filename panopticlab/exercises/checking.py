@@ -62,6 +62,26 @@ def answered(exercise: str, *values) -> None:
                             f"your answer.")
 
 
+def prediction_choice(exercise: str, prediction, choices) -> str:
+    """A "predict, then measure" exercise's prediction as one of ``choices`` (case and spaces
+    ignored); an ExerciseError that lists them otherwise (``...`` is "not implemented yet")."""
+    answered(exercise, prediction)
+    text = " ".join(prediction.split()).lower() if isinstance(prediction, str) else None
+    if text not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ExerciseError(f"Exercise {exercise}: write your prediction as one of {listed} (a string), "
+                            f"got {prediction!r}.")
+    return text
+
+
+def prediction_report(predicted, measured, why: str = "") -> str:
+    """What a checker says of a prediction: it matched, or what was measured instead (a wrong
+    prediction is reported, not failed; ``why`` adds a hint)."""
+    if predicted == measured:
+        return f"You predicted {predicted!r}: as measured."
+    return f"You predicted {predicted!r}; measured {measured!r}{': ' + why if why else ''} - see the answer key."
+
+
 def either(mistakes: list[str]) -> str:
     """The mistakes a wrong answer matches, as one clause: several readings can give the
     same wrong answer on a drawn case, and the message should not guess between them."""
