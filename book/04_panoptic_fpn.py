@@ -328,8 +328,8 @@ assert ours["All"]["pq"] > 0.5, "the shipped Panoptic FPN reaches a useful PQ"
 #
 # Now the cost, as measured, not as expected. Sharing always saves **parameters** (the
 # first column; at full size, a whole dilated ResNet-50). **Time** is another matter at
-# this size. When this chapter was last run on two CPU cores (`laptop`), Panoptic FPN's
-# training took 1.11x the baseline's and its inference 0.96x: about the same. The tiny
+# this size. In `laptop` runs on two CPU cores, Panoptic FPN's training took about 1.1
+# times the baseline's and its inference 0.9 to 1.0 times: about the same. The tiny
 # backbone is cheap, so two of them cost little more than one; a Panoptic FPN step costs
 # about 1.3x a Mask R-CNN step (its semantic branch works at stride 4 on every level);
 # and the shipped Panoptic FPN trained 2000 such steps where the baseline trained 2000
