@@ -386,7 +386,7 @@ for truth_record, p in kept:
     true = truth_record["panoptic"].category_map()
     inside = (p.merge.instance_map > 0) & np.isin(true, CATEGORIES.thing_ids)  # grouped pixels on true things
     voted = p.merge.panoptic.category_map()
-    changed = viz.deeplab.outvoted_pixels(p.semantic, p.merge) & inside
+    changed = viz.outvoted_pixels(p.semantic, p.merge) & inside
     fixed += int((changed & (voted == true)).sum())
     broke += int((changed & (p.semantic == true)).sum())
     wrong_before += int((inside & (p.semantic != true)).sum())

@@ -55,6 +55,7 @@ __all__ = [
 from .deeplab import (
     draw_centers,
     draw_offsets,
+    outvoted_pixels,
     plot_center_grid,
     show_deeplab_outputs,
     show_grouping_steps,
@@ -62,7 +63,7 @@ from .deeplab import (
     show_top_down_vs_bottom_up,
 )
 
-__all__ += ["draw_centers", "draw_offsets", "plot_center_grid", "show_deeplab_outputs", "show_grouping_steps",
+__all__ += ["draw_centers", "draw_offsets", "outvoted_pixels", "plot_center_grid", "show_deeplab_outputs", "show_grouping_steps",
             "show_rescored", "show_top_down_vs_bottom_up"]
 from .upsnet import (
     panoptic_channels,
