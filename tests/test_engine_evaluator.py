@@ -250,3 +250,20 @@ def test_an_ablation_needs_the_outputs_it_merges(val_samples):
     model = Oracle(val_samples)  # bare panoptic results: no semantic map, no detections
     with pytest.raises(ValueError, match="semantic_only merge needs a semantic map"):
         evaluate(model, val_samples[:2], CATS, ablations=("semantic_only",), progress=False)
+
+
+def test_a_split_of_mixed_image_sizes_is_evaluated_image_by_image():
+    """Real validation splits mix sizes (COCO's val): a batch of them is predicted one image at
+    a time, with exactly the scores of a batch size of one."""
+    from panopticlab.data.synthetic import SyntheticPanoptic
+    from panopticlab.models import zoo
+
+    mixed = [*SyntheticPanoptic(2, size=64, seed=1, split="val"), *SyntheticPanoptic(2, size=(64, 96), seed=2,
+                                                                                     split="val")]
+    assert len({sample.image.shape for sample in mixed}) == 2
+    torch.manual_seed(0)
+    model = zoo.build_model("panoptic-fpn-tiny", CATS)
+    batched = evaluate(model, mixed, CATS, "cpu", batch_size=4, keep_predictions=True, progress=False)
+    one_by_one = evaluate(model, mixed, CATS, "cpu", batch_size=1, progress=False)
+    assert batched.results == one_by_one.results and batched.results["num_images"] == 4
+    assert [p.panoptic.shape for _, p in batched.predictions] == [(64, 64), (64, 64), (64, 96), (64, 96)]

@@ -24,7 +24,8 @@ from .sample import Sample
 from .targets import deeplab_targets, instance_target, semantic_target
 from .transforms import check_sample
 
-__all__ = ["TARGET_BUILDERS", "PanopticDataset", "collate_panoptic", "image_tensor", "image_batch"]
+__all__ = ["TARGET_BUILDERS", "PanopticDataset", "collate_panoptic", "collate_for_evaluation", "image_tensor",
+           "image_batch"]
 
 # name in the target dict -> function (pan, categories, **options) building it
 TARGET_BUILDERS: dict[str, Callable] = {
@@ -183,3 +184,19 @@ def collate_panoptic(batch: Sequence[tuple[torch.Tensor, dict]]) -> tuple[torch.
         values = [t[key] for t in targets]
         collated[key] = values if key == "instances" else _collate_values(values)
     return torch.stack(images), collated
+
+
+def collate_for_evaluation(batch: Sequence[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor | list, dict]:
+    """:func:`collate_panoptic` when the images share one size; otherwise the images as a list
+    of float32 [3, H_i, W_i] and every target key as a list of the B items.
+
+    A real validation split mixes image sizes (COCO's val: a short side of 480 to 640 px, either
+    orientation): an evaluation must score it whatever the sizes, image by image if need be
+    (:func:`panopticlab.engine.evaluator.iter_predictions` does).
+    """
+    if len(batch) == 0:
+        raise ValueError("cannot collate an empty batch")
+    if len({tuple(image.shape) for image, _ in batch}) == 1:
+        return collate_panoptic(batch)
+    targets = [target for _, target in batch]
+    return [image for image, _ in batch], {key: [t[key] for t in targets] for key in targets[0]}

@@ -130,11 +130,15 @@ def iter_predictions(model: nn.Module, loader: Iterable, device: str | torch.dev
                      amp: bool | None = None) -> Iterator[tuple[dict, Any]]:
     """``(ground-truth record, prediction)`` per image of ``loader``.
 
-    The record holds the ground truth ``panoptic``, ``image_id`` and, when the loader
+    A batch whose images differ in size (a list, :func:`~panopticlab.data.dataset.collate_for_evaluation`)
+    is predicted image by image. The record holds the ground truth ``panoptic``, ``image_id`` and, when the loader
     provides it, ``file_name``.
     """
     for images, targets in loader:
-        predictions = predict(model, images, device, amp)
+        if isinstance(images, (list, tuple)):  # images of several sizes: one at a time
+            predictions = [p for image in images for p in predict(model, image[None], device, amp)]
+        else:
+            predictions = predict(model, images, device, amp)
         for record, prediction in zip(_per_image(targets, len(images)), predictions):
             yield record, prediction
 

@@ -146,14 +146,18 @@ def record_run(name: str, model, trained: Sequence[TrainedNetwork], evaluation, 
                device=None, timing_images: int = 8) -> TrainingRun:
     """The record of a finished run: ``model`` (the assembled panoptic model), the networks
     it was trained as, and its ``evaluation`` (:func:`~.evaluator.evaluate`) on ``samples``,
-    the first ``timing_images`` of which time the network and the post-processing."""
+    the first ``timing_images`` of which (of the first image's size) time the network and
+    the post-processing."""
     import torch
     import torchvision
 
     from ..data.dataset import image_batch
     from .timing import inference_seconds
 
-    images = image_batch([samples[i] for i in range(min(timing_images, len(samples)))])
+    # timed as one batch: the first images of the first image's size (a real split mixes sizes)
+    first = samples[0].image.shape
+    same_size = [samples[i] for i in range(len(samples)) if samples[i].image.shape == first]
+    images = image_batch(same_size[:timing_images])
     device = device or next(model.parameters()).device
     times = inference_seconds(model, images, device=device)
     losses = {(f"{t.name}/{series}" if len(trained) > 1 else series): thin_series(t.history.steps(series),

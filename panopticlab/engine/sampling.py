@@ -85,6 +85,13 @@ def _default_collate() -> Callable:
     return collate_panoptic
 
 
+def _evaluation_collate() -> Callable:
+    # images of several sizes come as a list, for the evaluator to run one by one
+    from ..data.dataset import collate_for_evaluation
+
+    return collate_for_evaluation
+
+
 def make_train_loader(dataset: Dataset, batch_size: int, *, seed: int = 0, shuffle: bool = True,
                       num_workers: int = 0, collate_fn: Callable | None = None, drop_last: bool = True,
                       pin_memory: bool = False) -> DataLoader:
@@ -108,4 +115,4 @@ def make_eval_loader(dataset: Dataset, batch_size: int = 1, *, num_workers: int 
                      collate_fn: Callable | None = None, pin_memory: bool = False) -> DataLoader:
     """An evaluation ``DataLoader``: every image once, in order, this process's shard only."""
     return DataLoader(dataset, batch_size=int(batch_size), sampler=ShardSampler(dataset), num_workers=num_workers,
-                      collate_fn=collate_fn or _default_collate(), pin_memory=pin_memory)
+                      collate_fn=collate_fn or _evaluation_collate(), pin_memory=pin_memory)
