@@ -180,6 +180,10 @@ def test_evaluate_command_reads_a_baseline_run_folder(trained_run, tmp_path, cap
     (["--model", "unet", "--pretrained"], "pspnet-tiny, maskrcnn-tiny"),
     (["--model", "pspnet-tiny", "--pretrained", "--device", "tpu9"], "unknown device 'tpu9'"),
     (["--model", "pspnet-tiny", "--gt-json", "g.json"], "cannot be combined with --gt-json"),
+    (["--model", "pspnet-tiny", "--pretrained", "--output", "r.json", "--workers", "2"],
+     "cannot be combined with --output, --workers"),
+    (["--model", "pspnet-tiny", "--pretrained", "--iou-threshold", "0.6", "--breakdown"],
+     "cannot be combined with --iou-threshold, --breakdown"),
     ([], "--gt-json"),
 ])
 def test_evaluate_command_explains_bad_input_in_one_line(argv, message, capsys):

@@ -22,3 +22,7 @@ def test_bad_data_options_are_named(coco_root, tmp_path, capsys):
     assert main(["train", "--model", "panoptic-fpn-full", "--config", "tiny", "--output", str(tmp_path / "r")]) == 1
     assert "already names its size" in capsys.readouterr().err
     assert not (tmp_path / "r" / "last.pt").exists()
+    # the shipped weights predict the built-in categories, not these
+    assert main(["evaluate", "--model", "panoptic-fpn-tiny", "--pretrained", "--data", "coco", str(coco_root),
+                 "--no-progress"]) == 1
+    assert "not the built-in dataset's" in capsys.readouterr().err

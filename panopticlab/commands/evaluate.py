@@ -47,7 +47,7 @@ def add_parser(commands) -> None:
     files.add_argument("--workers", type=positive_int, default=None,
                        help="processes (default: one per CPU this process may use, as panopticapi and hotcoco do)")
     files.add_argument("--output", default=None, help="write the full results to this JSON file")
-    files.add_argument("--iou-threshold", type=float, default=MATCH_IOU,
+    files.add_argument("--iou-threshold", type=float, default=None,
                        help="match when IoU is above this (default 0.5, COCO's; the matching is unique from 0.5 up)")
     files.add_argument("--breakdown", action="store_true", help="also print the size breakdown and PQ-dagger")
     model = parser.add_argument_group("a trained model (see `panopticlab models`)")
@@ -78,9 +78,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     file_options = [flag for flag, value in (("--gt-json", args.gt_json), ("--pred-json", args.pred_json),
                                              ("--gt-folder", args.gt_folder), ("--pred-folder", args.pred_folder))
                     if value is not None]
+    file_options += [flag for flag, value in (("--output", args.output), ("--workers", args.workers),
+                                              ("--iou-threshold", args.iou_threshold), ("--breakdown", args.breakdown))
+                     if value not in (None, False)]
     if args.model and file_options:
         raise CommandError(f"--model evaluates a model on the built-in validation split; it cannot be combined "
-                           f"with {', '.join(file_options)} (evaluate prediction files without --model)")
+                           f"with {', '.join(file_options)}, options of the prediction-file form (for a model: "
+                           f"--results-json for the results, --predictions for the files)")
     if args.model:
         return run_model_evaluation(args)
     return run_file_evaluation(args)
@@ -99,7 +103,8 @@ def run_file_evaluation(args: argparse.Namespace) -> int:
         check_writable(args.output, "--output")  # now, not after the evaluation
     results = evaluate_folders(args.gt_json, args.pred_json, args.gt_folder, args.pred_folder,
                                workers=available_cpus() if args.workers is None else args.workers,
-                               iou_threshold=args.iou_threshold, progress=not args.no_progress)
+                               iou_threshold=MATCH_IOU if args.iou_threshold is None else args.iou_threshold,
+                               progress=not args.no_progress)
     print(format_table(results))
     if args.per_class:
         print()
@@ -266,6 +271,10 @@ def run_model_evaluation(args: argparse.Namespace) -> int:
         if args.checkpoint and recorded.to_coco() != categories.to_coco():
             raise CommandError(f"--data {' '.join(args.data)}: its categories are not those the model was trained "
                                f"for (the run's {CATEGORIES_FILE})")
+        if args.pretrained and categories.to_coco() != SYNTHETIC_CATEGORIES.to_coco():
+            raise CommandError(f"--data {' '.join(args.data)}: its categories are not the built-in dataset's, which "
+                               f"the shipped --pretrained weights predict; train on it (`panopticlab train --data`) "
+                               f"and evaluate that run's --checkpoint")
     else:
         samples = val_data(size=args.image_size, num=args.num_images, seed=args.val_seed)
         categories = SYNTHETIC_CATEGORIES
