@@ -19,6 +19,13 @@ from panopticlab.models import zoo
 
 
 # --- panopticlab data ---------------------------------------------------------------------
+def test_data_synth_refuses_a_huge_size_before_writing(tmp_path, capsys):
+    """--size 100000 would fill the memory (about 20 GB) before failing: refused at once."""
+    assert main(["data", "synth", str(tmp_path / "out"), "--size", "100000", "--num", "1", "--quiet"]) == 1
+    assert "too large: both sides must be at most 4096" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_data_synth_writes_a_coco_panoptic_split(tmp_path):
     assert main(["data", "synth", str(tmp_path), "--split", "val", "--num", "3", "--size", "40", "56",
                  "--seed", "5", "--quiet"]) == 0
@@ -170,6 +177,17 @@ def test_evaluate_command_reads_a_baseline_run_folder(trained_run, tmp_path, cap
     assert json.loads(results_json.read_text())["model"] == "baseline-tiny"
     out = capsys.readouterr().out
     assert "mIoU" in out and "sky" in out and "instance network only" in out  # per class, and the ablations
+
+
+def test_evaluate_never_writes_over_its_inputs(tmp_path, capsys):
+    """--output naming the ground truth (or a file in a PNG folder it reads) is refused, and
+    the input is left as it was."""
+    gt, pred = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt.write_text("{}")
+    for output in (gt, pred, tmp_path / "gt" / "results.json"):
+        assert main(["evaluate", "--gt-json", str(gt), "--pred-json", str(pred), "--output", str(output)]) == 1
+        assert f"--output {output}: this would overwrite" in capsys.readouterr().err
+    assert gt.read_text() == "{}"
 
 
 @pytest.mark.parametrize("argv, message", [

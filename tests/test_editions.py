@@ -288,3 +288,17 @@ def test_written_answers_go_to_the_answer_key_not_to_the_student():
     key = answer_key_markdown(answer_key(BOOK_DIR), answers)
     assert len(answers) >= len(CHAPTERS) + 1 and all(a["text"].strip() in key for a in answers)
     assert "Answer to exercise 5.3" in key
+
+
+@pytest.mark.parametrize("seconds", ["Infinity", "NaN", "1e300", "-5"])
+def test_times_refuses_an_implausible_run_time(tmp_path, capsys, seconds):
+    """A corrupt timings file must not write "inf s" or a negative time into a chapter's header."""
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / CHAPTERS[0].name).write_text(CHAPTERS[0].read_text(encoding="utf-8"), encoding="utf-8")
+    run = tmp_path / "timings.json"
+    run.write_text(f'{{"gpu": {{"{CHAPTERS[0].stem}": {seconds}}}}}', encoding="utf-8")
+    assert main(["book", "times", str(run), "--write", "--book", str(book)]) == 1
+    error = capsys.readouterr().err
+    assert "run times must lie between 0 and 604800 s" in error and str(run) in error
+    assert (book / CHAPTERS[0].name).read_text(encoding="utf-8") == CHAPTERS[0].read_text(encoding="utf-8")

@@ -22,6 +22,12 @@ def test_bad_data_options_are_named(coco_root, tmp_path, capsys):
     assert main(["train", "--model", "panoptic-fpn-full", "--config", "tiny", "--output", str(tmp_path / "r")]) == 1
     assert "already names its size" in capsys.readouterr().err
     assert not (tmp_path / "r" / "last.pt").exists()
+    # no output may replace an input: the ground truth of the split it scores
+    truth = coco_root / "annotations" / "panoptic_val.json"
+    before = truth.read_bytes()
+    assert main(["evaluate", "--model", "panoptic-fpn-tiny", "--pretrained", "--data", "coco", str(coco_root),
+                 "--predictions", str(truth), "--no-progress"]) == 1
+    assert "--predictions" in capsys.readouterr().err and truth.read_bytes() == before
     # the shipped weights predict the built-in categories, not these
     assert main(["evaluate", "--model", "panoptic-fpn-tiny", "--pretrained", "--data", "coco", str(coco_root),
                  "--no-progress"]) == 1

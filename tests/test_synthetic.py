@@ -397,6 +397,7 @@ def test_cached_dataset_draws_each_scene_once_and_the_same():
 @pytest.mark.parametrize("call, message", [
     (lambda: render_scene(0, size=8), "too small"),
     (lambda: render_scene(0, size=(64, 10)), "too small"),
+    (lambda: render_scene(0, size=(64, 100_000)), "too large: both sides must be at most 4096"),
     (lambda: render_scene(0, size="big"), "size"),
     (lambda: render_scene(0, size=(1, 2, 3)), "size"),
     (lambda: render_scene(-1), "non-negative"),

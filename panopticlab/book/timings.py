@@ -21,6 +21,7 @@ from pathlib import Path
 from .chapters import chapter_paths
 
 TIMINGS_FILE = "timings.json"
+MAX_SECONDS = 7 * 24 * 3600  # a chapter's run time above a week is a corrupt record, not a measurement
 PROFILES = ("ci", "laptop", "gpu")
 RUNTIME_PREFIX = "# **Run time** (measured by `panopticlab book run`):"
 # the two comment lines runtime_line writes
@@ -46,8 +47,14 @@ def read_timings(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not a timings JSON ({error})") from None
     if not isinstance(timings, dict) or not all(
-            isinstance(v, dict) and all(isinstance(s, (int, float)) for s in v.values()) for v in timings.values()):
+            isinstance(v, dict) and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in v.values())
+            for v in timings.values()):
         raise ValueError(f"{path}: expected {{profile: {{chapter: seconds}}}}")
+    implausible = [f"{profile}/{chapter}: {seconds!r}" for profile, chapters in timings.items()
+                   for chapter, seconds in chapters.items() if not 0 <= seconds <= MAX_SECONDS]
+    if implausible:  # it would be written into a chapter's header
+        raise ValueError(f"{path}: run times must lie between 0 and {MAX_SECONDS} s (a week); got "
+                         f"{', '.join(implausible)}")
     unknown = sorted(set(timings) - set(PROFILES))
     if unknown:
         raise ValueError(f"{path}: unknown profile(s) {unknown}; expected some of {list(PROFILES)}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CommandError, positive_int
+from .common import CommandError, positive_int, refuse_overwriting_inputs
 
 __all__ = ["add_parser", "ABLATION_TITLES", "print_evaluation"]
 
@@ -99,6 +99,9 @@ def run_file_evaluation(args: argparse.Namespace) -> int:
     from ..metrics.evaluate import available_cpus, evaluate_folders
     from ..metrics.report import format_by_size, format_per_class, format_pq_dagger, format_table, save_results
 
+    gt_folder = args.gt_folder or str(Path(args.gt_json).with_suffix(""))
+    pred_folder = args.pred_folder or str(Path(args.pred_json).with_suffix(""))
+    refuse_overwriting_inputs([("--output", args.output)], [args.gt_json, args.pred_json, gt_folder, pred_folder])
     if args.output:
         check_writable(args.output, "--output")  # now, not after the evaluation
     results = evaluate_folders(args.gt_json, args.pred_json, args.gt_folder, args.pred_folder,
@@ -133,6 +136,22 @@ def _checkpoint_file(path: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file or run folder")
     return path
+
+
+def data_inputs(kind: str, root: str) -> list[Path]:
+    """The files and folders of a ``--data KIND ROOT`` that a run reads: its annotations and images."""
+    from ..data.cityscapes import cityscapes_panoptic_paths
+    from ..data.coco import coco_panoptic_paths
+
+    paths = []
+    for split in ("train", "val"):
+        if kind == "coco":
+            paths += coco_panoptic_paths(root, split).values()
+        else:
+            for train_id in (False, True):
+                paths += cityscapes_panoptic_paths(root, split, use_train_id=train_id).values()
+            paths.append(Path(root) / "leftImg8bit" / split)
+    return paths
 
 
 def open_data(kind: str, root: str, split: str):
@@ -259,6 +278,10 @@ def run_model_evaluation(args: argparse.Namespace) -> int:
 
     row = zoo.spec(args.model)
     # the outputs are checked now: an unwritable path must not cost a model's evaluation
+    if args.data:
+        predictions_folder = None if args.predictions is None else str(Path(args.predictions).with_suffix(""))
+        refuse_overwriting_inputs([("--predictions", args.predictions), ("--predictions", predictions_folder),
+                                   ("--results-json", args.results_json)], data_inputs(*args.data))
     if args.predictions:
         check_predictions_writable(args.predictions, what="--predictions")
     if args.results_json:

@@ -70,6 +70,9 @@ CLUTTER = 0  # category of drawn objects that no annotator labels: they become v
 
 SPLITS = ("train", "val", "test")
 MIN_SIZE = 16  # smallest image side: below it the smallest things no longer fit
+# largest image side: a 4096 x 4096 scene takes about 1 GB while it is drawn; a larger one
+# is a typing mistake more often than a wish, and would fill the memory before failing
+MAX_SIZE = 4096
 MIN_VISIBLE_AREA = 4  # pixels: thing segments with less visible area become void
 SMALLEST_THING = 6.0  # pixels: extent of the smallest thing instance
 
@@ -86,7 +89,8 @@ _FIRST_THING_ID = len(SYNTHETIC_CATEGORIES.stuff_ids) + 1
 # arguments and seeding
 # =======================================================================================
 def image_shape(size: int | Sequence[int]) -> tuple[int, int]:
-    """``(H, W)`` of an image size given as one side or as ``(H, W)``; ValueError if too small."""
+    """``(H, W)`` of an image size given as one side or as ``(H, W)``; ValueError if a side is
+    below :data:`MIN_SIZE` or above :data:`MAX_SIZE`."""
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         shape = (int(size), int(size))
     else:
@@ -97,6 +101,8 @@ def image_shape(size: int | Sequence[int]) -> tuple[int, int]:
         shape = (height, width)
     if min(shape) < MIN_SIZE:
         raise ValueError(f"image size {shape[0]}x{shape[1]} is too small: both sides must be at least {MIN_SIZE}")
+    if max(shape) > MAX_SIZE:
+        raise ValueError(f"image size {shape[0]}x{shape[1]} is too large: both sides must be at most {MAX_SIZE}")
     return shape
 
 
