@@ -303,3 +303,15 @@ def test_evaluate_reads_the_input_size_the_run_recorded(tmp_path):
         recorded_input_size(tmp_path)
     with pytest.raises(ValueError, match="input_size must be a positive integer or None, got 0"):
         recipe.replace(input_size=0)
+
+
+@pytest.mark.parametrize("content", ["null", "{not json", '{"categories": 3}'])
+def test_a_broken_categories_file_is_named(tmp_path, content):
+    """The categories a run recorded (what `evaluate --data` rebuilds the model with): a broken
+    file is named, not a traceback."""
+    from panopticlab.commands.common import CommandError
+    from panopticlab.commands.evaluate import run_categories
+
+    (tmp_path / "categories.json").write_text(content)
+    with pytest.raises(CommandError, match=r"categories\.json: not the categories file `panopticlab train` writes"):
+        run_categories(str(tmp_path))

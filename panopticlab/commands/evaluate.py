@@ -167,9 +167,6 @@ def open_data(kind: str, root: str, split: str):
 
 def run_categories(checkpoint: str | None):
     """The categories recorded in a run folder (``categories.json``), else the built-in data's."""
-    import json
-
-    from ..data.categories import CategorySet
     from ..data.synthetic import SYNTHETIC_CATEGORIES
 
     if checkpoint is None:
@@ -177,7 +174,7 @@ def run_categories(checkpoint: str | None):
     path = Path(checkpoint)
     for folder in (path, path.parent, path.parent.parent) if path.suffix else (path,):
         if (folder / CATEGORIES_FILE).is_file():
-            return CategorySet.from_coco(json.loads((folder / CATEGORIES_FILE).read_text(encoding="utf-8")))
+            return _read_categories(folder / CATEGORIES_FILE)
     return SYNTHETIC_CATEGORIES
 
 
@@ -194,6 +191,19 @@ def recorded_input_size(checkpoint: Path) -> int | None:
         return TrainRecipe.from_dict(json.loads(recipe.read_text(encoding="utf-8"))).input_size
     except (ValueError, TypeError, KeyError) as error:
         raise CommandError(f"{recipe}: not a recipe written by `panopticlab train` ({error})") from error
+
+
+def _read_categories(path: Path):
+    """The categories of a run folder's ``categories.json``; a CommandError naming the file if it is not one."""
+    import json
+
+    from ..data.categories import CategorySet
+
+    try:
+        return CategorySet.from_coco(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise CommandError(f"{path}: not the categories file `panopticlab train` writes "
+                           f"({type(error).__name__}: {error}); train the run again or restore the file") from None
 
 
 def trained_model(name: str, checkpoint: str | None, pretrained: bool, categories=None, input_size: int | None = None):
