@@ -315,3 +315,16 @@ def test_a_broken_categories_file_is_named(tmp_path, content):
     (tmp_path / "categories.json").write_text(content)
     with pytest.raises(CommandError, match=r"categories\.json: not the categories file `panopticlab train` writes"):
         run_categories(str(tmp_path))
+
+
+def test_ctrl_c_in_train_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    from panopticlab.engine import runs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "train_network", interrupted)
+    output = tmp_path / "run"
+    assert main(["train", "--model", "pspnet-tiny", "--profile", "ci", "--output", str(output), "--no-progress"]) == 130
+    error = capsys.readouterr().err
+    assert error.startswith("interrupted:") and str(output) in error and "--resume" in error and error.count("\n") == 1

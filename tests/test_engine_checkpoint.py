@@ -106,3 +106,20 @@ def test_model_weights_load_into_a_new_model_and_mismatch_is_named(tmp_path):
         assert torch.equal(parameters_of(fresh)[name], value)
     with pytest.raises(ValueError, match="last.pt: the weights do not fit TinyPanopticNet"):
         load_model_weights(tmp_path / "last.pt", tiny_model(width=4))
+
+
+def test_weights_of_another_model_are_summed_up_in_one_line(tmp_path):
+    """A checkpoint of another network: counts and a few names of the keys, not thousands of them."""
+    from panopticlab.data import SYNTHETIC_CATEGORIES
+    from panopticlab.models import zoo
+
+    path = save_checkpoint(tmp_path / "other.pt", {"model": zoo.build_model("maskrcnn-tiny", SYNTHETIC_CATEGORIES)
+                                                   .state_dict()})
+    with pytest.raises(ValueError) as error:
+        load_model_weights(path, zoo.build_model("pspnet-tiny", SYNTHETIC_CATEGORIES))
+    message = str(error.value)
+    assert message.startswith(f"{path}: the weights do not fit PSPNet: ") and "tensors missing (e.g. " in message
+    assert "unexpected (e.g. " in message and len(message) < 600 and "\n" not in message
+    path = save_checkpoint(tmp_path / "str.pt", {"model": "str"})
+    with pytest.raises(ValueError, match="its 'model' entry is a str, not a state dict"):
+        load_model_weights(path, zoo.build_model("pspnet-tiny", SYNTHETIC_CATEGORIES))

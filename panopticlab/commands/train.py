@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 from .common import CommandError, positive_int
@@ -133,6 +134,11 @@ def run_train(args: argparse.Namespace) -> int:
     context = init_distributed(device=resolve_device(args.device))
     try:
         return _train_and_score(args, context)
+    except KeyboardInterrupt:
+        output = args.output or f"runs/{args.model}"
+        print(f"interrupted: the run folder {output} keeps its last checkpoint; continue with the same command "
+              f"and --resume", file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C
     finally:
         if not joined_before:
             destroy_distributed()

@@ -129,6 +129,23 @@ def load_model_weights(path: PathLike, model: nn.Module, strict: bool = True) ->
     payload = load_checkpoint(path, required=("model",))
     try:
         unwrap_model(model).load_state_dict(payload["model"], strict=strict)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: the weights do not fit {type(unwrap_model(model)).__name__}: {error}") from error
+    except (RuntimeError, AttributeError, TypeError) as error:
+        raise ValueError(f"{path}: the weights do not fit {type(unwrap_model(model)).__name__}: "
+                         f"{_mismatch_summary(payload, unwrap_model(model).state_dict())}") from error
     return payload
+
+
+def _mismatch_summary(payload: Mapping[str, Any], expected: Mapping[str, torch.Tensor], shown: int = 3) -> str:
+    """How a checkpoint's weights differ from a model's, in one line: counts and a few names."""
+    given = payload["model"]
+    if not isinstance(given, Mapping):
+        return f"its 'model' entry is a {type(given).__name__}, not a state dict"
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    other = [f"{k} {tuple(given[k].shape)} vs {tuple(expected[k].shape)}" for k in expected
+             if k in given and hasattr(given[k], "shape") and tuple(given[k].shape) != tuple(expected[k].shape)]
+    parts = [f"{len(items)} {what} (e.g. {', '.join(items[:shown])})" for items, what in
+             ((missing, f"of its {len(expected)} tensors missing"), (unexpected, "unexpected"),
+              (other, "of other shapes")) if items]
+    name = payload.get("metadata", {}).get("name") if isinstance(payload.get("metadata"), Mapping) else None
+    return "; ".join(parts) + (f"; the file holds {name}" if name else "")
