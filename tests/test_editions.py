@@ -302,3 +302,37 @@ def test_times_refuses_an_implausible_run_time(tmp_path, capsys, seconds):
     error = capsys.readouterr().err
     assert "run times must lie between 0 and 604800 s" in error and str(run) in error
     assert (book / CHAPTERS[0].name).read_text(encoding="utf-8") == CHAPTERS[0].read_text(encoding="utf-8")
+
+
+def test_book_student_never_overwrites_a_students_work(tmp_path, capsys):
+    assert main(["book", "student", str(tmp_path), "--chapter", "01"]) == 0
+    assert main(["book", "student", str(tmp_path), "--chapter", "01"]) == 0  # untouched: written again
+    target = tmp_path / f"{CHAPTERS[0].stem}.ipynb"
+    notebook = nbformat.read(target, as_version=4)
+    notebook.cells[3].source += "\n# a student's answer"
+    nbformat.write(notebook, target)
+    worked = target.read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert main(["book", "student", str(tmp_path), "--chapter", "01"]) == 1
+    assert f"{target}: changed since the student edition was written" in capsys.readouterr().err
+    assert target.read_text(encoding="utf-8") == worked
+
+
+def test_sync_never_discards_edits_made_in_the_notebook(tmp_path):
+    import os
+
+    source = tmp_path / "01_the_task.py"
+    source.write_text(CHAPTERS[0].read_text(encoding="utf-8"), encoding="utf-8")
+    sync_notebook(source)
+    target = source.with_suffix(".ipynb")
+    notebook = nbformat.read(target, as_version=4)
+    notebook.cells[3].source += "\n# edited in the notebook, not saved to the .py"
+    nbformat.write(notebook, target)
+    os.utime(source, ns=(1, 1))  # the notebook is the newer file
+    edited = target.read_text(encoding="utf-8")
+    for fresh in (False, True):
+        with pytest.raises(FileExistsError, match=r"1 cell\(s\) edited in the notebook after 01_the_task.py"):
+            sync_notebook(source, fresh=fresh)
+        assert target.read_text(encoding="utf-8") == edited
+    source.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")  # the chapter is newer: it wins
+    assert sync_notebook(source) == 0 and "edited in the notebook" not in target.read_text(encoding="utf-8")

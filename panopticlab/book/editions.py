@@ -60,14 +60,26 @@ def student_edition(notebook):
 def write_student_edition(output: str | os.PathLike, book_dir: str | os.PathLike,
                           chapters: list[str] | None = None) -> list[Path]:
     """Write ``output/NN_*.ipynb`` with solutions stripped, ready to hand out, and
-    ``output/jupytext.toml`` (:data:`STUDENT_JUPYTEXT_CONFIG`); returns the notebooks."""
+    ``output/jupytext.toml`` (:data:`STUDENT_JUPYTEXT_CONFIG`); returns the notebooks.
+
+    Raises:
+        FileExistsError: a notebook there differs from the edition it would be (a student
+            worked in it); nothing is written then.
+    """
     import nbformat
 
     output = Path(output)
+    editions = {output / f"{path.stem}.ipynb": nbformat.writes(student_edition(load_chapter(path)))
+                for path in chapter_paths(book_dir, chapters)}
+    worked_in = [str(target) for target, text in editions.items()
+                 if target.exists() and _cell_contents(target.read_text(encoding="utf-8")) != _cell_contents(text)]
+    if worked_in:  # checked for every chapter before any is written
+        raise FileExistsError(f"{', '.join(worked_in)}: changed since the student edition was written (a student's "
+                              f"work?); not overwritten: move {'them' if len(worked_in) > 1 else 'it'} away or "
+                              f"write the edition into another folder")
     written = []
-    for path in chapter_paths(book_dir, chapters):
-        target = output / f"{path.stem}.ipynb"
-        write_text(target, nbformat.writes(student_edition(load_chapter(path))))
+    for target, text in editions.items():
+        write_text(target, text)
         written.append(target)
     write_text(output / "jupytext.toml", STUDENT_JUPYTEXT_CONFIG)
     return written
@@ -191,6 +203,27 @@ def _exercise_html(entry: dict) -> str:
             f"<pre><code>{html.escape(entry['solution'])}</code></pre>")
 
 
+def _cell_contents(text: str) -> list | None:
+    """A notebook's cells as (type, source, outputs), without the random cell ids; None if unreadable."""
+    import nbformat
+
+    try:
+        cells = nbformat.reads(text, as_version=4).cells
+    except Exception:  # noqa: BLE001 - anything unreadable differs from a fresh edition
+        return None
+    return [(c.cell_type, c.source, c.get("outputs", [])) for c in cells]
+
+
+def _unsaved_edits(previous, notebook, target: Path, source: Path) -> int:
+    """Cells of the existing notebook ``previous`` that the chapter ``notebook`` lacks, when the
+    notebook is newer than its source: edits a sync would discard. 0 when the source is newer
+    (the chapter was edited: the sync brings it to the notebook)."""
+    if target.stat().st_mtime_ns <= source.stat().st_mtime_ns:
+        return 0
+    sources = {cell.source for cell in notebook.cells}
+    return sum(1 for cell in previous.cells if cell.source not in sources)
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_write(path, mode="w") as file:
         file.write(text)
@@ -211,9 +244,15 @@ def sync_notebook(path: str | os.PathLike, fresh: bool = False) -> int:
     notebook = load_chapter(path)
     notebook.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
     kept = 0
-    if target.exists() and not fresh:
+    if target.exists():
         previous = jupytext.read(target)
-        notebook = combine_inputs_with_outputs(notebook, previous, fmt="py:percent")
-        kept = sum(bool(c.get("outputs")) for c in notebook.cells if c.cell_type == "code")
+        edited = _unsaved_edits(previous, notebook, target, path)
+        if edited:
+            raise FileExistsError(f"{target}: {edited} cell(s) edited in the notebook after {path.name} was last "
+                                  f"written; syncing would discard them: save the notebook in JupyterLab (which "
+                                  f"writes both files), or move it away")
+        if not fresh:
+            notebook = combine_inputs_with_outputs(notebook, previous, fmt="py:percent")
+            kept = sum(bool(c.get("outputs")) for c in notebook.cells if c.cell_type == "code")
     write_text(target, jupytext.writes(notebook, fmt="ipynb"))
     return kept
