@@ -1,5 +1,7 @@
 """The full-size path end to end for baseline, panoptic-fpn: see tests/full_size.py (the
 COCO files come from the ``coco_root`` fixture of tests/conftest.py)."""
+import shutil
+
 import pytest
 from full_size import check_full_model_on_coco_files
 
@@ -32,3 +34,22 @@ def test_bad_data_options_are_named(coco_root, tmp_path, capsys):
     assert main(["evaluate", "--model", "panoptic-fpn-tiny", "--pretrained", "--data", "coco", str(coco_root),
                  "--no-progress"]) == 1
     assert "not the built-in dataset's" in capsys.readouterr().err
+
+
+def test_resume_refuses_other_data_than_the_runs(coco_root, tmp_path, capsys):
+    """A run trained with --data, resumed without it (or on another root): refused before any
+    step, its categories.json left as it was."""
+    run = tmp_path / "run"
+    argv = ["train", "--model", "pspnet-tiny", "--profile", "ci", "--steps", "1", "--output", str(run), "--no-progress",
+            "--device", "cpu", "--num-val", "1"]
+    assert main([*argv, "--data", "coco", str(coco_root)]) == 0
+    categories = (run / "categories.json").read_text()
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 1
+    assert "was trained on --data coco" in capsys.readouterr().err
+    other = tmp_path / "other"
+    shutil.copytree(coco_root, other)  # another dataset of the same size and categories
+    assert main([*argv, "--resume", "--data", "coco", str(other)]) == 1
+    assert f"not on --data coco {other.resolve()}" in capsys.readouterr().err
+    assert (run / "categories.json").read_text() == categories
+    assert main([*argv, "--resume", "--data", "coco", str(coco_root)]) == 0  # the same data: it continues

@@ -14,7 +14,8 @@ interrupted run continues from its checkpoint and ends as an uninterrupted one w
 them to PX instead (recorded in ``recipe.json``, which ``panopticlab evaluate`` reads back).
 With ``--data KIND ROOT`` it trains on that dataset's train split
 (:func:`panopticlab.data.datasets.open_split`), scores its val split and records the
-categories in ``DIR/categories.json`` for ``panopticlab evaluate``.
+categories in ``DIR/categories.json`` for ``panopticlab evaluate``. ``DIR/data.json`` records the
+data a run trains on: ``--resume`` refuses other data (or other categories) than the run's.
 
 Under ``torchrun --nproc_per_node N -m panopticlab train ...`` the N processes train one
 model data-parallel (:mod:`panopticlab.engine.distributed`): the recipe's batch is per
@@ -101,6 +102,41 @@ def _per_process() -> str:
     return f" per process x {world_size} processes" if world_size > 1 else ""
 
 
+DATA_FILE = "data.json"  # in a run folder: the data it trains on, which a --resume must name again
+
+
+def _data_record(data, source) -> dict:
+    """What a run trains on: the built-in data, or ``--data KIND ROOT`` (resolved) and its size."""
+    if not data:
+        return {"data": "built-in"}
+    kind, root = data
+    return {"data": kind, "root": str(Path(root).resolve()), "train_images": len(source)}
+
+
+def _check_same_data(output: Path, trained_on: dict, categories) -> None:
+    """Refuse, before any training, a ``--resume`` on other data than the run's (its ``data.json``
+    and ``categories.json``): its checkpoint would go on with other images, or not fit at all."""
+    import json
+
+    from .evaluate import CATEGORIES_FILE, run_categories
+
+    recorded = output / DATA_FILE
+    if recorded.is_file():
+        before = json.loads(recorded.read_text(encoding="utf-8"))
+        if before != trained_on:
+            raise CommandError(f"--resume: {output} was trained on {_describe(before)}, not on "
+                               f"{_describe(trained_on)}; resume with the same --data")
+    if (output / CATEGORIES_FILE).is_file() and run_categories(str(output)).to_coco() != categories.to_coco():
+        raise CommandError(f"--resume: {output / CATEGORIES_FILE} lists other categories than this run's data; "
+                           f"resume with the --data it was trained on")
+
+
+def _describe(record: dict) -> str:
+    if record.get("data") == "built-in":
+        return "the built-in data"
+    return f"--data {record.get('data')} {record.get('root')} ({record.get('train_images')} training images)"
+
+
 def _check_run_folder(output: Path, folders) -> None:
     """Refuse, before any training, a run folder whose files could not be written after it."""
     from ..data.atomic import check_writable
@@ -116,6 +152,7 @@ def _check_run_folder(output: Path, folders) -> None:
     check_writable(output / "results.json", "--output")
     check_writable(output / RUN_FILE, "--output")
     check_writable(output / CATEGORIES_FILE, "--output")
+    check_writable(output / DATA_FILE, "--output")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -186,8 +223,12 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
             raise CommandError(f"{', '.join(existing)} already exists: pass --resume to continue that run, "
                                f"or choose another --output")
     seed = profile.seed if args.seed is None else args.seed
+    trained_on = _data_record(args.data, source)
+    if args.resume:
+        _check_same_data(output, trained_on, categories)
     if is_main_process():
         write_json(output / CATEGORIES_FILE, categories.to_coco(), indent=1)  # what evaluate rebuilds the model with
+        write_json(output / DATA_FILE, trained_on, indent=1)
     networks, trained = zip(*(_train_network(name, args, profile, folders[name], seed, device, categories, source)
                               for name in names))
     model = row.assemble(*networks, categories) if row.components else networks[0]
