@@ -53,3 +53,16 @@ def test_resume_refuses_other_data_than_the_runs(coco_root, tmp_path, capsys):
     assert f"not on --data coco {other.resolve()}" in capsys.readouterr().err
     assert (run / "categories.json").read_text() == categories
     assert main([*argv, "--resume", "--data", "coco", str(coco_root)]) == 0  # the same data: it continues
+
+
+def test_a_broken_validation_split_fails_before_training(coco_root, tmp_path, capsys):
+    """A missing validation PNG is found before the first step, not after the training."""
+    broken = tmp_path / "broken"
+    shutil.copytree(coco_root, broken)
+    png = sorted((broken / "annotations" / "panoptic_val").glob("*.png"))[-1]
+    png.unlink()
+    run = tmp_path / "run"
+    assert main(["train", "--model", "pspnet-tiny", "--profile", "ci", "--steps", "1", "--data", "coco", str(broken),
+                 "--output", str(run), "--no-progress", "--device", "cpu"]) == 1
+    assert png.name in capsys.readouterr().err
+    assert not (run / "last.pt").exists()

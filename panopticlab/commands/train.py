@@ -102,6 +102,19 @@ def _per_process() -> str:
     return f" per process x {world_size} processes" if world_size > 1 else ""
 
 
+def _check_splits(root, source, samples, num_val: int | None, progress: bool) -> None:
+    """Before the first step: neither split is empty, and every validation image the run will
+    score reads (image, PNG, categories), so a broken file fails now and not after training."""
+    from tqdm import tqdm
+
+    for name, split in (("train", source), ("val", samples)):
+        if len(split) == 0:
+            raise CommandError(f"{root}: the {name} split holds no image")
+    scored = range(min(num_val, len(samples)) if num_val else len(samples))
+    for index in tqdm(scored, desc="checking val", unit="image", disable=not progress, leave=False):
+        samples[index]  # raises, naming the file, on a missing or broken image or PNG or an unknown category
+
+
 DATA_FILE = "data.json"  # in a run folder: the data it trains on, which a --resume must name again
 
 
@@ -212,6 +225,7 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
         samples, val_categories = open_data(kind, root, "val")
         if val_categories.to_coco() != categories.to_coco():
             raise CommandError(f"{root}: the train and val splits list different categories")
+        _check_splits(root, source, samples, args.num_val, progress=not args.no_progress)
     names = row.components or (row.name,)
     for name in names:
         zoo.spec(name).recipe(profile, args.steps)  # a model without a recipe fails here, before any training
