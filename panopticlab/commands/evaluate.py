@@ -139,18 +139,17 @@ def _checkpoint_file(path: Path) -> Path:
 
 
 def data_inputs(kind: str, root: str) -> list[Path]:
-    """The files and folders of a ``--data KIND ROOT`` that a run reads: its annotations and images."""
+    """The files and folders of a ``--data KIND ROOT`` that a run reads (both splits'
+    annotations and images), and for Cityscapes the label-id ground truth that its
+    predictions are scored against: no output may replace them."""
     from ..data.cityscapes import cityscapes_panoptic_paths
-    from ..data.coco import coco_panoptic_paths
+    from ..data.datasets import DATA_KINDS, split_paths
 
-    paths = []
-    for split in ("train", "val"):
-        if kind == "coco":
-            paths += coco_panoptic_paths(root, split).values()
-        else:
-            for train_id in (False, True):
-                paths += cityscapes_panoptic_paths(root, split, use_train_id=train_id).values()
-            paths.append(Path(root) / "leftImg8bit" / split)
+    if kind not in DATA_KINDS:
+        return []  # open_data names the unknown kind
+    paths = [path for split in ("train", "val") for path in split_paths(kind, root, split).values()]
+    if kind == "cityscapes":
+        paths += [path for split in ("train", "val") for path in cityscapes_panoptic_paths(root, split).values()]
     return paths
 
 

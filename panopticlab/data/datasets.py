@@ -26,7 +26,21 @@ _PREPARED_BY = {"coco": ("COCO panoptic {split!r} split", "datasets/prepare_coco
                 "cityscapes": ("Cityscapes panoptic {split!r} split with train ids",
                                "datasets/prepare_cityscapes_panoptic.sh writes one")}
 
-__all__ = ["DATA_KINDS", "open_split"]
+__all__ = ["DATA_KINDS", "open_split", "split_paths"]
+
+
+def split_paths(kind: str, root: str | Path, split: str) -> dict[str, Path]:
+    """The files :func:`open_split` reads for one split: ``json_path``, ``png_folder``, ``image_folder``.
+
+    Raises:
+        ValueError: an unknown kind (the message lists the known ones).
+    """
+    if kind not in DATA_KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}; known: {', '.join(DATA_KINDS)} (or none: the built-in data)")
+    if kind == "coco":
+        return coco_panoptic_paths(root, split)
+    return {**cityscapes_panoptic_paths(root, split, use_train_id=True),
+            "image_folder": Path(root) / "leftImg8bit" / split}
 
 
 def open_split(kind: str, root: str | Path, split: str) -> tuple[CocoPanoptic, CategorySet]:
@@ -37,10 +51,7 @@ def open_split(kind: str, root: str | Path, split: str) -> tuple[CocoPanoptic, C
         FileNotFoundError: the split's annotation file is missing (the message names it
             and the script that prepares the dataset).
     """
-    if kind not in DATA_KINDS:
-        raise ValueError(f"unknown dataset kind {kind!r}; known: {', '.join(DATA_KINDS)} (or none: the built-in data)")
-    json_path = (coco_panoptic_paths(root, split) if kind == "coco"
-                 else cityscapes_panoptic_paths(root, split, use_train_id=True))["json_path"]
+    json_path = split_paths(kind, root, split)["json_path"]
     if not json_path.is_file():
         what, script = _PREPARED_BY[kind]
         raise FileNotFoundError(f"{json_path}: no {what.format(split=split)} there ({script})")

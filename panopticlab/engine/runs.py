@@ -154,10 +154,16 @@ def record_run(name: str, model, trained: Sequence[TrainedNetwork], evaluation, 
     from ..data.dataset import image_batch
     from .timing import inference_seconds
 
-    # timed as one batch: the first images of the first image's size (a real split mixes sizes)
-    first = samples[0].image.shape
-    same_size = [samples[i] for i in range(len(samples)) if samples[i].image.shape == first]
-    images = image_batch(same_size[:timing_images])
+    # timed as one batch: the first images of the first image's size (a real split mixes sizes);
+    # each sample is read once, and no further than needed
+    timed = []
+    for index in range(len(samples)):
+        sample = samples[index]
+        if not timed or sample.image.shape == timed[0].image.shape:
+            timed.append(sample)
+        if len(timed) == timing_images:
+            break
+    images = image_batch(timed)
     device = device or next(model.parameters()).device
     times = inference_seconds(model, images, device=device)
     losses = {(f"{t.name}/{series}" if len(trained) > 1 else series): thin_series(t.history.steps(series),
