@@ -113,7 +113,8 @@ print(profile)
 #   selected detections, and their mask logits.
 #
 # The full model is built for this book's categories, so its classifier has one output per
-# category (the number printed below); the published COCO model has 133.
+# category (the number printed below); a COCO model has one per COCO panoptic category (133,
+# `SEM_SEG_HEAD.NUM_CLASSES` of detectron2's Panoptic-DeepLab COCO configuration).
 
 # %%
 full_network = zoo.build_model("upsnet-full", CATEGORIES)

@@ -295,7 +295,7 @@ assert counts[(thresholds[0], kernels[-1])] <= counts[(thresholds[0], kernels[0]
 
 # %% [markdown]
 # The third rule, the **top-k**, is a cap: at most k centres, the highest first (k = 200
-# in the published configurations). A Cityscapes image rarely holds that many objects, so
+# in detectron2's `projects/Panoptic-DeepLab/panoptic_deeplab/config.py`). A Cityscapes image rarely holds that many objects, so
 # the cap seldom bites; it bounds the cost of the grouping, which compares every thing
 # pixel with every centre. What it does when it bites is worth seeing: the weakest
 # centres are dropped *before* grouping, so their objects' pixels vote as before and join

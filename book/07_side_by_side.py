@@ -285,8 +285,8 @@ assert all(count > 20e6 for count in full.values()), "the full models are ResNet
 # removed, chapter 6's centre settings.
 #
 # In these tables the ranking depends on the dataset: on Cityscapes the bottom-up
-# Panoptic-DeepLab's ResNet-50-class rows reach UPSNet-50's PQ, on COCO, with its 80
-# thing categories and many small objects, they stay several points below the top-down
+# Panoptic-DeepLab's ResNet-50-class rows reach UPSNet-50's PQ, on COCO, with its many
+# thing categories and small objects, they stay several points below the top-down
 # models. What scales, and how:
 #
 # * **Data.** `datasets/prepare_coco_panoptic.sh` and `datasets/prepare_cityscapes_panoptic.sh`
