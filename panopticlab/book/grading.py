@@ -1,29 +1,43 @@
 """The autograder: execute a student's chapter notebook and say, per exercise, how it went.
 
-The submission runs top to bottom in a fresh kernel (the ``ci`` profile by default, a
-time limit per cell, errors allowed so one crash does not hide the rest). After the cell
-that calls each exercise's checker, the grader inserts its own cell that re-imports the
-checker module and makes the chapter's reference call (the call as the chapter source
-writes it, not as the student may have edited it), so the verdict is the checker's and
-not text the notebook printed. That call runs in strict mode
-(:func:`panopticlab.exercises.checking.strict_checks`): a wrong answer raises, whatever
-mode the student's own cells ran in.
+The submission runs top to bottom in a kernel of its own (the ``ci`` profile by default,
+errors allowed so one crash does not hide the rest), in a throw-away folder holding only
+its own copy, and, where Linux allows it, in the namespace sandbox of
+:mod:`panopticlab.book.sandbox` (no view of the book, other submissions or the
+gradebook; no network). See :mod:`panopticlab.book.session` for the limits that hold.
 
-Verdicts (:data:`VERDICTS`): ``passed``; ``failed`` with the checker's message (or the
-crash of the checker on the answer); ``not attempted`` (the stub is still there);
-``timed out`` (the exercise, or its check, ran past the limit); ``missing`` (the
-exercise's cell is not in the notebook: deleted, or a notebook of another chapter).
-Cells of the notebook that crashed or timed out are reported too.
+**The verdict is not computed where the submission runs.** After the cell that calls an
+exercise's checker, the grader makes the chapter's reference call (the call as the
+chapter source writes it, not as the student may have edited it) *in its own process*:
+each name the call passes is fetched from the kernel, a value as plain data, a function
+as a :class:`~panopticlab.book.session.RemoteFunction` whose calls run in the kernel and
+return plain data. So no cell can forge a verdict: not by redefining ``eval`` or
+``print``, patching the checker module, rewriting ``sys.stdout`` or printing text that
+looks like a grade; all it can shape is its answer. The check runs in strict mode
+(:func:`panopticlab.exercises.checking.strict_checks`).
+
+Verdicts (:data:`VERDICTS`): ``passed``; ``failed`` with the checker's message (or what
+the student's function raised); ``not attempted`` (the stub is still there); ``timed
+out`` (the exercise, or its check, ran past the limit); ``missing`` (the exercise's cell
+is not in the notebook); ``not run`` (the kernel died, or was stopped at a limit, before
+the exercise's check). Cells of the notebook that crashed, timed out or were killed are
+reported too.
 """
 from __future__ import annotations
 
-import json
+import ast
+import contextlib
+import importlib
+import io
 import os
 import tempfile
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..exercises.checking import ExerciseError, strict_checks
+from .answers import AnswerError
 from .chapters import (
     BOOK_DIR,
     METADATA_KEY,
@@ -32,28 +46,11 @@ from .chapters import (
     load_chapter,
 )
 from .exercises import find_exercises, is_stub
-from .runner import RunRecord, execute_notebook
+from .session import CallTimedOut, GradingSession, KernelStopped, StudentCodeError
 
-VERDICTS = ("passed", "failed", "not attempted", "timed out", "missing")
-GRADE_MARK = "PANOPTICLAB-GRADE "
-GRADING_CELL = '''\
-import importlib as _grader_importlib, json as _grader_json
-from panopticlab.exercises.checking import ExerciseError as _GraderError, strict_checks as _grader_strict
-_grader_module = _grader_importlib.reload(_grader_importlib.import_module({module!r}))
-try:
-    with _grader_strict():
-        eval({call!r}, {{**globals(), {alias!r}: _grader_module}})
-    _grader_verdict = {{"verdict": "passed", "message": ""}}
-except _GraderError as _grader_error:
-    _grader_verdict = {{"verdict": "failed", "message": str(_grader_error)}}
-except NameError as _grader_error:
-    _grader_verdict = {{"verdict": "failed", "name_error": True,
-                       "message": f"{{_grader_error}}: the exercise's cell did not define it (did the cell run?)"}}
-except Exception as _grader_error:
-    _grader_verdict = {{"verdict": "failed", "message": f"the checker crashed on the answer: "
-                       f"{{type(_grader_error).__name__}}: {{_grader_error}}"}}
-print({mark!r} + _grader_json.dumps(_grader_verdict))
-'''
+VERDICTS = ("passed", "failed", "not attempted", "timed out", "missing", "not run")
+#: What ``--sandbox`` may say: ``auto`` uses the sandbox where the machine allows it.
+SANDBOX_MODES = ("auto", "on", "off")
 
 
 @dataclass
@@ -69,7 +66,7 @@ class CellProblem:
     """A cell of the submission that crashed or ran past the time limit."""
 
     cell: int  # 1-based number among the notebook's code cells
-    status: str  # "crashed" or "timed out"
+    status: str  # "crashed", "timed out", "killed" (ignored the interrupt) or "died" (the kernel)
     error: str
 
 
@@ -151,15 +148,29 @@ def read_submission(path: str | os.PathLike):
     if not path.is_file():
         raise ValueError(f"{path}: no such notebook file")
     try:
-        return nbformat.read(path, as_version=4)
+        notebook = nbformat.read(path, as_version=4)
     except Exception as error:  # noqa: BLE001 - nbformat raises several kinds on a broken file
         raise ValueError(f"{path}: not a readable Jupyter notebook ({type(error).__name__}: {error})") from None
+    cells = notebook.get("cells")
+    if not isinstance(cells, list):
+        raise ValueError(f"{path}: not a readable Jupyter notebook (its \"cells\" is not a list)")
+    for number, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            raise ValueError(f"{path}: cell {number} is not a notebook cell")
+        if not isinstance(cell.get("source"), str):
+            raise ValueError(f"{path}: cell {number}'s source is a {type(cell.get('source')).__name__}, not text")
+        if not isinstance(cell.get("metadata", {}), dict):
+            cell["metadata"] = nbformat.NotebookNode()
+    if not isinstance(notebook.get("metadata"), dict):
+        notebook["metadata"] = nbformat.NotebookNode()
+    return notebook
 
 
 def detect_chapter(notebook, paths: list[Path]) -> str | None:
     """The chapter a notebook is a copy of: its metadata, else the modules of its checker calls."""
-    recorded = notebook.metadata.get(METADATA_KEY, {}).get("chapter")
-    if recorded in {p.stem for p in paths}:
+    recorded = notebook.metadata.get(METADATA_KEY)
+    recorded = recorded.get("chapter") if isinstance(recorded, dict) else None
+    if isinstance(recorded, str) and recorded in {p.stem for p in paths}:
         return recorded
     modules = Counter(e.checker.split(".")[0] for e in find_exercises(notebook))
     if modules:
@@ -171,19 +182,26 @@ def detect_chapter(notebook, paths: list[Path]) -> str | None:
 
 
 def check_submission(path: str | os.PathLike, *, book_dir: str | os.PathLike | None = None, profile: str = "ci",
-                     timeout_per_cell: int = 120, chapter: str | None = None,
-                     workdir: str | os.PathLike | None = None, progress: bool = False) -> SubmissionReport:
+                     timeout_per_cell: float = 120, time_limit: float = 3600, chapter: str | None = None,
+                     sandboxed: bool = False, progress: bool = False, notebook=None) -> SubmissionReport:
     """Execute the notebook at ``path`` and grade its exercises against its chapter.
 
     Args:
         chapter: the chapter it must be (``"01"`` or a stem); default the number its file
             name starts with, else the chapter its contents name.
-        workdir: the folder the notebook runs in (default a fresh temporary folder).
+        timeout_per_cell: seconds a cell (or one call of an answer) may run.
+        time_limit: seconds the whole submission may run.
+        sandboxed: run the kernel in the namespace sandbox (:mod:`panopticlab.book.sandbox`).
+        notebook: the submission as already read (a batch reads every file before grading
+            any, so that no submission can change another's); default read from ``path``.
 
     Raises:
-        ValueError: the file is not a notebook (naming it).
+        ValueError: the file is not a notebook (naming it), or a limit is not positive.
     """
-    notebook = read_submission(path)
+    if timeout_per_cell <= 0 or time_limit <= 0:
+        raise ValueError(f"the time limits must be positive, got {timeout_per_cell:g} s per cell and "
+                         f"{time_limit:g} s in all")
+    notebook = notebook if notebook is not None else read_submission(path)
     paths = chapter_paths(book_dir or BOOK_DIR)
     detected = detect_chapter(notebook, paths)
     expected = _expected_chapter(path, chapter, paths) or detected
@@ -206,14 +224,39 @@ def check_submission(path: str | os.PathLike, *, book_dir: str | os.PathLike | N
         report.exercises = [ExerciseResult(r.number, r.checker, "missing", "no cell calls this checker")
                             for r in reference]
         return report
-    graded = _with_grading_cells(notebook, located)
-    record = RunRecord(Path(path).stem)
+    graded = _without_outputs(notebook)
+    checks_after: dict[int, list] = {}
+    for r, e in located:
+        if e is not None:
+            checks_after.setdefault(e.check_cell, []).append((r, e))
+    results = {}
+    start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="panopticlab-check-") as scratch:
-        execute_notebook(graded, profile, cwd=workdir or scratch, timeout=timeout_per_cell, allow_errors=True,
-                         progress=progress, name=Path(path).stem, record=record)
-    report.seconds = record.seconds
-    report.exercises = [_verdict(graded, r, e) for r, e in located]
-    report.cells = _cell_problems(graded)
+        folder = Path(scratch) / "submission"
+        folder.mkdir()
+        import nbformat
+
+        nbformat.write(notebook, folder / Path(path).name)  # its own copy, the only file it sees
+        with GradingSession(graded, folder, profile=profile, timeout_per_cell=timeout_per_cell,
+                            time_limit=time_limit, sandboxed=sandboxed) as session:
+            code = [i for i, c in enumerate(graded.cells) if c.cell_type == "code"]
+            for index, cell in enumerate(graded.cells):
+                if cell.cell_type == "code" and not session.stopped:
+                    outcome = session.run_cell(index)
+                    if progress:
+                        print(f"[{Path(path).stem}] cell {code.index(index) + 1}/{len(code)} {outcome.status} "
+                              f"{outcome.seconds:.1f} s", flush=True)
+                for r, e in checks_after.get(index, []):
+                    results[r.checker] = _grade(session, r, e, graded)
+            outcomes = list(session.outcomes)
+    report.seconds = time.monotonic() - start
+    report.exercises = [results.get(r.checker) or ExerciseResult(r.number, r.checker, "missing",
+                                                                 "no cell calls this checker")
+                        for r, _ in located]
+    report.cells = _cell_problems(graded, outcomes)
+    stopped = next((o.error for o in outcomes if o.status in ("killed", "dead")), None)
+    if stopped:
+        report.problems.append(stopped)
     return report
 
 
@@ -227,70 +270,92 @@ def _expected_chapter(path, chapter: str | None, paths: list[Path]) -> str | Non
     return next((p.stem for p in paths if chapter_number(p.stem) == number), None) if number is not None else None
 
 
-def _with_grading_cells(notebook, located):
-    """A copy of ``notebook`` with a grading cell after each located exercise's checker call."""
+def _without_outputs(notebook):
+    """A copy of ``notebook`` to execute: outputs cleared, each cell knowing its place."""
     import copy
-
-    import nbformat
 
     graded = copy.deepcopy(notebook)
     for index, cell in enumerate(graded.cells):
-        cell.metadata["panopticlab_index"] = index  # the cell's place in the submission
+        cell.metadata["panopticlab_index"] = index
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    inserts = sorted(((e.check_cell, r) for r, e in located if e is not None), key=lambda item: -item[0])
-    for index, reference in inserts:
-        alias = reference.checker.split(".")[0]
-        source = GRADING_CELL.format(module=reference.module, call=reference.call, alias=alias, mark=GRADE_MARK)
-        cell = nbformat.v4.new_code_cell(source)
-        cell.metadata["panopticlab_grading"] = reference.checker
-        graded.cells.insert(index + 1, cell)
     return graded
 
 
-def _verdict(graded, reference, exercise) -> ExerciseResult:
-    result = ExerciseResult(reference.number, reference.checker, "missing", "no cell calls this checker")
-    if exercise is None:
-        return result
-    grading = next(c for c in graded.cells if c.metadata.get("panopticlab_grading") == reference.checker)
+def _grade(session: GradingSession, reference, exercise, graded) -> ExerciseResult:
+    """The verdict on one exercise, from the reference call made in this process."""
+    result = ExerciseResult(reference.number, reference.checker, "failed")
     own_indices = {exercise.solution_cell, exercise.check_cell}
-    own = [c for c in graded.cells if c.metadata.get("panopticlab_index", -1) in own_indices]
+    own = [graded.cells[i] for i in own_indices if i is not None]
     stub = any(is_stub(c.source) for c in own)
-    verdict = None
-    for output in grading.get("outputs", []):
-        if output.get("output_type") == "stream" and GRADE_MARK in output.get("text", ""):
-            verdict = json.loads(output["text"].split(GRADE_MARK, 1)[1].splitlines()[0])
-    errors = [o for o in grading.get("outputs", []) if o.get("output_type") == "error"]
-    if verdict is not None:
-        result.verdict, result.message = verdict["verdict"], verdict["message"]
-    elif errors and errors[-1].get("ename") == "KeyboardInterrupt":
-        result.verdict, result.message = "timed out", "the check ran past the time limit per cell"
-    else:
-        result.verdict = "failed"
-        result.message = "the grader could not run the check" + (
-            f": {errors[-1].get('ename')}: {errors[-1].get('evalue')}" if errors else "")
+    own_outcomes = [o for o in session.outcomes if o.index in own_indices]
+    own_timeout = any(o.status in ("timed out", "killed") for o in own_outcomes)
+    if session.stopped:
+        ended_here = any(o.status in ("killed", "dead") for o in own_outcomes)
+        result.verdict = "timed out" if own_timeout else ("failed" if ended_here else "not run")
+        result.message = session.stopped
+        return result
+    try:
+        _reference_call(session, reference)
+        result.verdict = "passed"
+    except ExerciseError as error:
+        result.message = str(error)
+    except NameError as error:
+        result.message = f"{error}: the exercise's cell did not define it (did the cell run?)"
+    except CallTimedOut:
+        result.verdict, result.message = "timed out", "a call of the answer ran past the time limit per cell"
+    except KernelStopped as error:
+        result.verdict, result.message = ("timed out" if "time limit" in str(error) else "failed"), str(error)
+    except AnswerError as error:
+        result.message = f"the grader could not read the answer: {error}"
+    except StudentCodeError as error:
+        result.message = f"the answer raised {error}"
+    except NotImplementedError:
+        result.message = "not implemented yet"
+    except Exception as error:  # noqa: BLE001 - whatever the answer makes the checker do is the answer's verdict
+        result.message = f"the checker crashed on the answer: {type(error).__name__}: {error}"
     if result.verdict == "failed" and ("not implemented yet" in result.message or stub):
         result.verdict, result.message = "not attempted", "the exercise still holds the stub"
-    own_timeout = any(o.get("output_type") == "error" and o.get("ename") == "KeyboardInterrupt"
-                      for c in own for o in c.get("outputs", []))
     if result.verdict == "failed" and own_timeout:
         result.verdict = "timed out"
         result.message = "the exercise's cell ran past the time limit per cell; " + result.message
     return result
 
 
-def _cell_problems(graded) -> list[CellProblem]:
+def _reference_call(session: GradingSession, reference) -> None:
+    """Call the exercise's checker here, as the chapter does, on what the notebook defined."""
+    call = ast.parse(reference.call.strip().rstrip(";"), mode="eval").body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+        raise ValueError(f"the chapter's checker call {reference.call!r} is not of the form chNN.check_x(...)")
+    checker = getattr(importlib.import_module(reference.module), call.func.attr)
+    args = [_argument(session, a, reference) for a in call.args]
+    kwargs = {k.arg: _argument(session, k.value, reference) for k in call.keywords}
+    with strict_checks(), contextlib.redirect_stdout(io.StringIO()):  # its "correct." lines are the verdict's
+        checker(*args, **kwargs)
+
+
+def _argument(session: GradingSession, node, reference):
+    if isinstance(node, ast.Name):
+        return session.fetch(node.id)
+    if isinstance(node, ast.Constant):
+        return node.value
+    raise ValueError(f"the chapter's checker call {reference.call!r} passes an expression; it may pass names "
+                     f"and constants only")
+
+
+def _cell_problems(graded, outcomes) -> list[CellProblem]:
+    code = [i for i, c in enumerate(graded.cells) if c.cell_type == "code"]
     problems = []
-    code = [c for c in graded.cells if c.cell_type == "code" and "panopticlab_grading" not in c.metadata]
-    for number, cell in enumerate(code, 1):
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        if errors:
-            error = errors[-1]
-            if error.get("ename") == "ExerciseError" or (error.get("ename") == "NotImplementedError"
-                                                         and is_stub(cell.source)):
+    for outcome in outcomes:
+        if outcome.status == "ok" or outcome.index not in code:
+            continue
+        cell = graded.cells[outcome.index]
+        if outcome.status == "error":
+            name = outcome.error.split(":")[0]
+            if name == "ExerciseError" or (name == "NotImplementedError" and is_stub(cell.source)):
                 continue  # an exercise's own verdict, reported with the exercise
-            timed_out = error.get("ename") == "KeyboardInterrupt"
-            text = "ran past the time limit per cell" if timed_out else \
-                f"{error.get('ename')}: {str(error.get('evalue', '')).splitlines()[0] if error.get('evalue') else ''}"
-            problems.append(CellProblem(number, "timed out" if timed_out else "crashed", text))
+        number = code.index(outcome.index) + 1
+        status = {"error": "crashed", "timed out": "timed out", "killed": "killed", "dead": "died"}[outcome.status]
+        text = "ran past the time limit per cell" if outcome.status == "timed out" else outcome.error
+        problems.append(CellProblem(number, status, text))
     return problems

@@ -86,6 +86,21 @@ def _poll_in_short_waits(channel) -> None:
     channel.get_msg = get_msg_in_short_waits
 
 
+def short_poll_client():
+    """nbclient's ``NotebookClient`` whose kernel channels poll in short waits (see
+    :func:`_poll_in_short_waits`): the base of every client that runs a chapter."""
+    from nbclient import NotebookClient
+
+    class ShortPollClient(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            for channel in (kc.shell_channel, kc.iopub_channel):
+                _poll_in_short_waits(channel)
+            return kc
+
+    return ShortPollClient
+
+
 class _Progress:
     """The per-cell lines: ``[01_the_task] cell 12/40 ... 3.2 s | train: 40%|####  | 80/200``."""
 
@@ -158,18 +173,10 @@ def execute_notebook(notebook, profile: str, cwd: str | os.PathLike, timeout: in
         nbclient.exceptions.CellExecutionError: (without ``allow_errors``) naming the failing
             cell and its traceback; ``CellTimeoutError`` for a cell over ``timeout``.
     """
-    from nbclient import NotebookClient
-
     record = record if record is not None else RunRecord(name)
     shown = _Progress(name, notebook, (stream or sys.stderr) if progress else None)
 
-    class Client(NotebookClient):
-        async def async_start_new_kernel_client(self):
-            kc = await super().async_start_new_kernel_client()
-            for channel in (kc.shell_channel, kc.iopub_channel):
-                _poll_in_short_waits(channel)
-            return kc
-
+    class Client(short_poll_client()):
         def output(self, outs, msg, display_id, cell_index):
             if msg["msg_type"] == "stream" and msg["content"].get("name") == "stderr":
                 shown.bar_text(msg["content"].get("text", ""), cell_index)

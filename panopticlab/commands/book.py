@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 
+from .common import CommandError, exclusive_use, positive_int
+
 __all__ = ["add_parser"]
 
 BOOK_HELP = "folder of the chapter sources (default: the repository's book/)"
+SANDBOX_CHOICES = ("auto", "on", "off")
 
 
 def add_parser(commands) -> None:
@@ -30,8 +33,15 @@ def add_parser(commands) -> None:
     check.add_argument("submissions", nargs="+", metavar="SUBMISSION.ipynb",
                        help="notebooks, folders of notebooks or patterns; only .ipynb files are graded")
     check.add_argument("--json", default=None, metavar="OUT", help="also write the reports as JSON (a gradebook)")
-    check.add_argument("--timeout-per-cell", type=int, default=120, metavar="S",
-                       help="seconds a cell may run before it is interrupted (default 120)")
+    check.add_argument("--timeout-per-cell", type=positive_int, default=120, metavar="S",
+                       help="seconds a cell (or one call of an answer) may run before it is interrupted; one "
+                            "that ignores the interrupt is killed with its kernel (default 120)")
+    check.add_argument("--time-limit", type=positive_int, default=3600, metavar="S",
+                       help="seconds one submission may run in all (default 3600)")
+    check.add_argument("--sandbox", choices=SANDBOX_CHOICES, default="auto",
+                       help="run each submission in a Linux namespace sandbox: no view of the book, other "
+                            "submissions or the gradebook, no network (auto: where the machine allows it; "
+                            "on: refuse to grade without it; off: a plain process). See the README.")
     check.add_argument("--profile", default="ci", help="run profile (default ci)")
     check.add_argument("--chapter", default=None, help="the chapter every submission must be (default: from "
                                                        "the file name, else from its contents)")
@@ -103,8 +113,11 @@ def run_student(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from ..book import sandbox
     from ..book.chapters import find_book_dir
-    from ..book.grading import check_submission, submission_files
+    from ..book.grading import SubmissionReport, check_submission, read_submission, submission_files
     from ..data.atomic import atomic_write
 
     book_dir = find_book_dir(args.book)
@@ -114,23 +127,62 @@ def run_check(args: argparse.Namespace) -> int:
     if not submissions:
         print("error: no .ipynb notebook to grade", file=sys.stderr)
         return 1
-    reports, unreadable = [], 0
-    for submission in submissions:
-        try:
-            report = check_submission(submission, book_dir=book_dir, profile=args.profile,
-                                      timeout_per_cell=args.timeout_per_cell, chapter=args.chapter,
-                                      progress=args.progress)
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            unreadable += 1
-            continue
-        print(report.table())
-        reports.append(report.to_json())
     if args.json:
-        with atomic_write(args.json, mode="w") as file:
-            json.dump(reports, file, indent=2)
-        print(f"JSON: {args.json}")
+        refuse_gradebook_over_inputs(args.json, submissions, book_dir)
+    sandboxed = _sandbox_choice(args.sandbox, sandbox.unavailable())
+    with exclusive_use(args.json, "--json") if args.json else nullcontext():
+        # every file is read before any is run: no submission can change another's before it is graded
+        read = []
+        for submission in submissions:
+            try:
+                read.append((submission, read_submission(submission)))
+            except ValueError as error:
+                read.append((submission, error))
+        reports, unreadable = [], 0
+        for submission, notebook in read:
+            if isinstance(notebook, ValueError):
+                print(f"error: {notebook}", file=sys.stderr)
+                report = SubmissionReport(str(submission), None, problems=[f"not graded: {notebook}"])
+                unreadable += 1
+            else:
+                try:
+                    report = check_submission(submission, book_dir=book_dir, profile=args.profile,
+                                              timeout_per_cell=args.timeout_per_cell, time_limit=args.time_limit,
+                                              chapter=args.chapter, sandboxed=sandboxed, progress=args.progress,
+                                              notebook=notebook)
+                except Exception as error:  # noqa: BLE001 - one submission never ends the batch
+                    report = SubmissionReport(str(submission), None, problems=[
+                        f"not graded: the grader failed on this submission ({type(error).__name__}: {error})"])
+                    unreadable += 1
+                print(report.table(), flush=True)
+            reports.append(report.to_json())
+        if args.json:
+            with atomic_write(args.json, mode="w") as file:
+                json.dump(reports, file, indent=2)
+            print(f"JSON: {args.json}")
     return 1 if unreadable else 0
+
+
+def refuse_gradebook_over_inputs(gradebook, submissions, book_dir) -> None:
+    """The gradebook may not replace a submission or land in the book."""
+    from .common import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs([("--json", gradebook)], [*submissions, book_dir])
+
+
+def _sandbox_choice(mode: str, unavailable: str | None) -> bool:
+    """Whether to sandbox, per ``--sandbox``; ``on`` without a sandbox is refused before any grading."""
+    if mode == "off":
+        print("grading without the sandbox (--sandbox off): each submission runs as a plain process of "
+              "this user; see the README on what that does not protect", file=sys.stderr)
+        return False
+    if unavailable is None:
+        return True
+    if mode == "on":
+        raise CommandError(f"--sandbox on: the sandbox cannot run on this machine: {unavailable}")
+    print(f"grading without the sandbox: {unavailable}; each submission runs as a plain process of this "
+          f"user (see the README)", file=sys.stderr)
+    return False
 
 
 def run_sync(args: argparse.Namespace) -> int:

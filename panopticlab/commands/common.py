@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+from contextlib import contextmanager
 
-__all__ = ["CommandError", "positive_int", "no_progress_option", "refuse_overwriting_inputs"]
+__all__ = ["CommandError", "positive_int", "no_progress_option", "refuse_overwriting_inputs", "exclusive_use"]
 
 
 class CommandError(Exception):
@@ -47,3 +49,48 @@ def refuse_overwriting_inputs(outputs, inputs) -> None:
             if target == source or source in target.parents:
                 raise CommandError(f"{option} {path}: this would overwrite {source}, an input of this command; "
                                    f"write the output elsewhere")
+
+
+@contextmanager
+def exclusive_use(path, option: str):
+    """Hold ``path`` (an output file or folder) for this command alone while the block runs.
+
+    A second command writing to the same output at the same time is refused at once,
+    before any work, instead of both reporting success and one result being lost. The lock
+    is an ``fcntl`` lock on a hidden file beside ``path`` (released if the process dies);
+    where ``fcntl`` does not exist, nothing is locked.
+
+    Raises:
+        CommandError: another process holds ``path``, naming the option and the path.
+    """
+    from pathlib import Path
+
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks of this kind
+        yield
+        return
+    target = Path(path).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.parent / f".{target.name}.lock"
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise CommandError(f"{option} {path}: another command is writing it now"
+                               f"{f' (process {holder})' if holder else ''}; wait for it to end, or write "
+                               f"elsewhere") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()

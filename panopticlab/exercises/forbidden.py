@@ -6,13 +6,26 @@ named functions, wherever a loaded module holds them (``from panopticlab.data im
 rgb_to_id`` in the notebook included), for a stand-in that raises
 :class:`~panopticlab.exercises.checking.ExerciseError` with the exercise's own wording,
 and puts the originals back when the block ends, whether the answer passed or failed.
+
+The autograder calls a student's function in the submission's kernel, not where the
+checker runs: :func:`active_refusals` names what the enclosing blocks forbid, so that
+the call there runs under the same refusals.
 """
 from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from .checking import ExerciseError
+
+_active: ContextVar[tuple] = ContextVar("panopticlab_forbidden", default=())
+
+
+def active_refusals() -> list[tuple]:
+    """What the enclosing :func:`forbidden` blocks refuse, by name:
+    ``[(exercise, [(label, module, qualname)], [(label, module, class qualname, method)])]``."""
+    return list(_active.get())
 
 
 def _refusal(exercise: str, label: str):
@@ -36,6 +49,11 @@ def forbidden(exercise: str, functions: dict | None = None, methods: dict | None
     Everything replaced is restored on exit, also when the block raises.
     """
     replaced = []  # (namespace dict or class, name, original)
+    token = _active.set(_active.get() + ((
+        exercise,
+        [(label, f.__module__, f.__qualname__) for label, f in (functions or {}).items()],
+        [(label, cls.__module__, cls.__qualname__, name) for label, (cls, name) in (methods or {}).items()],
+    ),))
     try:
         for label, function in (functions or {}).items():
             stand_in = _refusal(exercise, label)
@@ -52,6 +70,7 @@ def forbidden(exercise: str, functions: dict | None = None, methods: dict | None
             setattr(cls, name, _refusal(exercise, label))
         yield
     finally:
+        _active.reset(token)
         for owner, name, original in reversed(replaced):
             if isinstance(owner, dict):
                 owner[name] = original
