@@ -328,3 +328,16 @@ def test_ctrl_c_in_train_says_how_to_resume(tmp_path, monkeypatch, capsys):
     assert main(["train", "--model", "pspnet-tiny", "--profile", "ci", "--output", str(output), "--no-progress"]) == 130
     error = capsys.readouterr().err
     assert error.startswith("interrupted:") and str(output) in error and "--resume" in error and error.count("\n") == 1
+
+
+def test_two_trainings_into_one_run_folder_are_refused(tmp_path, capsys):
+    """While one `train` writes a run folder, a second one into it stops before reading or writing anything."""
+    from panopticlab.commands.common import exclusive_use
+
+    output = tmp_path / "run"
+    with exclusive_use(output, "--output"):
+        assert main(["train", "--model", "pspnet-tiny", "--steps", "1", "--output", str(output),
+                     "--no-progress"]) == 1
+    error = capsys.readouterr().err
+    assert f"--output {output}: another command is writing it now (process " in error
+    assert not output.exists() or not any(output.iterdir())

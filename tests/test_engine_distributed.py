@@ -87,3 +87,25 @@ def test_rank_zero_writes_one_checkpoint_with_every_rank_generators(ranks):
     # ranks are seeded with seed + rank, so their torch generators differ
     assert not torch.equal(payload["rng"][0]["torch"], payload["rng"][1]["torch"])
     assert sorted(p.name for p in (folder / "run").iterdir()) == ["last.pt"]
+
+
+def test_a_rank_without_its_peers_stops_with_one_line(monkeypatch, capsys):
+    """WORLD_SIZE=2 with the second process never started: a clear error after the wait, not a hang."""
+    import socket
+
+    from panopticlab.commands import main
+    from panopticlab.engine.distributed import init_distributed
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    monkeypatch.setenv("PANOPTICLAB_RENDEZVOUS_SECONDS", "2")
+    with pytest.raises(ValueError, match=r"rank 0 of WORLD_SIZE=2 found no group at 127.0.0.1:\d+ within 2 s"):
+        init_distributed(device="cpu")
+    assert main(["train", "--model", "pspnet-tiny", "--steps", "1", "--device", "cpu"]) == 1
+    assert "torchrun --nproc-per-node 2" in capsys.readouterr().err

@@ -29,7 +29,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from .common import CommandError, positive_int
+from .common import CommandError, exclusive_use, positive_int
 
 __all__ = ["add_parser"]
 
@@ -195,6 +195,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _train_and_score(args: argparse.Namespace, context) -> int:
+    from contextlib import nullcontext
+
     from ..data.atomic import write_json
     from ..data.synthetic import SYNTHETIC_CATEGORIES
     from ..engine.checkpoint import find_checkpoint
@@ -231,32 +233,34 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
         zoo.spec(name).recipe(profile, args.steps)  # a model without a recipe fails here, before any training
     folders = {name: output / name if row.components else output for name in names}
     _check_run_folder(output, folders.values())
-    if not args.resume:
-        existing = [str(find_checkpoint(f)) for f in folders.values() if find_checkpoint(f) is not None]
-        if existing:
-            raise CommandError(f"{', '.join(existing)} already exists: pass --resume to continue that run, "
-                               f"or choose another --output")
-    seed = profile.seed if args.seed is None else args.seed
-    trained_on = _data_record(args.data, source)
-    if args.resume:
-        _check_same_data(output, trained_on, categories)
-    if is_main_process():
-        write_json(output / CATEGORIES_FILE, categories.to_coco(), indent=1)  # what evaluate rebuilds the model with
-        write_json(output / DATA_FILE, trained_on, indent=1)
-    networks, trained = zip(*(_train_network(name, args, profile, folders[name], seed, device, categories, source)
-                              for name in names))
-    model = row.assemble(*networks, categories) if row.components else networks[0]
-    if samples is None:
-        samples = val_data(size=profile.image_size, num=args.num_val or profile.num_val, seed=0)
-    elif args.num_val:
-        samples = [samples[i] for i in range(min(args.num_val, len(samples)))]
-    evaluation = evaluate(model, samples, categories, device, ablations=row.ablations,
-                          progress=not args.no_progress)
-    if is_main_process():
-        write_json(output / "results.json", evaluation_record(args.model, evaluation), indent=1)
-        write_run(output, record_run(args.model, model, trained, evaluation, samples, profile=profile.name,
-                                     seed=seed, device=device))
-        print_evaluation(args.model, evaluation)
-        print(f"run written to {output}")
-    return 0
+    # one run at a time in a folder: a second train into it is refused before it reads or writes anything
+    with exclusive_use(output, "--output") if is_main_process() else nullcontext():
+        if not args.resume:
+            existing = [str(find_checkpoint(f)) for f in folders.values() if find_checkpoint(f) is not None]
+            if existing:
+                raise CommandError(f"{', '.join(existing)} already exists: pass --resume to continue that run, "
+                                   f"or choose another --output")
+        seed = profile.seed if args.seed is None else args.seed
+        trained_on = _data_record(args.data, source)
+        if args.resume:
+            _check_same_data(output, trained_on, categories)
+        if is_main_process():
+            write_json(output / CATEGORIES_FILE, categories.to_coco(), indent=1)  # what evaluate rebuilds the model with
+            write_json(output / DATA_FILE, trained_on, indent=1)
+        networks, trained = zip(*(_train_network(name, args, profile, folders[name], seed, device, categories, source)
+                                  for name in names))
+        model = row.assemble(*networks, categories) if row.components else networks[0]
+        if samples is None:
+            samples = val_data(size=profile.image_size, num=args.num_val or profile.num_val, seed=0)
+        elif args.num_val:
+            samples = [samples[i] for i in range(min(args.num_val, len(samples)))]
+        evaluation = evaluate(model, samples, categories, device, ablations=row.ablations,
+                              progress=not args.no_progress)
+        if is_main_process():
+            write_json(output / "results.json", evaluation_record(args.model, evaluation), indent=1)
+            write_run(output, record_run(args.model, model, trained, evaluation, samples, profile=profile.name,
+                                         seed=seed, device=device))
+            print_evaluation(args.model, evaluation)
+            print(f"run written to {output}")
+        return 0
 

@@ -16,6 +16,7 @@ shows progress and writes checkpoints (:func:`is_main_process`).
 """
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ __all__ = [
     "all_gather_objects", "check_on_main_process", "spawn",
 ]
 
+#: Seconds a process waits for the others of its group before it gives up (torch's default is 30 minutes).
+RENDEZVOUS_SECONDS = 300
+RENDEZVOUS_ENV = "PANOPTICLAB_RENDEZVOUS_SECONDS"
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -85,7 +89,16 @@ def init_distributed(backend: str | None = None, device: str | torch.device | No
     if use_cuda:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size)
+        seconds = _env_int(RENDEZVOUS_ENV) if RENDEZVOUS_ENV in os.environ else RENDEZVOUS_SECONDS
+        try:
+            dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size,
+                                    timeout=datetime.timedelta(seconds=seconds))
+        except (RuntimeError, TimeoutError) as error:  # torch's DistStoreError and DistNetworkError among them
+            raise ValueError(
+                f"rank {rank} of WORLD_SIZE={world_size} found no group at {os.environ['MASTER_ADDR']}:"
+                f"{os.environ['MASTER_PORT']} within {seconds} s ({type(error).__name__}): all {world_size} "
+                f"processes must start, e.g. with torchrun --nproc-per-node {world_size}; {RENDEZVOUS_ENV} sets "
+                f"the wait") from None
     return DistributedContext(rank=rank, local_rank=local_rank, world_size=world_size, backend=backend,
                               device=torch.device(f"cuda:{local_rank}" if use_cuda else "cpu"))
 
