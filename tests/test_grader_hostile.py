@@ -91,6 +91,18 @@ FORGERIES = {
         answers.serve_call = serve_call
         answers.describe_name = serve_call
     """,
+    "answer is a device": """
+        import os
+        import panopticlab.book.answers as answers
+        answers.serve_call = lambda namespace, name, request, out: os.symlink("/dev/zero", out)
+        answers.describe_name = lambda namespace, name, out: os.symlink("/dev/zero", out)
+    """,
+    "answer is a pipe": """
+        import os
+        import panopticlab.book.answers as answers
+        answers.serve_call = lambda namespace, name, request, out: os.mkfifo(out)
+        answers.describe_name = lambda namespace, name, out: os.mkfifo(out)
+    """,
     "not implemented silenced": """
         def rgb_to_id(rgb):
             return rgb[..., 0] * 0
@@ -195,16 +207,23 @@ def test_neighbours_cannot_reach_each_other_or_the_gradebook(book, tmp_path, nee
 
 
 def test_without_the_sandbox_the_grader_still_outlives_what_a_submission_starts(book, tmp_path):
+    """Without the sandbox a submission can write a neighbour's file, but the neighbour is
+    graded as it was handed in, and no process of the submission outlives the grader."""
     gradebook = tmp_path / "grades.json"
+    reference = load_chapter(book / "01_tiny.py")
+    victim = tmp_path / "01_victim.ipynb"
+    nbformat.write(student_edition(reference), victim)
     attack = f"""
         import subprocess, sys
+        open({str(victim)!r}, "w").write(open({str(tmp_path / "01_attacker.ipynb")!r}).read())
         subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); time.sleep(3); "
                           "open({str(gradebook)!r}, 'w').write('forged')"], start_new_session=True)
     """
     attacker = tmp_path / "01_attacker.ipynb"
-    nbformat.write(_with_cell(student_edition(load_chapter(book / "01_tiny.py")), attack), attacker)
-    code, reports = _grade([attacker, "--book", book, "--sandbox", "off"], gradebook)
-    assert code == 0 and [e["verdict"] for e in reports[0]["exercises"]] == ["not attempted"] * 3
+    nbformat.write(_with_cell(reference, attack), attacker)
+    code, reports = _grade([attacker, victim, "--book", book, "--sandbox", "off"], gradebook)
+    assert code == 0 and [e["verdict"] for e in reports[0]["exercises"]] == ["passed"] * 3
+    assert [e["verdict"] for e in reports[1]["exercises"]] == ["not attempted"] * 3, "graded as handed in"
     time.sleep(4)
     assert json.loads(gradebook.read_text()) == reports
 

@@ -74,19 +74,35 @@ def read_answer(path: str | Path):
     Raises:
         AnswerError: the file is missing, too large, or not plain data.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AnswerError("the kernel wrote no answer")
-    if path.stat().st_size > MAX_ANSWER_BYTES:
-        raise AnswerError(f"the answer is {path.stat().st_size / 2**20:.0f} MiB, over the limit of "
-                          f"{MAX_ANSWER_BYTES // 2**20} MiB")
+    data = _read_regular_file(Path(path))
     try:
-        value = AnswerUnpickler(io.BytesIO(path.read_bytes())).load()
+        value = AnswerUnpickler(io.BytesIO(data)).load()
     except AnswerError:
         raise
     except Exception as error:  # noqa: BLE001 - a truncated or doctored file fails in many ways
         raise AnswerError(f"the answer cannot be read ({type(error).__name__}: {error})") from None
     return _rebuilt(value)
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of the answer file, read only if it is a regular file and not a link (the
+    kernel may have put a link to a device, a pipe or another of your files there)."""
+    import os
+    import stat
+
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise AnswerError("the kernel wrote no answer") from None
+    except OSError as error:
+        raise AnswerError(f"the answer is not a plain file ({error.strerror})") from None
+    with os.fdopen(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise AnswerError("the answer is not a plain file")
+        data = file.read(MAX_ANSWER_BYTES + 1)
+    if len(data) > MAX_ANSWER_BYTES:
+        raise AnswerError(f"the answer is over the limit of {MAX_ANSWER_BYTES // 2**20} MiB")
+    return data
 
 
 def _rebuilt(value):

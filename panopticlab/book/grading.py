@@ -231,7 +231,10 @@ def check_submission(path: str | os.PathLike, *, book_dir: str | os.PathLike | N
             checks_after.setdefault(e.check_cell, []).append((r, e))
     results = {}
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="panopticlab-check-") as scratch:
+    for module in {r.module for r in reference}:  # the checkers, loaded before any of the submission runs
+        importlib.import_module(module)
+    # a submission may leave files it made unremovable; the scratch folder's cleanup ignores them
+    with tempfile.TemporaryDirectory(prefix="panopticlab-check-", ignore_cleanup_errors=True) as scratch:
         folder = Path(scratch) / "submission"
         folder.mkdir()
         import nbformat

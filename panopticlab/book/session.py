@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import itertools
 import os
 import pickle
 import signal
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +107,7 @@ def _kernel_environment(folder: Path, profile: str) -> dict:
     return environment
 
 
-def _make_kernel_manager(folder: Path, sandboxed: bool):
+def _make_kernel_manager(folder: Path, requests: Path, sandboxed: bool):
     from jupyter_client.manager import AsyncKernelManager
 
     from . import sandbox
@@ -117,7 +117,9 @@ def _make_kernel_manager(folder: Path, sandboxed: bool):
     class KernelManager(AsyncKernelManager):
         def format_kernel_cmd(self, extra_arguments=None):
             command = super().format_kernel_cmd(extra_arguments)
-            return sandbox.wrap(command, folder, mountpoint) if sandboxed else command
+            if not sandboxed:
+                return command
+            return sandbox.wrap(command, folder, mountpoint, readable=[*sandbox.readable_paths(), requests])
 
     if sandboxed:
         mountpoint.mkdir(exist_ok=True)
@@ -132,7 +134,8 @@ class GradingSession:
     Args:
         notebook: the notebook to run (its cells receive their outputs).
         folder: the submission's working folder (empty but for its own copy); its parent
-            must be a folder of the grader's own (the sandbox's mount point goes there).
+            must be a folder of the grader's own (the sandbox's mount point and the
+            grader's requests go there).
         sandboxed: run the kernel in the namespace sandbox.
     """
 
@@ -145,7 +148,8 @@ class GradingSession:
         self.sandboxed, self.progress = sandboxed, progress
         self.stopped: str | None = None  # why the kernel is gone, once it is
         self.outcomes: list[CellOutcome] = []
-        self._calls = itertools.count()
+        # the grader's requests, beside the submission's folder: read-only to a sandboxed kernel
+        self.requests = self.folder.parent / "requests"
         self._client = None
         self._deadline = 0.0
 
@@ -155,9 +159,10 @@ class GradingSession:
         from jupyter_core.utils import run_sync
 
         (self.folder / SERVICE_FOLDER).mkdir(parents=True, exist_ok=True)
+        self.requests.mkdir(parents=True, exist_ok=True)
         _become_subreaper()
         self._before = set(_descendants(os.getpid()))
-        self._client = _make_client(self.notebook, self.folder, self.sandboxed)
+        self._client = _make_client(self.notebook, self.folder, self.requests, self.sandboxed)
         self._deadline = time.monotonic() + self.time_limit
         run_sync(self._start)()
         return self
@@ -260,7 +265,7 @@ class GradingSession:
             NameError: the notebook does not define ``name``.
             KernelStopped, CallTimedOut, AnswerError: as for :meth:`call`.
         """
-        out = self._service_path("out")
+        out = self._answer_path()
         self._service(f"describe_name(globals(), {name!r}, {str(out)!r})")
         record = _as_record(read_answer(out))
         if record["kind"] == "missing":
@@ -271,8 +276,9 @@ class GradingSession:
 
     def call(self, name: str, args: tuple, kwargs: dict | None = None):
         """Call the notebook's function ``name`` with ``args`` in the kernel (see :class:`RemoteFunction`)."""
-        request, out = self._service_path("in"), self._service_path("out")
-        with open(request, "wb") as file:
+        request, out = self.requests / f"{uuid.uuid4().hex}.in", self._answer_path()
+        # created, never opened if it exists: nothing planted at the path is written through
+        with os.fdopen(os.open(request, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "wb") as file:
             pickle.dump({"args": args, "kwargs": kwargs or {}, "random": capture_random_state(), "forbidden": active_refusals()}, file)
         try:
             self._service(f"serve_call(globals(), {name!r}, {str(request)!r}, {str(out)!r})")
@@ -290,8 +296,9 @@ class GradingSession:
             raise ExerciseError(message)
         raise StudentCodeError(f"{kind}: {message}" if message else kind)
 
-    def _service_path(self, suffix: str) -> Path:
-        return self.folder / SERVICE_FOLDER / f"call-{next(self._calls)}.{suffix}"
+    def _answer_path(self) -> Path:
+        """Where the kernel writes one answer: a name it cannot guess in advance."""
+        return self.folder / SERVICE_FOLDER / f"{uuid.uuid4().hex}.out"
 
     def _service(self, expression: str) -> None:
         from jupyter_core.utils import run_sync
@@ -357,7 +364,7 @@ def _as_record(value) -> dict:
     return value
 
 
-def _make_client(notebook, folder: Path, sandboxed: bool):
+def _make_client(notebook, folder: Path, requests: Path, sandboxed: bool):
     """An nbclient client whose cells keep bounded output and whose polls stay short."""
     class Client(short_poll_client()):
         def output(self, outs, msg, display_id, cell_index):
@@ -378,7 +385,7 @@ def _make_client(notebook, folder: Path, sandboxed: bool):
 
     return Client(notebook, timeout=120, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
                   coalesce_streams=False, store_widget_state=True, startup_timeout=120,
-                  km=_make_kernel_manager(folder, sandboxed), shutdown_kernel="immediate",
+                  km=_make_kernel_manager(folder, requests, sandboxed), shutdown_kernel="immediate",
                   resources={"metadata": {"path": str(folder)}},
                   extra_arguments=["--log-level=ERROR", KERNEL_ARGUMENT])
 

@@ -130,6 +130,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.json:
         refuse_gradebook_over_inputs(args.json, submissions, book_dir)
     sandboxed = _sandbox_choice(args.sandbox, sandbox.unavailable())
+    _load_checkers()
     with exclusive_use(args.json, "--json") if args.json else nullcontext():
         # every file is read before any is run: no submission can change another's before it is graded
         read = []
@@ -161,6 +162,18 @@ def run_check(args: argparse.Namespace) -> int:
                 json.dump(reports, file, indent=2)
             print(f"JSON: {args.json}")
     return 1 if unreadable else 0
+
+
+def _load_checkers() -> None:
+    """Import every checker module before any submission runs: a submission that could write
+    the package's files (without the sandbox) finds the grader's copy already loaded."""
+    import importlib
+    import pkgutil
+
+    from .. import exercises
+
+    for module in pkgutil.iter_modules(exercises.__path__):
+        importlib.import_module(f"{exercises.__name__}.{module.name}")
 
 
 def refuse_gradebook_over_inputs(gradebook, submissions, book_dir) -> None:
