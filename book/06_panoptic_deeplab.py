@@ -61,7 +61,7 @@ from IPython.display import display
 
 import panopticlab
 from panopticlab import data, metrics, postprocess, viz
-from panopticlab.engine import evaluate, pretrained, recipes, runs, seconds_per_image
+from panopticlab.engine import center_analysis, evaluate, pretrained, recipes, runs, seconds_per_image
 from panopticlab.exercises import ch06
 from panopticlab.models import zoo
 from panopticlab.models.common import eval_mode
@@ -267,7 +267,7 @@ print(f"{found} centres found for {truth_things} ground-truth things over {len(k
 #   that become one instance.
 #
 # Measured, on the kept outputs: the post-processing re-runs for every cell of a grid
-# (`postprocess.center_setting_grid`; the network does not run again), scored by the
+# (`center_analysis.center_setting_grid`; the network does not run again), scored by the
 # same PQ accumulator as the evaluation. The red cell is the model's own setting.
 
 # %%
@@ -275,7 +275,7 @@ thresholds = profile.pick(ci=[0.1, 0.3], laptop=[0.05, 0.1, 0.2, 0.3, 0.5])
 kernels = profile.pick(ci=[3, 7], laptop=[3, 7, 13, 21])
 own = (model.config.center_threshold, model.config.nms_kernel)
 start = time.perf_counter()
-grid = postprocess.center_setting_grid(kept, CATEGORIES, thresholds, kernels, stuff_area=STUFF_AREA)
+grid = center_analysis.center_setting_grid(kept, CATEGORIES, thresholds, kernels, stuff_area=STUFF_AREA)
 print(f"{len(grid)} settings x {len(kept)} images re-post-processed and scored in {time.perf_counter() - start:.1f} s")
 display(viz.plot_center_grid(grid, metrics=(("All", "pq"), ("Things", "pq"), ("Things", "rq")), marked=own))
 best = max(grid, key=lambda cell: grid[cell]["All"]["pq"])
@@ -286,8 +286,8 @@ print(f"best: threshold {best[0]}, kernel {best[1]}: PQ {100 * grid[best]['All']
 assert grid[own] == evaluation.results, "the model's own setting reproduces the evaluation exactly"
 stuff_pq = {round(r["Stuff"]["pq"], 12) for r in grid.values()}
 assert len(stuff_pq) == 1, "stuff pixels are never grouped: PQ_st cannot depend on the centre setting"
-counts = {setting: postprocess.rescore_deeplab(kept, CATEGORIES, stuff_area=STUFF_AREA, threshold=setting[0],
-                                               nms_kernel=setting[1]).num_centers
+counts = {setting: center_analysis.rescore_deeplab(kept, CATEGORIES, stuff_area=STUFF_AREA, threshold=setting[0],
+                                                   nms_kernel=setting[1]).num_centers
           for setting in [(thresholds[0], kernels[0]), (thresholds[-1], kernels[0]), (thresholds[0], kernels[-1])]}
 print("centres found:", counts)
 assert counts[(thresholds[-1], kernels[0])] <= counts[(thresholds[0], kernels[0])], "a higher threshold never adds"
@@ -302,11 +302,11 @@ assert counts[(thresholds[0], kernels[-1])] <= counts[(thresholds[0], kernels[0]
 # the nearest centre that is left: a merge. No image here has 200 candidates, so the cap is set to half of the shown image's:
 
 # %%
-uncapped = postprocess.rescore_deeplab(kept[SHOWN:SHOWN + 1], CATEGORIES, stuff_area=STUFF_AREA,
-                                       threshold=own[0], nms_kernel=own[1], top_k=None)
+uncapped = center_analysis.rescore_deeplab(kept[SHOWN:SHOWN + 1], CATEGORIES, stuff_area=STUFF_AREA,
+                                           threshold=own[0], nms_kernel=own[1], top_k=None)
 cap = max(1, uncapped.num_centers // 2)
-capped = postprocess.rescore_deeplab(kept[SHOWN:SHOWN + 1], CATEGORIES, stuff_area=STUFF_AREA,
-                                     threshold=own[0], nms_kernel=own[1], top_k=cap)
+capped = center_analysis.rescore_deeplab(kept[SHOWN:SHOWN + 1], CATEGORIES, stuff_area=STUFF_AREA,
+                                         threshold=own[0], nms_kernel=own[1], top_k=cap)
 shown_heatmap = kept[SHOWN][1].outputs["center_heatmap"][0].numpy()
 for rescored, label in ((uncapped, "no cap"), (capped, f"top-k = {cap}")):
     things = sum(CATEGORIES.isthing(s.category_id) for s in rescored.merged[0].panoptic.segments)
@@ -406,13 +406,13 @@ assert wrong_before - wrong_after == fixed - broke, "the vote changes only the p
 #
 # Move the threshold and the kernel and watch the centres and the result change; the
 # image slider picks a validation image. Each move re-runs
-# `postprocess.rescore_deeplab` on the kept outputs of one image (milliseconds) and
+# `center_analysis.rescore_deeplab` on the kept outputs of one image (milliseconds) and
 # reports its PQ.
 
 # %%
 def explore(threshold=own[0], kernel=own[1], image=0):
-    rescored = postprocess.rescore_deeplab(kept[image:image + 1], CATEGORIES, stuff_area=STUFF_AREA,
-                                           threshold=threshold, nms_kernel=kernel)
+    rescored = center_analysis.rescore_deeplab(kept[image:image + 1], CATEGORIES, stuff_area=STUFF_AREA,
+                                               threshold=threshold, nms_kernel=kernel)
     title = (f"threshold {threshold:.2f}, kernel {kernel}: {rescored.num_centers} centres, "
              f"PQ of this image {100 * rescored.results['All']['pq']:.1f}")
     display(viz.show_rescored(val_set[image].image, kept[image][1].outputs["center_heatmap"][0].numpy(),
@@ -431,8 +431,8 @@ display(explorer)
 
 # %%
 strict = explore(threshold=0.5, kernel=21, image=SHOWN)
-default = postprocess.rescore_deeplab(kept[SHOWN:SHOWN + 1], CATEGORIES, stuff_area=STUFF_AREA,
-                                      threshold=own[0], nms_kernel=own[1])
+default = center_analysis.rescore_deeplab(kept[SHOWN:SHOWN + 1], CATEGORIES, stuff_area=STUFF_AREA,
+                                          threshold=own[0], nms_kernel=own[1])
 assert np.array_equal(default.merged[0].panoptic.id_map, prediction.panoptic.id_map), "own setting = the model's output"
 assert strict.num_centers <= default.num_centers, "a stricter setting keeps a subset of the centres"
 assert len(explorer.children) == 4, "three sliders and the output"

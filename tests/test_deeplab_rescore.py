@@ -8,14 +8,9 @@ from scipy import ndimage
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data import PanopticSegmentation
 from panopticlab.engine import evaluate, pretrained, recipes
+from panopticlab.engine.center_analysis import center_setting_grid, rescore_deeplab
 from panopticlab.models.common import PanopticPrediction
-from panopticlab.postprocess import (
-    DeepLabOutputs,
-    center_setting_grid,
-    panoptic_deeplab_postprocess,
-    repostprocess,
-    rescore_deeplab,
-)
+from panopticlab.postprocess import DeepLabOutputs, panoptic_deeplab_postprocess, repostprocess
 
 DISC, SKY = 1, 11
 SIZE = (24, 32)

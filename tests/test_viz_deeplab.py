@@ -11,7 +11,7 @@ from test_deeplab_rescore import two_discs
 
 from panopticlab import viz
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
-from panopticlab.postprocess import center_setting_grid, rescore_deeplab
+from panopticlab.engine.center_analysis import center_setting_grid, rescore_deeplab
 from panopticlab.viz.deeplab import outvoted_pixels
 
 BOX = 2

@@ -181,7 +181,7 @@ def recorded_input_size(checkpoint: Path) -> int | None:
     """The ``input_size`` of the ``recipe.json`` that ``panopticlab train`` wrote beside a checkpoint."""
     import json
 
-    from ..engine.config import TrainRecipe
+    from ..recipe import TrainRecipe
 
     recipe = (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "recipe.json"
     if not recipe.is_file():

@@ -1,4 +1,4 @@
-"""Optimisers and learning-rate schedules built from an :class:`~.config.OptimConfig`.
+"""Optimisers and learning-rate schedules built from an :class:`~panopticlab.recipe.OptimConfig`.
 
 Everything is stock ``torch.optim``: the warmup is ``LinearLR``, the decay
 ``PolynomialLR`` / ``MultiStepLR`` / ``ConstantLR``, chained by ``SequentialLR`` at the
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
-from .config import OptimConfig
+from ..recipe import OptimConfig
 
 __all__ = ["build_optimizer", "build_scheduler", "lr_curve"]
 

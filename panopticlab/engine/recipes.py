@@ -1,6 +1,6 @@
 """Training the models of the table: their recipes, their training data, one call to train.
 
-:func:`recipe` gives the book's :class:`~.config.TrainRecipe` of a model for a run
+:func:`recipe` gives the book's :class:`~panopticlab.recipe.TrainRecipe` of a model for a run
 profile, as the model table (:mod:`panopticlab.models.zoo`) states it:
 
 * ``ci``: a handful of steps on 64 px images (seconds): checks that everything runs;
@@ -32,7 +32,7 @@ from ..data.synthetic import SYNTHETIC_CATEGORIES, SyntheticPanoptic
 from ..data.transforms import Compose, RandomCrop, RandomHorizontalFlip, RandomScale
 from ..models import zoo
 from ..profiles import Profile
-from .config import TrainRecipe
+from ..recipe import TrainRecipe
 from .history import History
 from .sampling import make_train_loader
 from .trainer import Trainer

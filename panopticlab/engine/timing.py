@@ -16,7 +16,7 @@ from torch import nn
 from ..data.categories import CategorySet
 from ..data.synthetic import SYNTHETIC_CATEGORIES
 from ..models.common import eval_mode
-from .config import TrainRecipe
+from ..recipe import TrainRecipe
 from .trainer import resolve_device
 
 __all__ = ["inference_seconds", "seconds_per_image", "seconds_per_step"]

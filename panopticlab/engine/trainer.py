@@ -44,7 +44,7 @@ from .checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from .config import OptimConfig
+from ..recipe import OptimConfig
 from .distributed import (
     all_gather_objects,
     all_reduce_mean,

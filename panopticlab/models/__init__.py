@@ -18,27 +18,29 @@ weights are downloaded.
 * :mod:`.pspnet`, :mod:`.mask_rcnn`, :mod:`.heuristic_baseline`, :mod:`.panoptic_fpn`, :mod:`.upsnet`,
   :mod:`.panoptic_deeplab` - the models;
 * :mod:`.zoo` - the model table: names, builders, targets, recipes, shipped weights.
-"""
-from . import backbones, common, deformable, dense_pretraining, detection, heuristic_baseline, mask_rcnn, \
-    panoptic_deeplab, panoptic_fpn, pspnet, roi_align, semantic_fpn, upsnet, zoo
-from .backbones import BackboneConfig, TinyResNet, dilated_backbone, dilated_features, fpn_backbone, make_norm_layer, \
-    resnet_fpn, tiny_backbone
-from .common import ImageBatcher, PanopticPrediction
-from .detection import DetectionConfig
-from .heuristic_baseline import HeuristicBaseline
-from .mask_rcnn import MaskRCNN, MaskRCNNConfig
-from .panoptic_deeplab import PanopticDeepLab, PanopticDeepLabConfig
-from .panoptic_fpn import PanopticFPN, PanopticFPNConfig
-from .pspnet import PSPNet, PSPNetConfig
-from .upsnet import UPSNet, UPSNetConfig
-from .zoo import MODEL_NAMES, MODELS, ModelSpec, build_model
 
+Names load when first used: ``import panopticlab.models`` loads none of the models, and
+loading them all (``from panopticlab.models import zoo``) loads torch and torchvision,
+not the engine, the metrics or the synthetic data.
+"""
+from .._lazy import lazy_names
+
+_EXPORTS = {
+    ".backbones": ("BackboneConfig", "TinyResNet", "dilated_backbone", "dilated_features", "fpn_backbone",
+                   "make_norm_layer", "resnet_fpn", "tiny_backbone"),
+    ".common": ("ImageBatcher", "PanopticPrediction"),
+    ".detection": ("DetectionConfig",),
+    ".heuristic_baseline": ("HeuristicBaseline",),
+    ".mask_rcnn": ("MaskRCNN", "MaskRCNNConfig"),
+    ".panoptic_deeplab": ("PanopticDeepLab", "PanopticDeepLabConfig"),
+    ".panoptic_fpn": ("PanopticFPN", "PanopticFPNConfig"),
+    ".pspnet": ("PSPNet", "PSPNetConfig"),
+    ".upsnet": ("UPSNet", "UPSNetConfig"),
+    ".zoo": ("MODEL_NAMES", "MODELS", "ModelSpec", "build_model"),
+}
 __all__ = [
     "backbones", "common", "dense_pretraining", "detection", "pspnet", "mask_rcnn", "heuristic_baseline",
     "panoptic_fpn", "panoptic_deeplab", "roi_align", "semantic_fpn", "deformable", "upsnet", "zoo",
-    "BackboneConfig", "TinyResNet", "tiny_backbone", "dilated_backbone", "dilated_features", "fpn_backbone", "resnet_fpn",
-    "make_norm_layer", "ImageBatcher", "PanopticPrediction", "DetectionConfig",
-    "PSPNet", "PSPNetConfig", "MaskRCNN", "MaskRCNNConfig", "HeuristicBaseline", "PanopticFPN", "PanopticFPNConfig",
-    "UPSNet", "UPSNetConfig", "PanopticDeepLab", "PanopticDeepLabConfig",
-    "MODELS", "MODEL_NAMES", "ModelSpec", "build_model",
+    *(name for names in _EXPORTS.values() for name in names),
 ]
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

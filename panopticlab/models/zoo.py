@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 from torch import nn
 
 from ..data.categories import CategorySet
-from ..engine.config import OptimConfig, TrainRecipe
+from ..recipe import OptimConfig, TrainRecipe
 from ..postprocess.heuristic import COCO_REFERENCE_AREA
 from ..profiles import Profile, get_profile
 from . import mask_rcnn, panoptic_deeplab, panoptic_fpn, pspnet, upsnet

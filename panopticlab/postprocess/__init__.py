@@ -1,32 +1,20 @@
-"""Post-processing: pure functions from network outputs (arrays) to panoptic segmentations."""
-from .centers import find_instance_centers, square_max_pool
-from .deeplab import (
-    COCO,
-    CITYSCAPES,
-    DeepLabPanoptic,
-    merge_semantic_and_instances,
-    panoptic_deeplab_postprocess,
-)
-from .deeplab_rescore import DeepLabOutputs, Rescored, center_setting_grid, repostprocess, rescore_deeplab
-from .ablations import ABLATIONS, ablation_merge, connected_component_instances
-from .heuristic import HeuristicMerge, MergeConfig, MergeSteps, heuristic_merge, scaled_stuff_area
-from .upsnet import UPSNetHeadConfig, UPSNetPanoptic, select_detections, unified_panoptic
-from .grouping import (
-    group_pixels,
-    nearest_center,
-    nearest_center_grid,
-    nearest_center_kdtree,
-    nearest_center_scan,
-    pixel_votes,
-    vote_map,
-)
+"""Post-processing: pure functions from network outputs (arrays) to panoptic segmentations.
 
-__all__ = [
-    "CITYSCAPES", "COCO", "DeepLabPanoptic", "find_instance_centers", "group_pixels",
-    "merge_semantic_and_instances", "nearest_center", "nearest_center_grid", "nearest_center_kdtree", "nearest_center_scan",
-    "panoptic_deeplab_postprocess", "pixel_votes", "square_max_pool", "vote_map",
-    "HeuristicMerge", "MergeConfig", "MergeSteps", "heuristic_merge", "scaled_stuff_area",
-    "ABLATIONS", "ablation_merge", "connected_component_instances",
-    "UPSNetHeadConfig", "UPSNetPanoptic", "select_detections", "unified_panoptic",
-    "DeepLabOutputs", "Rescored", "center_setting_grid", "repostprocess", "rescore_deeplab",
-]
+Names load when first used: a model that merges with the heuristic does not load
+Panoptic-DeepLab's grouping.
+"""
+from .._lazy import lazy_names
+
+_EXPORTS = {
+    ".centers": ("find_instance_centers", "square_max_pool"),
+    ".deeplab": ("CITYSCAPES", "COCO", "DeepLabPanoptic", "merge_semantic_and_instances",
+                 "panoptic_deeplab_postprocess"),
+    ".deeplab_outputs": ("DeepLabOutputs", "repostprocess"),
+    ".ablations": ("ABLATIONS", "ablation_merge", "connected_component_instances"),
+    ".heuristic": ("HeuristicMerge", "MergeConfig", "MergeSteps", "heuristic_merge", "scaled_stuff_area"),
+    ".upsnet": ("UPSNetHeadConfig", "UPSNetPanoptic", "select_detections", "unified_panoptic"),
+    ".grouping": ("group_pixels", "nearest_center", "nearest_center_grid", "nearest_center_kdtree",
+                  "nearest_center_scan", "pixel_votes", "vote_map"),
+}
+__all__ = [name for names in _EXPORTS.values() for name in names]
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

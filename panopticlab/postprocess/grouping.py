@@ -35,7 +35,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 
 from ._arrays import NUMPY, ops_for
 
@@ -256,6 +255,8 @@ def _scan(ops, votes, centers: list):
 
 
 def _kdtree(votes: np.ndarray, centers: list) -> np.ndarray:
+    from scipy.spatial import cKDTree  # here: scipy.spatial is slow to import, and only this method needs it
+
     centers64 = np.asarray(centers, dtype=np.float64)
     if len(votes) == 0:
         return np.zeros(0, np.int64)

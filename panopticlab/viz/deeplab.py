@@ -322,7 +322,7 @@ def plot_center_grid(grid: Mapping[tuple[float, int], Mapping], metrics: Sequenc
     """PQ (and other numbers) over a grid of centre thresholds x NMS kernels, as heat tables.
 
     Args:
-        grid: ``{(threshold, kernel): PQ results}`` (:func:`~panopticlab.postprocess.center_setting_grid`).
+        grid: ``{(threshold, kernel): PQ results}`` (:func:`~panopticlab.engine.center_analysis.center_setting_grid`).
         metrics: ``(group, key)`` pairs of the results to show, one panel each, in per cent.
         marked: a cell to outline (e.g. the model's own setting).
 

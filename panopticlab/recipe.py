@@ -3,8 +3,9 @@
 :class:`OptimConfig` is the optimiser and learning-rate schedule; :class:`TrainRecipe`
 is everything a run needs besides the model (steps, batch, image size, data, optimiser,
 clipping, augmentation). Both are plain values: the model table
-(:mod:`panopticlab.models.zoo`) states each model's recipes with them, and checkpoints
-store them as JSON.
+(:mod:`panopticlab.models.zoo`) states each model's recipes with them, the engine trains
+by them, and checkpoints store them as JSON. They import nothing of the package, so
+they sit below both ``models`` and ``engine``.
 
 The defaults are Panoptic FPN's solver in detectron2 (SGD, momentum 0.9, weight decay
 1e-4, linear warmup from 0.001x) with the poly decay of PSPNet and Panoptic-DeepLab.

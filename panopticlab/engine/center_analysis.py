@@ -1,18 +1,13 @@
-"""Panoptic-DeepLab's post-processing again, on kept network outputs: new centre settings, no network.
+"""Panoptic-DeepLab's centre settings scored on kept outputs: PQ per setting, no network run.
 
-The network's three maps do not depend on the centre threshold or the NMS kernel: only
-the post-processing does. A chapter (or a widget) that moves those knobs therefore keeps
-the maps once (:class:`DeepLabOutputs`, from the predictions an evaluation kept) and
-re-runs centre finding, grouping and the majority vote for each setting:
-
-* :func:`repostprocess`: one image, one setting -> :class:`~.deeplab.DeepLabPanoptic`;
 * :func:`rescore_deeplab`: a validation set, one setting -> PQ and every image's result;
 * :func:`center_setting_grid`: a validation set, a grid of thresholds x kernels -> PQ of
   each cell.
 
-Re-running with the model's own setting reproduces its panoptic output exactly (the
-tests check it), so a difference in PQ is the setting's alone. Scoring uses the same
-in-memory PQ accumulator as the evaluation loop.
+Each image's maps go through :func:`~panopticlab.postprocess.deeplab_outputs.repostprocess`
+(the post-processing alone, which with the model's own setting reproduces its output
+exactly), and scoring uses the same in-memory PQ accumulator as the evaluation loop
+(:mod:`.evaluator`).
 """
 from __future__ import annotations
 
@@ -25,74 +20,11 @@ import numpy as np
 from ..data import CategorySet, PanopticSegmentation
 from ..metrics.matching import MATCH_IOU
 from ..metrics.pq import PQAccumulator
-from .centers import NMS_KERNEL, THRESHOLD, TOP_K
-from .deeplab import LABEL_DIVISOR, DeepLabPanoptic, panoptic_deeplab_postprocess
+from ..postprocess.centers import NMS_KERNEL, THRESHOLD, TOP_K
+from ..postprocess.deeplab import DeepLabPanoptic
+from ..postprocess.deeplab_outputs import DeepLabOutputs, repostprocess
 
-__all__ = ["DeepLabOutputs", "Rescored", "center_setting_grid", "repostprocess", "rescore_deeplab"]
-
-
-@dataclass(frozen=True)
-class DeepLabOutputs:
-    """The three network maps of one image, as the post-processing reads them.
-
-    Attributes:
-        semantic: (H, W) integer dataset category ids (the semantic arg-max).
-        center_heatmap: (H, W) floating centre heatmap.
-        offsets: (2, H, W) floating ``(dy, dx)`` in pixels, pointing to the centres.
-    """
-
-    semantic: np.ndarray
-    center_heatmap: np.ndarray
-    offsets: np.ndarray
-
-    @classmethod
-    def of(cls, prediction: Any, where: str = "prediction") -> DeepLabOutputs:
-        """The maps a Panoptic-DeepLab prediction kept (``prediction.semantic`` and
-        ``prediction.outputs["center_heatmap"]`` / ``["offsets"]``, tensors or arrays).
-
-        Raises:
-            ValueError: ``prediction`` is not a Panoptic-DeepLab prediction (names what is missing).
-        """
-        if isinstance(prediction, DeepLabOutputs):
-            return prediction
-        outputs = getattr(prediction, "outputs", None) or {}
-        missing = [key for key in ("center_heatmap", "offsets") if key not in outputs]
-        if getattr(prediction, "semantic", None) is None:
-            missing.insert(0, "semantic")
-        if missing:
-            raise ValueError(f"{where}: not a Panoptic-DeepLab prediction, it has no {', '.join(missing)} "
-                             f"(keep them with evaluate(..., keep_predictions=True) on a Panoptic-DeepLab model)")
-        heatmap = _numpy(outputs["center_heatmap"])
-        return cls(semantic=_numpy(prediction.semantic),
-                   center_heatmap=heatmap[0] if heatmap.ndim == 3 and heatmap.shape[0] == 1 else heatmap,
-                   offsets=_numpy(outputs["offsets"]))
-
-
-def _numpy(value) -> np.ndarray:
-    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-
-
-def repostprocess(outputs: DeepLabOutputs | Any, categories: CategorySet, *, stuff_area: int,
-                  threshold: float = THRESHOLD, nms_kernel: int = NMS_KERNEL, top_k: int | None = TOP_K,
-                  label_divisor: int = LABEL_DIVISOR, where: str = "kept outputs") -> DeepLabPanoptic:
-    """Centres, grouping and majority vote of one image's kept maps with the given setting.
-
-    Args:
-        outputs: :class:`DeepLabOutputs`, or a prediction that kept them (:meth:`DeepLabOutputs.of`).
-        categories: the dataset's categories.
-        stuff_area: the stuff area of the model's post-processing (for the tiny models
-            ``model.config.stuff_area_for(H * W)``); a required argument, because a
-            different one would change PQ_st and hide what the centre setting does.
-        threshold, nms_kernel, top_k, label_divisor: as
-            :func:`~.deeplab.panoptic_deeplab_postprocess`, which checks them.
-
-    Returns:
-        :class:`~.deeplab.DeepLabPanoptic`.
-    """
-    maps = DeepLabOutputs.of(outputs, where)
-    return panoptic_deeplab_postprocess(maps.semantic, maps.center_heatmap, maps.offsets, categories,
-                                        threshold=threshold, nms_kernel=nms_kernel, top_k=top_k,
-                                        stuff_area=stuff_area, label_divisor=label_divisor, source=where)
+__all__ = ["Rescored", "center_setting_grid", "rescore_deeplab"]
 
 
 @dataclass
@@ -101,7 +33,7 @@ class Rescored:
 
     Attributes:
         results: :meth:`~panopticlab.metrics.pq.PQAccumulator.results` (``results["All"]["pq"]``, ...).
-        merged: every image's :class:`~.deeplab.DeepLabPanoptic`, in the order of the input.
+        merged: every image's :class:`~panopticlab.postprocess.deeplab.DeepLabPanoptic`, in the order of the input.
         setting: the centre setting used (``threshold``, ``nms_kernel``, ``top_k``).
     """
 
