@@ -74,7 +74,7 @@ from panopticlab import data, metrics, viz
 from panopticlab.engine import evaluate, pretrained, recipes, rescore, runs
 from panopticlab.exercises import ch03
 from panopticlab.models import HeuristicBaseline, zoo
-from panopticlab.postprocess import MergeConfig, ablation_merge
+from panopticlab.postprocess import ablation_merge
 from panopticlab.viz import concepts
 
 profile = panopticlab.get_profile()
@@ -321,17 +321,21 @@ if not profile.is_ci:
 #
 # The merge has three knobs, each with a published default, held together in one
 # `MergeConfig`: the **score threshold** (0.5), the **overlap threshold** (0.5) and the
-# **stuff area limit** (4096 px on COCO images; this book keeps the same fraction of the
-# image for smaller ones, about 218 px at 128 x 128). Because the evaluation kept the
-# networks' outputs, `engine.rescore` only reruns the cheap merge: `score(...)` below
-# scores the baseline with one setting changed.
+# **stuff area limit** (4096 px of the image as evaluated, on COCO images; the tiny
+# models, `MergeConfig.tiny()`, keep the same fraction of the image for smaller ones,
+# about 218 px at 128 x 128). Because the evaluation kept the networks' outputs,
+# `engine.rescore` only reruns the cheap merge: `score(...)` below scores the baseline
+# with one setting changed, the stuff limit in pixels of the 128 px images.
 
 # %%
+stuff_limit = baseline.merge_config.stuff_limit(EVAL_SIZE * EVAL_SIZE)
+in_pixels = baseline.merge_config.replace(stuff_area_limit=stuff_limit, stuff_area_reference=None)
+
+
 def score(**changes):
-    return rescore(evaluation.predictions, CATEGORIES, merge=baseline.merge_config.replace(**changes))
+    return rescore(evaluation.predictions, CATEGORIES, merge=in_pixels.replace(**changes))
 
 
-stuff_limit = MergeConfig().stuff_limit(EVAL_SIZE * EVAL_SIZE)
 sweeps = {
     "score_threshold": [0.1, 0.3, 0.5, 0.7, 0.9],
     "overlap_threshold": [0.1, 0.3, 0.5, 0.7, 0.9],

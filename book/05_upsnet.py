@@ -313,8 +313,8 @@ assert model.config.box_keep_fraction == 0.7 and model.config.unknown
 # pixels then go to the best stuff or instance channel.
 
 # %%
-with_unknown = head_analysis.rescore_unified(kept, CATEGORIES)
-without_unknown = head_analysis.rescore_unified(kept, CATEGORIES, unknown=False)
+with_unknown = head_analysis.rescore_unified(kept, CATEGORIES, model.head_config)
+without_unknown = head_analysis.rescore_unified(kept, CATEGORIES, model.head_config, unknown=False)
 print(metrics.format_comparison({"with the unknown channel": with_unknown,
                                  "unknown channel removed": without_unknown}))
 unknown_share = np.mean([p.merge.unknown_pixels.mean() for _, p in kept])
@@ -418,8 +418,9 @@ if profile.is_ci:
 # `head_analysis.largest_gains`, not picked by hand.
 
 # %%
-head_pq = head_analysis.per_image_pq(kept, CATEGORIES, group="Things")
-merge_pq = head_analysis.per_image_pq(kept, CATEGORIES, "baseline", group="Things")
+settings = dict(config=model.head_config, merge=model.merge_config)  # the trained model's own
+head_pq = head_analysis.per_image_pq(kept, CATEGORIES, group="Things", **settings)
+merge_pq = head_analysis.per_image_pq(kept, CATEGORIES, "baseline", group="Things", **settings)
 gains = head_analysis.largest_gains(head_pq, merge_pq, count=3)
 print(f"the head is better on {int(np.sum(head_pq > merge_pq))}, the merge on {int(np.sum(head_pq < merge_pq))} "
       f"of {len(kept)} images (PQ of things)")

@@ -9,7 +9,10 @@ import torch
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data import PanopticSegmentation
 from panopticlab.engine import head_analysis
-from panopticlab.postprocess.upsnet import semantic_layout, unified_panoptic
+from panopticlab.postprocess.upsnet import UPSNetHeadConfig, semantic_layout, unified_panoptic
+
+# a 32 x 32 case: the tiny head, whose stuff limit is scaled to the image (the published 4096 px would void it)
+HEAD = UPSNetHeadConfig.tiny()
 
 
 def kept_prediction():
@@ -23,7 +26,7 @@ def kept_prediction():
     detections = {"boxes": boxes, "scores": np.array([0.9], np.float32), "category_ids": np.array([1])}
     mask_logits = torch.full((1, 14, 14), 3.0)
     panoptic = unified_panoptic(logits, torch.as_tensor(boxes), torch.tensor([0.9]), torch.tensor([1]), mask_logits,
-                                CATS).panoptic
+                                CATS, HEAD).panoptic
     prediction = SimpleNamespace(panoptic=panoptic, detections=detections,
                                  outputs={"semantic_logits": logits, "mask_logits": mask_logits})
     ids = np.full((32, 32), 3, np.int32)     # stuff 'sky' (segment 3) everywhere
@@ -35,10 +38,10 @@ def kept_prediction():
 
 def test_rerun_equals_the_models_output_and_unknown_switch():
     _, prediction = kept_prediction()
-    with_unknown = head_analysis.unified_results(prediction, CATS)
+    with_unknown = head_analysis.unified_results(prediction, CATS, HEAD)
     np.testing.assert_array_equal(with_unknown.panoptic.id_map, prediction.panoptic.id_map)
     assert with_unknown.unknown_pixels[20:30, 20:30].all()
-    without = head_analysis.unified_results(prediction, CATS, unknown=False)
+    without = head_analysis.unified_results(prediction, CATS, HEAD, unknown=False)
     assert without.unknown_logits is None
     assert (without.labels[20:30, 20:30] == 0).all()     # without unknown the second disc becomes stuff
 
@@ -46,21 +49,22 @@ def test_rerun_equals_the_models_output_and_unknown_switch():
 def test_per_image_pq_by_hand():
     record, prediction = kept_prediction()
     # with unknown: disc 1 matched (IoU 1), disc 2 predicted void -> one FN and no FP
-    things = head_analysis.per_image_pq([(record, prediction)], CATS, group="Things")
+    things = head_analysis.per_image_pq([(record, prediction)], CATS, group="Things", config=HEAD)
     assert things[0] == pytest.approx(1 / (1 + 0.5 * 1))          # TP 1, FN 1, IoU 1: RQ = 1 / 1.5
-    things_no_unknown = head_analysis.per_image_pq([(record, prediction)], CATS, "head", unknown=False,
+    things_no_unknown = head_analysis.per_image_pq([(record, prediction)], CATS, "head", unknown=False, config=HEAD,
                                                    group="Things")
     assert things_no_unknown[0] == pytest.approx(1 / 1.5)         # still one FN: the disc became stuff
     # without: the disc's pixels join the stuff segment, which loses IoU (824 / 924)
-    stuff = head_analysis.per_image_pq([(record, prediction)], CATS, "head", unknown=False, group="Stuff")
-    assert stuff[0] < head_analysis.per_image_pq([(record, prediction)], CATS, group="Stuff")[0]
+    stuff = head_analysis.per_image_pq([(record, prediction)], CATS, "head", unknown=False, group="Stuff",
+                                       config=HEAD)
+    assert stuff[0] < head_analysis.per_image_pq([(record, prediction)], CATS, group="Stuff", config=HEAD)[0]
     with pytest.raises(ValueError, match="group"):
         head_analysis.per_image_pq([(record, prediction)], CATS, group="things")
 
 
 def test_rescore_and_missing_outputs():
     record, prediction = kept_prediction()
-    assert head_analysis.rescore_unified([(record, prediction)], CATS)["Things"]["pq"] == pytest.approx(1 / 1.5)
+    assert head_analysis.rescore_unified([(record, prediction)], CATS, HEAD)["Things"]["pq"] == pytest.approx(1 / 1.5)
     with pytest.raises(ValueError, match="semantic_logits"):
         head_analysis.unified_results(SimpleNamespace(outputs={}, detections=None), CATS)
 

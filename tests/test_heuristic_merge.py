@@ -313,13 +313,112 @@ def test_merge_config_holds_the_published_settings_and_resolves_the_stuff_limit(
 
     config = MergeConfig()
     assert (config.score_threshold, config.overlap_threshold, config.mask_threshold) == (0.5, 0.5, 0.5)
-    assert config.stuff_limit(640 * 480) == 4096  # COCO's images: the published 4096 px as they are
-    assert config.stuff_limit(128 * 128) == pytest.approx(4096 * 128 * 128 / (640 * 480))
+    # the published limit is 4096 px of the image as evaluated, whatever its size (detectron2, panopticapi)
+    for area in (640 * 427, 640 * 480, 1024 * 2048, 128 * 128):
+        assert config.stuff_limit(area) == 4096
+    assert MergeConfig.for_size("full") == config
+    # the tiny models scale it, by a named choice: the same share of a 640 x 480 image
+    tiny = MergeConfig.tiny()
+    assert MergeConfig.for_size("tiny") == tiny and tiny.stuff_area_reference == COCO_REFERENCE_AREA
+    assert tiny.stuff_limit(640 * 480) == 4096
+    assert tiny.stuff_limit(128 * 128) == pytest.approx(4096 * 128 * 128 / (640 * 480))
     assert config.replace(stuff_area_limit=10).stuff_limit(123) == 10.0
     with pytest.raises(ValueError, match="overlap_threshold"):
         MergeConfig(overlap_threshold=1.5)
     with pytest.raises(ValueError, match="stuff_area_limit"):
         MergeConfig(stuff_area_limit=-1)
+    with pytest.raises(ValueError, match="set stuff_area_reference"):
+        MergeConfig(stuff_area_limit=None)
+    with pytest.raises(ValueError, match="unknown size"):
+        MergeConfig.for_size("huge")
+
+
+def detectron2_combine(semantic, masks, scores, labels, overlap_threshold=0.5, stuff_area_thresh=4096,
+                       instances_score_thresh=0.5):
+    """detectron2's ``combine_semantic_and_instance_outputs`` (``modeling/meta_arch/panoptic_fpn.py``),
+    written again from its code as an independent reference, with its defaults from
+    ``config/defaults.py`` (``MODEL.PANOPTIC_FPN.COMBINE``: 0.5, 4096, 0.5). ``semantic`` holds
+    detectron2's contiguous labels: 0 for "things" (and here void), stuff from 1.
+
+    Returns:
+        (panoptic map, segments as dicts with id, isthing, category_id).
+    """
+    import torch
+
+    semantic = torch.as_tensor(semantic)
+    scores = torch.as_tensor(scores, dtype=torch.float32)
+    instance_masks = torch.as_tensor(masks, dtype=torch.bool)
+    panoptic = torch.zeros_like(semantic, dtype=torch.int32)
+    segments, current = [], 0
+    for index in torch.argsort(-scores):
+        score = scores[index].item()
+        if score < instances_score_thresh:
+            break
+        mask = instance_masks[index]
+        area = mask.sum().item()
+        if area == 0:
+            continue
+        intersect = (mask & (panoptic > 0)).sum().item()
+        if intersect / area > overlap_threshold:
+            continue
+        if intersect > 0:
+            mask = mask & (panoptic == 0)
+        current += 1
+        panoptic[mask] = current
+        segments.append({"id": current, "isthing": True, "category_id": int(labels[index])})
+    for label in torch.unique(semantic).tolist():
+        if label == 0:
+            continue
+        mask = (semantic == label) & (panoptic == 0)
+        if mask.sum().item() < stuff_area_thresh:
+            continue
+        current += 1
+        panoptic[mask] = current
+        segments.append({"id": current, "isthing": False, "category_id": label})
+    return panoptic.numpy(), segments
+
+
+def dataset_sized_case(rng, height, width):
+    """A semantic map of stuff regions around the 4096 px limit, some void and thing pixels,
+    and instance rectangles with distinct scores."""
+    semantic = np.full((height, width), CATS.stuff_ids[0])
+    for stuff, side in zip(CATS.stuff_ids[1:], rng.permutation([50, 62, 66, 200])):  # both sides of 4096 px
+        side = int(side)
+        y, x = rng.integers(0, height - side), rng.integers(0, width - side)
+        semantic[y:y + side, x:x + side] = stuff
+    semantic[rng.integers(0, height):, :rng.integers(1, 30)] = VOID
+    masks = np.zeros((12, height, width), bool)
+    for mask in masks:
+        h, w = rng.integers(20, 160, size=2)
+        y, x = rng.integers(0, height - h), rng.integers(0, width - w)
+        mask[y:y + h, x:x + w] = True
+    semantic[masks[:4].any(0)] = rng.choice(CATS.thing_ids)  # the semantic branch sees some things
+    scores = rng.permutation(np.linspace(0.2, 0.95, len(masks)))
+    labels = rng.choice(CATS.thing_ids, size=len(masks))
+    return semantic, masks, scores, labels
+
+
+@pytest.mark.parametrize("height, width", [(427, 640), (480, 640), (1024, 2048)])
+def test_published_merge_is_detectron2s_on_dataset_sized_images(height, width):
+    """MergeConfig() on COCO- and Cityscapes-sized images: the same segments as detectron2's
+    combine rule with its defaults (a limit scaled by image area would disagree on every size
+    but 640 x 480)."""
+    from panopticlab.postprocess import MergeConfig
+
+    rng = np.random.default_rng([height, width])
+    stuff_index = {c: k + 1 for k, c in enumerate(CATS.stuff_ids)}  # detectron2's contiguous stuff labels
+    for case_index in range(3):
+        semantic, masks, scores, labels = dataset_sized_case(rng, height, width)
+        ours = MergeConfig().merge(semantic, masks, scores, labels, CATS).panoptic
+        contiguous = np.vectorize(lambda c: stuff_index.get(int(c), 0))(semantic)
+        their_map, their_segments = detectron2_combine(contiguous, masks, scores, labels)
+        stuff_of = {v: k for k, v in stuff_index.items()}
+        theirs = [(s["category_id"] if s["isthing"] else stuff_of[s["category_id"]], their_map == s["id"])
+                  for s in their_segments]
+        assert [s.category_id for s in ours.segments] == [category for category, _ in theirs], case_index
+        for mine, (_, pixels) in zip(ours.segments, theirs):
+            np.testing.assert_array_equal(ours.id_map == mine.id, pixels, err_msg=f"case {case_index}")
+        assert sum(not s["isthing"] for s in their_segments) < len(CATS.stuff_ids), "the limit dropped some stuff"
 
 
 def test_merge_config_merges_as_heuristic_merge_with_its_settings(rng):

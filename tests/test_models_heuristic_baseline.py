@@ -39,7 +39,7 @@ def test_training_returns_each_networks_own_losses(batch):
 def test_eval_merges_the_two_networks_outputs(batch):
     images, _ = batch
     torch.manual_seed(0)
-    model = HeuristicBaseline.for_categories(CATS, merge=MergeConfig(score_threshold=0.0)).eval()  # random weights: keep all
+    model = HeuristicBaseline.for_categories(CATS, merge=MergeConfig.tiny(score_threshold=0.0)).eval()  # random weights: keep all
     with torch.no_grad():
         raw = model(images)  # eval mode: the two networks' outputs, not yet merged
         predictions = model.inference(images)
@@ -51,7 +51,7 @@ def test_eval_merges_the_two_networks_outputs(batch):
     for prediction, sem, det in zip(predictions, semantic, detections):
         assert isinstance(prediction, PanopticPrediction) and isinstance(prediction.panoptic, PanopticSegmentation)
         np.testing.assert_array_equal(prediction.semantic, sem.numpy())
-        # the stuff limit is the published 4096 px scaled to a 64 x 64 image
+        # the tiny merge: the published 4096 px scaled to a 64 x 64 image
         expected = heuristic_merge(sem.numpy(), det["masks"].numpy(), det["scores"].numpy(),
                                    det["category_ids"].numpy(), CATS, score_threshold=0.0,
                                    stuff_area_limit=4096 * 64 * 64 / (640 * 480))

@@ -103,8 +103,9 @@ def test_inference_merges_the_branches_with_the_heuristic(model, batch):
         np.testing.assert_array_equal(prediction.semantic, expected)
         d = prediction.detections
         merged = heuristic_merge(prediction.semantic, d["masks"], d["scores"], d["category_ids"], CATS,
-                                 **{k: v for k, v in MergeConfig().to_dict().items() if k != "stuff_area_limit"},
-                                 stuff_area_limit=MergeConfig().stuff_limit(64 * 64))
+                                 **{k: v for k, v in MergeConfig.tiny().to_dict().items()
+                                    if k not in ("stuff_area_limit", "stuff_area_reference")},
+                                 stuff_area_limit=MergeConfig.tiny().stuff_limit(64 * 64))
         np.testing.assert_array_equal(prediction.panoptic.id_map, merged.panoptic.id_map)
         assert prediction.panoptic.segments == merged.panoptic.segments
 

@@ -9,6 +9,7 @@ from torchvision.models import resnet50
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data.dataset import PanopticDataset, collate_panoptic
 from panopticlab.data.synthetic import SyntheticPanoptic
+from panopticlab.postprocess import MergeConfig
 from panopticlab.postprocess.ablations import ablation_merge
 from panopticlab.models.backbones import BackboneConfig, stage_channels
 from panopticlab.models.common import IMAGENET_MEAN, IMAGENET_STD, PanopticPrediction
@@ -98,7 +99,7 @@ def test_inference_is_the_semantic_only_ablation(batch):
     for prediction, expected in zip(predictions, semantic):
         assert isinstance(prediction, PanopticPrediction)
         np.testing.assert_array_equal(prediction.semantic, expected)
-        merged = ablation_merge("semantic_only", expected, None, CATS)
+        merged = ablation_merge("semantic_only", expected, None, CATS, MergeConfig.tiny())  # the tiny model's merge
         assert prediction.panoptic.equals(merged.panoptic)
     with pytest.raises(ValueError, match="without categories"):
         build_tiny(len(CATS)).inference(images)

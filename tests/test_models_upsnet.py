@@ -145,7 +145,11 @@ def test_full_model_structure_and_stated_parameter_count(full_model):
     assert LOSS_WEIGHTS["cityscapes"]["semantic_roi"] is None
     assert PUBLISHED_SCHEDULES["coco"].milestones == (60_000, 80_000) and PUBLISHED_SCHEDULES["coco"].lr == 0.02
     assert PUBLISHED_SCHEDULES["cityscapes"].iterations == 12_000
-    assert UPSNetHeadConfig() == UPSNetHeadConfig(0.6, 0.5, 100, 0.3, 0.0, 0.5, None)
+    assert UPSNetHeadConfig() == UPSNetHeadConfig(0.6, 0.5, 100, 0.3, 0.0, 0.5, 4096, None)
+    # stuff limits in pixels of the evaluated image: COCO 4096, Cityscapes 2048; the tiny head scales 4096
+    assert UPSNetHeadConfig().stuff_limit(1024 * 2048) == 4096
+    assert UPSNetHeadConfig.cityscapes().stuff_limit(1024 * 2048) == 2048
+    assert UPSNetHeadConfig.tiny().stuff_limit(128 * 128) == pytest.approx(4096 * 128 * 128 / (640 * 480))
 
 
 def test_full_model_takes_torchvisions_coco_detector_whole(full_model):

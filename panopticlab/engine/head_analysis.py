@@ -22,6 +22,7 @@ import torch
 from ..data import CategorySet, PanopticSegmentation
 from ..metrics import MATCH_IOU, PQAccumulator
 from ..postprocess.ablations import ablation_merge
+from ..postprocess.heuristic import MergeConfig
 from ..postprocess.upsnet import UPSNetHeadConfig, UPSNetPanoptic, unified_panoptic
 
 DEFAULT_HEAD = UPSNetHeadConfig()  # the published inference settings
@@ -56,17 +57,19 @@ def rescore_unified(predictions: Sequence[tuple[dict, Any]], categories: Categor
     return accumulator.results()
 
 
-def _fused(prediction: Any, categories: CategorySet, variant: str | None, unknown: bool) -> PanopticSegmentation:
+def _fused(prediction: Any, categories: CategorySet, variant: str | None, unknown: bool, config: UPSNetHeadConfig,
+           merge: MergeConfig) -> PanopticSegmentation:
     if variant is None:
         return prediction.panoptic
     if variant == "head":
-        return unified_results(prediction, categories, unknown=unknown).panoptic
+        return unified_results(prediction, categories, config, unknown=unknown).panoptic
     return ablation_merge(variant, getattr(prediction, "semantic", None), getattr(prediction, "detections", None),
-                          categories).panoptic
+                          categories, merge).panoptic
 
 
 def per_image_pq(predictions: Sequence[tuple[dict, Any]], categories: CategorySet, variant: str | None = None, *,
-                 unknown: bool = True, group: str = "All", iou_threshold: float = MATCH_IOU) -> np.ndarray:
+                 unknown: bool = True, group: str = "All", iou_threshold: float = MATCH_IOU,
+                 config: UPSNetHeadConfig = DEFAULT_HEAD, merge: MergeConfig = MergeConfig()) -> np.ndarray:
     """PQ of each image alone, float [num_images] in [0, 1] (NaN where the group has no segment).
 
     Args:
@@ -74,13 +77,15 @@ def per_image_pq(predictions: Sequence[tuple[dict, Any]], categories: CategorySe
             (with ``unknown``); else an ablation of the evaluator (``"baseline"``: the heuristic
             merge of chapter 3 on the same semantic map and detections).
         group: ``"All"``, ``"Things"`` or ``"Stuff"``.
+        config, merge: the head's and the merge's settings for the re-runs (pass the model's
+            ``head_config`` and ``merge_config``; the defaults are the published ones).
     """
     if group not in ("All", "Things", "Stuff"):
         raise ValueError(f"group must be 'All', 'Things' or 'Stuff', got {group!r}")
     values = []
     for record, prediction in predictions:
         accumulator = PQAccumulator(categories, iou_threshold)
-        accumulator.update(record["panoptic"], _fused(prediction, categories, variant, unknown))
+        accumulator.update(record["panoptic"], _fused(prediction, categories, variant, unknown, config, merge))
         result = accumulator.results()[group]
         values.append(result["pq"] if result["n"] else np.nan)
     return np.asarray(values, dtype=np.float64)

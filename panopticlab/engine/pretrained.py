@@ -44,9 +44,12 @@ KIND = "pretrained"  # marks a shipped file among the engine's checkpoints
 
 # The fixed evaluation set of the stated numbers: SyntheticPanoptic(50, size=128, seed=0, split="val").
 EVAL_SET: dict[str, Any] = {"num_images": 50, "size": 128, "seed": 0, "split": "val"}
-# The published merge settings, the stuff limit resolved for the evaluation images' size.
-EVAL_MERGE: dict[str, float] = MergeConfig().replace(
-    stuff_area_limit=MergeConfig().stuff_limit(EVAL_SET["size"] ** 2)).to_dict()
+# The tiny models' merge settings, the stuff limit resolved in pixels of the evaluation images.
+_TINY_MERGE = MergeConfig.tiny()
+EVAL_MERGE: dict[str, float] = {"score_threshold": _TINY_MERGE.score_threshold,
+                                "overlap_threshold": _TINY_MERGE.overlap_threshold,
+                                "stuff_area_limit": _TINY_MERGE.stuff_limit(EVAL_SET["size"] ** 2),
+                                "mask_threshold": _TINY_MERGE.mask_threshold}
 
 
 @dataclass(frozen=True)

@@ -45,20 +45,21 @@ class HeuristicBaseline(nn.Module):
         instance_model: a :class:`~panopticlab.models.mask_rcnn.MaskRCNN` built with the
             dataset's thing ids.
         categories: the dataset's categories.
-        merge: the merge's settings (default: the published ones).
+        merge: the merge's settings (default: the semantic network's, the published ones for
+            ``full`` and :meth:`~panopticlab.postprocess.heuristic.MergeConfig.tiny` for ``tiny``).
     """
 
     def __init__(self, semantic_model: PSPNet, instance_model: MaskRCNN, categories: CategorySet,
-                 merge: MergeConfig = MergeConfig()):
+                 merge: MergeConfig | None = None):
         super().__init__()
         self.semantic_model = semantic_model
         self.instance_model = instance_model
         self.categories = categories
-        self.merge_config = merge
+        self.merge_config = merge if merge is not None else semantic_model.merge_config
 
     @classmethod
     def for_categories(cls, categories: CategorySet, size: str = "tiny",
-                       merge: MergeConfig = MergeConfig()) -> "HeuristicBaseline":
+                       merge: MergeConfig | None = None) -> "HeuristicBaseline":
         """Both networks in their ``tiny`` or ``full`` configuration for ``categories``."""
         return cls(pspnet_for_categories(categories, size), mask_rcnn_for_categories(categories, size),
                    categories, merge)

@@ -225,7 +225,7 @@ def for_categories(categories: CategorySet, size: str = "tiny", **detection_over
     if size not in configs:
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
     return MaskRCNN(configs[size](len(categories.thing_ids) + 1, **detection_overrides), categories.thing_ids,
-                    categories=categories)
+                    categories=categories, merge=MergeConfig.for_size(size))
 
 
 def build_tiny(num_classes: int, thing_ids: Sequence[int] | None = None, **detection_overrides) -> MaskRCNN:

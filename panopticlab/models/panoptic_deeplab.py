@@ -515,4 +515,4 @@ def for_categories(categories: CategorySet, size: str = "tiny", **overrides) -> 
     configs = {"tiny": PanopticDeepLabConfig.tiny, "full": PanopticDeepLabConfig.full}
     if size not in configs:
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
-    return PanopticDeepLab(configs[size](len(categories), **overrides), categories)
+    return PanopticDeepLab(configs[size](len(categories), **overrides), categories, merge=MergeConfig.for_size(size))

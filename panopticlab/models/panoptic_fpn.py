@@ -232,7 +232,7 @@ def for_categories(categories: CategorySet, size: str = "tiny", thing_labels: Se
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
     num_classes = (max(thing_labels) if thing_labels else len(categories.thing_ids)) + 1
     config = configs[size](num_classes, len(categories.stuff_ids), **overrides)
-    return PanopticFPN(config, categories, thing_labels=thing_labels)
+    return PanopticFPN(config, categories, merge=MergeConfig.for_size(size), thing_labels=thing_labels)
 
 
 def semantic_class_names(categories: CategorySet) -> list[str]:

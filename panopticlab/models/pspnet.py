@@ -217,7 +217,8 @@ def for_categories(categories: CategorySet, size: str = "tiny", **overrides) -> 
     configs = {"tiny": PSPNetConfig.tiny, "full": PSPNetConfig.full}
     if size not in configs:
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
-    return PSPNet(configs[size](len(categories), **overrides), categories.ids, categories=categories)
+    return PSPNet(configs[size](len(categories), **overrides), categories.ids, categories=categories,
+                  merge=MergeConfig.for_size(size))
 
 
 def build_tiny(num_classes: int, category_ids: Sequence[int] | None = None, **overrides) -> PSPNet:

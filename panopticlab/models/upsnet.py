@@ -524,7 +524,8 @@ def for_categories(categories: CategorySet, size: str = "tiny", thing_labels: Se
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
     num_classes = (max(thing_labels) if thing_labels else len(categories.thing_ids)) + 1
     config = configs[size](num_classes, len(categories.stuff_ids), len(categories.thing_ids), **overrides)
-    return UPSNet(config, categories, thing_labels=thing_labels)
+    head = {"tiny": UPSNetHeadConfig.tiny, "full": UPSNetHeadConfig}[size]()
+    return UPSNet(config, categories, head=head, merge=MergeConfig.for_size(size), thing_labels=thing_labels)
 
 
 def semantic_class_names(categories: CategorySet) -> list[str]:

@@ -40,8 +40,10 @@ with ``mask >= mask_threshold`` (detectron2's and mmdetection's convention).
 
 The published defaults (panopticapi's argparse, detectron2's ``PanopticFPN``):
 ``score_threshold = 0.5``, ``overlap_threshold = 0.5``, ``stuff_area_limit = 64 * 64``,
-an area in pixels of the image as evaluated. :func:`scaled_stuff_area` scales it for
-smaller images.
+an area in pixels of the image as evaluated, whatever its size: :class:`MergeConfig`'s
+default. The book's tiny models make one named exception, :meth:`MergeConfig.tiny`: the
+same 4096 px scaled from a 640 x 480 image to the image's area
+(:func:`scaled_stuff_area`), since 4096 px are a quarter of a 128 x 128 scene.
 """
 from __future__ import annotations
 
@@ -208,12 +210,23 @@ class HeuristicMerge:
     steps: MergeSteps
 
 
-def resolve_stuff_limit(stuff_area_limit: float | None, image_area: float) -> float:
-    """A configured stuff area limit in pixels: ``None`` is the published 4096 px scaled to
-    ``image_area`` (:func:`scaled_stuff_area`), a number is taken as it is."""
-    if stuff_area_limit is None:
-        return scaled_stuff_area(STUFF_AREA_LIMIT, image_area)
-    return float(stuff_area_limit)
+def resolve_stuff_limit(stuff_area_limit: float, image_area: float, reference_area: float | None = None) -> float:
+    """A configured stuff area limit in pixels of an image of ``image_area`` pixels: the limit
+    itself (``reference_area=None``: pixels of the image as evaluated, as published), or the
+    limit scaled from an image of ``reference_area`` pixels (:func:`scaled_stuff_area`)."""
+    if reference_area is None:
+        return float(stuff_area_limit)
+    return scaled_stuff_area(stuff_area_limit, image_area, reference_area)
+
+
+def check_stuff_area(stuff_area_limit, reference_area) -> None:
+    """Raise ValueError unless the limit is a non-negative number and the reference area,
+    if any, a positive one (``None`` is no longer "scaled": say it with a reference area)."""
+    if stuff_area_limit is None or not stuff_area_limit >= 0:
+        raise ValueError(f"stuff_area_limit must be a non-negative number of pixels, got {stuff_area_limit!r} "
+                         f"(to scale it with the image, set stuff_area_reference, as the tiny configs do)")
+    if reference_area is not None and not reference_area > 0:
+        raise ValueError(f"stuff_area_reference must be a positive area or None, got {reference_area!r}")
 
 
 def scaled_stuff_area(limit: float = STUFF_AREA_LIMIT, image_area: float = COCO_REFERENCE_AREA,
@@ -246,25 +259,42 @@ class MergeConfig:
     Attributes:
         score_threshold: instances scoring lower are dropped (0.5).
         overlap_threshold: an instance more than this fraction taken is dropped (0.5).
-        stuff_area_limit: stuff with fewer free pixels becomes void; ``None``: the
-            published 4096 px scaled to each image's area (:func:`scaled_stuff_area`).
+        stuff_area_limit: stuff with fewer free pixels becomes void (4096, in pixels of
+            the image as evaluated, as panopticapi and detectron2 apply it).
+        stuff_area_reference: ``None`` (published); an area in pixels: the limit is
+            scaled by ``image area / stuff_area_reference`` (:meth:`tiny`).
         mask_threshold: probabilities at least this are the mask (0.5).
     """
 
     score_threshold: float = SCORE_THRESHOLD
     overlap_threshold: float = OVERLAP_THRESHOLD
-    stuff_area_limit: float | None = None
+    stuff_area_limit: float = STUFF_AREA_LIMIT
+    stuff_area_reference: float | None = None
     mask_threshold: float = MASK_THRESHOLD
 
     def __post_init__(self):
         if not 0.0 <= self.overlap_threshold <= 1.0:
             raise ValueError(f"overlap_threshold must lie in [0, 1], got {self.overlap_threshold}")
-        if self.stuff_area_limit is not None and not self.stuff_area_limit >= 0:
-            raise ValueError(f"stuff_area_limit must be non-negative or None, got {self.stuff_area_limit}")
+        check_stuff_area(self.stuff_area_limit, self.stuff_area_reference)
+
+    @classmethod
+    def tiny(cls, **overrides) -> "MergeConfig":
+        """The tiny models' merge: the published settings, with the 4096 px stuff limit
+        scaled from a 640 x 480 COCO image (:data:`COCO_REFERENCE_AREA`) to each image
+        (218.5 px at 128 x 128), so that a stuff region keeps the same share of the scene."""
+        return cls(**{"stuff_area_reference": COCO_REFERENCE_AREA, **overrides})
+
+    @classmethod
+    def for_size(cls, size: str) -> "MergeConfig":
+        """The merge of a ``tiny`` or ``full`` model."""
+        builders = {"tiny": cls.tiny, "full": cls}
+        if size not in builders:
+            raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
+        return builders[size]()
 
     def stuff_limit(self, image_area: float) -> float:
         """The stuff area limit in pixels for an image of ``image_area`` pixels."""
-        return resolve_stuff_limit(self.stuff_area_limit, image_area)
+        return resolve_stuff_limit(self.stuff_area_limit, image_area, self.stuff_area_reference)
 
     def replace(self, **changes) -> "MergeConfig":
         """A copy with some settings changed: ``config.replace(score_threshold=0.7)``."""

@@ -61,7 +61,16 @@ from torchvision.ops import nms
 
 from ..data import CategorySet, PanopticSegmentation
 from ..data.categories import VOID_LABEL
-from .heuristic import EMPTY, KEPT, OVERLAP, TOO_SMALL, resolve_stuff_limit
+from .heuristic import (
+    COCO_REFERENCE_AREA,
+    EMPTY,
+    KEPT,
+    OVERLAP,
+    STUFF_AREA_LIMIT,
+    TOO_SMALL,
+    check_stuff_area,
+    resolve_stuff_limit,
+)
 
 __all__ = [
     "SCORE_THRESHOLD", "NMS_THRESHOLD", "MAX_DETECTIONS", "OVERLAP_THRESHOLD", "MASK_LOGIT_THRESHOLD",
@@ -99,10 +108,11 @@ class UPSNetHeadConfig:
         mask_logit_threshold: pasted mask logits above this are the instance's mask (0).
         majority_fraction: share of one stuff class that turns a disagreeing instance
             region into that stuff (0.5).
-        stuff_area_limit: stuff labels with fewer pixels become void; ``None``: the COCO
-            4096 px scaled to each image's area
-            (:func:`~panopticlab.postprocess.heuristic.scaled_stuff_area`). Cityscapes:
-            :data:`CITYSCAPES_STUFF_AREA_LIMIT` at 1024 x 2048.
+        stuff_area_limit: stuff labels with fewer pixels become void (COCO's 4096, in pixels
+            of the image as evaluated; Cityscapes: :data:`CITYSCAPES_STUFF_AREA_LIMIT`,
+            :meth:`cityscapes`).
+        stuff_area_reference: ``None`` (published); an area in pixels: the limit is scaled
+            by ``image area / stuff_area_reference`` (:meth:`tiny`).
     """
 
     score_threshold: float = SCORE_THRESHOLD
@@ -111,7 +121,8 @@ class UPSNetHeadConfig:
     overlap_threshold: float = OVERLAP_THRESHOLD
     mask_logit_threshold: float = MASK_LOGIT_THRESHOLD
     majority_fraction: float = MAJORITY_FRACTION
-    stuff_area_limit: float | None = None
+    stuff_area_limit: float = STUFF_AREA_LIMIT
+    stuff_area_reference: float | None = None
 
     def __post_init__(self):
         for name in ("nms_threshold", "overlap_threshold", "majority_fraction"):
@@ -119,12 +130,23 @@ class UPSNetHeadConfig:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if not (isinstance(self.max_detections, int) and self.max_detections >= 0):
             raise ValueError(f"max_detections must be a non-negative integer, got {self.max_detections!r}")
-        if self.stuff_area_limit is not None and not self.stuff_area_limit >= 0:
-            raise ValueError(f"stuff_area_limit must be non-negative or None, got {self.stuff_area_limit}")
+        check_stuff_area(self.stuff_area_limit, self.stuff_area_reference)
+
+    @classmethod
+    def cityscapes(cls, **overrides) -> "UPSNetHeadConfig":
+        """The Cityscapes settings: stuff below 2048 px of the 1024 x 2048 image becomes void."""
+        return cls(**{"stuff_area_limit": CITYSCAPES_STUFF_AREA_LIMIT, **overrides})
+
+    @classmethod
+    def tiny(cls, **overrides) -> "UPSNetHeadConfig":
+        """The tiny model's head: the COCO settings with the 4096 px stuff limit scaled from a
+        640 x 480 image to each image, as the tiny models' merge does
+        (:meth:`~panopticlab.postprocess.heuristic.MergeConfig.tiny`)."""
+        return cls(**{"stuff_area_reference": COCO_REFERENCE_AREA, **overrides})
 
     def stuff_limit(self, image_area: float) -> float:
         """The stuff area limit in pixels for an image of ``image_area`` pixels."""
-        return resolve_stuff_limit(self.stuff_area_limit, image_area)
+        return resolve_stuff_limit(self.stuff_area_limit, image_area, self.stuff_area_reference)
 
     def replace(self, **changes) -> "UPSNetHeadConfig":
         return replace(self, **changes)
