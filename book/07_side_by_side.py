@@ -296,6 +296,13 @@ assert all(count > 20e6 for count in full.values()), "the full models are ResNet
 #   from the command line, `panopticlab train --model panoptic-fpn --config full --data coco
 #   ROOT` trains and scores a run, and `panopticlab evaluate --data coco ROOT --predictions
 #   P.json` writes predictions that panopticapi's `pq_compute` scores alike.
+# * **Each dataset's published configuration.** `--data KIND` builds a full model as its
+#   authors configured it for that dataset: on Cityscapes the detectors take the whole
+#   1024 x 2048 image (COCO: short side 800) and UPSNet its Cityscapes head (two deformable
+#   layers, its loss weights, stuff below 2048 px void); on COCO Panoptic-DeepLab takes its
+#   COCO post-processing (NMS kernel 41, stuff area 4096). `panopticlab models --config full
+#   --data cityscapes` lists every setting that changes, and the stuff limits are pixels of
+#   the evaluated image, as published (only the tiny models scale them to 128 px scenes).
 # * **Several GPUs.** `torchrun --nproc_per_node 8 -m panopticlab train --model panoptic-fpn
 #   --config full --data coco ROOT` starts one process per GPU; `train` joins them
 #   (`engine.distributed.init_distributed()`: NCCL on GPUs, gloo on a CPU), the trainer wraps

@@ -132,6 +132,9 @@ class TrainRecipe:
             inside (Mask R-CNN, Panoptic FPN, UPSNet: 800 on COCO) resizes them to instead
             (:func:`~panopticlab.models.common.set_input_size`); ``None`` keeps the model's
             own. Networks that take images at the data's size ignore it.
+        dataset: ``"coco"`` or ``"cityscapes"``: the network is built in that data set's
+            published configuration (``zoo.build_model(..., dataset=)``); ``None``: the
+            model's default (the built-in data).
     """
 
     model: str
@@ -143,6 +146,7 @@ class TrainRecipe:
     grad_clip: float | None = None
     augment_scale: tuple[float, float] = (1.0, 1.0)
     input_size: int | None = None
+    dataset: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:
@@ -153,6 +157,8 @@ class TrainRecipe:
                     if not (isinstance(getattr(self, name), int) and getattr(self, name) > 0)]
         if self.num_train < self.batch_size:
             problems.append(f"num_train ({self.num_train}) is smaller than one batch ({self.batch_size})")
+        if self.dataset is not None and not isinstance(self.dataset, str):
+            problems.append(f"dataset must be a data set's name or None, got {self.dataset!r}")
         if self.input_size is not None and not (isinstance(self.input_size, int) and self.input_size > 0):
             problems.append(f"input_size must be a positive integer or None, got {self.input_size!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:

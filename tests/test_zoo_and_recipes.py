@@ -229,3 +229,67 @@ def test_fit_refuses_a_model_of_another_kind():
         recipes.fit(zoo.build_model("maskrcnn-tiny", CATS), recipes.recipe("pspnet-tiny", CI), CATS)
     with pytest.raises(ValueError, match="unknown model 'unet'"):
         recipes.fit(zoo.build_model("maskrcnn-tiny", CATS), recipes.recipe("pspnet-tiny", CI).replace(model="unet"))
+
+
+# The published settings each data set selects, with where they are published. The values
+# were read from the files named; the test builds every full model for each data set.
+PUBLISHED_SETTINGS = {
+    ("maskrcnn-full", "coco"): ("detectron2 configs/Base-RCNN-FPN.yaml; torchvision maskrcnn_resnet50_fpn",
+                                {"config.min_size": 800, "config.max_size": 1333}),
+    ("maskrcnn-full", "cityscapes"): ("detectron2 configs/Cityscapes/mask_rcnn_R_50_FPN.yaml (MIN/MAX_SIZE_TEST)",
+                                      {"config.min_size": 1024, "config.max_size": 2048}),
+    ("panoptic-fpn-full", "coco"): ("detectron2 config/defaults.py MODEL.PANOPTIC_FPN.COMBINE",
+                                    {"config.detector.min_size": 800, "merge_config.stuff_area_limit": 4096,
+                                     "merge_config.stuff_area_reference": None,
+                                     "merge_config.overlap_threshold": 0.5, "merge_config.score_threshold": 0.5}),
+    ("panoptic-fpn-full", "cityscapes"): ("detectron2 configs/Cityscapes/mask_rcnn_R_50_FPN.yaml (its detector)",
+                                          {"config.detector.min_size": 1024, "config.detector.max_size": 2048}),
+    ("upsnet-full", "coco"): ("uber-research/UPSNet upsnet/experiments/upsnet_resnet50_coco_16gpu.yaml",
+                              {"config.detector.min_size": 800, "config.detector.max_size": 1333,
+                               "config.semantic_loss_weight": 0.2, "config.semantic_roi_loss": True,
+                               "config.panoptic_loss_weight": 0.1, "config.box_keep_fraction": 0.7,
+                               "head_config.stuff_area_limit": 4096, "head_config.stuff_area_reference": None}),
+    ("upsnet-full", "cityscapes"): ("uber-research/UPSNet upsnet/experiments/upsnet_resnet50_cityscapes.yaml",
+                                    {"config.detector.min_size": 1024, "config.detector.max_size": 2048,
+                                     "config.semantic_layers": 2, "config.semantic_loss_weight": 1.0,
+                                     "config.semantic_roi_loss": False, "config.panoptic_loss_weight": 0.5,
+                                     "config.box_keep_fraction": 0.7, "head_config.stuff_area_limit": 2048}),
+    ("panoptic-deeplab-full", "coco"): (
+        "detectron2 projects/Panoptic-DeepLab/configs/COCO-PanopticSegmentation/"
+        "panoptic_deeplab_R_52_os16_mg124_poly_200k_bs64_crop_640_640_coco_dsconv.yaml",
+        {"config.top_k_percent": 1.0, "config.nms_kernel": 41, "config.stuff_area": 4096}),
+}
+
+
+@pytest.mark.parametrize("name, dataset", sorted(PUBLISHED_SETTINGS))
+def test_a_data_set_selects_its_published_configuration(name, dataset):
+    from panopticlab.data.cityscapes import CITYSCAPES_TRAIN_ID_CATEGORIES
+
+    source, expected = PUBLISHED_SETTINGS[name, dataset]
+    categories = CITYSCAPES_TRAIN_ID_CATEGORIES if dataset == "cityscapes" else CATS
+    with torch.device("meta"):
+        settings = zoo.model_settings(zoo.build_model(name, categories, dataset))
+    differing = {key: (settings.get(key, "missing"), value) for key, value in expected.items()
+                 if settings.get(key, "missing") != value}
+    assert not differing, f"{name} on {dataset} differs from {source}: {differing}"
+
+
+def test_train_and_evaluate_build_the_data_sets_configuration(tmp_path):
+    """The recipe carries the data set (recipe.json), so a run is rebuilt as it was trained."""
+    from panopticlab.commands.evaluate import recorded_recipe
+    from panopticlab.recipe import TrainRecipe
+
+    recipe = zoo.spec("upsnet-full").recipe("ci").replace(dataset="cityscapes")
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe.to_dict()))
+    assert recorded_recipe(tmp_path) == recipe and TrainRecipe.from_dict(recipe.to_dict()).dataset == "cityscapes"
+    with pytest.raises(ValueError, match="unknown dataset 'kitti'"):
+        zoo.build_model("upsnet-full", CATS, "kitti")
+
+
+def test_models_command_shows_what_a_data_set_changes(capsys):
+    from panopticlab.commands import main
+
+    assert main(["models", "--config", "full", "--data", "cityscapes"]) == 0
+    out = capsys.readouterr().out
+    assert "head_config.stuff_area_limit: 4096 -> 2048" in out and "config.min_size: 800 -> 1024" in out
+    assert all(line.split()[0].endswith("-full") for line in out.splitlines() if not line.startswith(" "))

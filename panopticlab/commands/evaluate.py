@@ -177,8 +177,8 @@ def run_categories(checkpoint: str | None):
     return SYNTHETIC_CATEGORIES
 
 
-def recorded_input_size(checkpoint: Path) -> int | None:
-    """The ``input_size`` of the ``recipe.json`` that ``panopticlab train`` wrote beside a checkpoint."""
+def recorded_recipe(checkpoint: Path):
+    """The recipe (``recipe.json``) that ``panopticlab train`` wrote beside a checkpoint, or None."""
     import json
 
     from ..recipe import TrainRecipe
@@ -187,9 +187,15 @@ def recorded_input_size(checkpoint: Path) -> int | None:
     if not recipe.is_file():
         return None
     try:
-        return TrainRecipe.from_dict(json.loads(recipe.read_text(encoding="utf-8"))).input_size
+        return TrainRecipe.from_dict(json.loads(recipe.read_text(encoding="utf-8")))
     except (ValueError, TypeError, KeyError) as error:
         raise CommandError(f"{recipe}: not a recipe written by `panopticlab train` ({error})") from error
+
+
+def recorded_input_size(checkpoint: Path) -> int | None:
+    """The ``input_size`` of the ``recipe.json`` that ``panopticlab train`` wrote beside a checkpoint."""
+    recipe = recorded_recipe(checkpoint)
+    return recipe.input_size if recipe is not None else None
 
 
 def _read_categories(path: Path):
@@ -226,7 +232,8 @@ def trained_model(name: str, checkpoint: str | None, pretrained: bool, categorie
     path = Path(checkpoint)
 
     def load(component: str, where: Path):
-        network = zoo.build_model(component, categories)
+        recipe = recorded_recipe(where)  # the data set whose published configuration it was trained in
+        network = zoo.build_model(component, categories, recipe.dataset if recipe is not None else None)
         size = input_size or recorded_input_size(where)
         if size is not None:
             set_input_size(network, size)

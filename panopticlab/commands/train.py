@@ -84,6 +84,8 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
         train_recipe = dataclasses.replace(train_recipe, num_train=len(source))
     if args.input_size is not None:
         train_recipe = dataclasses.replace(train_recipe, input_size=args.input_size)
+    if args.data:  # a full network in the data set's published configuration (a tiny one has one)
+        train_recipe = dataclasses.replace(train_recipe, dataset=args.data[0])
     if is_main_process():
         print(f"{name}: {train_recipe.steps} steps, batch {train_recipe.batch_size}{_per_process()}, "
               f"{train_recipe.image_size} px, {train_recipe.num_train} images -> {folder}")

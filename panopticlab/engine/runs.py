@@ -134,7 +134,7 @@ def train_network(recipe, categories=None, *, seed: int, **fit_options):
 
     categories = SYNTHETIC_CATEGORIES if categories is None else categories
     seed_everything(seed)
-    model = zoo.build_model(recipe.model, categories)
+    model = zoo.build_model(recipe.model, categories, recipe.dataset)
     if recipe.input_size is not None and not set_input_size(model, recipe.input_size):
         recipe = recipe.replace(input_size=None)  # the network takes its images at the data's size
     start = time.perf_counter()

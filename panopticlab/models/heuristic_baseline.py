@@ -58,10 +58,11 @@ class HeuristicBaseline(nn.Module):
         self.merge_config = merge if merge is not None else semantic_model.merge_config
 
     @classmethod
-    def for_categories(cls, categories: CategorySet, size: str = "tiny",
-                       merge: MergeConfig | None = None) -> "HeuristicBaseline":
-        """Both networks in their ``tiny`` or ``full`` configuration for ``categories``."""
-        return cls(pspnet_for_categories(categories, size), mask_rcnn_for_categories(categories, size),
+    def for_categories(cls, categories: CategorySet, size: str = "tiny", merge: MergeConfig | None = None,
+                       dataset: str | None = None) -> "HeuristicBaseline":
+        """Both networks in their ``tiny`` or ``full`` configuration for ``categories`` (and the
+        full networks' published one for ``dataset``)."""
+        return cls(pspnet_for_categories(categories, size, dataset), mask_rcnn_for_categories(categories, size, dataset),
                    categories, merge)
 
     def forward(self, images: torch.Tensor, targets: dict | None = None):

@@ -40,6 +40,7 @@ Interface, for images float [B, 3, H, W] in [0, 1] (normalised inside):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Sequence
 
 import torch
@@ -52,8 +53,20 @@ from .backbones import BackboneConfig, level_names, resnet_fpn, tiny_backbone
 from .common import ImageBatcher, PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, require_categories
 from .detection import DetectionConfig, build_roi_heads, build_rpn, check_detection_targets, detect
 
-__all__ = ["MaskRCNNConfig", "MaskRCNN", "detector_parts", "for_categories", "build_tiny", "build_full",
+__all__ = ["PUBLISHED_INPUT_SIZES", "published_input_size", "MaskRCNNConfig", "MaskRCNN", "detector_parts", "for_categories", "build_tiny", "build_full",
            "instance_targets", "relabelled_instances", "thing_label_tables"]
+
+
+#: The test-time resize of the published detectors per dataset: (short side, longest long side).
+PUBLISHED_INPUT_SIZES = MappingProxyType({"coco": (800, 1333), "cityscapes": (1024, 2048)})
+
+
+def published_input_size(dataset: str) -> dict[str, int]:
+    """``min_size`` and ``max_size`` of the detectors' published configuration for ``dataset``."""
+    if dataset not in PUBLISHED_INPUT_SIZES:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(PUBLISHED_INPUT_SIZES)}")
+    short, long = PUBLISHED_INPUT_SIZES[dataset]
+    return {"min_size": short, "max_size": long}
 
 
 @dataclass
@@ -84,9 +97,14 @@ class MaskRCNNConfig:
         return self.detection.num_classes
 
     @classmethod
-    def full(cls, num_classes: int = 91, **detection_overrides) -> "MaskRCNNConfig":
-        """The published Mask R-CNN R50-FPN (torchvision's ``maskrcnn_resnet50_fpn``)."""
-        return cls(detection=DetectionConfig(num_classes=num_classes, **detection_overrides))
+    def full(cls, num_classes: int = 91, dataset: str = "coco", **detection_overrides) -> "MaskRCNNConfig":
+        """The published Mask R-CNN R50-FPN (torchvision's ``maskrcnn_resnet50_fpn``) for ``dataset``:
+        ``"coco"`` (images at short side 800, long side at most 1333) or ``"cityscapes"``
+        (short side 1024, long side at most 2048: the full 1024 x 2048 image, as detectron2's
+        ``configs/Cityscapes/mask_rcnn_R_50_FPN.yaml``, "the setting used in Mask R-CNN paper,
+        Appendix A")."""
+        sizes = published_input_size(dataset)
+        return cls(detection=DetectionConfig(num_classes=num_classes, **detection_overrides), **sizes)
 
     @classmethod
     def tiny(cls, num_classes: int, **detection_overrides) -> "MaskRCNNConfig":
@@ -218,14 +236,19 @@ class MaskRCNN(nn.Module):
         return predictions
 
 
-def for_categories(categories: CategorySet, size: str = "tiny", **detection_overrides) -> MaskRCNN:
+def for_categories(categories: CategorySet, size: str = "tiny", dataset: str | None = None,
+                   **detection_overrides) -> MaskRCNN:
     """A ``tiny`` or ``full`` Mask R-CNN for the thing categories of ``categories``
-    (labels 1..K in ``categories.thing_ids`` order, as :func:`~panopticlab.data.targets.instance_target`)."""
-    configs = {"tiny": MaskRCNNConfig.tiny, "full": MaskRCNNConfig.full}
-    if size not in configs:
+    (labels 1..K in ``categories.thing_ids`` order, as :func:`~panopticlab.data.targets.instance_target`);
+    ``dataset`` selects the full model's published configuration (default COCO's; the tiny
+    model has one)."""
+    if size == "tiny":
+        config = MaskRCNNConfig.tiny(len(categories.thing_ids) + 1, **detection_overrides)
+    elif size == "full":
+        config = MaskRCNNConfig.full(len(categories.thing_ids) + 1, dataset or "coco", **detection_overrides)
+    else:
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
-    return MaskRCNN(configs[size](len(categories.thing_ids) + 1, **detection_overrides), categories.thing_ids,
-                    categories=categories, merge=MergeConfig.for_size(size))
+    return MaskRCNN(config, categories.thing_ids, categories=categories, merge=MergeConfig.for_size(size))
 
 
 def build_tiny(num_classes: int, thing_ids: Sequence[int] | None = None, **detection_overrides) -> MaskRCNN:

@@ -510,9 +510,14 @@ class PanopticDeepLab(nn.Module):
         return predictions
 
 
-def for_categories(categories: CategorySet, size: str = "tiny", **overrides) -> PanopticDeepLab:
-    """A ``tiny`` or ``full`` (Cityscapes settings) Panoptic-DeepLab with one semantic class per category."""
-    configs = {"tiny": PanopticDeepLabConfig.tiny, "full": PanopticDeepLabConfig.full}
-    if size not in configs:
+def for_categories(categories: CategorySet, size: str = "tiny", dataset: str | None = None,
+                   **overrides) -> PanopticDeepLab:
+    """A ``tiny`` or ``full`` Panoptic-DeepLab with one semantic class per category; ``dataset``
+    selects the full model's published configuration (default Cityscapes', the paper's main one)."""
+    if size == "tiny":
+        config = PanopticDeepLabConfig.tiny(len(categories), **overrides)
+    elif size == "full":
+        config = PanopticDeepLabConfig.full(len(categories), dataset or "cityscapes", **overrides)
+    else:
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
-    return PanopticDeepLab(configs[size](len(categories), **overrides), categories, merge=MergeConfig.for_size(size))
+    return PanopticDeepLab(config, categories, merge=MergeConfig.for_size(size))

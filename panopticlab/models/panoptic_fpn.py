@@ -86,10 +86,13 @@ class PanopticFPNConfig:
     ignore_index: int = VOID_LABEL
 
     @classmethod
-    def full(cls, num_classes: int = 81, num_stuff: int = 53, **overrides) -> "PanopticFPNConfig":
+    def full(cls, num_classes: int = 81, num_stuff: int = 53, dataset: str = "coco",
+             **overrides) -> "PanopticFPNConfig":
         """The published Panoptic FPN R50 (detectron2's ``panoptic_fpn_R_50_1x``); ``num_classes``
-        counts the things plus background (COCO: 81)."""
-        return replace(cls(num_stuff=num_stuff, detector=MaskRCNNConfig.full(num_classes)), **overrides)
+        counts the things plus background (COCO: 81). ``dataset="cityscapes"`` takes the full
+        1024 x 2048 images, as the detector's Cityscapes configuration
+        (:meth:`~.mask_rcnn.MaskRCNNConfig.full`); the rest is COCO's."""
+        return replace(cls(num_stuff=num_stuff, detector=MaskRCNNConfig.full(num_classes, dataset)), **overrides)
 
     @classmethod
     def tiny(cls, num_classes: int, num_stuff: int, **overrides) -> "PanopticFPNConfig":
@@ -225,13 +228,16 @@ class PanopticFPN(nn.Module):
 
 
 def for_categories(categories: CategorySet, size: str = "tiny", thing_labels: Sequence[int] | None = None,
-                   **overrides) -> PanopticFPN:
-    """A ``tiny`` or ``full`` Panoptic FPN for ``categories`` (``thing_labels``: see :class:`PanopticFPN`)."""
-    configs = {"tiny": PanopticFPNConfig.tiny, "full": PanopticFPNConfig.full}
-    if size not in configs:
+                   dataset: str | None = None, **overrides) -> PanopticFPN:
+    """A ``tiny`` or ``full`` Panoptic FPN for ``categories`` (``thing_labels``: see :class:`PanopticFPN`);
+    ``dataset`` selects the full model's published configuration (default COCO's)."""
+    if size not in ("tiny", "full"):
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
     num_classes = (max(thing_labels) if thing_labels else len(categories.thing_ids)) + 1
-    config = configs[size](num_classes, len(categories.stuff_ids), **overrides)
+    if size == "tiny":
+        config = PanopticFPNConfig.tiny(num_classes, len(categories.stuff_ids), **overrides)
+    else:
+        config = PanopticFPNConfig.full(num_classes, len(categories.stuff_ids), dataset or "coco", **overrides)
     return PanopticFPN(config, categories, merge=MergeConfig.for_size(size), thing_labels=thing_labels)
 
 

@@ -212,8 +212,10 @@ class PSPNet(nn.Module):
         return predictions
 
 
-def for_categories(categories: CategorySet, size: str = "tiny", **overrides) -> PSPNet:
-    """A ``tiny`` or ``full`` PSPNet with one output per category of ``categories`` (train-id order)."""
+def for_categories(categories: CategorySet, size: str = "tiny", dataset: str | None = None, **overrides) -> PSPNet:
+    """A ``tiny`` or ``full`` PSPNet with one output per category of ``categories`` (train-id order).
+    ``dataset`` changes nothing: the architecture is one for every dataset (the crop size and
+    schedule are the recipe's), and the network takes images at their size."""
     configs = {"tiny": PSPNetConfig.tiny, "full": PSPNetConfig.full}
     if size not in configs:
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")

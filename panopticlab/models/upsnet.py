@@ -516,15 +516,26 @@ class UPSNet(nn.Module):
         return predictions
 
 
+#: The full model's published configuration per dataset: (network, panoptic head).
+PUBLISHED = MappingProxyType({"coco": (UPSNetConfig.full, UPSNetHeadConfig),
+                              "cityscapes": (UPSNetConfig.cityscapes, UPSNetHeadConfig.cityscapes)})
+
+
 def for_categories(categories: CategorySet, size: str = "tiny", thing_labels: Sequence[int] | None = None,
-                   **overrides) -> UPSNet:
-    """A ``tiny`` or ``full`` UPSNet for ``categories`` (``thing_labels``: see :class:`UPSNet`)."""
-    configs = {"tiny": UPSNetConfig.tiny, "full": UPSNetConfig.full}
-    if size not in configs:
+                   dataset: str | None = None, **overrides) -> UPSNet:
+    """A ``tiny`` or ``full`` UPSNet for ``categories`` (``thing_labels``: see :class:`UPSNet`);
+    ``dataset`` selects the full model's published configuration (:data:`PUBLISHED`, default COCO's)."""
+    if size == "tiny":
+        builders = (UPSNetConfig.tiny, UPSNetHeadConfig.tiny)
+    elif size == "full":
+        if (dataset or "coco") not in PUBLISHED:
+            raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(PUBLISHED)}")
+        builders = PUBLISHED[dataset or "coco"]
+    else:
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
     num_classes = (max(thing_labels) if thing_labels else len(categories.thing_ids)) + 1
-    config = configs[size](num_classes, len(categories.stuff_ids), len(categories.thing_ids), **overrides)
-    head = {"tiny": UPSNetHeadConfig.tiny, "full": UPSNetHeadConfig}[size]()
+    config = builders[0](num_classes, len(categories.stuff_ids), len(categories.thing_ids), **overrides)
+    head = builders[1]()
     return UPSNet(config, categories, head=head, merge=MergeConfig.for_size(size), thing_labels=thing_labels)
 
 

@@ -38,7 +38,7 @@ from .panoptic_fpn import PanopticFPN
 from .pspnet import PSPNet
 from .upsnet import UPSNet
 
-__all__ = ["ModelSpec", "MODELS", "MODEL_NAMES", "spec", "build_model", "check_name"]
+__all__ = ["ModelSpec", "MODELS", "MODEL_NAMES", "DATASETS", "spec", "build_model", "check_name", "model_settings"]
 
 RecipeFactory = Callable[[str, Profile, "int | None"], TrainRecipe]
 
@@ -236,10 +236,49 @@ def spec(name: str) -> ModelSpec:
     return MODELS[check_name(name)]
 
 
-def build_model(name: str, categories: CategorySet) -> nn.Module:
-    """A randomly initialised model of the table with outputs for ``categories``.
+#: The data sets whose published configuration a full model can take (``--data KIND``):
+#: each model's ``for_categories(..., dataset=)`` selects it, and its config class's
+#: ``full(...)`` states what changes and where it is published. ``None`` (the built-in
+#: data) builds each full model's default: COCO's, Panoptic-DeepLab's Cityscapes one.
+DATASETS = ("coco", "cityscapes")
+
+
+def build_model(name: str, categories: CategorySet, dataset: str | None = None) -> nn.Module:
+    """A randomly initialised model of the table with outputs for ``categories``, in the
+    published configuration for ``dataset`` (one of :data:`DATASETS`, or ``None``).
 
     Raises:
-        ValueError: ``name`` is not in the table (the message lists the names).
+        ValueError: ``name`` is not in the table (the message lists the names), or an unknown dataset.
     """
-    return spec(name).build(categories)
+    row = spec(name)
+    if dataset is None:
+        return row.build(categories)
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    return row.build(categories, dataset=dataset)
+
+
+SETTINGS = ("config", "merge_config", "head_config")  # the dataclasses a model and its parts keep
+
+
+def model_settings(model: nn.Module) -> dict[str, Any]:
+    """Every setting of ``model`` as ``{"dotted.name": value}``: the fields of the config
+    dataclasses (:data:`SETTINGS`) of the model and of each of its submodules, nested ones
+    flattened (``"semantic_model.config.backbone.depth"``)."""
+    from dataclasses import asdict, is_dataclass
+
+    settings: dict[str, Any] = {}
+
+    def flatten(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                flatten(f"{prefix}.{key}", item)
+        else:
+            settings[prefix] = value
+
+    for path, module in model.named_modules():
+        for attribute in SETTINGS:
+            value = module.__dict__.get(attribute)
+            if is_dataclass(value) and not isinstance(value, type):
+                flatten(".".join(filter(None, (path, attribute))), asdict(value))
+    return settings
