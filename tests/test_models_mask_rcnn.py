@@ -193,3 +193,22 @@ def test_bad_input_gets_clear_errors(batch):
         build_tiny(5, thing_ids=[1, 2])
     with pytest.raises(ValueError, match="background"):
         build_tiny(1)
+
+
+def test_the_baselines_detector_takes_torchvisions_coco_weights_whole():
+    """As Panoptic FPN and UPSNet: thing_labels numbers the detector's 91 labels by COCO id."""
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    from model_cases import COCO_THING_IDS, coco_like_categories
+    from panopticlab.models import HeuristicBaseline
+
+    categories = coco_like_categories()
+    baseline = HeuristicBaseline.for_categories(categories, "full", thing_labels=COCO_THING_IDS)
+    detector = baseline.instance_model
+    assert detector.config.num_classes == 91
+    result = detector.load_state_dict(maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict())
+    assert not result.missing_keys and not result.unexpected_keys
+    assert detector.label_to_category[COCO_THING_IDS].tolist() == list(categories.thing_ids)
+    assert int(detector.label_to_category[12]) == 0  # a COCO label without a category
+    # training relabels the data's labels 1..K to the detector's
+    assert detector.instance_to_detector_label[1:].tolist() == COCO_THING_IDS

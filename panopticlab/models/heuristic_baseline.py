@@ -20,6 +20,8 @@ Interface, for images float [B, 3, H, W] in [0, 1]:
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -59,11 +61,12 @@ class HeuristicBaseline(nn.Module):
 
     @classmethod
     def for_categories(cls, categories: CategorySet, size: str = "tiny", merge: MergeConfig | None = None,
-                       dataset: str | None = None) -> "HeuristicBaseline":
+                       dataset: str | None = None, thing_labels: Sequence[int] | None = None) -> "HeuristicBaseline":
         """Both networks in their ``tiny`` or ``full`` configuration for ``categories`` (and the
-        full networks' published one for ``dataset``)."""
-        return cls(pspnet_for_categories(categories, size, dataset), mask_rcnn_for_categories(categories, size, dataset),
-                   categories, merge)
+        full networks' published one for ``dataset``); ``thing_labels``: the detector's labels
+        (see :class:`~panopticlab.models.mask_rcnn.MaskRCNN`, e.g. torchvision's COCO weights)."""
+        return cls(pspnet_for_categories(categories, size, dataset),
+                   mask_rcnn_for_categories(categories, size, dataset, thing_labels), categories, merge)
 
     def forward(self, images: torch.Tensor, targets: dict | None = None):
         if not self.training:

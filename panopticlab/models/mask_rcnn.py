@@ -182,32 +182,40 @@ class MaskRCNN(nn.Module):
 
     Args:
         config: the architecture.
-        thing_ids: dataset category id of labels 1..K (``categories.thing_ids``); adds
-            ``category_ids`` to the detections.
+        thing_ids: dataset category id of each thing (``categories.thing_ids``); adds
+            ``category_ids`` to the detections. Without ``thing_labels`` they are labels 1..K.
         categories: the dataset's categories, for :meth:`inference`.
         merge: the merge settings of :meth:`inference`.
+        thing_labels: the detector label of each of ``thing_ids`` (default 1..K). torchvision's
+            COCO detector numbers its 91 labels by COCO category id:
+            ``thing_labels=categories.thing_ids`` with 91 classes loads its weights as they are.
     """
 
     def __init__(self, config: MaskRCNNConfig, thing_ids: Sequence[int] | None = None, *,
-                 categories: CategorySet | None = None, merge: MergeConfig = MergeConfig()):
+                 categories: CategorySet | None = None, merge: MergeConfig = MergeConfig(),
+                 thing_labels: Sequence[int] | None = None):
         super().__init__()
-        if thing_ids is not None and len(thing_ids) != config.num_classes - 1:
+        if thing_ids is not None and thing_labels is None and len(thing_ids) != config.num_classes - 1:
             raise ValueError(f"{len(thing_ids)} thing ids for num_classes={config.num_classes} "
                              f"(labels 1..{config.num_classes - 1})")
         self.config = config
         self.categories = categories
         self.merge_config = merge
         self.transform, self.backbone, self.rpn, self.roi_heads = detector_parts(config)
-        labels_to_ids = torch.arange(config.num_classes) if thing_ids is None else torch.tensor([0, *thing_ids])
+        if thing_ids is None:
+            to_detector, to_category = torch.arange(config.num_classes), torch.arange(config.num_classes)
+        else:
+            _, to_detector, to_category = thing_label_tables(thing_ids, config.num_classes, thing_labels)
         # not persistent: the state dict stays torchvision's
-        self.register_buffer("label_to_category", labels_to_ids.long(), persistent=False)
+        self.register_buffer("label_to_category", to_category.long(), persistent=False)
+        self.register_buffer("instance_to_detector_label", to_detector.long(), persistent=False)
 
     def forward(self, images, targets=None):
         """See the module docstring. ``images``: float [B, 3, H, W] or a list of [3, H, W]."""
         images = as_image_list(images)
-        targets = instance_targets(targets)
         if self.training:
-            check_detection_targets(targets, len(images), self.config.num_classes)
+            # the data's labels 1..K, as the detector numbers them
+            targets = relabelled_instances(targets, len(images), self.instance_to_detector_label)
             batch = self.transform.batch(images, targets)
             _, losses = detect(self.rpn, self.roi_heads, batch.images, self.backbone(batch.images.tensors),
                                batch.instances)
@@ -237,18 +245,20 @@ class MaskRCNN(nn.Module):
 
 
 def for_categories(categories: CategorySet, size: str = "tiny", dataset: str | None = None,
-                   **detection_overrides) -> MaskRCNN:
+                   thing_labels: Sequence[int] | None = None, **detection_overrides) -> MaskRCNN:
     """A ``tiny`` or ``full`` Mask R-CNN for the thing categories of ``categories``
-    (labels 1..K in ``categories.thing_ids`` order, as :func:`~panopticlab.data.targets.instance_target`);
-    ``dataset`` selects the full model's published configuration (default COCO's; the tiny
-    model has one)."""
+    (labels 1..K in ``categories.thing_ids`` order, as :func:`~panopticlab.data.targets.instance_target`,
+    or the detector labels ``thing_labels``: see :class:`MaskRCNN`); ``dataset`` selects the
+    full model's published configuration (default COCO's; the tiny model has one)."""
+    num_classes = (max(thing_labels) if thing_labels else len(categories.thing_ids)) + 1
     if size == "tiny":
-        config = MaskRCNNConfig.tiny(len(categories.thing_ids) + 1, **detection_overrides)
+        config = MaskRCNNConfig.tiny(num_classes, **detection_overrides)
     elif size == "full":
-        config = MaskRCNNConfig.full(len(categories.thing_ids) + 1, dataset or "coco", **detection_overrides)
+        config = MaskRCNNConfig.full(num_classes, dataset or "coco", **detection_overrides)
     else:
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
-    return MaskRCNN(config, categories.thing_ids, categories=categories, merge=MergeConfig.for_size(size))
+    return MaskRCNN(config, categories.thing_ids, categories=categories, merge=MergeConfig.for_size(size),
+                    thing_labels=thing_labels)
 
 
 def build_tiny(num_classes: int, thing_ids: Sequence[int] | None = None, **detection_overrides) -> MaskRCNN:
