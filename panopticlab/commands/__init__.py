@@ -6,6 +6,8 @@
     panopticlab train --model baseline-tiny [--profile laptop] [--output runs/baseline-tiny]
     panopticlab evaluate --gt-json G --gt-folder GF --pred-json P --pred-folder PF
     panopticlab evaluate --model baseline-tiny --pretrained | --checkpoint runs/baseline-tiny
+    panopticlab predict --model panoptic-fpn-tiny --pretrained IMAGES... --output preds.json [--show]
+    panopticlab show --gt-json G --pred-json P (--image-id ID | --worst N) --output PNG|DIR
     panopticlab book run [--profile laptop] [--output build/book] [--chapter 01]
     panopticlab book student OUT
     panopticlab book sync
@@ -25,12 +27,12 @@ import argparse
 import sys
 import warnings
 
-from . import book, data, evaluate, models, train
+from . import book, data, evaluate, models, predict, show, train
 from .common import CommandError
 
 __all__ = ["CommandError", "build_parser", "main"]
 
-SUBCOMMANDS = (data, models, train, evaluate, book)
+SUBCOMMANDS = (data, models, train, evaluate, predict, show, book)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -77,3 +77,6 @@ from .comparison import plot_comparison, plot_loss_curves
 from .errors import show_errors_side_by_side
 
 __all__ += ["plot_comparison", "plot_loss_curves", "show_errors_side_by_side"]
+from .review import ResultFiles, review_image, show_prediction, unmatched_kinds
+
+__all__ += ["ResultFiles", "review_image", "show_prediction", "unmatched_kinds"]
