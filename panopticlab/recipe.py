@@ -135,6 +135,10 @@ class TrainRecipe:
         dataset: ``"coco"`` or ``"cityscapes"``: the network is built in that data set's
             published configuration (``zoo.build_model(..., dataset=)``); ``None``: the
             model's default (the built-in data).
+        start: the weights training starts from, loaded into every ResNet body before the
+            first step (:func:`~panopticlab.models.starts.load_start`): ``"imagenet"``
+            (torchvision's ImageNet ResNet-50, as the published runs), a state-dict file, or
+            ``None`` (random, or what the model's config loads, as the tiny models' shipped body).
     """
 
     model: str
@@ -147,6 +151,7 @@ class TrainRecipe:
     augment_scale: tuple[float, float] = (1.0, 1.0)
     input_size: int | None = None
     dataset: str | None = None
+    start: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:

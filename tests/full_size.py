@@ -43,7 +43,8 @@ def check_full_model_on_coco_files(family, coco_root, tmp_path):
     # --input-size 64: the networks that resize inside take the 64 px images at 64 px, not the
     # published 800 (which costs minutes a step on two cores); evaluate reads it from the run
     assert main(["train", "--model", family, "--config", "full", "--data", "coco", str(coco_root), "--profile", "ci",
-                 "--steps", "2", "--input-size", "64", "--output", str(run), "--no-progress", "--device", "cpu"]) == 0
+                 "--steps", "2", "--input-size", "64", "--output", str(run), "--no-progress", "--device", "cpu",
+                 "--weights", "random"]) == 0  # the ImageNet start is a download: tests/test_start_weights.py
     record = read_run(run)
     assert record.model == f"{family}-full" and record.steps == 2 * len(record.recipes) and record.results["num_images"] == 2
     for name, recipe in record.recipes.items():  # recorded where the network resizes its images

@@ -31,7 +31,7 @@ from panopticlab.engine.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-RUN_OPTIONS = ["--profile", "ci", "--no-progress", "--device", "cpu"]
+RUN_OPTIONS = ["--profile", "ci", "--no-progress", "--device", "cpu", "--weights", "random"]  # no ImageNet download
 
 
 @pytest.fixture(scope="module")

@@ -512,3 +512,14 @@ def test_bad_input_is_named(model, batch):
     model.eval()
     with pytest.raises(ValueError, match="uint8"):
         model.inference((images * 255).to(torch.uint8))
+
+
+def test_non_finite_offsets_are_an_error_not_a_crash():
+    """torchvision's deform_conv2d reads out of bounds at NaN positions on the CPU (a segfault)."""
+    from panopticlab.models.deformable import DeformableConv2d
+
+    layer = DeformableConv2d(4, 4)
+    features = torch.rand(1, 4, 8, 8)
+    features[0, 0, 3, 3] = float("nan")
+    with pytest.raises(FloatingPointError, match="non-finite sampling offsets"):
+        layer(features)

@@ -55,6 +55,11 @@ def add_parser(commands) -> None:
                         help="the short side a network that resizes its images (Mask R-CNN, Panoptic FPN, UPSNet: "
                              "800 px, the published size) resizes them to instead, e.g. for small images or a "
                              "small GPU; recorded in the run, which evaluate then reads (default: the model's)")
+    parser.add_argument("--weights", default=None, metavar="imagenet|random|FILE",
+                        help="where training starts: imagenet (torchvision's ImageNet ResNet-50, downloaded into "
+                             "torch's cache once; the default of the full detectors and PSPNet, as published), "
+                             "random, or FILE (a ResNet-50 state dict as torchvision saves it, e.g. an offline copy "
+                             "of the ImageNet file); default: the model's recipe")
     parser.add_argument("--num-val", type=positive_int, default=None,
                         help="validation images scored after training (default: the profile's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -84,6 +89,8 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
         train_recipe = dataclasses.replace(train_recipe, num_train=len(source))
     if args.input_size is not None:
         train_recipe = dataclasses.replace(train_recipe, input_size=args.input_size)
+    if args.weights is not None:
+        train_recipe = dataclasses.replace(train_recipe, start=start_weights(args.weights))
     if args.data:  # a full network in the data set's published configuration (a tiny one has one)
         train_recipe = dataclasses.replace(train_recipe, dataset=args.data[0])
     if is_main_process():
@@ -95,6 +102,17 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
         write_json(folder / "recipe.json", trained.recipe.to_dict(), indent=1)
         write_json(folder / "history.json", to_json_compatible(trained.history.state_dict()), indent=1)
     return model, trained
+
+
+def start_weights(option: str) -> str | None:
+    """``--weights``, checked: ``"imagenet"``, ``None`` for ``random``, or an existing file's path."""
+    from ..models.starts import IMAGENET
+
+    if option in (IMAGENET, "random"):
+        return None if option == "random" else IMAGENET
+    if not Path(option).is_file():
+        raise CommandError(f"--weights {option}: no such file (give imagenet, random or a state-dict file)")
+    return str(Path(option).resolve())
 
 
 def _per_process() -> str:
@@ -233,6 +251,8 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
     names = row.components or (row.name,)
     for name in names:
         zoo.spec(name).recipe(profile, args.steps)  # a model without a recipe fails here, before any training
+    if args.weights is not None:
+        start_weights(args.weights)  # a missing file too
     folders = {name: output / name if row.components else output for name in names}
     _check_run_folder(output, folders.values())
     # one run at a time in a folder: a second train into it is refused before it reads or writes anything

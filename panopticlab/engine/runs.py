@@ -129,14 +129,19 @@ def train_network(recipe, categories=None, *, seed: int, **fit_options):
     from ..data.synthetic import SYNTHETIC_CATEGORIES
     from ..models import zoo
     from ..models.common import set_input_size
+    from ..models.starts import load_start
     from ..profiles import seed_everything
     from . import recipes
+    from .checkpoint import find_checkpoint
 
     categories = SYNTHETIC_CATEGORIES if categories is None else categories
     seed_everything(seed)
     model = zoo.build_model(recipe.model, categories, recipe.dataset)
     if recipe.input_size is not None and not set_input_size(model, recipe.input_size):
         recipe = recipe.replace(input_size=None)  # the network takes its images at the data's size
+    checkpoint_dir = fit_options.get("checkpoint_dir")
+    if recipe.start is not None and (checkpoint_dir is None or find_checkpoint(checkpoint_dir) is None):
+        load_start(model, recipe.start, progress=fit_options.get("progress", True))  # a resumed run has its weights
     start = time.perf_counter()
     history = recipes.fit(model, recipe, categories, seed=seed, **fit_options)
     return model, TrainedNetwork(recipe.model, recipe, history, time.perf_counter() - start)

@@ -128,6 +128,10 @@ class DeformableConv2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """float [B, in_channels, H, W] -> [B, out_channels, H, W]."""
         offset = self.offset(x)
+        if not torch.isfinite(offset).all():
+            # torchvision's CPU kernel reads memory at non-finite positions (a crash, not an error)
+            raise FloatingPointError(f"{type(self).__name__}: non-finite sampling offsets; the features feeding "
+                                     f"them are not finite (a diverged training run?)")
         if self.grid_sampling:
             return grid_deform_conv2d(x, offset, self.conv.weight, self.conv.bias, self.conv.padding[0],
                                       self.conv.dilation[0])

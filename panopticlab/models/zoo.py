@@ -30,6 +30,7 @@ from ..recipe import OptimConfig, TrainRecipe
 from ..postprocess.heuristic import COCO_REFERENCE_AREA
 from ..profiles import Profile, get_profile
 from . import mask_rcnn, panoptic_deeplab, panoptic_fpn, pspnet, upsnet
+from .starts import IMAGENET
 from .heuristic_baseline import HeuristicBaseline
 from .mask_rcnn import MaskRCNN
 from .panoptic_deeplab import PUBLISHED_SCHEDULES as DEEPLAB_SCHEDULES
@@ -127,14 +128,15 @@ def tiny_recipe(name: str, profile: Profile, steps: int | None, *, ci: int, lapt
                        num_train=profile.num_train, optim=_adamw(lr, steps), grad_clip=grad_clip)
 
 
-def _full_run(name: str, profile: Profile, steps: int | None, optim: Callable[[int], OptimConfig]) -> TrainRecipe:
+def _full_run(name: str, profile: Profile, steps: int | None, optim: Callable[[int], OptimConfig],
+              start: str | None = IMAGENET) -> TrainRecipe:
     # Batch 2 per process fits ResNet-50 at these sizes on one GPU; scale augmentation
-    # 0.5-2 as both published recipes.
+    # 0.5-2 as both published recipes. The published start: ImageNet weights of the body.
     steps = steps or profile.pick(ci=2, laptop=200, gpu=20_000)
     batch = profile.pick(ci=2, laptop=2, gpu=8)
     return TrainRecipe(model=name, steps=steps, batch_size=batch, image_size=profile.pick(ci=64, laptop=256, gpu=512),
                        num_train=max(batch, profile.num_train), optim=optim(steps), grad_clip=None,
-                       augment_scale=profile.pick(ci=(1.0, 1.0), laptop=(0.5, 2.0)))
+                       augment_scale=profile.pick(ci=(1.0, 1.0), laptop=(0.5, 2.0)), start=start)
 
 
 def sgd_poly(steps: int) -> OptimConfig:
@@ -214,8 +216,10 @@ _ROWS = [
               summary=PANOPTIC_FPN),
     ModelSpec("upsnet-full", UPSNet, partial(upsnet.for_categories, size="full"), ("semantic", "instances"),
               partial(_full_run, optim=sgd_1x), ablations=UPSNET_ABLATIONS, summary=UPSNET),
+    # its published start is detectron2's ImageNet R-52 (a deep stem), which torchvision does not
+    # have: it starts at random unless train --weights FILE gives those weights in torchvision's names
     ModelSpec("panoptic-deeplab-full", PanopticDeepLab, partial(panoptic_deeplab.for_categories, size="full"),
-              ("deeplab",), partial(_full_run, optim=adam_poly), ablations=("semantic_only",),
+              ("deeplab",), partial(_full_run, optim=adam_poly, start=None), ablations=("semantic_only",),
               summary=PANOPTIC_DEEPLAB),
 ]
 
