@@ -1,5 +1,7 @@
-"""Panoptic-DeepLab: the published architecture and its stated size, the three losses by hand,
-offsets in input pixels, inference as the chapter's post-processing of the model's outputs, bad input."""
+"""Panoptic-DeepLab: the published architectures (Cityscapes' regular convs, COCO's depthwise-separable
+ones) and their stated sizes against detectron2's layers counted by hand, the ASPP's image pooling window,
+the three losses by hand, offsets in input pixels, inference as the chapter's post-processing of the
+model's outputs, bad input."""
 import re
 
 import numpy as np
@@ -9,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet50
 from torchvision.models.segmentation.deeplabv3 import ASPPConv, ASPPPooling
+from torchvision.ops.misc import Conv2dNormActivation
 
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data import PanopticSegmentation
@@ -24,11 +27,14 @@ from panopticlab.models.panoptic_deeplab import (
     PUBLISHED_SCHEDULES,
     PanopticDeepLab,
     PanopticDeepLabConfig,
+    PoolingWindow,
+    SeparableASPPConv,
     center_loss,
     for_categories,
     hard_pixel_mining_loss,
     offset_loss,
 )
+from panopticlab.models.separable import DepthwiseSeparableConv2d
 from panopticlab.postprocess.deeplab import panoptic_deeplab_postprocess
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -62,6 +68,79 @@ def count(*modules):
     return sum(p.numel() for module in modules for p in module.parameters())
 
 
+def coco_like_categories(num_classes=133) -> CategorySet:
+    return CategorySet([Category(i + 1, f"c{i}", i < 80) for i in range(num_classes)])
+
+
+# --- detectron2's Panoptic-DeepLab, layer by layer ------------------------------------------------
+# Written from its code: projects/DeepLab/deeplab/semantic_seg.py (DeepLabV3PlusHead),
+# projects/Panoptic-DeepLab/panoptic_deeplab/panoptic_seg.py (the two heads), detectron2/layers/
+# aspp.py and blocks.py (DepthwiseSeparableConv2d), with Base-PanopticDeepLab-OS16.yaml's widths.
+# Norm "SyncBN": a weight and a bias per channel, and the convs it follows have no bias.
+def d2_conv(cin, cout, k, groups=1, bias=False):
+    return cin // groups * cout * k * k + (cout if bias else 0)
+
+
+def d2_norm(channels):
+    return 2 * channels
+
+
+def d2_separable(cin, cout, k):  # depthwise k x k + norm, pointwise 1 x 1 + norm
+    return d2_conv(cin, cin, k, groups=cin) + d2_norm(cin) + d2_conv(cin, cout, 1) + d2_norm(cout)
+
+
+def d2_r52():  # build_resnet_deeplab_backbone: DeepLabStem (3x3 convs 64, 64, 128), ResNet-50's stages
+    total, channels = 0, 3
+    for width in (64, 64, 128):
+        total += d2_conv(channels, width, 3) + d2_norm(width)
+        channels = width
+    for width, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)):
+        for block in range(blocks):
+            total += (d2_conv(channels, width, 1) + d2_norm(width) + d2_conv(width, width, 3) + d2_norm(width)
+                      + d2_conv(width, 4 * width, 1) + d2_norm(4 * width))
+            if block == 0:  # the projection shortcut
+                total += d2_conv(channels, 4 * width, 1) + d2_norm(4 * width)
+            channels = 4 * width
+    return total
+
+
+def d2_aspp(dsconv, cin=2048, width=256):
+    atrous = d2_separable(cin, width, 3) if dsconv else d2_conv(cin, width, 3) + d2_norm(width)
+    pooling = d2_conv(cin, width, 1, bias=True)  # no norm after the pooled 1x1 map there
+    return (d2_conv(cin, width, 1) + d2_norm(width) + 3 * atrous + pooling
+            + d2_conv(5 * width, width, 1) + d2_norm(width))
+
+
+def d2_decoder(width, dsconv):  # ASPP, then res3 (project 64) and res2 (project 32) stages
+    total, previous = d2_aspp(dsconv), 256
+    for cin, projected in ((512, 64), (256, 32)):
+        total += d2_conv(cin, projected, 1) + d2_norm(projected)
+        if dsconv:  # one separable 5x5 for the two 3x3 convs
+            total += d2_separable(projected + previous, width, 5)
+        else:
+            total += (d2_conv(projected + previous, width, 3) + d2_norm(width)
+                      + d2_conv(width, width, 3) + d2_norm(width))
+        previous = width
+    return total
+
+
+def d2_head(cin, channels, outputs, dsconv):
+    convs = (d2_separable(cin, channels, 5) if dsconv
+             else d2_conv(cin, cin, 3) + d2_norm(cin) + d2_conv(cin, channels, 3) + d2_norm(channels))
+    return convs + d2_conv(channels, outputs, 1, bias=True)
+
+
+def d2_panoptic_deeplab(num_classes, dsconv):
+    """(body, semantic branch, instance branch); the centre head keeps its 3x3 convs with dsconv."""
+    semantic = d2_decoder(256, dsconv) + d2_head(256, 256, num_classes, dsconv)
+    instance = d2_decoder(128, dsconv) + d2_head(128, 32, 1, False) + d2_head(128, 32, 2, dsconv)
+    return d2_r52(), semantic, instance
+
+
+# torchvision's ASPPPooling: a 1x1 conv without bias and a BatchNorm (512) for detectron2's conv with bias (256)
+POOLING_NORM = 2 * 256 - 256
+
+
 # --- the published architecture -----------------------------------------------------------------
 def test_full_model_structure_and_stated_parameter_count():
     categories = cityscapes_like_categories()
@@ -86,6 +165,8 @@ def test_full_model_structure_and_stated_parameter_count():
         assert isinstance(branches[-1], ASPPPooling) and branches[0][0].kernel_size == (1, 1)
         assert all(b[0].out_channels == 256 for b in branches if not isinstance(b, ASPPPooling))
         assert [m.p for m in decoder.aspp.project if isinstance(m, nn.Dropout)] == [0.1]
+        # image pooling over the 512 x 1024 crop's stride-16 map (detectron2's pool_kernel_size)
+        assert isinstance(branches[-1][0], PoolingWindow) and branches[-1][0].window == (32, 64)
         assert {n: p[0].out_channels for n, p in decoder.project.items()} == {"res3": 64, "res2": 32}
         assert [f[0][0].in_channels for f in decoder.fuse.values()] == [64 + 256, 32 + width]
         assert all(conv[0].out_channels == width for f in decoder.fuse.values() for conv in f)
@@ -102,6 +183,7 @@ def test_full_model_structure_and_stated_parameter_count():
     assert model.semantic_head.predictor.weight.std().item() == pytest.approx(0.001, rel=0.05)  # 4864 draws
     assert (config.top_k_percent, config.center_loss_weight, config.offset_loss_weight) == (0.2, 200.0, 0.01)
     assert (config.center_threshold, config.nms_kernel, config.top_k, config.stuff_area) == (0.1, 7, 200, 2048)
+    assert not config.depthwise_separable and config.aspp_pooling_crop == (512, 1024)
 
     total = count(model)
     body = count(model.backbone)
@@ -112,13 +194,152 @@ def test_full_model_structure_and_stated_parameter_count():
     assert total == body + semantic + instance
     assert stated[:7] == [total, body, torchvision_body, body - torchvision_body, semantic, instance,
                           count(model.semantic_decoder.aspp)]
+    # against detectron2's layers: the same body and heads, one BatchNorm more in each ASPP's pooling
+    reference = d2_panoptic_deeplab(19, dsconv=False)
+    assert (body, semantic, instance) == (reference[0], reference[1] + POOLING_NORM, reference[2] + POOLING_NORM)
+    assert count(model.semantic_decoder.aspp) == d2_aspp(dsconv=False) + POOLING_NORM
+    coco = coco_full_on_meta()
+    assert stated[7:11] == [count(coco), count(coco.semantic_decoder, coco.semantic_head),
+                            count(coco.instance_decoder, coco.center_head, coco.offset_head),
+                            count(coco.semantic_decoder.aspp)]
+    assert stated[11:13] == [sum(reference), sum(d2_panoptic_deeplab(133, dsconv=True))] == [59_770_166, 30_300_648]
+    assert total - stated[11] == count(coco) - stated[12] == 2 * POOLING_NORM == 512
     tiny = for_categories(CATS, "tiny")
-    assert stated[7:9] == [count(tiny), count(tiny.backbone)]
+    assert stated[13:15] == [count(tiny), count(tiny.backbone)]
+    assert isinstance(tiny.semantic_decoder.aspp.convs[-1][0], nn.AdaptiveAvgPool2d)  # global pooling
+
+
+def coco_full_on_meta(categories=None):
+    """The COCO full model, its parameters on the meta device: shapes without memory or initialisation."""
+    with torch.device("meta"):
+        return for_categories(categories or coco_like_categories(), "full", dataset="coco")
+
+
+def test_coco_full_model_is_detectron2s_depthwise_separable_one():
+    model = coco_full_on_meta()
+    config = model.config
+    assert config.depthwise_separable and config.aspp_pooling_crop == (640, 640) and config.num_classes == 133
+
+    def separable(block, cin, cout, kernel, dilation=1):
+        depthwise, norm1, relu1, pointwise, norm2, relu2 = block
+        assert (depthwise.in_channels, depthwise.out_channels, depthwise.groups) == (cin, cin, cin)
+        assert (depthwise.kernel_size, depthwise.dilation) == ((kernel, kernel), (dilation, dilation))
+        assert depthwise.padding == (dilation * (kernel - 1) // 2,) * 2 and depthwise.bias is None
+        assert (pointwise.in_channels, pointwise.out_channels, pointwise.kernel_size) == (cin, cout, (1, 1))
+        assert pointwise.bias is None
+        assert isinstance(norm1, nn.BatchNorm2d) and norm1.num_features == cin
+        assert isinstance(norm2, nn.BatchNorm2d) and norm2.num_features == cout
+        assert isinstance(relu1, nn.ReLU) and isinstance(relu2, nn.ReLU)
+
+    for decoder, width in ((model.semantic_decoder, 256), (model.instance_decoder, 128)):
+        branches = decoder.aspp.convs
+        # the 1x1 branch and the projection stay regular; the atrous branches are separable 3x3 at the rates
+        assert isinstance(branches[0], nn.Sequential) and branches[0][0].kernel_size == (1, 1)
+        assert [type(b) for b in branches[1:4]] == [SeparableASPPConv] * 3
+        for branch, rate in zip(branches[1:4], (6, 12, 18)):
+            assert isinstance(branch, ASPPConv)  # what reads torchvision's ASPP reads its rate
+            separable(branch, 2048, 256, 3, rate)
+        assert isinstance(branches[-1], ASPPPooling) and branches[-1][0].window == (40, 40)
+        for name, previous in zip(("res3", "res2"), (256, width)):
+            fuse = decoder.fuse[name]
+            assert isinstance(fuse, DepthwiseSeparableConv2d)
+            separable(fuse, decoder.project[name][0].out_channels + previous, width, 5)
+    separable(model.semantic_head[0], 256, 256, 5)
+    separable(model.offset_head[0], 128, 32, 5)
+    assert len(model.semantic_head) == len(model.offset_head) == 2
+    assert [m.predictor.out_channels for m in (model.semantic_head, model.offset_head)] == [133, 2]
+    # detectron2 keeps the centre head's two 3x3 convs (PanopticDeepLabInsEmbedHead)
+    assert [type(m) for m in model.center_head] == [Conv2dNormActivation, Conv2dNormActivation, nn.Conv2d]
+    assert [m[0].kernel_size for m in list(model.center_head)[:2]] == [(3, 3), (3, 3)]
+    assert [m[0].out_channels for m in list(model.center_head)[:2]] == [128, 32]
+
+    body, semantic, instance = d2_panoptic_deeplab(133, dsconv=True)
+    assert body + semantic + instance == 30_300_648  # issue 25's count of detectron2's COCO model
+    assert count(model.backbone) == body
+    assert count(model.semantic_decoder, model.semantic_head) == semantic + POOLING_NORM
+    assert count(model.instance_decoder, model.center_head, model.offset_head) == instance + POOLING_NORM
+    assert count(model) == 30_300_648 + 512 == 30_301_160
+    # the regular-conv COCO model the issue measured: 59,799,976
+    with torch.device("meta"):
+        regular = for_categories(coco_like_categories(), "full", dataset="coco", depthwise_separable=False)
+    assert count(regular) == sum(d2_panoptic_deeplab(133, dsconv=False)) + 512 == 59_799_976
+    # Cityscapes' dsconv variant (detectron2's ..._crop_512_1024_dsconv.yaml)
+    with torch.device("meta"):
+        cityscapes = for_categories(cityscapes_like_categories(), "full", depthwise_separable=True)
+    assert count(cityscapes) == sum(d2_panoptic_deeplab(19, dsconv=True)) + 512
+
+
+def test_separable_block_by_hand():
+    block = DepthwiseSeparableConv2d(4, 6, 5, dilation=2)
+    assert block.depthwise is block[0] and block.pointwise is block[3]
+    assert count(block) == 4 * 25 + 2 * 4 + 4 * 6 + 2 * 6
+    x = torch.randn(2, 4, 11, 13, generator=torch.Generator().manual_seed(0))
+    block.eval()
+    with torch.no_grad():
+        y = block(x)
+        # each channel filtered alone, then mixed by the 1x1 conv
+        per_channel = torch.cat([F.conv2d(x[:, c:c + 1], block.depthwise.weight[c:c + 1], padding=4, dilation=2)
+                                 for c in range(4)], dim=1)
+        expected = F.relu(block[4](F.conv2d(F.relu(block[1](per_channel)), block.pointwise.weight)))
+    assert y.shape == (2, 6, 11, 13)
+    torch.testing.assert_close(y, expected)
+    with pytest.raises(ValueError, match="odd"):
+        DepthwiseSeparableConv2d(4, 6, 4)
+
+
+# --- the ASPP's image pooling ---------------------------------------------------------------------
+def test_pooling_window_averages_windows_at_stride_1_and_is_global_up_to_its_size():
+    x = torch.randn(2, 3, 4, 8, generator=torch.Generator().manual_seed(0))
+    pool = PoolingWindow((2, 4))
+    windows = pool(x)
+    assert windows.shape == (2, 3, 3, 5)
+    torch.testing.assert_close(windows[:, :, 1, 2], x[:, :, 1:3, 2:6].mean(dim=(-2, -1)))
+    # the map of a training crop is the window: the global average; a smaller map is clipped to itself
+    global_mean = x.mean(dim=(-2, -1), keepdim=True)
+    torch.testing.assert_close(PoolingWindow((4, 8))(x), global_mean)
+    torch.testing.assert_close(PoolingWindow((32, 64))(x), global_mean)
+    torch.testing.assert_close(PoolingWindow((2, 64))(x), F.avg_pool2d(x, (2, 8), stride=1))
+    with pytest.raises(ValueError, match="each at least 1"):
+        PoolingWindow((0, 4))
+
+
+def test_aspp_pools_the_training_crops_window_and_upsamples_the_averages():
+    torch.manual_seed(0)
+    windowed = PanopticDeepLab(PanopticDeepLabConfig.tiny(len(CATS), aspp_pooling_crop=(64, 64)), CATS).eval()
+    global_ = PanopticDeepLab(PanopticDeepLabConfig.tiny(len(CATS)), CATS).eval()
+    global_.load_state_dict(windowed.state_dict())  # the window has no parameters
+    pooling = windowed.semantic_decoder.aspp.convs[-1]
+    assert pooling[0].window == (4, 4)  # 64 px / output stride 16
+    seen = {}
+    pooling.register_forward_hook(lambda module, inputs, output: seen.update(x=inputs[0], y=output))
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        # a crop-sized image: a 4 x 4 map, the window: the same as global pooling
+        same = windowed(images), global_(images)
+        assert seen["x"].shape[-2:] == (4, 4)
+        # a larger image (8 x 8 map): 5 x 5 window averages, each through the branch, resized to 8 x 8
+        large = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(2))
+        other = windowed(large), global_(large)
+        x = seen["x"]
+        branch = F.avg_pool2d(x, 4, stride=1)
+        for layer in list(pooling)[1:]:
+            branch = layer(branch)
+        torch.testing.assert_close(seen["y"], F.interpolate(branch, size=(8, 8), mode="bilinear",
+                                                            align_corners=False))
+    for key in ("logits", "center_heatmap", "offsets"):
+        torch.testing.assert_close(same[0][key], same[1][key])
+    assert not torch.allclose(other[0]["logits"], other[1]["logits"])
+    with pytest.raises(ValueError, match="multiples of the output stride"):
+        PanopticDeepLab(PanopticDeepLabConfig.tiny(len(CATS), aspp_pooling_crop=(500, 1024)), CATS)
 
 
 def test_published_settings_for_coco_and_the_schedules():
     coco = PanopticDeepLabConfig.full(133, dataset="coco")
     assert (coco.num_classes, coco.top_k_percent, coco.nms_kernel, coco.stuff_area) == (133, 1.0, 41, 4096)
+    assert coco.depthwise_separable and coco.aspp_pooling_crop == (640, 640) == PUBLISHED_SCHEDULES["coco"].crop_size
+    cityscapes = PanopticDeepLabConfig.full(19)
+    assert not cityscapes.depthwise_separable
+    assert cityscapes.aspp_pooling_crop == (512, 1024) == PUBLISHED_SCHEDULES["cityscapes"].crop_size
     with pytest.raises(ValueError, match="unknown dataset"):
         PanopticDeepLabConfig.full(19, dataset="ade20k")
     cityscapes, coco_run = PUBLISHED_SCHEDULES["cityscapes"], PUBLISHED_SCHEDULES["coco"]
@@ -146,6 +367,25 @@ def test_training_step_reports_three_named_losses_and_every_part_learns(model, b
         assert any(g.abs().sum() > 0 for g in grads), part
     # the frozen stem and layer1 of the pretrained tiny body stay out of training
     assert not any(p.requires_grad for p in model.backbone.stem.parameters())
+
+
+def test_the_full_coco_model_trains_and_predicts_on_small_images(batch):
+    """The depthwise-separable layers in the graph: every parameter gets a gradient; 64 px
+    images give a 4 x 4 map, smaller than the 40 x 40 pooling window: pooled globally."""
+    images, targets = batch
+    torch.manual_seed(0)
+    model = for_categories(CATS, "full", dataset="coco")
+    assert model.config.depthwise_separable
+    model.train()
+    losses = model(images, targets)
+    assert set(losses) == LOSSES and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+    model.eval()
+    with torch.no_grad():
+        outputs = model(images[:1])
+    assert outputs["logits"].shape == (1, len(CATS), 64, 64) and outputs["offsets"].shape == (1, 2, 64, 64)
 
 
 def test_losses_are_the_published_functions_of_the_outputs(model, batch):

@@ -8,14 +8,14 @@
 
 One backbone pass feeds two *decoupled* DeepLabV3+ decoders (:class:`DeepLabV3PlusDecoder`):
 each has its own ASPP (torchvision's ``ASPP``: a 1x1 branch, three atrous 3x3 branches and
-global image pooling) on the stride-16 features, then upsamples twice, each time joining
-a 1x1 projection of the backbone's stride-8 and then stride-4 features (concatenation,
-two 3x3 convs). The semantic head predicts every category (things and stuff, train-id
-order); the centre head a heatmap of instance centres; the offset head, for every pixel,
-the vector ``(dy, dx)`` to the centre of its instance. All three predict at stride 4 and
-are upsampled bilinearly to the input; the offsets are then multiplied by 4, so that
-they are in input pixels (the head sees a grid 4 times coarser). Post-processing is
-:func:`~panopticlab.postprocess.deeplab.panoptic_deeplab_postprocess`, unchanged.
+image pooling) on the stride-16 features, then upsamples twice, each time joining a 1x1
+projection of the backbone's stride-8 and then stride-4 features (concatenation, two 3x3
+convs, or one depthwise-separable 5x5 conv). The semantic head predicts every category
+(things and stuff, train-id order); the centre head a heatmap of instance centres; the
+offset head, for every pixel, the vector ``(dy, dx)`` to the centre of its instance. All
+three predict at stride 4 and are upsampled bilinearly to the input; the offsets are then
+multiplied by 4, so that they are in input pixels (the head sees a grid 4 times coarser).
+Post-processing is :func:`~panopticlab.postprocess.deeplab.panoptic_deeplab_postprocess`, unchanged.
 
 Tensor shapes, for a batch float [B, 3, H, W] padded to H', W' (multiples of 16):
 
@@ -24,16 +24,20 @@ Tensor shapes, for a batch float [B, 3, H, W] padded to H', W' (multiples of 16)
 * each decoder -> [B, D, H'/4, W'/4] (D: 256 semantic, 128 instance);
 * heads -> [B, K, H'/4, W'/4], [B, 1, ...], [B, 2, ...]; upsampled to [B, ., H', W'], cropped to H, W.
 
-Published defaults (detectron2's ``projects/Panoptic-DeepLab``, the regular-conv heads of
-``panoptic_deeplab_R_52_os16_mg124_poly_90k_bs32_crop_512_1024.yaml``; the paper's
-depthwise-separable 5x5 variant is not built here): ResNet-52 (ResNet-50 with DeepLab's
-three-conv stem, :func:`~.backbones.deeplab_stem`) at output stride 16, ``layer4`` dilated
-with multi-grid (1, 2, 4) (dilations 2, 4, 8); ASPP of 256 channels, dilations (6, 12, 18),
-dropout 0.1; projections of 64 (stride 8) and 32 (stride 4) channels; decoders of 256
-(semantic) and 128 (instance) channels; semantic head 3x3 256 -> 3x3 256 -> 1x1, centre and
-offset heads 3x3 128 -> 3x3 32 -> 1x1; predictors initialised normal(0, 0.001), bias 0;
-BatchNorm everywhere (detectron2: SyncBN). Post-processing: centre threshold 0.1,
-NMS kernel 7, top-k 200, stuff area 2048 (Cityscapes; COCO: 41 and 4096).
+Published defaults (detectron2's ``projects/Panoptic-DeepLab``; :meth:`PanopticDeepLabConfig.full`
+names the config file of each dataset): ResNet-52 (ResNet-50 with DeepLab's three-conv stem,
+:func:`~.backbones.deeplab_stem`) at output stride 16, ``layer4`` dilated with multi-grid
+(1, 2, 4) (dilations 2, 4, 8); ASPP of 256 channels, dilations (6, 12, 18), image pooling
+over the window of the training crop (Cityscapes 512 x 1024 px, COCO 640 x 640:
+:attr:`PanopticDeepLabConfig.aspp_pooling_crop`), dropout 0.1; projections of 64 (stride 8)
+and 32 (stride 4) channels; decoders of 256 (semantic) and 128 (instance) channels; on
+Cityscapes regular convs: semantic head 3x3 256 -> 3x3 256 -> 1x1, centre and offset heads
+3x3 128 -> 3x3 32 -> 1x1. On COCO depthwise-separable convs (the paper's;
+:class:`~.separable.DepthwiseSeparableConv2d`): the ASPP's atrous branches separable 3x3,
+each decoder fusion one separable 5x5, semantic head separable 5x5 256 -> 1x1, offset head
+separable 5x5 32 -> 1x1, the centre head as on Cityscapes. Predictors initialised
+normal(0, 0.001), bias 0; BatchNorm everywhere (detectron2: SyncBN). Post-processing: centre
+threshold 0.1, NMS kernel 7, top-k 200, stuff area 2048 (Cityscapes; COCO: 41 and 4096).
 
 Losses (published; each by name, their sum is the objective):
 
@@ -45,10 +49,15 @@ Losses (published; each by name, their sum is the objective):
 * ``loss_offset``: 0.01 x the L1 distance of the offsets (:func:`offset_loss`), over
   non-crowd thing pixels, normalised by the sum of the weights.
 
-* ``full``: the architecture above. For Cityscapes (19 classes) 59,770,678 parameters:
-  the ResNet-52 body 23,631,808 (ResNet-50's 23,508,032 and the stem's 123,776 more), the
-  semantic branch (decoder and head) 19,344,339, the instance branch (decoder, centre and
-  offset heads) 16,794,531; each ASPP alone has 15,535,104. Randomly initialised (no
+* ``full``: the architecture above. For Cityscapes (19 classes, regular convs) 59,770,678
+  parameters: the ResNet-52 body 23,631,808 (ResNet-50's 23,508,032 and the stem's 123,776
+  more), the semantic branch (decoder and head) 19,344,339, the instance branch (decoder,
+  centre and offset heads) 16,794,531; each ASPP alone has 15,535,104. For COCO (133
+  classes, depthwise-separable convs) 30,301,160: the same body, the semantic branch
+  3,341,157, the instance branch 3,328,195, each ASPP 3,019,776. detectron2 builds
+  59,770,166 and 30,300,648 (its layers, counted one by one in the tests): 512 fewer, since
+  each of its two ASPPs pools into a 1x1 conv with bias (256 parameters) where torchvision's
+  ``ASPPPooling`` has a conv without bias and a BatchNorm (512). Randomly initialised (no
   ImageNet weights are downloaded).
 * ``tiny``: the shipped pretrained tiny ResNet (:func:`~.backbones.tiny_backbone`) with
   narrow decoders, for 128 px images on a CPU (:meth:`PanopticDeepLabConfig.tiny`):
@@ -81,7 +90,7 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.segmentation.deeplabv3 import ASPP
+from torchvision.models.segmentation.deeplabv3 import ASPP, ASPPConv
 from torchvision.ops.misc import Conv2dNormActivation
 
 from ..data.categories import VOID_LABEL, CategorySet
@@ -91,8 +100,10 @@ from ..postprocess.heuristic import STUFF_AREA_LIMIT, MergeConfig, scaled_stuff_
 from .backbones import STAGE_STRIDES, BackboneConfig, dilated_features, dilation_for_stride, make_norm_layer, \
     set_multi_grid, stage_channels, tiny_backbone
 from .common import ImageBatcher, PanopticPrediction, as_image_list, eval_mode, semantic_targets
+from .separable import DepthwiseSeparableConv2d, depthwise_separable_layers
 
 __all__ = ["PanopticDeepLabConfig", "PanopticDeepLab", "DeepLabV3PlusDecoder", "PredictionHead",
+           "SeparableASPPConv", "PoolingWindow",
            "PublishedSchedule", "PUBLISHED_SCHEDULES", "DEEPLAB_TARGET_KEYS", "hard_pixel_mining_loss",
            "center_loss", "offset_loss", "deeplab_batch_targets", "for_categories"]
 
@@ -116,6 +127,32 @@ class PanopticDeepLabConfig:
         aspp_channels: output channels of each ASPP (256).
         aspp_dilations: rates of the three atrous branches ((6, 12, 18) at output stride 16).
         aspp_dropout: dropout after the ASPP projection (0.1; torchvision's ``ASPP`` has 0.5).
+        aspp_pooling_crop: the training crop (H, W) in pixels that sets the window of each
+            ASPP's image pooling: crop / ``output_stride`` cells, each side clipped to the map
+            (:class:`PoolingWindow`); ``(512, 1024)``: a 32 x 64 window. It is the model's, not
+            the recipe's: a run on other crops keeps it unless it is set. detectron2 does the
+            same (``DeepLabV3PlusHead``: ``pool_kernel_size`` = ``INPUT.CROP.SIZE`` // the res5
+            stride; ``ASPP``: ``AvgPool2d(pool_kernel_size, stride=1)``, the averages resized
+            bilinearly to the map): a training crop's map is the window, so training pools
+            globally; a 1024 x 2048 Cityscapes test image gives a 64 x 128 map, on which
+            33 x 65 windows of 32 x 64 cells (the 512 x 1024 px the model learnt to pool over)
+            are averaged and resized. Global pooling there would average four times the area
+            it was trained on. Two departures: detectron2 raises an error on a map that is not
+            a multiple of the window (a smaller image included), where the clipped window pools
+            any size (globally, where the map is smaller than the window); and on COCO
+            detectron2 pads every batch, in training and test, to 640 x 640
+            (``SIZE_DIVISIBILITY: 640``), so its 40 x 40 window pools the padded canvas
+            (padding is 0 after normalisation: the mean colour) with the image, where here the
+            padding is to multiples of 16 and the pooling averages the image alone (a 640 x 427
+            image: 40 x 27 cells rather than 40 x 40); the effect on PQ is not measured.
+            ``None``: global average pooling at every size (torchvision's ``ASPP``).
+        depthwise_separable: detectron2's ``USE_DEPTHWISE_SEPARABLE_CONV`` (the paper's heads;
+            :class:`~.separable.DepthwiseSeparableConv2d`: depthwise conv, norm, ReLU, 1x1 conv,
+            norm, ReLU): each ASPP's three atrous 3x3 convs become separable 3x3 convs at the
+            same rates; each decoder fusion (two 3x3 convs) one separable 5x5 conv; the semantic
+            and offset heads' two 3x3 convs one separable 5x5 conv. The centre head keeps its
+            two 3x3 convs, as in detectron2's ``PanopticDeepLabInsEmbedHead``. ``False``:
+            regular convs (Cityscapes' published config).
         low_level_channels: 1x1 projections of the stride-8 and stride-4 features ((64, 32)).
         semantic_decoder_channels: the semantic decoder's fusion convs (256).
         semantic_head_channels: the semantic head's convs (256).
@@ -138,6 +175,8 @@ class PanopticDeepLabConfig:
     aspp_channels: int = 256
     aspp_dilations: tuple[int, ...] = (6, 12, 18)
     aspp_dropout: float = 0.1
+    aspp_pooling_crop: tuple[int, int] | None = (512, 1024)
+    depthwise_separable: bool = False
     low_level_channels: tuple[int, int] = (64, 32)
     semantic_decoder_channels: int = 256
     semantic_head_channels: int = 256
@@ -156,10 +195,23 @@ class PanopticDeepLabConfig:
 
     @classmethod
     def full(cls, num_classes: int = 19, dataset: str = "cityscapes", **overrides) -> "PanopticDeepLabConfig":
-        """The published Panoptic-DeepLab R52-DC5 (detectron2) for ``dataset``: ``"cityscapes"``, or
-        ``"coco"`` (plain-mean semantic loss, NMS kernel 41, stuff area 4096, as its config)."""
+        """The published Panoptic-DeepLab R52-DC5 of detectron2's ``projects/Panoptic-DeepLab`` for ``dataset``.
+
+        * ``"cityscapes"`` (the defaults):
+          ``configs/Cityscapes-PanopticSegmentation/panoptic_deeplab_R_52_os16_mg124_poly_90k_bs32_crop_512_1024.yaml``
+          on ``Base-PanopticDeepLab-OS16.yaml``: regular convs, the ASPP pooling window of the
+          512 x 1024 crop. (The ``..._crop_512_1024_dsconv.yaml`` variant of the same model zoo
+          is this with ``depthwise_separable=True``.)
+        * ``"coco"``:
+          ``configs/COCO-PanopticSegmentation/panoptic_deeplab_R_52_os16_mg124_poly_200k_bs64_crop_640_640_coco_dsconv.yaml``
+          on the same base: depthwise-separable convs (``USE_DEPTHWISE_SEPARABLE_CONV: True``),
+          the plain-mean semantic loss (``LOSS_TOP_K: 1.0``), NMS kernel 41, stuff area 4096,
+          the pooling window of the 640 x 640 crop (its ``SIZE_DIVISIBILITY: 640`` padding is
+          not copied: see ``aspp_pooling_crop``).
+        """
         published = {"cityscapes": {},
-                     "coco": dict(top_k_percent=1.0, nms_kernel=COCO["nms_kernel"], stuff_area=COCO["stuff_area"])}
+                     "coco": dict(top_k_percent=1.0, nms_kernel=COCO["nms_kernel"], stuff_area=COCO["stuff_area"],
+                                  depthwise_separable=True, aspp_pooling_crop=(640, 640))}
         if dataset not in published:
             raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(published)}")
         return replace(cls(num_classes=num_classes, **published[dataset]), **overrides)
@@ -179,13 +231,16 @@ class PanopticDeepLabConfig:
           ``instance_decoder_channels=32``: a quarter of the published widths (the body's widths
           are an eighth of ResNet-50's); ``instance_head_channels`` stays at the published 32.
         * ``low_level_channels=(32, 16)``: halved, as the original code's instance branch.
+        * ``aspp_pooling_crop=None``: global image pooling; the tiny model trains on whole
+          images, not on crops of larger ones.
         * ``stuff_area=None``: 2048 px would be an eighth of a 128 x 128 image; like every tiny
           model of the book it uses the heuristic merge's 4096 px scaled to the image (219 px at
           128 x 128), so the methods are compared with one stuff rule.
         """
         config = cls(num_classes=num_classes, backbone=tiny_backbone(), multi_grid=None, aspp_channels=64,
-                     aspp_dilations=(2, 4, 6), low_level_channels=(32, 16), semantic_decoder_channels=64,
-                     semantic_head_channels=64, instance_decoder_channels=32, stuff_area=None)
+                     aspp_dilations=(2, 4, 6), aspp_pooling_crop=None, low_level_channels=(32, 16),
+                     semantic_decoder_channels=64, semantic_head_channels=64, instance_decoder_channels=32,
+                     stuff_area=None)
         return replace(config, **overrides)
 
     def replace(self, **changes) -> "PanopticDeepLabConfig":
@@ -240,18 +295,21 @@ PUBLISHED_SCHEDULES = {
 class PredictionHead(nn.Sequential):
     """Two 3x3 conv + norm + ReLU (``in_channels`` -> ``in_channels`` -> ``channels``), a 1x1 predictor.
 
-    [B, in_channels, h, w] -> [B, out_channels, h, w]. The predictor (``self.predictor``)
-    starts from normal(0, ``std``) weights and zero bias, so every head's first outputs are
-    close to zero.
+    [B, in_channels, h, w] -> [B, out_channels, h, w]. With ``separable``, one depthwise-separable
+    5x5 conv (``in_channels`` -> ``channels``, :class:`~.separable.DepthwiseSeparableConv2d`)
+    replaces the two 3x3 convs: the same receptive field (detectron2's heads with
+    ``USE_DEPTHWISE_SEPARABLE_CONV``). The predictor (``self.predictor``) starts from
+    normal(0, ``std``) weights and zero bias, so every head's first outputs are close to zero.
     """
 
     def __init__(self, in_channels: int, channels: int, out_channels: int, std: float = 0.001,
-                 norm_layer=nn.BatchNorm2d):
-        super().__init__(
-            Conv2dNormActivation(in_channels, in_channels, 3, norm_layer=norm_layer),
-            Conv2dNormActivation(in_channels, channels, 3, norm_layer=norm_layer),
-            nn.Conv2d(channels, out_channels, 1),
-        )
+                 norm_layer=nn.BatchNorm2d, separable: bool = False):
+        if separable:
+            layers = [DepthwiseSeparableConv2d(in_channels, channels, 5, norm_layer=norm_layer)]
+        else:
+            layers = [Conv2dNormActivation(in_channels, in_channels, 3, norm_layer=norm_layer),
+                      Conv2dNormActivation(in_channels, channels, 3, norm_layer=norm_layer)]
+        super().__init__(*layers, nn.Conv2d(channels, out_channels, 1))
         nn.init.normal_(self.predictor.weight, 0.0, std)
         nn.init.zeros_(self.predictor.bias)
 
@@ -260,14 +318,57 @@ class PredictionHead(nn.Sequential):
         return self[-1]
 
 
+class SeparableASPPConv(ASPPConv):
+    """An atrous branch of torchvision's ``ASPP`` as a depthwise-separable 3x3 conv at ``dilation``.
+
+    [B, in_channels, h, w] -> [B, out_channels, h, w]: the layers of
+    :func:`~.separable.depthwise_separable_layers` (``self[0]`` the dilated depthwise conv). An
+    ``ASPPConv``, so that what reads an ``ASPP``'s branches (rates, widths) reads this one too.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int, norm_layer=nn.BatchNorm2d):
+        # ASPPConv.__init__ would build the regular conv: build the separable layers instead
+        nn.Sequential.__init__(self, *depthwise_separable_layers(in_channels, out_channels, 3, dilation, norm_layer))
+
+
+class PoolingWindow(nn.Module):
+    """Average pooling over ``window`` (h, w) cells at stride 1, each side clipped to the map.
+
+    [B, C, H, W] -> [B, C, H - h' + 1, W - w' + 1] with h' = min(h, H), w' = min(w, W): a map
+    no larger than the window gives [B, C, 1, 1], the global average. In the image-pooling
+    branch of an ``ASPP`` (``ASPPPooling``, which resizes its output bilinearly to the map)
+    it is detectron2's ``AvgPool2d(pool_kernel_size, stride=1)``, extended to maps that are
+    not multiples of the window (see :attr:`PanopticDeepLabConfig.aspp_pooling_crop`).
+    """
+
+    def __init__(self, window: tuple[int, int]):
+        super().__init__()
+        if len(window) != 2 or min(window) < 1:
+            raise ValueError(f"the pooling window is (h, w) cells, each at least 1, got {tuple(window)}")
+        self.window = (int(window[0]), int(window[1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = (min(self.window[0], x.shape[-2]), min(self.window[1], x.shape[-1]))
+        return F.avg_pool2d(x, kernel, stride=1)
+
+    def extra_repr(self) -> str:
+        return f"window={self.window}"
+
+
 class DeepLabV3PlusDecoder(nn.Module):
     """ASPP on the stride-16 features, then two fusion stages at strides 8 and 4.
 
     ``aspp`` is torchvision's ``ASPP`` (``in_channels["res5"]`` -> ``aspp_channels``; its
-    dropout set to ``dropout``). Each stage ``name`` in ``("res3", "res2")`` projects
+    dropout set to ``dropout``): a 1x1 branch, one atrous 3x3 branch per rate, image pooling
+    (global, or over ``pooling_window`` cells: :class:`PoolingWindow`), concatenated and
+    projected by a 1x1 conv. Each stage ``name`` in ``("res3", "res2")`` projects
     ``features[name]`` with a 1x1 conv + norm + ReLU (``project[name]``), upsamples the
     running map bilinearly to its size, concatenates ``[projection, map]`` and fuses them
     with two 3x3 conv + norm + ReLU (``fuse[name]``, -> ``channels``).
+
+    With ``separable`` (detectron2's ``USE_DEPTHWISE_SEPARABLE_CONV``), the atrous branches
+    are :class:`SeparableASPPConv` and each fusion is one depthwise-separable 5x5 conv
+    (:class:`~.separable.DepthwiseSeparableConv2d`).
 
     ``features`` (``res2`` / ``res3`` / ``res5``) -> [B, channels, h2, w2] at the size of ``res2``.
     """
@@ -275,7 +376,8 @@ class DeepLabV3PlusDecoder(nn.Module):
     stages = ("res3", "res2")
 
     def __init__(self, in_channels: Mapping[str, int], aspp_channels: int, aspp_dilations: Sequence[int],
-                 dropout: float, low_level_channels: Sequence[int], channels: int, norm_layer=nn.BatchNorm2d):
+                 dropout: float, low_level_channels: Sequence[int], channels: int, norm_layer=nn.BatchNorm2d,
+                 separable: bool = False, pooling_window: tuple[int, int] | None = None):
         super().__init__()
         if len(low_level_channels) != len(self.stages):
             raise ValueError(f"low_level_channels needs one width for each of {self.stages}, got "
@@ -284,14 +386,23 @@ class DeepLabV3PlusDecoder(nn.Module):
         for module in self.aspp.project:
             if isinstance(module, nn.Dropout):
                 module.p = dropout
+        branches = self.aspp.convs
+        if separable:  # torchvision's ASPP normalises every branch with BatchNorm2d: so do these
+            for index, rate in enumerate(aspp_dilations, start=1):
+                branches[index] = SeparableASPPConv(in_channels["res5"], aspp_channels, rate)
+        if pooling_window is not None:  # ASPPPooling: AdaptiveAvgPool2d(1), conv, norm, ReLU, then resized to the map
+            branches[-1][0] = PoolingWindow(pooling_window)
         self.project = nn.ModuleDict()
         self.fuse = nn.ModuleDict()
         previous = aspp_channels
         for name, projected in zip(self.stages, low_level_channels):
             self.project[name] = Conv2dNormActivation(in_channels[name], projected, 1, norm_layer=norm_layer)
-            self.fuse[name] = nn.Sequential(
-                Conv2dNormActivation(projected + previous, channels, 3, norm_layer=norm_layer),
-                Conv2dNormActivation(channels, channels, 3, norm_layer=norm_layer))
+            if separable:
+                self.fuse[name] = DepthwiseSeparableConv2d(projected + previous, channels, 5, norm_layer=norm_layer)
+            else:
+                self.fuse[name] = nn.Sequential(
+                    Conv2dNormActivation(projected + previous, channels, 3, norm_layer=norm_layer),
+                    Conv2dNormActivation(channels, channels, 3, norm_layer=norm_layer))
             previous = channels
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -410,6 +521,11 @@ class PanopticDeepLab(nn.Module):
             raise ValueError(f"ignore_index={config.ignore_index} collides with a class (0..{config.num_classes - 1})")
         if not 0 < config.top_k_percent <= 1:
             raise ValueError(f"top_k_percent must lie in (0, 1], got {config.top_k_percent}")
+        crop = config.aspp_pooling_crop
+        if crop is not None and (len(crop) != 2 or any(side <= 0 or side % config.output_stride for side in crop)):
+            raise ValueError(f"aspp_pooling_crop must be (H, W) in pixels, positive multiples of the output stride "
+                             f"{config.output_stride} (the window is the crop's stride-{config.output_stride} map), "
+                             f"got {crop}")
         self.config = config
         self.categories = categories
         self.merge_config = merge
@@ -422,18 +538,24 @@ class PanopticDeepLab(nn.Module):
         self.backbone = dilated_features(body, FEATURES)
         norm_layer = make_norm_layer(config.backbone.norm)
 
+        window = None
+        if config.aspp_pooling_crop is not None:  # the crop's size on the ASPP's map (detectron2's pool_kernel_size)
+            window = tuple(side // config.output_stride for side in config.aspp_pooling_crop)
+        separable = config.depthwise_separable
+
         def decoder(width: int) -> DeepLabV3PlusDecoder:
             return DeepLabV3PlusDecoder(channels, config.aspp_channels, config.aspp_dilations, config.aspp_dropout,
-                                        config.low_level_channels, width, norm_layer)
+                                        config.low_level_channels, width, norm_layer, separable, window)
 
         self.semantic_decoder = decoder(config.semantic_decoder_channels)
         self.semantic_head = PredictionHead(config.semantic_decoder_channels, config.semantic_head_channels,
-                                            config.num_classes, config.predictor_std, norm_layer)
+                                            config.num_classes, config.predictor_std, norm_layer, separable)
         self.instance_decoder = decoder(config.instance_decoder_channels)
+        # detectron2 keeps the centre head's two 3x3 convs with USE_DEPTHWISE_SEPARABLE_CONV
         self.center_head = PredictionHead(config.instance_decoder_channels, config.instance_head_channels, 1,
                                           config.predictor_std, norm_layer)
         self.offset_head = PredictionHead(config.instance_decoder_channels, config.instance_head_channels, 2,
-                                          config.predictor_std, norm_layer)
+                                          config.predictor_std, norm_layer, separable)
         self.register_buffer("train_id_to_category", torch.tensor(list(categories.ids)).long(), persistent=False)
 
     def predict(self, tensors: torch.Tensor) -> dict[str, torch.Tensor]:
