@@ -2,6 +2,7 @@
 
     panopticlab data synth OUT --split val --num 100 --size 256 --seed 0
     panopticlab data check JSON [--image-folder DIR] | --cityscapes ROOT --split val
+    panopticlab data convert semantic SEMANTIC INSTANCES --categories FILE --output JSON (or divisor, coco)
     panopticlab models
     panopticlab train --model baseline-tiny [--profile laptop] [--output runs/baseline-tiny]
     panopticlab evaluate --gt-json G --gt-folder GF --pred-json P --pred-folder PF
