@@ -139,6 +139,10 @@ class TrainRecipe:
             first step (:func:`~panopticlab.models.starts.load_start`): ``"imagenet"``
             (torchvision's ImageNet ResNet-50, as the published runs), a state-dict file, or
             ``None`` (random, or what the model's config loads, as the tiny models' shipped body).
+        freeze_norms, freeze_at: with a ``start``, every ResNet body's BatchNorms become
+            frozen (their ImageNet statistics kept) and its first ``freeze_at`` modules (stem,
+            ``layer1``, ...) stay fixed, as the published detectors fine-tune
+            (:func:`~panopticlab.models.starts.freeze_bodies`); a random start freezes nothing.
     """
 
     model: str
@@ -152,6 +156,8 @@ class TrainRecipe:
     input_size: int | None = None
     dataset: str | None = None
     start: str | None = None
+    freeze_norms: bool = False
+    freeze_at: int = 0
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:

@@ -1,5 +1,6 @@
 """Where full training starts: torchvision's ImageNet ResNet-50 (downloaded once into torch's
 cache), a state-dict file, or random weights; the published freezing of the detectors' bodies."""
+import json
 import urllib.error
 
 import pytest
@@ -83,3 +84,27 @@ def test_the_full_recipes_start_from_imagenet_and_train_can_say_otherwise(resnet
                  "--profile", "ci", "--no-progress"]) == 1
     assert f"--weights {missing}: no such file" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_started_from_weights_is_frozen_as_published_and_evaluates(resnet_file, tmp_path, capsys):
+    """The detector's recipe freezes its body's norms and first stages after the start is loaded;
+    the run folder records it and evaluate rebuilds the same frozen body."""
+    from panopticlab.models.starts import freeze_bodies
+
+    run = tmp_path / "run"
+    assert main(["train", "--model", "maskrcnn-full", "--profile", "ci", "--steps", "1", "--input-size", "64",
+                 "--weights", str(resnet_file), "--num-val", "1", "--output", str(run), "--no-progress",
+                 "--device", "cpu"]) == 0
+    recipe = json.loads((run / "recipe.json").read_text())
+    assert (recipe["start"], recipe["freeze_norms"], recipe["freeze_at"]) == (str(resnet_file), True, 2)
+    saved = torch.load(run / "last.pt", weights_only=True)["model"]
+    assert not any(key.startswith("backbone.body.") and key.endswith("num_batches_tracked") for key in saved)
+    torch.testing.assert_close(saved["backbone.body.conv1.weight"],  # the fixed stem kept the start's weights
+                               torch.load(resnet_file, weights_only=True)["conv1.weight"])
+    capsys.readouterr()
+    assert main(["evaluate", "--model", "maskrcnn-full", "--checkpoint", str(run), "--num-images", "1",
+                 "--image-size", "64", "--device", "cpu"]) == 0
+    # a random start freezes nothing: the norms train, as torchvision builds an untrained detector
+    model = zoo.build_model("maskrcnn-full", CATS)
+    assert freeze_bodies(model, False, 0) == ["backbone.body"]
+    assert all(p.requires_grad for p in model.parameters())

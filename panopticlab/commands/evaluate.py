@@ -219,6 +219,7 @@ def trained_model(name: str, checkpoint: str | None, pretrained: bool, categorie
     from ..engine.pretrained import load_pretrained
     from ..models import zoo
     from ..models.common import set_input_size
+    from ..models.starts import freeze_bodies
 
     row = zoo.spec(name)
     if pretrained:
@@ -234,6 +235,8 @@ def trained_model(name: str, checkpoint: str | None, pretrained: bool, categorie
     def load(component: str, where: Path):
         recipe = recorded_recipe(where)  # the data set whose published configuration it was trained in
         network = zoo.build_model(component, categories, recipe.dataset if recipe is not None else None)
+        if recipe is not None and recipe.start is not None:  # its bodies as they were trained: frozen norms
+            freeze_bodies(network, recipe.freeze_norms, recipe.freeze_at)
         size = input_size or recorded_input_size(where)
         if size is not None:
             set_input_size(network, size)

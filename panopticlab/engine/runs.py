@@ -129,7 +129,7 @@ def train_network(recipe, categories=None, *, seed: int, **fit_options):
     from ..data.synthetic import SYNTHETIC_CATEGORIES
     from ..models import zoo
     from ..models.common import set_input_size
-    from ..models.starts import load_start
+    from ..models.starts import freeze_bodies, load_start
     from ..profiles import seed_everything
     from . import recipes
     from .checkpoint import find_checkpoint
@@ -140,8 +140,10 @@ def train_network(recipe, categories=None, *, seed: int, **fit_options):
     if recipe.input_size is not None and not set_input_size(model, recipe.input_size):
         recipe = recipe.replace(input_size=None)  # the network takes its images at the data's size
     checkpoint_dir = fit_options.get("checkpoint_dir")
-    if recipe.start is not None and (checkpoint_dir is None or find_checkpoint(checkpoint_dir) is None):
-        load_start(model, recipe.start, progress=fit_options.get("progress", True))  # a resumed run has its weights
+    if recipe.start is not None:
+        if checkpoint_dir is None or find_checkpoint(checkpoint_dir) is None:  # a resumed run has its weights
+            load_start(model, recipe.start, progress=fit_options.get("progress", True))
+        freeze_bodies(model, recipe.freeze_norms, recipe.freeze_at)
     start = time.perf_counter()
     history = recipes.fit(model, recipe, categories, seed=seed, **fit_options)
     return model, TrainedNetwork(recipe.model, recipe, history, time.perf_counter() - start)

@@ -1,10 +1,12 @@
 """Where a full model's training starts: ImageNet weights of its ResNet-50, a file, or nothing.
 
 The published runs fine-tune from ImageNet: detectron2 and torchvision start every
-ResNet-50 body from ImageNet classification weights (and, for the detectors, keep its
-BatchNorms frozen and the stem and first stage fixed: ``BackboneConfig(norm="frozen_batch",
-frozen_stages=2)``). The start is the recipe's (:attr:`~panopticlab.recipe.TrainRecipe.start`),
-applied once, before the first step, by :func:`load_start`:
+ResNet-50 body from ImageNet classification weights and, for the detectors, keep its
+BatchNorms frozen and the stem and first stage fixed (detectron2's FrozenBN and
+``FREEZE_AT: 2``; torchvision builds the same only when its backbone is pretrained: a random
+start needs trainable norms). Both are the recipe's (:attr:`~panopticlab.recipe.TrainRecipe.start`,
+``freeze_norms``, ``freeze_at``): :func:`load_start` before the first step, then
+:func:`freeze_bodies`; ``evaluate`` rebuilds a run's model the same way. The start:
 
 * ``"imagenet"``: torchvision's ``ResNet50_Weights.IMAGENET1K_V1``, from torch's cache
   (``torch.hub.get_dir()/checkpoints``), downloaded there when missing; without a network,
@@ -24,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["IMAGENET", "StartWeightsError", "imagenet_state_dict", "read_state_dict", "load_start"]
+__all__ = ["IMAGENET", "StartWeightsError", "imagenet_state_dict", "read_state_dict", "load_start", "freeze_bodies"]
 
 IMAGENET = "imagenet"
 # a tensor every ResNet body has, wherever the model keeps it
@@ -78,7 +80,7 @@ def load_start(model: nn.Module, start: str | os.PathLike | None, progress: bool
     state = imagenet_state_dict(progress) if str(start) == IMAGENET else read_state_dict(start)
     state = {k: v for k, v in state.items() if not any(part in k for part in _IGNORED)}
     own = model.state_dict()
-    prefixes = [key[:-len(_BODY_MARKER)] for key in own if key.endswith(_BODY_MARKER)]
+    prefixes = [prefix + "." if prefix else "" for prefix in body_prefixes(model)]
     if not prefixes:
         raise StartWeightsError(f"{type(model).__name__} has no ResNet body for the start weights {start}")
     for prefix in prefixes:
@@ -92,3 +94,30 @@ def load_start(model: nn.Module, start: str | os.PathLike | None, progress: bool
             for key, value in state.items():
                 own[prefix + key].copy_(value)
     return [prefix.rstrip(".") for prefix in prefixes]
+
+
+def body_prefixes(model: nn.Module) -> list[str]:
+    """The dotted names of the ResNet bodies in ``model`` (``""`` for a model that is one)."""
+    return [key[:-len(_BODY_MARKER)].rstrip(".") for key in model.state_dict() if key.endswith(_BODY_MARKER)]
+
+
+def freeze_bodies(model: nn.Module, norms: bool, stages: int) -> list[str]:
+    """Freeze every ResNet body of ``model`` as the published detectors fine-tune from ImageNet:
+    all BatchNorms frozen with their statistics (``norms``; detectron2's FrozenBN) and the first
+    ``stages`` modules fixed (detectron2's ``FREEZE_AT``; 2: the stem and ``layer1``).
+
+    Apply it after the start weights are loaded (the frozen norms copy their statistics) and
+    before a checkpoint of such a run is (its norms have a frozen norm's tensors).
+
+    Returns:
+        the prefixes of the bodies frozen.
+    """
+    from .backbones import _freeze_batch_norms, freeze_stages
+
+    prefixes = body_prefixes(model)
+    for prefix in prefixes:
+        body = model.get_submodule(prefix) if prefix else model
+        if norms:
+            _freeze_batch_norms(body)
+        freeze_stages(body, stages)
+    return prefixes

@@ -129,14 +129,17 @@ def tiny_recipe(name: str, profile: Profile, steps: int | None, *, ci: int, lapt
 
 
 def _full_run(name: str, profile: Profile, steps: int | None, optim: Callable[[int], OptimConfig],
-              start: str | None = IMAGENET) -> TrainRecipe:
+              start: str | None = IMAGENET, freeze: bool = False) -> TrainRecipe:
     # Batch 2 per process fits ResNet-50 at these sizes on one GPU; scale augmentation
     # 0.5-2 as both published recipes. The published start: ImageNet weights of the body.
     steps = steps or profile.pick(ci=2, laptop=200, gpu=20_000)
     batch = profile.pick(ci=2, laptop=2, gpu=8)
     return TrainRecipe(model=name, steps=steps, batch_size=batch, image_size=profile.pick(ci=64, laptop=256, gpu=512),
                        num_train=max(batch, profile.num_train), optim=optim(steps), grad_clip=None,
-                       augment_scale=profile.pick(ci=(1.0, 1.0), laptop=(0.5, 2.0)), start=start)
+                       augment_scale=profile.pick(ci=(1.0, 1.0), laptop=(0.5, 2.0)), start=start,
+                       # the detectors fine-tune with FrozenBN and FREEZE_AT 2 (detectron2's defaults,
+                       # torchvision's pretrained detectors); PSPNet trains its norms (mmseg's SyncBN)
+                       freeze_norms=freeze, freeze_at=2 if freeze else 0)
 
 
 def sgd_poly(steps: int) -> OptimConfig:
@@ -207,15 +210,15 @@ _ROWS = [
     ModelSpec("pspnet-full", PSPNet, partial(pspnet.for_categories, size="full"), ("semantic",),
               partial(_full_run, optim=sgd_poly), summary=PSPNET),
     ModelSpec("maskrcnn-full", MaskRCNN, partial(mask_rcnn.for_categories, size="full"), ("instances",),
-              partial(_full_run, optim=sgd_1x), summary=MASK_RCNN),
+              partial(_full_run, optim=sgd_1x, freeze=True), summary=MASK_RCNN),
     ModelSpec("baseline-full", HeuristicBaseline, partial(HeuristicBaseline.for_categories, size="full"),
               ("semantic", "instances"), components=("pspnet-full", "maskrcnn-full"), assemble=HeuristicBaseline,
               ablations=("semantic_only", "instance_only"), summary=BASELINE),
     ModelSpec("panoptic-fpn-full", PanopticFPN, partial(panoptic_fpn.for_categories, size="full"),
-              ("semantic", "instances"), partial(_full_run, optim=sgd_1x), ablations=("instance_only",),
+              ("semantic", "instances"), partial(_full_run, optim=sgd_1x, freeze=True), ablations=("instance_only",),
               summary=PANOPTIC_FPN),
     ModelSpec("upsnet-full", UPSNet, partial(upsnet.for_categories, size="full"), ("semantic", "instances"),
-              partial(_full_run, optim=sgd_1x), ablations=UPSNET_ABLATIONS, summary=UPSNET),
+              partial(_full_run, optim=sgd_1x, freeze=True), ablations=UPSNET_ABLATIONS, summary=UPSNET),
     # its published start is detectron2's ImageNet R-52 (a deep stem), which torchvision does not
     # have: it starts at random unless train --weights FILE gives those weights in torchvision's names
     ModelSpec("panoptic-deeplab-full", PanopticDeepLab, partial(panoptic_deeplab.for_categories, size="full"),
