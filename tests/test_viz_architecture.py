@@ -297,3 +297,20 @@ def test_decoder_designs_are_drawn_from_the_costs(costs):
     total = (changed["dilated"]["parts"]["encoder"] + changed["dilated"]["parts"]["dilation"]) / 1e9
     assert f" {total:.1f} G" in texts
     plt.close(figure)
+
+
+def test_a_separable_decoder_is_drawn_as_one_layer():
+    """Panoptic-DeepLab's COCO decoders: a depthwise 5x5 and its 1x1 are one "separable 5x5" layer."""
+    import torch
+
+    from panopticlab.data import SYNTHETIC_CATEGORIES
+    from panopticlab.models.panoptic_deeplab import PanopticDeepLab, PanopticDeepLabConfig
+    from panopticlab.viz.architecture import panoptic_deeplab_parts
+
+    with torch.device("meta"):
+        model = PanopticDeepLab(PanopticDeepLabConfig.full(len(SYNTHETIC_CATEGORIES), "coco"), SYNTHETIC_CATEGORIES)
+    parts = panoptic_deeplab_parts(model)
+    assert parts["semantic_head"]["kernel"] == "separable 5x5" and len(parts["semantic_head"]["convs"]) == 1
+    assert all(stage["kernel"] == "separable 5x5" and len(stage["convs"]) == 1
+               for stage in parts["semantic_decoder"]["stages"])
+    assert parts["center_head"]["kernel"] == "3x3"  # detectron2 keeps the centre head's two 3x3 convs

@@ -209,6 +209,19 @@ def _kernel(conv) -> str:
     return f"{conv.kernel_size[0]}x{conv.kernel_size[1]}"
 
 
+def _layers(module) -> list[tuple[str, int]]:
+    """``(kernel, out_channels)`` of each conv layer of ``module``; a depthwise conv and the
+    1x1 after it are one layer, ``"separable 5x5"`` (Panoptic-DeepLab's COCO decoders)."""
+    layers, depthwise = [], None
+    for conv in _convs(module):
+        if conv.groups > 1:
+            depthwise = f"separable {_kernel(conv)}"
+            continue
+        layers.append((depthwise or _kernel(conv), int(conv.out_channels)))
+        depthwise = None
+    return layers
+
+
 # --- UPSNet -------------------------------------------------------------------------------------
 def upsnet_parts(model) -> dict:
     """What :func:`draw_upsnet` writes, read from a :class:`~panopticlab.models.upsnet.UPSNet`'s modules.
@@ -395,14 +408,13 @@ def _decoder_parts(decoder) -> dict:
                      "channels": int(aspp.project[0].out_channels)},
             "stages": [{"feature": name, "in_channels": int(decoder.project[name][0].in_channels),
                         "projection": int(decoder.project[name][0].out_channels),
-                        "convs": tuple(int(c.out_channels) for c in _convs(decoder.fuse[name])),
-                        "kernel": _kernel(_convs(decoder.fuse[name])[0])} for name in decoder.stages]}
+                        "convs": tuple(width for _, width in _layers(decoder.fuse[name])),
+                        "kernel": _layers(decoder.fuse[name])[0][0]} for name in decoder.stages]}
 
 
 def _head_parts(head) -> dict:
-    convs = _convs(head)
-    return {"convs": tuple(int(c.out_channels) for c in convs[:-1]), "kernel": _kernel(convs[0]),
-            "outputs": int(convs[-1].out_channels)}
+    layers = _layers(head)
+    return {"convs": tuple(width for _, width in layers[:-1]), "kernel": layers[0][0], "outputs": layers[-1][1]}
 
 
 def panoptic_deeplab_parts(model) -> dict:
