@@ -70,3 +70,37 @@ def test_the_tiny_detector_pools_with_it_the_full_one_with_torchvision():
     assert isinstance(tiny.roi_heads.mask_roi_pool, GridRoIAlign)
     full = mask_rcnn.MaskRCNNConfig.full(3).detection
     assert not full.grid_roi_align  # the published model keeps torchvision's kernel (and its GPU path)
+
+
+def test_half_pixel_pooling_is_torchvisions_aligned_roi_align_per_level():
+    """detectron2's ROIAlignV2: torchvision's roi_align(aligned=True) on the level torchvision
+    assigns each box; aligned=False it is torchvision's own MultiScaleRoIAlign exactly."""
+    from panopticlab.models.roi_align import HalfPixelRoIAlign
+
+    torch.manual_seed(0)
+    features = OrderedDict(p2=torch.rand(2, 3, 32, 32), p3=torch.rand(2, 3, 16, 16))
+    boxes = [torch.tensor([[2.0, 3.0, 20.0, 30.0], [40.0, 40.0, 120.0, 110.0]]), torch.tensor([[5.0, 5.0, 9.0, 9.0]])]
+    shapes = [(128, 128), (128, 128)]
+    ours = HalfPixelRoIAlign(["p2", "p3"], 7, 0)(features, boxes, shapes)
+    plain = MultiScaleRoIAlign(["p2", "p3"], 7, 0)
+    torchvision_unaligned = plain(features, boxes, shapes)
+    levels = plain.map_levels(boxes)
+    rois = torch.cat([torch.cat([torch.full((len(b), 1), float(i)), b], 1) for i, b in enumerate(boxes)])
+    for k, level in enumerate(levels.tolist()):
+        name, scale = ("p2", 0.25) if level == 0 else ("p3", 0.125)
+        expected = roi_align(features[name], rois[k:k + 1], 7, spatial_scale=scale, sampling_ratio=0, aligned=True)
+        torch.testing.assert_close(ours[k:k + 1], expected)
+    assert not torch.allclose(ours, torchvision_unaligned)  # the half pixel changes what a box pools
+
+
+def test_detectron2_settings_where_they_differ_from_torchvisions():
+    from panopticlab.models.detection import DetectionConfig, build_roi_heads
+    from panopticlab.models.roi_align import HalfPixelRoIAlign
+
+    config = DetectionConfig.detectron2(9)
+    assert (config.rpn_post_nms_top_n_train, config.roi_aligned, config.roi_sampling_ratio) == (1000, True, 0)
+    assert (DetectionConfig().rpn_post_nms_top_n_train, DetectionConfig().roi_aligned) == (2000, False)
+    heads = build_roi_heads(config, 8, ["p2", "p3", "p4", "p5"])
+    assert isinstance(heads.box_roi_pool, HalfPixelRoIAlign) and isinstance(heads.mask_roi_pool, HalfPixelRoIAlign)
+    with pytest.raises(ValueError, match="cannot be roi_aligned"):
+        build_roi_heads(DetectionConfig.tiny(9, roi_aligned=True), 8, ["p2", "p3", "p4", "p5"])

@@ -37,7 +37,7 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import MultiScaleRoIAlign, clip_boxes_to_image
 
-from .roi_align import GridRoIAlign
+from .roi_align import GridRoIAlign, HalfPixelRoIAlign
 
 __all__ = ["DetectionConfig", "build_rpn", "build_roi_heads", "detect", "mask_logits", "box_candidates",
            "check_detection_targets"]
@@ -58,9 +58,13 @@ class DetectionConfig:
         box_batch_size_per_image: RoIs sampled per image for the box and mask losses.
         box_positive_fraction: share of positive RoIs in that sample.
         box_roi_size, mask_roi_size: RoIAlign output sizes (7 and 14 in the paper).
-        roi_sampling_ratio: bilinear samples per RoIAlign bin along each axis (2).
+        roi_sampling_ratio: bilinear samples per RoIAlign bin along each axis (2; 0: as many
+            as the bin covers, detectron2's ``POOLER_SAMPLING_RATIO: 0``).
         grid_roi_align: pool with :class:`~.roi_align.GridRoIAlign` (torchvision's numbers,
             a faster backward pass on a CPU) instead of torchvision's kernel.
+        roi_aligned: pool with half-pixel aligned boxes (:class:`~.roi_align.HalfPixelRoIAlign`,
+            detectron2's ``ROIAlignV2``); ``False``: torchvision's RoIAlign, which its COCO
+            weights were trained with (the full configs keep it; :meth:`detectron2` switches).
         box_representation_size: width of the two-layer box MLP.
         mask_head_channels: channels of each 3x3 conv of the mask head.
         mask_predictor_channels: channels of the mask deconvolution.
@@ -82,6 +86,7 @@ class DetectionConfig:
     mask_roi_size: int = 14
     roi_sampling_ratio: int = 2
     grid_roi_align: bool = False
+    roi_aligned: bool = False
     box_representation_size: int = 1024
     mask_head_channels: tuple[int, ...] = (256, 256, 256, 256)
     mask_predictor_channels: int = 256
@@ -97,6 +102,16 @@ class DetectionConfig:
 
     def replace(self, **changes) -> "DetectionConfig":
         return replace(self, **changes)
+
+    @classmethod
+    def detectron2(cls, num_classes: int = 91, **overrides) -> "DetectionConfig":
+        """detectron2's settings where they differ from torchvision's (``configs/Base-RCNN-FPN.yaml``
+        and ``config/defaults.py``): 1000 proposals per image after the RPN's NMS in training
+        (torchvision 2000), RoIAlign with half-pixel aligned boxes (``ROIAlignV2``) and an
+        adaptive number of samples per bin (``POOLER_SAMPLING_RATIO: 0``; torchvision 2).
+        Take it to train as detectron2 does; torchvision's COCO weights expect the default."""
+        settings = dict(rpn_post_nms_top_n_train=1000, roi_aligned=True, roi_sampling_ratio=0)
+        return replace(cls(num_classes=num_classes), **{**settings, **overrides})
 
     @classmethod
     def tiny(cls, num_classes: int, **overrides) -> "DetectionConfig":
@@ -151,7 +166,9 @@ def build_rpn(config: DetectionConfig, channels: int, num_levels: int) -> Region
 
 def build_roi_heads(config: DetectionConfig, channels: int, level_names: Sequence[str]) -> RoIHeads:
     """torchvision's box and mask heads, pooling RoIs from the pyramid levels ``level_names`` (P2-P5)."""
-    pooler = GridRoIAlign if config.grid_roi_align else MultiScaleRoIAlign
+    if config.grid_roi_align and config.roi_aligned:
+        raise ValueError("grid_roi_align computes torchvision's RoIAlign (aligned=False); it cannot be roi_aligned")
+    pooler = GridRoIAlign if config.grid_roi_align else HalfPixelRoIAlign if config.roi_aligned else MultiScaleRoIAlign
     box_roi_pool = pooler(list(level_names), config.box_roi_size, config.roi_sampling_ratio)
     mask_roi_pool = pooler(list(level_names), config.mask_roi_size, config.roi_sampling_ratio)
     return RoIHeads(

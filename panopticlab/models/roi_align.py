@@ -115,3 +115,38 @@ class GridRoIAlign(MultiScaleRoIAlign):
             result[index] = grid_roi_align(feature, per_image, self.output_size, scale, self.sampling_ratio
                                            ).to(result.dtype)
         return result
+
+
+class HalfPixelRoIAlign(MultiScaleRoIAlign):
+    """``MultiScaleRoIAlign`` with ``aligned=True``: detectron2's ``ROIAlignV2``.
+
+    torchvision's pooler (``aligned=False``, what its detectors were trained with) samples a
+    box scaled to the feature map as it is; the aligned one first shifts it by half a
+    feature pixel, so a box's corners fall on pixel corners rather than pixel centres (the
+    misalignment the RoIAlign paper set out to remove, kept in torchvision for its weights).
+    The levels are assigned as torchvision assigns them (detectron2's rule is the same:
+    ``floor(4 + log2(sqrt(area) / 224))``, clamped to the pyramid).
+    """
+
+    def forward(self, x: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
+        from torchvision.ops import roi_align
+        from torchvision.ops.poolers import _convert_to_roi_format, _filter_input, _setup_scales
+
+        features = _filter_input(x, self.featmap_names)
+        if self.scales is None or self.map_levels is None:
+            self.scales, self.map_levels = _setup_scales(features, image_shapes, self.canonical_scale,
+                                                         self.canonical_level)
+        rois = _convert_to_roi_format(boxes)
+
+        def pool(feature, level_rois, scale):
+            return roi_align(feature, level_rois, self.output_size, spatial_scale=scale,
+                             sampling_ratio=self.sampling_ratio, aligned=True)
+
+        if len(features) == 1:
+            return pool(features[0], rois, self.scales[0])
+        levels = self.map_levels(boxes)
+        result = features[0].new_zeros((len(rois), features[0].shape[1], *self.output_size))
+        for level, (feature, scale) in enumerate(zip(features, self.scales)):
+            index = torch.where(levels == level)[0]
+            result[index] = pool(feature, rois[index], scale).to(result.dtype)
+        return result
