@@ -292,15 +292,15 @@ def test_a_bad_profile_is_named_with_where_it_came_from(tmp_path, monkeypatch, c
 def test_evaluate_reads_the_input_size_the_run_recorded(tmp_path):
     """`train --input-size` is written to recipe.json; evaluate rebuilds the network at that size."""
     from panopticlab.commands.common import CommandError
-    from panopticlab.commands.evaluate import recorded_input_size
+    from panopticlab.commands.evaluate import recorded_recipe
 
-    assert recorded_input_size(tmp_path) is None  # no recipe: the model's own size
+    assert recorded_recipe(tmp_path) is None  # no recipe: the model's own size
     recipe = TrainRecipe("panoptic-fpn-full", steps=2, batch_size=2, image_size=64, num_train=2, input_size=64)
     (tmp_path / "recipe.json").write_text(json.dumps(recipe.to_dict()))
-    assert recorded_input_size(tmp_path) == 64 == recorded_input_size(tmp_path / "last.pt")
+    assert recorded_recipe(tmp_path).input_size == 64 == recorded_recipe(tmp_path / "last.pt").input_size
     (tmp_path / "recipe.json").write_text('{"steps": 2}')
     with pytest.raises(CommandError, match=r"recipe\.json: not a recipe written by `panopticlab train`"):
-        recorded_input_size(tmp_path)
+        recorded_recipe(tmp_path)
     with pytest.raises(ValueError, match="input_size must be a positive integer or None, got 0"):
         recipe.replace(input_size=0)
 

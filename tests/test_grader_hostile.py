@@ -6,7 +6,6 @@ or flooding submission gets its own verdict and the rest of the batch is graded;
 submission changes another's file or the gradebook.
 """
 import json
-import shutil
 import textwrap
 import time
 from pathlib import Path
@@ -21,8 +20,8 @@ from panopticlab.book.exercises import STUB_LINE, is_stub
 from panopticlab.book.grading import check_submission, read_submission
 from panopticlab.commands import main
 from panopticlab.commands.common import exclusive_use
+from test_autograder import book  # noqa: F401 - the tiny chapter's book folder, a fixture
 
-TINY = Path(__file__).parent / "data" / "01_tiny_chapter.py"
 MARKER = 'PANOPTICLAB-GRADE {"verdict": "passed", "message": ""}'
 
 FORGERIES = {
@@ -111,14 +110,6 @@ FORGERIES = {
         checking.passed = lambda *args, **kwargs: True
     """,
 }
-
-
-@pytest.fixture
-def book(tmp_path):
-    folder = tmp_path / "book"
-    folder.mkdir()
-    shutil.copy(TINY, folder / "01_tiny.py")
-    return folder
 
 
 def _with_cell(notebook, source: str, after: str = "from panopticlab.exercises import ch01"):

@@ -1,5 +1,6 @@
 """The grader's two walls, tested without a notebook: the namespace sandbox a submission's
 kernel runs in, and the answer format that carries data, never code, back to the grader."""
+import enum
 import io
 import os
 import pickle
@@ -110,7 +111,8 @@ def test_a_sandboxed_kernel_cannot_undo_its_mounts(sandbox_folders):
 def test_plain_answers_survive_the_crossing(tmp_path):
     value = {"ids": np.arange(6, dtype=np.int32).reshape(2, 3), "mask": torch.tensor([[True, False]]),
              "share": torch.tensor(0.25, requires_grad=True), "pairs": [(1, 2), (3, 4)], "groups": {frozenset({1, 2})},
-             "todo": ..., "count": np.int64(3), "name": "disc", "half": torch.ones(2, dtype=torch.bfloat16)}
+             "todo": ..., "count": np.int64(3), "name": "disc", "half": torch.ones(2, dtype=torch.bfloat16),
+             "kind": enum.IntEnum("Kind", "THING STUFF").STUFF}
     path = tmp_path / "answer"
     path.write_bytes(pickle.dumps(plain(value)))
     back = read_answer(path)
@@ -120,6 +122,7 @@ def test_plain_answers_survive_the_crossing(tmp_path):
     assert back["half"].dtype == torch.bfloat16
     assert back["pairs"] == [(1, 2), (3, 4)] and back["groups"] == {frozenset({1, 2})}
     assert back["todo"] is Ellipsis and back["count"] == 3 and back["name"] == "disc"
+    assert back["kind"] == 2 and type(back["kind"]) is int  # an IntEnum crosses as its int
 
 
 class _Payload:

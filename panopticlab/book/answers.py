@@ -175,12 +175,12 @@ def plain(value, _depth: int = 0):
         array = tensor.float().numpy() if tensor.dtype == torch.bfloat16 else tensor.resolve_conj().numpy()
         return (TENSOR_TAG, np.array(array), dtype, bool(value.requires_grad))
     if isinstance(value, (bool, int, float, str)):  # subclasses (a named int, an IntEnum) as the base type
-        return type(value).__mro__[-2](value)
+        return next(base for base in (bool, int, float, str) if isinstance(value, base))(value)
     if isinstance(value, dict):
         return {plain(k, _depth + 1): plain(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, (set, frozenset)):
-        return type(value)(plain(v, _depth + 1) for v in value) if type(value) in (set, frozenset) \
-            else set(plain(v, _depth + 1) for v in value)
+        items = (plain(v, _depth + 1) for v in value)
+        return frozenset(items) if isinstance(value, frozenset) else set(items)
     if isinstance(value, (list, tuple, range)):
         items = [plain(v, _depth + 1) for v in value]
         return items if isinstance(value, list) else tuple(items)

@@ -38,12 +38,17 @@ class RunRecord:
     seconds: float = 0.0
 
 
+def kernel_variables(profile: str, work_dir, strict_checks: bool = True) -> dict[str, str]:
+    """The variables every kernel the book's tools start is given: the run profile, where the
+    chapter writes, the inline backend (figures kept in the notebook), strict checkers."""
+    return {"PANOPTICLAB_PROFILE": profile, "PANOPTICLAB_WORK_DIR": str(work_dir),
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline", STRICT_ENV: "1" if strict_checks else "0"}
+
+
 @contextmanager
 def _kernel_environment(profile: str, work_dir, strict_checks: bool = True):
     """Set what the kernel inherits from this process, and restore it afterwards."""
-    values = {"PANOPTICLAB_PROFILE": profile, "PANOPTICLAB_WORK_DIR": str(work_dir),
-              "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-              STRICT_ENV: "1" if strict_checks else "0"}
+    values = kernel_variables(profile, work_dir, strict_checks)
     before = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:

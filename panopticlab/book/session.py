@@ -34,10 +34,10 @@ from pathlib import Path
 
 import panopticlab
 
-from ..exercises.checking import STRICT_ENV, ExerciseError
+from ..exercises.checking import ExerciseError
 from ..exercises.forbidden import active_refusals
 from .answers import AnswerError, capture_random_state, read_answer, restore_random_state
-from .runner import WORK_FOLDER, short_poll_client
+from .runner import WORK_FOLDER, kernel_variables, short_poll_client
 from .textbars import KERNEL_ARGUMENT
 
 GRACE_SECONDS = 5.0
@@ -95,8 +95,7 @@ def _kernel_environment(folder: Path, profile: str) -> dict:
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
         "HOME": str(home), "TMPDIR": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
         "MPLCONFIGDIR": str(home / ".matplotlib"), "IPYTHONDIR": str(home / ".ipython"),
-        "PANOPTICLAB_PROFILE": profile, "PANOPTICLAB_WORK_DIR": str(folder / WORK_FOLDER),
-        "MPLBACKEND": "module://matplotlib_inline.backend_inline", STRICT_ENV: "1",
+        **kernel_variables(profile, folder / WORK_FOLDER),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         # the kernel imports the very package the grader runs (an editable install's or a checkout's)
         "PYTHONPATH": str(Path(panopticlab.__file__).resolve().parent.parent),

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .common import CommandError, exclusive_use, positive_int
+from .common import CommandError, exclusive_use, positive_int, refuse_overwriting_inputs
 
 __all__ = ["add_parser"]
 
@@ -127,8 +127,8 @@ def run_check(args: argparse.Namespace) -> int:
     if not submissions:
         print("error: no .ipynb notebook to grade", file=sys.stderr)
         return 1
-    if args.json:
-        refuse_gradebook_over_inputs(args.json, submissions, book_dir)
+    if args.json:  # the gradebook may not replace a submission or land in the book
+        refuse_overwriting_inputs([("--json", args.json)], [*submissions, book_dir])
     sandboxed = _sandbox_choice(args.sandbox, sandbox.unavailable())
     _load_checkers()
     with exclusive_use(args.json, "--json") if args.json else nullcontext():
@@ -174,13 +174,6 @@ def _load_checkers() -> None:
 
     for module in pkgutil.iter_modules(exercises.__path__):
         importlib.import_module(f"{exercises.__name__}.{module.name}")
-
-
-def refuse_gradebook_over_inputs(gradebook, submissions, book_dir) -> None:
-    """The gradebook may not replace a submission or land in the book."""
-    from .common import refuse_overwriting_inputs
-
-    refuse_overwriting_inputs([("--json", gradebook)], [*submissions, book_dir])
 
 
 def _sandbox_choice(mode: str, unavailable: str | None) -> bool:

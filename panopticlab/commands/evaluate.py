@@ -192,12 +192,6 @@ def recorded_recipe(checkpoint: Path):
         raise CommandError(f"{recipe}: not a recipe written by `panopticlab train` ({error})") from error
 
 
-def recorded_input_size(checkpoint: Path) -> int | None:
-    """The ``input_size`` of the ``recipe.json`` that ``panopticlab train`` wrote beside a checkpoint."""
-    recipe = recorded_recipe(checkpoint)
-    return recipe.input_size if recipe is not None else None
-
-
 def _read_categories(path: Path):
     """The categories of a run folder's ``categories.json``; a CommandError naming the file if it is not one."""
     import json
@@ -214,12 +208,12 @@ def _read_categories(path: Path):
 def trained_model(name: str, checkpoint: str | None, pretrained: bool, categories=None, input_size: int | None = None):
     """Model ``name`` of the table with the weights ``checkpoint`` (a file or run folder) or ``pretrained`` names,
     built for ``categories`` (default: those of the run, see :func:`run_categories`), resizing its
-    images to ``input_size`` (default: the size the run was trained at, see :func:`recorded_input_size`)."""
+    images to ``input_size`` (default: the size the run was trained at, see :func:`recorded_recipe`)."""
     from ..engine.checkpoint import load_model_weights
     from ..engine.pretrained import load_pretrained
     from ..models import zoo
     from ..models.common import set_input_size
-    from ..models.starts import freeze_bodies
+    from ..engine.runs import build_network
 
     row = zoo.spec(name)
     if pretrained:
@@ -233,11 +227,9 @@ def trained_model(name: str, checkpoint: str | None, pretrained: bool, categorie
     path = Path(checkpoint)
 
     def load(component: str, where: Path):
-        recipe = recorded_recipe(where)  # the data set whose published configuration it was trained in
-        network = zoo.build_model(component, categories, recipe.dataset if recipe is not None else None)
-        if recipe is not None and recipe.start is not None:  # its bodies as they were trained: frozen norms
-            freeze_bodies(network, recipe.freeze_norms, recipe.freeze_at)
-        size = input_size or recorded_input_size(where)
+        recipe = recorded_recipe(where)
+        network = build_network(component, categories, recipe)  # as it was trained: data set, frozen bodies
+        size = input_size or (recipe.input_size if recipe is not None else None)
         if size is not None:
             set_input_size(network, size)
         load_model_weights(_checkpoint_file(where), network)

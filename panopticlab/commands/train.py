@@ -90,7 +90,7 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
     if args.input_size is not None:
         train_recipe = dataclasses.replace(train_recipe, input_size=args.input_size)
     if args.weights is not None:
-        train_recipe = dataclasses.replace(train_recipe, start=start_weights(args.weights))
+        train_recipe = dataclasses.replace(train_recipe, start=None if args.weights == RANDOM_START else args.weights)
     if args.data:  # a full network in the data set's published configuration (a tiny one has one)
         train_recipe = dataclasses.replace(train_recipe, dataset=args.data[0])
     if is_main_process():
@@ -104,12 +104,15 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
     return model, trained
 
 
-def start_weights(option: str) -> str | None:
-    """``--weights``, checked: ``"imagenet"``, ``None`` for ``random``, or an existing file's path."""
+RANDOM_START = "random"
+
+
+def start_weights(option: str) -> str:
+    """``--weights``, checked: ``"imagenet"``, ``"random"``, or an existing file's full path."""
     from ..models.starts import IMAGENET
 
-    if option in (IMAGENET, "random"):
-        return None if option == "random" else IMAGENET
+    if option in (IMAGENET, RANDOM_START):
+        return option
     if not Path(option).is_file():
         raise CommandError(f"--weights {option}: no such file (give imagenet, random or a state-dict file)")
     return str(Path(option).resolve())
@@ -252,7 +255,7 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
     for name in names:
         zoo.spec(name).recipe(profile, args.steps)  # a model without a recipe fails here, before any training
     if args.weights is not None:
-        start_weights(args.weights)  # a missing file too
+        args.weights = start_weights(args.weights)  # checked now (a missing file too), used by each network
     folders = {name: output / name if row.components else output for name in names}
     _check_run_folder(output, folders.values())
     # one run at a time in a folder: a second train into it is refused before it reads or writes anything

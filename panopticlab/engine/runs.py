@@ -117,6 +117,21 @@ class TrainedNetwork:
     seconds: float
 
 
+def build_network(name: str, categories, recipe=None):
+    """Network ``name`` for ``categories``, randomly initialised, built as ``recipe`` trains it:
+    in the published configuration of its data set, and, when it starts from weights, its
+    ResNet bodies frozen as the recipe says (:func:`~panopticlab.models.starts.freeze_bodies`).
+    Training builds its network with this, and evaluation rebuilds a run's from the recipe it
+    recorded, so the two are one structure. ``recipe=None``: the model's defaults."""
+    from ..models import zoo
+    from ..models.starts import freeze_bodies
+
+    model = zoo.build_model(name, categories, recipe.dataset if recipe is not None else None)
+    if recipe is not None and recipe.start is not None:
+        freeze_bodies(model, recipe.freeze_norms, recipe.freeze_at)
+    return model
+
+
 def train_network(recipe, categories=None, *, seed: int, **fit_options):
     """``(model, TrainedNetwork)``: the network of ``recipe`` built after seeding with ``seed``
     (so every run of a recipe starts from the same weights), resizing its images to the
@@ -127,23 +142,21 @@ def train_network(recipe, categories=None, *, seed: int, **fit_options):
     A resumed run's time counts only the steps it ran now.
     """
     from ..data.synthetic import SYNTHETIC_CATEGORIES
-    from ..models import zoo
     from ..models.common import set_input_size
-    from ..models.starts import freeze_bodies, load_start
+    from ..models.starts import load_start
     from ..profiles import seed_everything
     from . import recipes
     from .checkpoint import find_checkpoint
 
     categories = SYNTHETIC_CATEGORIES if categories is None else categories
     seed_everything(seed)
-    model = zoo.build_model(recipe.model, categories, recipe.dataset)
+    model = build_network(recipe.model, categories, recipe)
     if recipe.input_size is not None and not set_input_size(model, recipe.input_size):
         recipe = recipe.replace(input_size=None)  # the network takes its images at the data's size
     checkpoint_dir = fit_options.get("checkpoint_dir")
-    if recipe.start is not None:
-        if checkpoint_dir is None or find_checkpoint(checkpoint_dir) is None:  # a resumed run has its weights
-            load_start(model, recipe.start, progress=fit_options.get("progress", True))
-        freeze_bodies(model, recipe.freeze_norms, recipe.freeze_at)
+    if recipe.start is not None and (checkpoint_dir is None or find_checkpoint(checkpoint_dir) is None):
+        # into the frozen bodies as well: a frozen norm has a norm's tensors; a resumed run has its weights
+        load_start(model, recipe.start, progress=fit_options.get("progress", True))
     start = time.perf_counter()
     history = recipes.fit(model, recipe, categories, seed=seed, **fit_options)
     return model, TrainedNetwork(recipe.model, recipe, history, time.perf_counter() - start)
