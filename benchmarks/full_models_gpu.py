@@ -2,8 +2,11 @@
 
     python benchmarks/full_models_gpu.py [--models NAME ...] [--steps 5] [--batch 2] [--scale 1.0]
 
-For each full network of the model table (ResNet-50 bodies; random weights, since speed
-and memory do not depend on them), on synthetic scenes of the size it is published at:
+For each full network of the model table, built and trained as its published run
+(``--schedule published``: the data set's configuration, the detectors' frozen BatchNorms and
+first stages, the published solver at this batch by the linear scaling rule; random weights,
+since speed and memory do not depend on them), on synthetic scenes of the size it is
+published at:
 
 * **train**: the trainer's step (:meth:`~panopticlab.engine.Trainer.train_step`: forward,
   backward, optimiser update) on a batch of ``--batch`` images, with mixed precision on
@@ -30,7 +33,8 @@ import torch
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATEGORIES
 from panopticlab.data.dataset import PanopticDataset, image_batch
 from panopticlab.data.synthetic import SyntheticPanoptic
-from panopticlab.engine import Trainer, inference_seconds, recipes
+from panopticlab.engine import Trainer, inference_seconds
+from panopticlab.engine.runs import build_network
 from panopticlab.engine.sampling import make_train_loader
 from panopticlab.models import zoo
 
@@ -38,13 +42,16 @@ from panopticlab.models import zoo
 # short side of 800 (about 800 x 1066 at COCO's 4:3), Cityscapes at its full 1024 x 2048
 # for inference and detectron2's 512 x 1024 training crops
 COCO = (800, 1066)
+# (data set of the published run, training image size, inference image size, published figures)
 SETUPS = {
-    "pspnet-full": (COCO, COCO, "no COCO figure published (the baseline's semantic network)"),
-    "maskrcnn-full": (COCO, COCO, "detectron2 R50-FPN 1x: 0.261 s/iter on 8 V100s (batch 2 each), 0.043 s/img, 3.4 GB"),
-    "panoptic-fpn-full": (COCO, COCO, ("detectron2 R50-FPN 1x: 0.304 s/iter on 8 V100s (batch 2 each), "
-                                       "0.053 s/img, 4.8 GB")),
-    "upsnet-full": (COCO, COCO, "uber-research/UPSNet README: no time or memory published (16 GPUs, 1 image each)"),
-    "panoptic-deeplab-full": ((512, 1024), (1024, 2048),
+    "pspnet-full": ("coco", (512, 512), COCO, "no COCO figure published (the baseline's semantic network)"),
+    "maskrcnn-full": ("coco", COCO, COCO,
+                      "detectron2 R50-FPN 1x: 0.261 s/iter on 8 V100s (batch 2 each), 0.043 s/img, 3.4 GB"),
+    "panoptic-fpn-full": ("coco", COCO, COCO, ("detectron2 R50-FPN 1x: 0.304 s/iter on 8 V100s (batch 2 each), "
+                                               "0.053 s/img, 4.8 GB")),
+    "upsnet-full": ("coco", COCO, COCO,
+                    "uber-research/UPSNet README: no time or memory published (16 GPUs, 1 image each)"),
+    "panoptic-deeplab-full": ("cityscapes", (512, 1024), (1024, 2048),
                               ("detectron2 projects/Panoptic-DeepLab README: R52-DC5 on Cityscapes, 512 x 1024 "
                                "crops, batch 32: 9682 MB training memory")),
 }
@@ -66,13 +73,13 @@ def reset_peak(device: torch.device) -> None:
 
 def measure(name: str, device: torch.device, steps: int, batch: int, scale: float) -> dict:
     """Seconds per training iteration and per inferred image of one full network, and peak memory."""
-    train_size, test_size, _ = SETUPS[name]
+    data_set, train_size, test_size, _ = SETUPS[name]
     train_size, test_size = scaled(train_size, scale), scaled(test_size, scale)
     row = zoo.spec(name)
     scenes = SyntheticPanoptic(batch * (steps + 2), size=train_size, seed=0, split="train")
     dataset = PanopticDataset(scenes, CATEGORIES, targets=row.targets, **row.target_options)
-    recipe = recipes.recipe(name, "gpu" if device.type == "cuda" else "ci", steps=steps + 2)
-    model = zoo.build_model(name, CATEGORIES)
+    recipe, changes = row.published_recipe(data_set, batch_size=batch, steps=steps + 2)
+    model = build_network(name, CATEGORIES, recipe)  # the published structure, frozen parts included
     trainer = Trainer(model, make_train_loader(dataset, batch, shuffle=False), recipe.optim, steps + 2, device,
                       grad_clip=recipe.grad_clip, progress=False)
     batches = iter(trainer.loader)
@@ -85,7 +92,7 @@ def measure(name: str, device: torch.device, steps: int, batch: int, scale: floa
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     train = {"s_per_iter": (time.perf_counter() - start) / steps, "peak_gb": peak_gigabytes(device),
-             "size": train_size}
+             "size": train_size, "recipe": recipe, "changes": changes}
     del trainer
     images = image_batch(list(SyntheticPanoptic(3, size=test_size, seed=0, split="val")))
     reset_peak(device)
@@ -117,7 +124,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{gigabytes(train['peak_gb'])} | inference {infer['size'][0]}x{infer['size'][1]}: "
               f"{infer['network']:.3f} s network + {infer['postprocess']:.3f} s post-processing per image, "
               f"{gigabytes(infer['peak_gb'])}")
-        print(f"{'':22s} published: {SETUPS[model_name][2]}")
+        recipe, schedule = train["recipe"], zoo.spec(model_name).published[SETUPS[model_name][0]]
+        frozen = f"frozen BatchNorm, first {recipe.freeze_at} stages fixed" if recipe.freeze_norms else "trained BatchNorm"
+        print(f"{'':22s} ran: the {schedule.dataset} configuration, {recipe.optim.optimizer} lr {recipe.optim.lr:g} at "
+              f"batch {recipe.batch_size}, {frozen}; published run: {schedule.batch_size} images, lr "
+              f"{schedule.optim.lr:g} ({schedule.source})")
+        print(f"{'':22s} published: {SETUPS[model_name][3]}")
         rows.append({"model": model_name, **result})
     return rows
 

@@ -303,6 +303,18 @@ assert all(count > 20e6 for count in full.values()), "the full models are ResNet
 #   COCO post-processing (NMS kernel 41, stuff area 4096). `panopticlab models --config full
 #   --data cityscapes` lists every setting that changes, and the stuff limits are pixels of
 #   the evaluated image, as published (only the tiny models scale them to 128 px scenes).
+# * **Each method's published schedule.** `train --config full --schedule published --data
+#   KIND ROOT` trains as the configuration files do: detectron2's 1x for Mask R-CNN and
+#   Panoptic FPN on COCO (90k iterations of 16 images, SGD 0.02, whole images at a short side
+#   drawn from 640-800), UPSNet's own files, detectron2's Panoptic-DeepLab runs (Adam, poly,
+#   crops of 512 x 1024 or 640 x 640) and mmsegmentation's PSPNet runs; `panopticlab models
+#   --config full --data KIND` prints each with its source. The full networks start from
+#   torchvision's ImageNet ResNet-50 with the detectors' BatchNorms frozen, as published.
+#   What still differs, and the command says so: the references start from Caffe ResNet-50s
+#   (detectron2, UPSNet), from COCO weights (detectron2's Cityscapes Mask R-CNN) or from an
+#   R-52 torchvision does not have (Panoptic-DeepLab, which therefore starts at random unless
+#   given those weights); a few solver details (UPSNet's doubled bias learning rate,
+#   mmsegmentation's final learning rate of 1e-4) are left out.
 # * **Several GPUs.** `torchrun --nproc_per_node 8 -m panopticlab train --model panoptic-fpn
 #   --config full --data coco ROOT` starts one process per GPU; `train` joins them
 #   (`engine.distributed.init_distributed()`: NCCL on GPUs, gloo on a CPU), the trainer wraps
@@ -311,11 +323,13 @@ assert all(count > 20e6 for count in full.values()), "the full models are ResNet
 #   writes the run folder. The recipe's batch is per process, so eight processes at batch 2
 #   make the published global batch of 16. The tests train every model of the table with
 #   two CPU processes and check that they take exactly the step of one process playing both
-#   ranks. The published recipes are for a global batch of 16-32 images:
+#   ranks. The published recipes are for a global batch of 8-64 images:
 #   with fewer GPUs, keep the global batch (more images per GPU, or gradient accumulation)
 #   or scale the learning rate linearly with it (Goyal et al.), as detectron2's maintainers
 #   advise; a one-GPU Panoptic FPN run at the 8-GPU settings reached 30 PQ instead of 40
-#   (detectron2 issue 604).
+#   (detectron2 issue 604). `--schedule published` shares the published batch out over the
+#   processes; with `--batch-size N` it applies the linear scaling rule (the learning rate
+#   times the batch ratio, the iterations divided by it) and prints the schedule it runs.
 # * **Mixed precision.** The trainer's `amp` option (on by default on CUDA) runs forward
 #   and backward in float16 autocast with a gradient scaler (Micikevicius et al.): less
 #   memory for activations and, on tensor-core GPUs, faster convolutions.

@@ -143,6 +143,14 @@ class TrainRecipe:
             frozen (their ImageNet statistics kept) and its first ``freeze_at`` modules (stem,
             ``layer1``, ...) stay fixed, as the published detectors fine-tune
             (:func:`~panopticlab.models.starts.freeze_bodies`); a random start freezes nothing.
+        crop_size: ``(height, width)`` of the random training crops; ``None``: square
+            ``image_size`` crops.
+        whole_images: no crop: every image is trained on whole, a batch of mixed sizes
+            going to the network as a list (the published detectors, which pad a batch).
+        short_sides, max_size: before the rescaling and the crop, each image is resized to a
+            short side drawn from ``short_sides``, its long side at most ``max_size``
+            (detectron2's ``ResizeShortestEdge``); a network that resizes its images inside
+            then keeps the data's size in training. ``()``: no such resize.
     """
 
     model: str
@@ -158,11 +166,18 @@ class TrainRecipe:
     start: str | None = None
     freeze_norms: bool = False
     freeze_at: int = 0
+    crop_size: tuple[int, int] | None = None
+    whole_images: bool = False
+    short_sides: tuple[int, ...] = ()
+    max_size: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"TrainRecipe.model must be a model name, got {self.model!r}")
         object.__setattr__(self, "augment_scale", tuple(float(s) for s in self.augment_scale))
+        object.__setattr__(self, "short_sides", tuple(self.short_sides))
+        if self.crop_size is not None:
+            object.__setattr__(self, "crop_size", tuple(self.crop_size))
         problems = [f"{name} must be a positive integer, got {getattr(self, name)!r}"
                     for name in ("steps", "batch_size", "image_size", "num_train")
                     if not (isinstance(getattr(self, name), int) and getattr(self, name) > 0)]
@@ -176,6 +191,15 @@ class TrainRecipe:
             problems.append(f"grad_clip must be positive or None, got {self.grad_clip}")
         if len(self.augment_scale) != 2 or not 0 < self.augment_scale[0] <= self.augment_scale[1]:
             problems.append(f"augment_scale must be (min, max) with 0 < min <= max, got {self.augment_scale}")
+        if self.crop_size is not None and not (len(self.crop_size) == 2 and all(
+                isinstance(side, int) and side > 0 for side in self.crop_size)):
+            problems.append(f"crop_size must be (height, width) in pixels or None, got {self.crop_size!r}")
+        if self.crop_size is not None and self.whole_images:
+            problems.append("whole_images trains on uncropped images: it takes no crop_size")
+        if not all(isinstance(side, int) and side > 0 for side in self.short_sides):
+            problems.append(f"short_sides must be positive integers, got {self.short_sides!r}")
+        if self.max_size is not None and not (isinstance(self.max_size, int) and self.max_size > 0):
+            problems.append(f"max_size must be a positive integer or None, got {self.max_size!r}")
         if problems:
             raise ValueError(f"invalid TrainRecipe for {self.model}: " + "; ".join(problems))
 
@@ -188,6 +212,9 @@ class TrainRecipe:
         values = asdict(self)
         values["optim"] = self.optim.to_dict()
         values["augment_scale"] = list(self.augment_scale)
+        values["short_sides"] = list(self.short_sides)
+        if self.crop_size is not None:
+            values["crop_size"] = list(self.crop_size)
         return values
 
     @classmethod
@@ -196,3 +223,119 @@ class TrainRecipe:
         values = dict(values)
         values["optim"] = OptimConfig.from_dict(values["optim"])
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class PublishedSchedule:
+    """A published training run of one method on one data set, as its configuration file states it.
+
+    One type for every method: the model files state their runs with it
+    (``PUBLISHED_SCHEDULES`` of each), the model table offers them
+    (:meth:`~panopticlab.models.zoo.ModelSpec.published_recipe`) and ``panopticlab train
+    --schedule published`` runs them.
+
+    Attributes:
+        dataset: ``"coco"`` or ``"cityscapes"``.
+        batch_size: images per iteration, all GPUs together.
+        iterations: optimiser steps.
+        optim: the solver at ``batch_size``: learning rate, warmup and milestones in
+            iterations of this run.
+        crop_size: ``(height, width)`` of the random training crops; ``None``: whole images
+            (the detectors), batched at their own sizes.
+        augment_scale: ``(min, max)`` random rescaling of an image before the crop.
+        short_sides, max_size: each training image is resized to a short side drawn from
+            ``short_sides`` with its long side at most ``max_size`` (detectron2's
+            ``ResizeShortestEdge``, "choice" sampling); ``()``: no such resize.
+        test_size: the short side the published run evaluates at; a run at another input
+            size scales every pixel size of the schedule by the same factor.
+        inputs: the published input pipeline in words.
+        source: the configuration file(s) it is read from.
+        differences: what this package's run does differently, and why; empty when nothing.
+    """
+
+    dataset: str
+    batch_size: int
+    iterations: int
+    optim: OptimConfig
+    crop_size: tuple[int, int] | None
+    test_size: int
+    inputs: str
+    source: str
+    augment_scale: tuple[float, float] = (1.0, 1.0)
+    short_sides: tuple[int, ...] = ()
+    max_size: int | None = None
+    differences: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "short_sides", tuple(int(s) for s in self.short_sides))
+        object.__setattr__(self, "augment_scale", tuple(float(s) for s in self.augment_scale))
+        if self.crop_size is not None:
+            object.__setattr__(self, "crop_size", tuple(int(s) for s in self.crop_size))
+        if self.optim.milestones and self.optim.milestones[-1] >= self.iterations:
+            raise ValueError(f"{self.source}: milestone {self.optim.milestones[-1]} is not inside the run's "
+                             f"{self.iterations} iterations")
+
+    def scaled(self, batch_size: int | None = None, iterations: int | None = None,
+               test_size: int | None = None) -> tuple["PublishedSchedule", list[str]]:
+        """This run at another total batch, length or input size, and what changed, in words.
+
+        * ``batch_size``: the linear scaling rule (Goyal et al., 2017, "Accurate, Large
+          Minibatch SGD", section 2.1): the learning rate times ``batch_size / B``, the
+          iterations, warmup and milestones times ``B / batch_size``, so the run sees the
+          same number of images with the same learning rate per image.
+        * ``iterations``: the warmup and the milestones keep their places in the run.
+        * ``test_size``: every pixel size (crops, short sides, long side) times
+          ``test_size / self.test_size``.
+        """
+        schedule, notes = self, []
+        if batch_size is not None and batch_size != self.batch_size:
+            factor = batch_size / self.batch_size
+            schedule = replace(schedule._stretched(max(1, round(self.iterations / factor)), lr=self.optim.lr * factor),
+                               batch_size=batch_size)
+            notes.append(f"batch {batch_size} instead of the published {self.batch_size}: by the linear scaling rule "
+                         f"the learning rate becomes {self.optim.lr:g} x {batch_size}/{self.batch_size} = "
+                         f"{schedule.optim.lr:g} and the run {schedule.iterations} iterations instead of "
+                         f"{self.iterations} (the same images seen)")
+        if iterations is not None and iterations != schedule.iterations:
+            notes.append(f"{iterations} iterations instead of {schedule.iterations}: warmup and milestones "
+                         f"keep their places in the run")
+            schedule = schedule._stretched(iterations, lr=schedule.optim.lr)
+        if test_size is not None and test_size != self.test_size:
+            factor = test_size / self.test_size
+            pixels = lambda size: max(1, round(size * factor))  # noqa: E731
+            schedule = replace(schedule, test_size=test_size,
+                               crop_size=None if schedule.crop_size is None else tuple(map(pixels, schedule.crop_size)),
+                               short_sides=tuple(sorted({pixels(s) for s in schedule.short_sides})),
+                               max_size=None if schedule.max_size is None else pixels(schedule.max_size))
+            notes.append(f"images at a short side of {test_size} px instead of {self.test_size}: crops and resizes "
+                         f"scaled by {factor:.3g}")
+        return schedule, notes
+
+    def _stretched(self, iterations: int, lr: float) -> "PublishedSchedule":
+        factor = iterations / self.iterations
+        warmup = min(round(self.optim.warmup_steps * factor), max(0, iterations // 10)) if self.optim.warmup_steps else 0
+        milestones = []
+        for milestone in self.optim.milestones:  # strictly increasing, after the warmup, inside the run
+            milestones.append(max(round(milestone * factor), warmup + 1, milestones[-1] + 1 if milestones else 0))
+        if milestones and milestones[-1] >= iterations:
+            milestones = [m for m in milestones if m < iterations]
+        optim = self.optim.replace(lr=lr, warmup_steps=warmup, milestones=tuple(milestones),
+                                   schedule="constant" if self.optim.schedule == "step" and not milestones
+                                   else self.optim.schedule)
+        return replace(self, iterations=iterations, optim=optim)
+
+    def train_recipe(self, base: TrainRecipe, world_size: int = 1) -> TrainRecipe:
+        """``base`` (a model's recipe: its name, start and frozen parts) run by this schedule on
+        ``world_size`` processes: the batch shared out among them, the schedule's steps,
+        solver, crops and resizes, and its data set's published model configuration.
+
+        Raises:
+            ValueError: the batch does not share out evenly (``scaled(batch_size=...)`` first).
+        """
+        if self.batch_size % world_size:
+            raise ValueError(f"a batch of {self.batch_size} does not share out over {world_size} processes: "
+                             f"choose a total batch that is a multiple of {world_size}")
+        return base.replace(steps=self.iterations, batch_size=self.batch_size // world_size, optim=self.optim,
+                            dataset=self.dataset, crop_size=self.crop_size, whole_images=self.crop_size is None,
+                            augment_scale=self.augment_scale, short_sides=self.short_sides, max_size=self.max_size,
+                            num_train=max(base.num_train, self.batch_size // world_size))

@@ -27,10 +27,14 @@ def test_every_full_network_of_the_table_has_a_setup(script):
 
 
 def test_the_script_times_training_and_inference(script, monkeypatch, capsys, one_torch_thread):
-    monkeypatch.setitem(script.SETUPS, "panoptic-deeplab-tiny", ((64, 96), (96, 128), "none"))
-    [row] = script.main(["--device", "cpu", "--steps", "2", "--models", "panoptic-deeplab-tiny"])
+    # the published run's network and solver, on small images so that a CPU takes seconds
+    monkeypatch.setitem(script.SETUPS, "panoptic-deeplab-full", ("cityscapes", (64, 96), (96, 128), "none"))
+    [row] = script.main(["--device", "cpu", "--steps", "1", "--batch", "2", "--models", "panoptic-deeplab-full"])
     assert row["train"]["size"] == (64, 96) and row["inference"]["size"] == (96, 128)
     assert row["train"]["s_per_iter"] > 0 and row["inference"]["network"] > 0 and row["inference"]["postprocess"] > 0
     assert row["train"]["peak_gb"] is None  # no GPU memory to report on the CPU
+    recipe = row["train"]["recipe"]
+    assert (recipe.dataset, recipe.batch_size, recipe.optim.lr) == ("cityscapes", 2, 0.001 * 2 / 32)
     out = capsys.readouterr().out
-    assert "panoptic-deeplab-tiny" in out and "s/iter" in out and "published: none" in out
+    assert "panoptic-deeplab-full" in out and "s/iter" in out and "published: none" in out
+    assert "ran: the cityscapes configuration, adam lr 6.25e-05 at batch 2" in out

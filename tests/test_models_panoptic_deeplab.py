@@ -343,10 +343,10 @@ def test_published_settings_for_coco_and_the_schedules():
     with pytest.raises(ValueError, match="unknown dataset"):
         PanopticDeepLabConfig.full(19, dataset="ade20k")
     cityscapes, coco_run = PUBLISHED_SCHEDULES["cityscapes"], PUBLISHED_SCHEDULES["coco"]
-    assert (cityscapes.optimizer, cityscapes.poly_power, cityscapes.weight_decay) == ("adam", 0.9, 0.0)
-    assert (cityscapes.batch_size, cityscapes.crop_size, cityscapes.iterations, cityscapes.lr) == \
+    assert (cityscapes.optim.optimizer, cityscapes.optim.poly_power, cityscapes.optim.weight_decay) == ("adam", 0.9, 0.0)
+    assert (cityscapes.batch_size, cityscapes.crop_size, cityscapes.iterations, cityscapes.optim.lr) == \
         (32, (512, 1024), 90_000, 0.001)
-    assert (coco_run.batch_size, coco_run.crop_size, coco_run.iterations, coco_run.lr) == \
+    assert (coco_run.batch_size, coco_run.crop_size, coco_run.iterations, coco_run.optim.lr) == \
         (64, (640, 640), 200_000, 5e-4)
     optim = zoo.spec("panoptic-deeplab-full").recipe("laptop").optim
     assert (optim.optimizer, optim.lr, optim.weight_decay, optim.schedule, optim.poly_power) == \

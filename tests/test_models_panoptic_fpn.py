@@ -173,13 +173,12 @@ def test_published_schedules_agree_with_the_full_recipe():
     from panopticlab.models import zoo
 
     coco = panoptic_fpn.PUBLISHED_SCHEDULES["coco"]
-    assert (coco.batch_size, coco.lr, coco.iterations, coco.weight_decay) == (16, 0.02, 90_000, 1e-4)
+    assert (coco.batch_size, coco.optim.lr, coco.iterations, coco.optim.weight_decay) == (16, 0.02, 90_000, 1e-4)
     # the table's full recipe is the same 1x schedule, laid over any number of steps
     optim = zoo.sgd_1x(coco.iterations)
-    assert (optim.optimizer, optim.lr, optim.weight_decay, optim.momentum) == ("sgd", coco.lr, coco.weight_decay, 0.9)
-    assert optim.milestones == coco.milestones and optim.warmup_steps == coco.warmup_iterations
+    assert optim == coco.optim
     assert all(schedule.source.startswith("detectron2 ") for schedule in panoptic_fpn.PUBLISHED_SCHEDULES.values())
     from panopticlab.profiles import _PROFILES, Profile
 
     gpu = Profile(name="gpu", device="cuda", **_PROFILES["gpu"])  # the profile's sizes, on a machine without CUDA
-    assert zoo.spec("panoptic-fpn-full").recipe(gpu).optim.lr == coco.lr
+    assert zoo.spec("panoptic-fpn-full").recipe(gpu).optim.lr == coco.optim.lr

@@ -143,7 +143,7 @@ def test_full_model_structure_and_stated_parameter_count(full_model):
     assert (city.semantic_layers, city.semantic_loss_weight, city.semantic_roi_loss, city.panoptic_loss_weight) == \
         (2, 1.0, False, 0.5) and (city.num_stuff, city.num_things) == (11, 8)
     assert LOSS_WEIGHTS["cityscapes"]["semantic_roi"] is None
-    assert PUBLISHED_SCHEDULES["coco"].milestones == (60_000, 80_000) and PUBLISHED_SCHEDULES["coco"].lr == 0.02
+    assert PUBLISHED_SCHEDULES["coco"].optim.milestones == (60_000, 80_000) and PUBLISHED_SCHEDULES["coco"].optim.lr == 0.02
     assert PUBLISHED_SCHEDULES["cityscapes"].iterations == 12_000
     assert UPSNetHeadConfig() == UPSNetHeadConfig(0.6, 0.5, 100, 0.3, 0.0, 0.5, 4096, None)
     # stuff limits in pixels of the evaluated image: COCO 4096, Cityscapes 2048; the tiny head scales 4096

@@ -1,5 +1,6 @@
 """``panopticlab models``: the model table, one line per model; with ``--data``, what a data
-set's published configuration changes in each full model."""
+set's published configuration changes in each full model, and the published training run
+that ``train --schedule published`` runs."""
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,7 @@ def run_models(args: argparse.Namespace) -> int:
         shipped = "; weights shipped" if row.shipped else ""
         print(f"{row.name:<{width}} {row.summary} ({trained}{shipped})")
         if args.data:
-            for line in _dataset_changes(row.name, args.data):
+            for line in _dataset_changes(row.name, args.data) + _schedule_lines(row, args.data):
                 print(f"{'':<{width}}   {line}")
     return 0
 
@@ -48,3 +49,21 @@ def _dataset_changes(name: str, dataset: str) -> list[str]:
     changes = [f"{key}: {default.get(key)!r} -> {value!r}" for key, value in published.items()
                if default.get(key) != value]
     return changes or [f"{dataset}: the same settings as the default"]
+
+
+def _schedule_lines(row, dataset: str) -> list[str]:
+    """The published training run of ``row`` on ``dataset`` (``train --schedule published``)."""
+    if row.components:
+        return []  # each network has its own line
+    schedule = row.published.get(dataset)
+    if schedule is None:
+        return [f"--schedule published: no published run on {dataset}"] if row.size == "full" else []
+    optim = schedule.optim
+    decay = f"steps at {', '.join(map(str, optim.milestones))}" if optim.schedule == "step" else \
+        f"{optim.schedule} {optim.poly_power:g}"
+    lines = [f"--schedule published: {schedule.iterations} iterations of {schedule.batch_size} images, "
+             f"{optim.optimizer} lr {optim.lr:g}, warmup {optim.warmup_steps}, {decay}",
+             f"  inputs: {schedule.inputs}", f"  from: {schedule.source}"]
+    if schedule.differences:
+        lines.append(f"  differs: {schedule.differences}")
+    return lines

@@ -2,6 +2,7 @@
 
     panopticlab train --model NAME [--profile P] [--steps N] [--output DIR] [--resume]
     panopticlab train --model FAMILY --config tiny|full [--data coco|cityscapes ROOT] [--input-size PX] ...
+    panopticlab train --model FAMILY --config full --schedule published --data coco|cityscapes ROOT [--batch-size N]
 
 The run follows the model's recipe (:func:`panopticlab.engine.recipes.recipe`) and
 writes into ``DIR`` its checkpoint (``last.pt``), history (``history.json``), recipe
@@ -12,6 +13,10 @@ trained networks (the baseline) trains them one after the other, each in
 interrupted run continues from its checkpoint and ends as an uninterrupted one would.
 ``--input-size PX`` makes a network that resizes its images inside (800 px on COCO) resize
 them to PX instead (recorded in ``recipe.json``, which ``panopticlab evaluate`` reads back).
+``--schedule published`` runs the network's published training run on the ``--data`` set
+instead of the profile's recipe (:meth:`panopticlab.models.zoo.ModelSpec.published_recipe`):
+its iterations, total batch, solver, crops and resizes; with another ``--batch-size`` the
+learning rate and the iterations follow the linear scaling rule, and the command says so.
 With ``--data KIND ROOT`` it trains on that dataset's train split
 (:func:`panopticlab.data.datasets.open_split`), scores its val split and records the
 categories in ``DIR/categories.json`` for ``panopticlab evaluate``. ``DIR/data.json`` records the
@@ -45,7 +50,13 @@ def add_parser(commands) -> None:
                              "cityscapes ROOT (its train split; scored on its val split)")
     parser.add_argument("--profile", default=None,
                         help="ci, laptop or gpu: the recipe's sizes (default: $PANOPTICLAB_PROFILE or laptop)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="profile",
+                        help="profile: the run profile's recipe (default); published: the network's published "
+                             "training run on the --data set (iterations, batch, learning rate, crops, resizes)")
     parser.add_argument("--steps", type=positive_int, default=None, help="train this many steps instead of the recipe's")
+    parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                        help="images per step and process instead of the recipe's; with --schedule published the "
+                             "learning rate and the iterations follow the linear scaling rule")
     parser.add_argument("--output", default=None, help="run folder (default: runs/MODEL)")
     parser.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in the output folder")
     parser.add_argument("--seed", type=int, default=None, help="seed of data, augmentation and weights "
@@ -76,15 +87,38 @@ def model_name(model: str, config: str | None) -> str:
     return f"{model}-{config}"
 
 
+SCHEDULES = ("profile", "published")
+
+
+def network_recipe(name: str, args: argparse.Namespace, profile):
+    """``(recipe, changes)``: the recipe network ``name`` trains with under ``args``, and, for a
+    published schedule, how it departs from the publication (in words)."""
+    from ..engine import recipes
+    from ..engine.distributed import get_world_size
+    from ..models import zoo
+
+    if args.schedule == "published":
+        try:
+            return zoo.spec(name).published_recipe(args.data[0], world_size=get_world_size(),
+                                                   batch_size=args.batch_size, steps=args.steps,
+                                                   input_size=args.input_size)
+        except ValueError as error:
+            raise CommandError(f"--schedule published: {error}") from None
+    train_recipe = recipes.recipe(name, profile, steps=args.steps)
+    if args.batch_size is not None:
+        train_recipe = dataclasses.replace(train_recipe, batch_size=args.batch_size)
+    return train_recipe, []
+
+
 def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, seed: int, device: str,
                    categories, source):
     from ..data.atomic import write_json
-    from ..engine import recipes
     from ..engine.distributed import is_main_process
     from ..engine.runs import train_network
     from ..metrics.report import to_json_compatible
+    from ..models import zoo
 
-    train_recipe = recipes.recipe(name, profile, steps=args.steps)
+    train_recipe, changes = network_recipe(name, args, profile)
     if source is not None:  # the dataset's images, not the profile's number of synthetic ones
         train_recipe = dataclasses.replace(train_recipe, num_train=len(source))
     if args.input_size is not None:
@@ -94,8 +128,17 @@ def _train_network(name: str, args: argparse.Namespace, profile, folder: Path, s
     if args.data:  # a full network in the data set's published configuration (a tiny one has one)
         train_recipe = dataclasses.replace(train_recipe, dataset=args.data[0])
     if is_main_process():
+        if args.schedule == "published":
+            published = zoo.spec(name).published[args.data[0]]
+            print(f"{name}: the published run on {args.data[0]} ({published.source})")
+            for change in changes or ["as published"]:
+                print(f"  {change}")
+            if published.differences:
+                print(f"  differs from it: {published.differences}")
+        size = "whole images" if train_recipe.whole_images else \
+            "x".join(map(str, train_recipe.crop_size or (train_recipe.image_size,) * 2)) + " px crops"
         print(f"{name}: {train_recipe.steps} steps, batch {train_recipe.batch_size}{_per_process()}, "
-              f"{train_recipe.image_size} px, {train_recipe.num_train} images -> {folder}")
+              f"{size}, {train_recipe.num_train} images -> {folder}")
     model, trained = train_network(train_recipe, categories, seed=seed, checkpoint_dir=folder, device=device,
                                    progress=not args.no_progress, source=source)
     if is_main_process():
@@ -252,8 +295,11 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
             raise CommandError(f"{root}: the train and val splits list different categories")
         _check_splits(root, source, samples, args.num_val, progress=not args.no_progress)
     names = row.components or (row.name,)
+    if args.schedule == "published" and not args.data:
+        raise CommandError("--schedule published runs a network's published training on a data set: give "
+                           "--data coco ROOT or --data cityscapes ROOT")
     for name in names:
-        zoo.spec(name).recipe(profile, args.steps)  # a model without a recipe fails here, before any training
+        network_recipe(name, args, profile)  # a model without a recipe fails here, before any training
     if args.weights is not None:
         args.weights = start_weights(args.weights)  # checked now (a missing file too), used by each network
     folders = {name: output / name if row.components else output for name in names}

@@ -24,7 +24,7 @@ from .sample import Sample
 from .targets import deeplab_targets, instance_target, semantic_target
 from .transforms import check_sample
 
-__all__ = ["TARGET_BUILDERS", "PanopticDataset", "collate_panoptic", "collate_for_evaluation", "image_tensor",
+__all__ = ["TARGET_BUILDERS", "PanopticDataset", "collate_panoptic", "collate_mixed_sizes", "image_tensor",
            "image_batch"]
 
 # name in the target dict -> function (pan, categories, **options) building it
@@ -186,12 +186,13 @@ def collate_panoptic(batch: Sequence[tuple[torch.Tensor, dict]]) -> tuple[torch.
     return torch.stack(images), collated
 
 
-def collate_for_evaluation(batch: Sequence[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor | list, dict]:
+def collate_mixed_sizes(batch: Sequence[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor | list, dict]:
     """:func:`collate_panoptic` when the images share one size; otherwise the images as a list
     of float32 [3, H_i, W_i] and every target key as a list of the B items.
 
     A real validation split mixes image sizes (COCO's val: a short side of 480 to 640 px, either
-    orientation): an evaluation must score it whatever the sizes, image by image if need be
+    orientation), and so does training on whole images (``TrainRecipe.whole_images``, the
+    published detectors); an evaluation must score it whatever the sizes, image by image if need be
     (:func:`panopticlab.engine.evaluator.iter_predictions` does).
     """
     if len(batch) == 0:

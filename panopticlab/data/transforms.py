@@ -34,6 +34,7 @@ __all__ = [
     "crop_sample",
     "hflip_sample",
     "RandomScale",
+    "RandomShortestEdge",
     "RandomCrop",
     "RandomHorizontalFlip",
     "Compose",
@@ -181,6 +182,39 @@ class RandomScale:
 
     def __repr__(self) -> str:
         return f"RandomScale(min_scale={self.min_scale}, max_scale={self.max_scale}, step={self.step})"
+
+
+class RandomShortestEdge:
+    """Resize to a short side drawn from ``short_sides``, the long side at most ``max_size``.
+
+    detectron2's ``ResizeShortestEdge`` with "choice" sampling, which the published
+    detectors train with: the scale is ``short / min(H, W)``, lowered to ``max_size /
+    max(H, W)`` where the long side would exceed ``max_size``; the new size is
+    ``int(H * scale + 0.5) x int(W * scale + 0.5)``, as there.
+    """
+
+    def __init__(self, short_sides: Sequence[int], max_size: int | None = None):
+        short_sides = tuple(int(side) for side in short_sides)
+        if not short_sides or min(short_sides) < 1:
+            raise ValueError(f"short_sides must be one or more positive sizes, got {short_sides}")
+        if max_size is not None and max_size < 1:
+            raise ValueError(f"max_size must be positive or None, got {max_size}")
+        self.short_sides, self.max_size = short_sides, max_size
+
+    def size_for(self, height: int, width: int, short: int) -> tuple[int, int]:
+        scale = short / min(height, width)
+        if self.max_size is not None and max(height, width) * scale > self.max_size:
+            scale = self.max_size / max(height, width)
+        return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+
+    def __call__(self, sample: Sample, rng: Generator) -> Sample:
+        short = self.short_sides[_integer(rng, 0, len(self.short_sides) - 1)]
+        height, width = np.asarray(sample.panoptic.id_map).shape
+        size = self.size_for(height, width, short)
+        return sample if size == (height, width) else resize_sample(sample, size)
+
+    def __repr__(self) -> str:
+        return f"RandomShortestEdge(short_sides={self.short_sides}, max_size={self.max_size})"
 
 
 class RandomCrop:

@@ -130,7 +130,7 @@ def iter_predictions(model: nn.Module, loader: Iterable, device: str | torch.dev
                      amp: bool | None = None) -> Iterator[tuple[dict, Any]]:
     """``(ground-truth record, prediction)`` per image of ``loader``.
 
-    A batch whose images differ in size (a list, :func:`~panopticlab.data.dataset.collate_for_evaluation`)
+    A batch whose images differ in size (a list, :func:`~panopticlab.data.dataset.collate_mixed_sizes`)
     is predicted image by image. The record holds the ground truth ``panoptic``, ``image_id`` and, when the loader
     provides it, ``file_name``.
     """

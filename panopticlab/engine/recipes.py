@@ -26,10 +26,10 @@ import torch
 from torch import nn
 
 from ..data.categories import CategorySet
-from ..data.dataset import PanopticDataset
+from ..data.dataset import PanopticDataset, collate_mixed_sizes
 from ..data.sample import Sample
 from ..data.synthetic import SYNTHETIC_CATEGORIES, SyntheticPanoptic
-from ..data.transforms import Compose, RandomCrop, RandomHorizontalFlip, RandomScale
+from ..data.transforms import Compose, RandomCrop, RandomHorizontalFlip, RandomScale, RandomShortestEdge
 from ..models import zoo
 from ..profiles import Profile
 from ..recipe import TrainRecipe
@@ -58,10 +58,16 @@ def recipe(model_name: str, profile: Profile | str | None = None, steps: int | N
 
 
 def train_transforms(recipe: TrainRecipe) -> Compose:
-    """Random rescaling by ``augment_scale``, a random ``image_size`` square crop (padded with
-    void where the rescaled image is smaller) and a horizontal flip with probability 0.5."""
+    """A resize to one of the recipe's ``short_sides`` (if it has any), random rescaling by
+    ``augment_scale``, a random crop of ``crop_size`` (default: ``image_size`` square; padded
+    with void where the rescaled image is smaller; none with ``whole_images``) and a horizontal
+    flip with probability 0.5."""
     low, high = recipe.augment_scale
-    return Compose([RandomScale(low, high), RandomCrop(recipe.image_size), RandomHorizontalFlip(0.5)])
+    steps = [RandomShortestEdge(recipe.short_sides, recipe.max_size)] if recipe.short_sides else []
+    steps.append(RandomScale(low, high))
+    if not recipe.whole_images:
+        steps.append(RandomCrop(recipe.crop_size or recipe.image_size))
+    return Compose([*steps, RandomHorizontalFlip(0.5)])
 
 
 def train_data(recipe: TrainRecipe, categories: CategorySet = SYNTHETIC_CATEGORIES, seed: int = 0,
@@ -127,7 +133,10 @@ def fit(model: nn.Module, recipe: TrainRecipe, categories: CategorySet = SYNTHET
                          f"own recipe ({' and '.join(row.components)})")
     if not isinstance(model, row.module):
         raise ValueError(f"the {recipe.model} recipe trains a {row.module.__name__}, got a {type(model).__name__}")
-    loader = make_train_loader(train_data(recipe, categories, seed, source), recipe.batch_size, seed=seed)
+    # whole images differ in size: a batch of them goes to the network as a list
+    collate = collate_mixed_sizes if recipe.whole_images else None
+    loader = make_train_loader(train_data(recipe, categories, seed, source), recipe.batch_size, seed=seed,
+                               collate_fn=collate)
     every = checkpoint_every or max(1, min(100, recipe.steps // 10))
     trainer = Trainer(model, loader, recipe.optim, recipe.steps, device, checkpoint_dir=checkpoint_dir,
                       checkpoint_every=every, grad_clip=recipe.grad_clip, callback=callback, seed=seed,

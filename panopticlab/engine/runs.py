@@ -136,13 +136,14 @@ def train_network(recipe, categories=None, *, seed: int, **fit_options):
     """``(model, TrainedNetwork)``: the network of ``recipe`` built after seeding with ``seed``
     (so every run of a recipe starts from the same weights), resizing its images to the
     recipe's ``input_size`` if it has one (the recipe returned says ``None`` for a network
-    that does not resize), trained by
+    that does not resize) and, in training, leaving them at the data's size where the recipe
+    resizes them (``short_sides``), trained by
     :func:`~.recipes.fit` (``fit_options`` passed on) and timed.
 
     A resumed run's time counts only the steps it ran now.
     """
     from ..data.synthetic import SYNTHETIC_CATEGORIES
-    from ..models.common import set_input_size
+    from ..models.common import keep_data_size_in_training, set_input_size
     from ..models.starts import load_start
     from ..profiles import seed_everything
     from . import recipes
@@ -153,6 +154,8 @@ def train_network(recipe, categories=None, *, seed: int, **fit_options):
     model = build_network(recipe.model, categories, recipe)
     if recipe.input_size is not None and not set_input_size(model, recipe.input_size):
         recipe = recipe.replace(input_size=None)  # the network takes its images at the data's size
+    if recipe.short_sides:  # the data pipeline draws the training sizes (detectron2's mapper)
+        keep_data_size_in_training(model)
     checkpoint_dir = fit_options.get("checkpoint_dir")
     if recipe.start is not None and (checkpoint_dir is None or find_checkpoint(checkpoint_dir) is None):
         # into the frozen bodies as well: a frozen norm has a norm's tensors; a resumed run has its weights

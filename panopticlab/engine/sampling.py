@@ -87,9 +87,9 @@ def _default_collate() -> Callable:
 
 def _evaluation_collate() -> Callable:
     # images of several sizes come as a list, for the evaluator to run one by one
-    from ..data.dataset import collate_for_evaluation
+    from ..data.dataset import collate_mixed_sizes
 
-    return collate_for_evaluation
+    return collate_mixed_sizes
 
 
 def make_train_loader(dataset: Dataset, batch_size: int, *, seed: int = 0, shuffle: bool = True,

@@ -59,9 +59,14 @@ def _check_float(images: torch.Tensor, what: str) -> None:
                          f"(uint8 pixels: divide by 255)")
 
 
-def semantic_targets(targets: torch.Tensor | dict | None, images: torch.Tensor) -> torch.Tensor:
-    """The int64 [B, H, W] semantic targets (train ids, void 255) for ``images`` [B, 3, H, W],
-    given directly or in a collated batch dict under ``"semantic"``; a clear error otherwise."""
+def semantic_targets(targets: torch.Tensor | list | dict | None,
+                     images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    """The int64 semantic targets (train ids, void 255) for ``images``, given directly or in a
+    collated batch dict under ``"semantic"``; a clear error otherwise.
+
+    ``images`` [B, 3, H, W] takes targets [B, H, W]; a list of B images of mixed sizes
+    [3, H_i, W_i] (whole images, :func:`~panopticlab.data.dataset.collate_mixed_sizes`) takes a
+    list of B targets [H_i, W_i], and gets the list back."""
     if isinstance(targets, dict):
         if "semantic" not in targets:
             raise ValueError(f"the target dict has no 'semantic' entry (keys: {sorted(targets)})")
@@ -69,13 +74,24 @@ def semantic_targets(targets: torch.Tensor | dict | None, images: torch.Tensor) 
     if targets is None:
         raise ValueError("training needs targets: int64 [B, H, W] train ids")
     if not isinstance(images, torch.Tensor):
-        raise ValueError("training with semantic targets needs the images as one [B, 3, H, W] tensor")
+        images = list(images)
+        if not isinstance(targets, (list, tuple)) or len(targets) != len(images):
+            raise ValueError(f"{len(images)} images of mixed sizes need a list of {len(images)} semantic targets, "
+                             f"got {type(targets).__name__}")
+        return [_checked_semantic(target[None], image[None], index)[0]
+                for index, (target, image) in enumerate(zip(targets, images))]
+    return _checked_semantic(targets, images)
+
+
+def _checked_semantic(targets: torch.Tensor, images: torch.Tensor, index: int | None = None) -> torch.Tensor:
+    where = "" if index is None else f" of image {index}"
     expected = (images.shape[0], *images.shape[-2:])
-    if tuple(targets.shape) != expected:
-        raise ValueError(f"semantic targets of shape {tuple(targets.shape)} for images "
-                         f"{tuple(images.shape)}; expected {expected}")
+    if not isinstance(targets, torch.Tensor) or tuple(targets.shape) != expected:
+        shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+        raise ValueError(f"semantic targets{where} of shape {shape} for images {tuple(images.shape)}; "
+                         f"expected {expected}")
     if targets.is_floating_point():
-        raise ValueError(f"semantic targets must be integer train ids, got {targets.dtype}")
+        raise ValueError(f"semantic targets{where} must be integer train ids, got {targets.dtype}")
     return targets.to(device=images.device, dtype=torch.long)
 
 
@@ -115,6 +131,9 @@ class ImageBatcher(GeneralizedRCNNTransform):
         super().__init__(min_size or 800, max_size, list(IMAGENET_MEAN), list(IMAGENET_STD),
                          size_divisible=size_divisible)
         self.keep_size = min_size is None
+        # False: in training the data pipeline has resized the images already (a recipe's
+        # short_sides, as detectron2's data mapper); evaluation still resizes to min_size
+        self.resize_in_training = True
 
     def set_input_size(self, short_side: int) -> None:
         """Resize every image to a short side of ``short_side`` px, the long side capped at the
@@ -126,7 +145,7 @@ class ImageBatcher(GeneralizedRCNNTransform):
         self.min_size, self.max_size, self.keep_size = (short_side,), round(short_side * ratio), False
 
     def resize(self, image, target=None):
-        if self.keep_size:
+        if self.keep_size or (self.training and not self.resize_in_training):
             return image, target
         return super().resize(image, target)
 
@@ -135,28 +154,28 @@ class ImageBatcher(GeneralizedRCNNTransform):
         """Normalise, resize and pad ``images`` with their targets.
 
         Args:
-            images: float [B, 3, H, W] in [0, 1], or a list of [3, H, W].
+            images: float [B, 3, H, W] in [0, 1], or a list of [3, H_i, W_i].
             instances: B detection targets (torchvision's format) or ``None``.
-            semantic: int64 [B, H, W] semantic targets (void: 255) or ``None``.
+            semantic: int64 semantic targets (void: 255), [B, H, W] or a list of B [H_i, W_i]
+                (one per image, at its size), or ``None``.
         """
         images = as_image_list(images)
         original_sizes = [(int(image.shape[-2]), int(image.shape[-1])) for image in images]
         if instances is not None and len(instances) != len(images):
             raise ValueError(f"{len(images)} images but {len(instances)} instance targets")
         if semantic is not None:
-            expected = (len(images), *original_sizes[0])
-            if tuple(semantic.shape) != expected or len(set(original_sizes)) != 1:
-                raise ValueError(f"semantic targets of shape {tuple(semantic.shape)} for images of sizes "
-                                 f"{original_sizes}; expected {expected}")
+            sizes = [tuple(target.shape) for target in semantic]
+            if len(sizes) != len(images) or sizes != original_sizes:
+                raise ValueError(f"semantic targets of sizes {sizes} for images of sizes {original_sizes}")
         image_list, instances = super().forward(images, None if instances is None else [dict(t) for t in instances])
         if semantic is not None:
-            semantic = self._resize_and_pad_semantic(semantic.to(image_list.tensors.device), image_list)
+            semantic = self._resize_and_pad_semantic([t.to(image_list.tensors.device) for t in semantic], image_list)
         return Batch(image_list, original_sizes, instances, semantic)
 
     @staticmethod
-    def _resize_and_pad_semantic(semantic: torch.Tensor, images: ImageList) -> torch.Tensor:
-        out = torch.full((semantic.shape[0], *images.tensors.shape[-2:]), VOID_LABEL, dtype=torch.long,
-                         device=semantic.device)
+    def _resize_and_pad_semantic(semantic: Sequence[torch.Tensor], images: ImageList) -> torch.Tensor:
+        out = torch.full((len(semantic), *images.tensors.shape[-2:]), VOID_LABEL, dtype=torch.long,
+                         device=images.tensors.device)
         for index, (h, w) in enumerate(images.image_sizes):
             target = semantic[index]
             if tuple(target.shape) != (h, w):
@@ -199,6 +218,16 @@ def set_input_size(model: nn.Module, short_side: int) -> int:
     batchers = [m for m in model.modules() if isinstance(m, ImageBatcher) and not m.keep_size]
     for batcher in batchers:
         batcher.set_input_size(short_side)
+    return len(batchers)
+
+
+def keep_data_size_in_training(model: nn.Module) -> int:
+    """Make every :class:`ImageBatcher` of ``model`` that resizes its images leave them at the
+    data's size in training, for a data pipeline that resizes them itself (a recipe's
+    ``short_sides``); in evaluation they resize as before. Returns how many it changed."""
+    batchers = [m for m in model.modules() if isinstance(m, ImageBatcher) and not m.keep_size]
+    for batcher in batchers:
+        batcher.resize_in_training = False
     return len(batchers)
 
 
@@ -257,7 +286,8 @@ def map_train_ids(train_ids: torch.Tensor, table: torch.Tensor, ignore_index: in
     """``table[train_ids]`` with ``ignore_index`` kept: a model's own labels for the dataset's train ids.
 
     Args:
-        train_ids: int64 [B, H, W] train ids of the dataset's categories, ``ignore_index`` for void.
+        train_ids: int64 [B, H, W] train ids of the dataset's categories, ``ignore_index`` for
+            void; or a list of such maps (images of mixed sizes), mapped one by one.
         table: int64 [K]: the model's label of each train id (e.g. a stuff channel, or one
             merged "things" class).
 
@@ -265,6 +295,8 @@ def map_train_ids(train_ids: torch.Tensor, table: torch.Tensor, ignore_index: in
         ValueError: a value that is neither a train id of the table nor void (a category
             the model was not built for).
     """
+    if isinstance(train_ids, (list, tuple)):
+        return [map_train_ids(ids, table, ignore_index) for ids in train_ids]
     void = train_ids == ignore_index
     known = (train_ids >= 0) & (train_ids < len(table))
     if not bool((known | void).all()):

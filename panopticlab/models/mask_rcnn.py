@@ -49,11 +49,12 @@ from torch import nn
 from ..data.categories import CategorySet
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
+from ..recipe import OptimConfig, PublishedSchedule
 from .backbones import BackboneConfig, level_names, resnet_fpn, tiny_backbone
 from .common import ImageBatcher, PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, require_categories
 from .detection import DetectionConfig, build_roi_heads, build_rpn, check_detection_targets, detect
 
-__all__ = ["PUBLISHED_INPUT_SIZES", "published_input_size", "MaskRCNNConfig", "MaskRCNN", "detector_parts", "for_categories", "build_tiny", "build_full",
+__all__ = ["COCO_1X", "PUBLISHED_SCHEDULES", "PUBLISHED_INPUT_SIZES", "published_input_size", "MaskRCNNConfig", "MaskRCNN", "detector_parts", "for_categories", "build_tiny", "build_full",
            "instance_targets", "relabelled_instances", "thing_label_tables"]
 
 
@@ -67,6 +68,29 @@ def published_input_size(dataset: str) -> dict[str, int]:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(PUBLISHED_INPUT_SIZES)}")
     short, long = PUBLISHED_INPUT_SIZES[dataset]
     return {"min_size": short, "max_size": long}
+
+
+#: detectron2's 1x schedule on COCO, which its Mask R-CNN and Panoptic FPN share: SGD 0.02 at
+#: 16 images, momentum 0.9, weight decay 1e-4, a linear warmup of 1000 iterations from 0.001 x lr
+#: (detectron2's defaults), steps x 0.1; whole images at a short side drawn from 640-800.
+COCO_1X = PublishedSchedule(
+    "coco", 16, 90_000, OptimConfig(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=1e-4, warmup_steps=1000,
+                                    warmup_factor=0.001, schedule="step", milestones=(60_000, 80_000)),
+    crop_size=None, test_size=800, short_sides=(640, 672, 704, 736, 768, 800), max_size=1333,
+    inputs="short side drawn from 640-800 (step 32), long side <= 1333, flip; tested at short side 800",
+    source="detectron2 configs/Base-RCNN-FPN.yaml + COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml",
+    differences="starts from torchvision's ImageNet ResNet-50, where detectron2 starts from MSRA's Caffe one")
+PUBLISHED_SCHEDULES = {
+    "coco": COCO_1X,
+    "cityscapes": PublishedSchedule(
+        "cityscapes", 8, 24_000, COCO_1X.optim.replace(lr=0.01, milestones=(18_000,)), crop_size=None,
+        test_size=1024, short_sides=tuple(range(800, 1025, 32)), max_size=2048,
+        inputs="short side drawn from 800-1024 (step 32), long side <= 2048, flip; tested at short side 1024",
+        source="detectron2 configs/Cityscapes/mask_rcnn_R_50_FPN.yaml (\"the setting used in Mask R-CNN paper, "
+               "Appendix A\")",
+        differences="starts from ImageNet weights, where detectron2 starts from its COCO Mask R-CNN "
+                    "(\"for better, more stable performance\"); --weights takes a ResNet-50 body only"),
+}
 
 
 @dataclass

@@ -97,6 +97,7 @@ from ..data.categories import VOID_LABEL, CategorySet
 from ..postprocess.centers import NMS_KERNEL, THRESHOLD, TOP_K
 from ..postprocess.deeplab import COCO, LABEL_DIVISOR, STUFF_AREA, panoptic_deeplab_postprocess
 from ..postprocess.heuristic import STUFF_AREA_LIMIT, MergeConfig, scaled_stuff_area
+from ..recipe import OptimConfig, PublishedSchedule
 from .backbones import STAGE_STRIDES, BackboneConfig, dilated_features, dilation_for_stride, make_norm_layer, \
     set_multi_grid, stage_channels, tiny_backbone
 from .common import ImageBatcher, PanopticPrediction, as_image_list, eval_mode, semantic_targets
@@ -104,7 +105,7 @@ from .separable import DepthwiseSeparableConv2d, depthwise_separable_layers
 
 __all__ = ["PanopticDeepLabConfig", "PanopticDeepLab", "DeepLabV3PlusDecoder", "PredictionHead",
            "SeparableASPPConv", "PoolingWindow",
-           "PublishedSchedule", "PUBLISHED_SCHEDULES", "DEEPLAB_TARGET_KEYS", "hard_pixel_mining_loss",
+           "PUBLISHED_SCHEDULES", "DEEPLAB_TARGET_KEYS", "hard_pixel_mining_loss",
            "center_loss", "offset_loss", "deeplab_batch_targets", "for_categories"]
 
 #: The stride of the heads' outputs (``res2``): offsets predicted there are multiplied by it.
@@ -262,33 +263,31 @@ class PanopticDeepLabConfig:
                     stuff_area=self.stuff_area_for(image_area), label_divisor=LABEL_DIVISOR)
 
 
-@dataclass(frozen=True)
-class PublishedSchedule:
-    """A published Panoptic-DeepLab training run: Adam, a linear warmup, poly decay (power 0.9)."""
-
-    dataset: str
-    batch_size: int
-    lr: float
-    iterations: int
-    weight_decay: float
-    warmup_iterations: int
-    crop_size: tuple[int, int]
-    train_sizes: str
-    source: str
-    optimizer: str = "adam"
-    poly_power: float = 0.9
-
-
+# Adam without weight decay, a linear warmup of 1000 iterations, poly decay (power 0.9)
+_DEEPLAB_SOLVER = OptimConfig(optimizer="adam", lr=0.001, weight_decay=0.0, warmup_steps=1000, schedule="poly",
+                              poly_power=0.9)
+# detectron2 starts from its ImageNet R-52 (detectron2://DeepLab/R-52.pkl), which torchvision has not
+_DEEPLAB_START = ("starts from random weights unless train --weights FILE gives that run's ImageNet R-52 in "
+                  "torchvision's names; BatchNorm per process (SyncBN there)")
+_DEEPLAB_BASE = ("detectron2 projects/Panoptic-DeepLab/configs/Cityscapes-PanopticSegmentation/"
+                 "Base-PanopticDeepLab-OS16.yaml")
 PUBLISHED_SCHEDULES = {
-    "cityscapes": PublishedSchedule("cityscapes", 32, 0.001, 90_000, 0.0, 1000, (512, 1024),
-                                    "images rescaled 0.5-2.0 (short side 512-2048), flip",
-                                    "detectron2 Base-PanopticDeepLab-OS16.yaml + panoptic_deeplab_R_52_os16_mg124_"
-                                    "poly_90k_bs32_crop_512_1024.yaml (the paper: 1025 x 2049 crops, 60k iterations)"),
-    "coco": PublishedSchedule("coco", 64, 0.0005, 200_000, 0.0, 1000, (640, 640),
-                              "short side drawn from 320-960 (steps of 64), then shrunk so that the long side "
-                              "is <= 640 (MAX_SIZE_TRAIN: detectron2's ResizeShortestEdge), 640 x 640 crops, flip",
-                              "detectron2 panoptic_deeplab_R_52_os16_mg124_poly_200k_bs64_crop_640_640_coco_"
-                              "dsconv.yaml on the Cityscapes base (warmup and weight decay from there)"),
+    "cityscapes": PublishedSchedule(
+        "cityscapes", 32, 90_000, _DEEPLAB_SOLVER, crop_size=(512, 1024), test_size=1024, augment_scale=(0.5, 2.0),
+        inputs="images rescaled 0.5-2.0 (short side 512-2048), 512 x 1024 crops, flip",
+        source=_DEEPLAB_BASE + " + panoptic_deeplab_R_52_os16_mg124_poly_90k_bs32_crop_512_1024.yaml "
+                               "(the paper: 1025 x 2049 crops, 60k iterations)",
+        differences="the rescaling factor is drawn uniformly from 0.5-2.0, where detectron2 draws the short "
+                    "side from a list over the same range; " + _DEEPLAB_START),
+    "coco": PublishedSchedule(
+        "coco", 64, 200_000, _DEEPLAB_SOLVER.replace(lr=0.0005), crop_size=(640, 640), test_size=640,
+        short_sides=tuple(int(x * 0.1 * 640) for x in range(5, 16)), max_size=640,
+        inputs="short side drawn from 320-960 (steps of 64), then shrunk so that the long side is <= 640 "
+               "(MAX_SIZE_TRAIN: detectron2's ResizeShortestEdge), 640 x 640 crops, flip",
+        source="detectron2 projects/Panoptic-DeepLab/configs/COCO-PanopticSegmentation/panoptic_deeplab_R_52_os16_"
+               "mg124_poly_200k_bs64_crop_640_640_coco_dsconv.yaml on the Cityscapes base (warmup and weight decay "
+               "from there)",
+        differences=_DEEPLAB_START),
 }
 
 

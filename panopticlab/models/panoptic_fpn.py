@@ -58,10 +58,10 @@ from .backbones import level_names
 from .common import PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, map_train_ids, \
     semantic_targets
 from .detection import detect
-from .mask_rcnn import MaskRCNNConfig, detector_parts, relabelled_instances, thing_label_tables
+from .mask_rcnn import COCO_1X, MaskRCNNConfig, detector_parts, relabelled_instances, thing_label_tables
 from .semantic_fpn import SemanticFPNHead
 
-__all__ = ["PanopticFPNConfig", "PanopticFPN", "PublishedSchedule", "PUBLISHED_SCHEDULES", "for_categories",
+__all__ = ["PanopticFPNConfig", "PanopticFPN", "PUBLISHED_SCHEDULES", "for_categories",
            "semantic_class_names"]
 
 
@@ -105,28 +105,11 @@ class PanopticFPNConfig:
         return replace(self, **changes)
 
 
-@dataclass(frozen=True)
-class PublishedSchedule:
-    """A published Panoptic FPN training run (SGD, momentum 0.9, step decay x 0.1)."""
-
-    dataset: str
-    batch_size: int
-    lr: float
-    iterations: int
-    milestones: tuple[int, ...]
-    weight_decay: float
-    warmup_iterations: int
-    train_sizes: str
-    test_size: str
-    source: str
-
-
 # COCO only: detectron2 publishes no Cityscapes Panoptic FPN configuration, and the paper's
 # Cityscapes schedule is not restated here without its text at hand to check it against.
 PUBLISHED_SCHEDULES = {
-    "coco": PublishedSchedule("coco", 16, 0.02, 90_000, (60_000, 80_000), 1e-4, 1000,
-                              "short side 640-800 (step 32), long side <= 1333, flip", "short side 800, long <= 1333",
-                              "detectron2 Base-RCNN-FPN.yaml + Base-Panoptic-FPN.yaml + panoptic_fpn_R_50_1x.yaml"),
+    "coco": replace(COCO_1X, source="detectron2 configs/Base-RCNN-FPN.yaml + COCO-PanopticSegmentation/"
+                                    "Base-Panoptic-FPN.yaml + panoptic_fpn_R_50_1x.yaml"),
 }
 
 

@@ -41,12 +41,38 @@ from torchvision.ops.misc import Conv2dNormActivation
 from ..data.categories import VOID_LABEL, CategorySet
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
+from ..recipe import OptimConfig, PublishedSchedule
 from .backbones import BackboneConfig, dilated_features, dilation_for_stride, make_norm_layer, stage_channels, \
     tiny_backbone
 from .common import ImageBatcher, PanopticPrediction, eval_mode, require_categories, semantic_targets
 
-__all__ = ["PSPNetConfig", "PyramidPooling", "PSPHead", "FCNHead", "PSPNet", "for_categories", "build_tiny",
+__all__ = ["PUBLISHED_SCHEDULES", "PSPNetConfig", "PyramidPooling", "PSPHead", "FCNHead", "PSPNet", "for_categories", "build_tiny",
            "build_full"]
+
+
+# mmsegmentation's 80k schedule (configs/_base_/schedules/schedule_80k.py): SGD 0.01, momentum
+# 0.9, weight decay 5e-4, poly decay (power 0.9) to 1e-4, no warmup
+_MMSEG_80K = OptimConfig(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, schedule="poly", poly_power=0.9)
+_MMSEG_DIFFERENCES = ("the poly decay ends at 0 (mmsegmentation: 1e-4); no photometric distortion and no "
+                      "cat_max_ratio re-drawing of crops; BatchNorm per process (SyncBN there)")
+PUBLISHED_SCHEDULES = {
+    "cityscapes": PublishedSchedule(
+        "cityscapes", 8, 80_000, _MMSEG_80K, crop_size=(512, 1024), test_size=1024, augment_scale=(0.5, 2.0),
+        inputs="images rescaled 0.5-2.0 (of 2048 x 1024), 512 x 1024 crops, flip; tested at 2048 x 1024",
+        source="open-mmlab/mmsegmentation configs/pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py "
+               "(4 GPUs x 2 images) with _base_/datasets/cityscapes.py and _base_/schedules/schedule_80k.py",
+        differences=_MMSEG_DIFFERENCES),
+    # COCO: the nearest published PSPNet run is on COCO-Stuff 164k (the same images, 171 classes)
+    "coco": PublishedSchedule(
+        "coco", 16, 80_000, _MMSEG_80K, crop_size=(512, 512), test_size=512, short_sides=(512,),
+        augment_scale=(0.5, 2.0),
+        inputs="short side 512 x 0.5-2.0 (RandomResize scale (2048, 512), ratio_range (0.5, 2.0)), 512 x 512 "
+               "crops, flip; tested at short side 512",
+        source="open-mmlab/mmsegmentation configs/pspnet/pspnet_r50-d8_4xb4-80k_coco-stuff164k-512x512.py "
+               "(4 GPUs x 4 images) with _base_/datasets/coco-stuff164k.py and _base_/schedules/schedule_80k.py",
+        differences="trained on COCO panoptic's 133 classes with mmsegmentation's COCO-Stuff 164k schedule; "
+                    + _MMSEG_DIFFERENCES),
+}
 
 
 @dataclass
@@ -177,6 +203,9 @@ class PSPNet(nn.Module):
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor | dict | None = None):
         """See the module docstring."""
+        if not isinstance(images, torch.Tensor):
+            raise ValueError(f"PSPNet takes one [B, 3, H, W] batch of images of one size, got a "
+                             f"{type(images).__name__} (train it on crops, not on whole images of mixed sizes)")
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [B, 3, H, W], got {tuple(images.shape)}")
         semantic = semantic_targets(targets, images) if self.training else None

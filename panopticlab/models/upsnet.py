@@ -92,6 +92,7 @@ from torch import Tensor, nn
 
 from ..data.categories import VOID_LABEL, CategorySet
 from ..postprocess.heuristic import MergeConfig
+from ..recipe import OptimConfig, PublishedSchedule
 from ..postprocess.upsnet import (UPSNetHeadConfig, crop_to_boxes, panoptic_logits, paste_mask_logits,
                                   select_detections, semantic_layout, unified_panoptic)
 from .backbones import level_names
@@ -102,7 +103,7 @@ from .detection import box_candidates, detect, mask_logits
 from .mask_rcnn import MaskRCNNConfig, detector_parts, relabelled_instances, thing_label_tables
 from .semantic_fpn import SemanticFPNHead
 
-__all__ = ["UPSNetConfig", "UPSNet", "PublishedSchedule", "PUBLISHED_SCHEDULES", "LOSS_WEIGHTS", "LossTerm", "LOSSES",
+__all__ = ["UPSNetConfig", "UPSNet", "PUBLISHED_SCHEDULES", "LOSS_WEIGHTS", "LossTerm", "LOSSES",
            "for_categories",
            "keep_instances", "panoptic_targets", "semantic_roi_targets", "semantic_class_names"]
 
@@ -253,32 +254,24 @@ class UPSNetConfig:
         return replace(self, **changes)
 
 
-@dataclass(frozen=True)
-class PublishedSchedule:
-    """A published UPSNet training run (SGD, momentum 0.9, step decay x 0.1; linear warmup
-    from ``warmup_factor`` x lr; biases at 2x lr without weight decay)."""
-
-    dataset: str
-    batch_size: int
-    lr: float
-    iterations: int
-    milestones: tuple[int, ...]
-    weight_decay: float
-    warmup_iterations: int
-    warmup_factor: float
-    train_sizes: str
-    test_size: str
-    source: str
-
-
+# SGD, momentum 0.9, step decay x 0.1, linear warmup from 0.1 x lr; 16 GPUs x 1 image
+_UPSNET_SOLVER = OptimConfig(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=1e-4, warmup_steps=1500,
+                             warmup_factor=0.1, schedule="step", milestones=(60_000, 80_000))
+# UPSNet's solver gives biases twice the learning rate and no weight decay: one group here
+_UPSNET_DIFFERENCES = ("starts from torchvision's ImageNet ResNet-50 (UPSNet: a Caffe ResNet-50); biases train at "
+                       "the base learning rate with weight decay (UPSNet: 2x, none)")
 PUBLISHED_SCHEDULES = {
-    "coco": PublishedSchedule("coco", 16, 0.02, 90_000, (60_000, 80_000), 1e-4, 1500, 0.1,
-                              "short side 800, long side <= 1333, flip", "short side 800, long <= 1333",
-                              "uber-research/UPSNet upsnet_resnet50_coco_16gpu.yaml (16 GPUs x 1 image)"),
-    "cityscapes": PublishedSchedule("cityscapes", 16, 0.02, 12_000, (9_000,), 1e-4, 1500, 0.1,
-                                    "short side 800-1024 (step 32), long side <= 2048, flip",
-                                    "short side 1024, long <= 2048",
-                                    "uber-research/UPSNet upsnet_resnet50_cityscapes.yaml (16 GPUs x 1 image)"),
+    "coco": PublishedSchedule(
+        "coco", 16, 90_000, _UPSNET_SOLVER, crop_size=None, test_size=800, short_sides=(800,), max_size=1333,
+        inputs="short side 800, long side <= 1333, flip; tested at short side 800",
+        source="uber-research/UPSNet upsnet/experiments/upsnet_resnet50_coco_16gpu.yaml (16 GPUs x 1 image)",
+        differences=_UPSNET_DIFFERENCES),
+    "cityscapes": PublishedSchedule(
+        "cityscapes", 16, 12_000, _UPSNET_SOLVER.replace(milestones=(9_000,)), crop_size=None, test_size=1024,
+        short_sides=tuple(range(800, 1025, 32)), max_size=2048,
+        inputs="short side 800-1024 (step 32), long side <= 2048, flip; tested at short side 1024",
+        source="uber-research/UPSNet upsnet/experiments/upsnet_resnet50_cityscapes.yaml (16 GPUs x 1 image)",
+        differences=_UPSNET_DIFFERENCES),
 }
 
 

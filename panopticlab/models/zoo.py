@@ -26,14 +26,13 @@ from typing import Any, Callable, Mapping
 from torch import nn
 
 from ..data.categories import CategorySet
-from ..recipe import OptimConfig, TrainRecipe
+from ..recipe import OptimConfig, PublishedSchedule, TrainRecipe
 from ..postprocess.heuristic import COCO_REFERENCE_AREA
 from ..profiles import Profile, get_profile
 from . import mask_rcnn, panoptic_deeplab, panoptic_fpn, pspnet, upsnet
 from .starts import IMAGENET
 from .heuristic_baseline import HeuristicBaseline
 from .mask_rcnn import MaskRCNN
-from .panoptic_deeplab import PUBLISHED_SCHEDULES as DEEPLAB_SCHEDULES
 from .panoptic_deeplab import PanopticDeepLab
 from .panoptic_fpn import PanopticFPN
 from .pspnet import PSPNet
@@ -65,6 +64,8 @@ class ModelSpec:
         target_options: keyword options of the :attr:`targets` for the book's training data
             (``PanopticDataset(..., **target_options)``, e.g. Panoptic-DeepLab's small-instance
             area scaled to the synthetic images).
+        published: the published training runs of the network, by data set
+            (:class:`~panopticlab.recipe.PublishedSchedule`); :meth:`published_recipe` runs them.
     """
 
     name: str
@@ -78,6 +79,7 @@ class ModelSpec:
     shipped: str | None = None
     summary: str = ""
     target_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    published: Mapping[str, PublishedSchedule] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def size(self) -> str:
@@ -103,6 +105,43 @@ class ModelSpec:
         if not isinstance(profile, Profile):
             profile = get_profile(profile)
         return self.recipe_factory(self.name, profile, steps)
+
+
+    def published_recipe(self, dataset: str, *, world_size: int = 1, batch_size: int | None = None,
+                         steps: int | None = None, input_size: int | None = None) -> tuple[TrainRecipe, list[str]]:
+        """The published training run of this network on ``dataset``, as a recipe, and what it
+        changes from the publication, in words (empty: the run as published).
+
+        The recipe is the row's own (its start, frozen parts and clipping) with the
+        schedule's steps, total batch, solver, crops and resizes, and the data set's published
+        model configuration (:meth:`~panopticlab.recipe.PublishedSchedule.train_recipe`).
+
+        Args:
+            dataset: a key of :attr:`published` (``"coco"``, ``"cityscapes"``).
+            world_size: processes sharing the batch (``torchrun``).
+            batch_size: images per process instead of the published total / ``world_size``:
+                the total batch changes, and the learning rate and the iterations follow the
+                linear scaling rule (:meth:`~panopticlab.recipe.PublishedSchedule.scaled`).
+            steps: train this many steps instead (warmup and milestones keep their places).
+            input_size: the short side to train and test at instead of the published one:
+                every crop and resize of the schedule scales with it.
+
+        Raises:
+            ValueError: the row has no published run on ``dataset`` (the message names those it has).
+        """
+        if dataset not in self.published:
+            if self.components:
+                raise ValueError(f"{self.name} is trained as its networks ({', '.join(self.components)}): "
+                                 f"each has its own published run")
+            known = ", ".join(self.published) or "none"
+            raise ValueError(f"{self.name} has no published training run on {dataset!r} (published: {known})")
+        schedule = self.published[dataset]
+        total = None if batch_size is None else batch_size * world_size
+        schedule, changes = schedule.scaled(batch_size=total, iterations=steps, test_size=input_size)
+        base = self.recipe("laptop")  # its start, frozen parts and clipping: the same in every profile
+        if input_size is not None:
+            base = base.replace(input_size=input_size)
+        return schedule.train_recipe(base, world_size), changes
 
 
 # --- recipes ------------------------------------------------------------------------------
@@ -159,10 +198,8 @@ def adam_poly(steps: int) -> OptimConfig:
     """Panoptic-DeepLab's solver (detectron2, Cityscapes): Adam 0.001 without weight decay, a linear
     warmup of 1000 steps (at most a tenth of a shorter run), poly 0.9
     (:data:`~.panoptic_deeplab.PUBLISHED_SCHEDULES`)."""
-    published = DEEPLAB_SCHEDULES["cityscapes"]
-    return OptimConfig(optimizer=published.optimizer, lr=published.lr, weight_decay=published.weight_decay,
-                       warmup_steps=min(published.warmup_iterations, steps // 10), schedule="poly",
-                       poly_power=published.poly_power)
+    published = panoptic_deeplab.PUBLISHED_SCHEDULES["cityscapes"].optim
+    return published.replace(warmup_steps=min(published.warmup_steps, steps // 10))
 
 
 # --- the table ----------------------------------------------------------------------------
@@ -208,22 +245,25 @@ _ROWS = [
               ("deeplab",), partial(tiny_recipe, ci=4, laptop=600, gpu=4000), target_options=SCALED_SMALL_INSTANCES,
               ablations=("semantic_only",), shipped="panoptic-deeplab-tiny.pt", summary=PANOPTIC_DEEPLAB),
     ModelSpec("pspnet-full", PSPNet, partial(pspnet.for_categories, size="full"), ("semantic",),
-              partial(_full_run, optim=sgd_poly), summary=PSPNET),
+              partial(_full_run, optim=sgd_poly), summary=PSPNET,
+              published=pspnet.PUBLISHED_SCHEDULES),
     ModelSpec("maskrcnn-full", MaskRCNN, partial(mask_rcnn.for_categories, size="full"), ("instances",),
-              partial(_full_run, optim=sgd_1x, freeze=True), summary=MASK_RCNN),
+              partial(_full_run, optim=sgd_1x, freeze=True), summary=MASK_RCNN,
+              published=mask_rcnn.PUBLISHED_SCHEDULES),
     ModelSpec("baseline-full", HeuristicBaseline, partial(HeuristicBaseline.for_categories, size="full"),
               ("semantic", "instances"), components=("pspnet-full", "maskrcnn-full"), assemble=HeuristicBaseline,
               ablations=("semantic_only", "instance_only"), summary=BASELINE),
     ModelSpec("panoptic-fpn-full", PanopticFPN, partial(panoptic_fpn.for_categories, size="full"),
               ("semantic", "instances"), partial(_full_run, optim=sgd_1x, freeze=True), ablations=("instance_only",),
-              summary=PANOPTIC_FPN),
+              summary=PANOPTIC_FPN, published=panoptic_fpn.PUBLISHED_SCHEDULES),
     ModelSpec("upsnet-full", UPSNet, partial(upsnet.for_categories, size="full"), ("semantic", "instances"),
-              partial(_full_run, optim=sgd_1x, freeze=True), ablations=UPSNET_ABLATIONS, summary=UPSNET),
+              partial(_full_run, optim=sgd_1x, freeze=True), ablations=UPSNET_ABLATIONS, summary=UPSNET,
+              published=upsnet.PUBLISHED_SCHEDULES),
     # its published start is detectron2's ImageNet R-52 (a deep stem), which torchvision does not
     # have: it starts at random unless train --weights FILE gives those weights in torchvision's names
     ModelSpec("panoptic-deeplab-full", PanopticDeepLab, partial(panoptic_deeplab.for_categories, size="full"),
               ("deeplab",), partial(_full_run, optim=adam_poly, start=None), ablations=("semantic_only",),
-              summary=PANOPTIC_DEEPLAB),
+              summary=PANOPTIC_DEEPLAB, published=panoptic_deeplab.PUBLISHED_SCHEDULES),
 ]
 
 
