@@ -46,7 +46,14 @@ thread pools):
 The labels of both sides are compared pixel by pixel: they differ only where detectron2's
 float32 norms round two centres' distances differently from the float64 ones.
 
-Run: ``python benchmarks/deeplab_grouping.py [--height 512 --width 1024 --centers 0 60 150]``.
+With ``--nearest``, the nearest-centre step alone (the choice of
+:func:`panopticlab.postprocess.nearest_center`'s method rests on it), in this process, on the
+thing pixels' votes of the same inputs: ours (the table of pure cells, the rest scanned)
+against the plain scan (a running minimum over the centres) and scipy's KD-tree (nearest
+centre only: ties not resolved to the first centre, so a lower bound on an exact KD-tree
+method); the median of ``--repeats`` calls after one to warm up.
+
+Run: ``python benchmarks/deeplab_grouping.py [--height 512 --width 1024 --centers 0 60 150] [--nearest]``.
 """
 from __future__ import annotations
 
@@ -67,7 +74,8 @@ import torch.nn.functional as F
 from scipy.spatial import cKDTree
 
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATEGORIES
-from panopticlab.postprocess import panoptic_deeplab_postprocess
+from panopticlab.postprocess import nearest_center, panoptic_deeplab_postprocess
+from panopticlab.postprocess.grouping import _pixel_votes, _scan
 
 SIDES = ("ours", "dense")
 STUFF_REGIONS = 12
@@ -224,6 +232,39 @@ def measure(side: str, mode: str, args) -> dict:
             "segments": len(np.unique(labels[labels != VOID])), "labels": labels.tolist()}
 
 
+def nearest_step(args) -> None:
+    """Time the nearest-centre step alone against the scan and a KD-tree (``--nearest``)."""
+    print(f"{args.height} x {args.width}, {args.thing_fraction:.0%} thing pixels' votes (1-2 px noise); "
+          f"{args.threads} torch threads; median of {args.repeats} calls after a warm-up")
+    print(f"{'centres':>7}  {'votes':>9}  {'ours':>9}  {'scan':>9}  {'KD-tree':>9}  {'vs scan':>8}  {'vs KD-tree':>10}")
+    for num_centers in args.centers:
+        semantic, _, offsets, centers = synthetic_outputs(args.height, args.width, num_centers,
+                                                          args.thing_fraction, args.seed)
+        if num_centers < 2:
+            continue
+        votes = _pixel_votes(offsets, np.flatnonzero(np.isin(semantic, CATEGORIES.thing_ids)))
+        votes_t, centers_t, centers64 = torch.from_numpy(votes), torch.from_numpy(centers), centers.astype(np.float64)
+        tree = cKDTree(centers64)
+        calls = {"ours": lambda: nearest_center(votes_t, centers_t).numpy(),
+                 "scan": lambda: _scan(votes, centers64),
+                 "KD-tree": lambda: tree.query(votes, workers=args.threads)[1]}
+        seconds, answers = {}, {}
+        for name, call in calls.items():
+            answers[name] = call()
+            times = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - start)
+            seconds[name] = statistics.median(times)
+        assert np.array_equal(answers["ours"], answers["scan"]), "the methods disagree"
+        ms = {name: f"{value * 1000:>6.1f} ms" for name, value in seconds.items()}
+        print(f"{num_centers:>7}  {len(votes):>9}  {ms['ours']}  {ms['scan']}  {ms['KD-tree']}  "
+              f"{seconds['scan'] / seconds['ours']:>7.1f}x  "
+              f"{seconds['KD-tree'] / seconds['ours']:>9.1f}x   (KD-tree agrees on "
+              f"{(answers['KD-tree'] == answers['ours']).mean():.4%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--height", type=int, default=512)
@@ -234,6 +275,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dense-repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--nearest", action="store_true", help="time the nearest-centre step alone against its peers")
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("memory", "time"), help=argparse.SUPPRESS)
     parser.add_argument("--num-centers", type=int, help=argparse.SUPPRESS)
@@ -242,6 +284,9 @@ def main() -> None:
 
     if args.child:
         print(json.dumps(measure(args.child, args.mode, args)))
+        return
+    if args.nearest:
+        nearest_step(args)
         return
 
     print(f"{args.height} x {args.width}, {args.thing_fraction:.0%} thing pixels, {STUFF_REGIONS} stuff regions "

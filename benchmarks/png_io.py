@@ -10,8 +10,9 @@ adaptive filters), which is how panopticapi and COCO's own files are written, an
 zlib level 1, which is how panopticlab writes them. Each candidate decodes every PNG
 to pixels (the library call alone) and is checked to give exactly the ids the map
 holds; the first row is panopticlab's whole path from bytes to (H, W) ids
-(:func:`~panopticlab.data.png.decode_panoptic_png`: chunk and CRC checks, decoding,
-ids). Candidates that are not installed are listed as such.
+(:func:`~panopticlab.data.png.decode_panoptic_png`: header check, decoding with its
+checksums verified, ids), the second its Pillow fallback (where ``pywuffs`` has no wheel).
+Candidates that are not installed are listed as such.
 
 Writing. ``--write-num`` images of the built-in dataset (``--write-size``, PNG images)
 are encoded in memory (the image and the panoptic PNG, each way), then written to disk
@@ -43,7 +44,7 @@ from unittest import mock  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from panopticlab.data import SYNTHETIC_CATEGORIES, coco, id_to_rgb  # noqa: E402
+from panopticlab.data import SYNTHETIC_CATEGORIES, coco, id_to_rgb, png  # noqa: E402
 from panopticlab.data.synthetic import SyntheticPanoptic  # noqa: E402
 from panopticlab.metrics.files import reuse_freed_memory  # noqa: E402
 from panopticlab.metrics.simulate import random_pair  # noqa: E402
@@ -59,7 +60,8 @@ def rgb_ids(rgb: np.ndarray) -> np.ndarray:
 def candidates() -> dict[str, tuple[Callable, Callable] | str]:
     """name -> (decode, to_ids), or the reason the candidate is missing."""
     found: dict[str, tuple[Callable, Callable] | str] = {
-        "panopticlab decode_panoptic_png": (coco.decode_panoptic_png, lambda ids: ids)}
+        "panopticlab decode_panoptic_png": (coco.decode_panoptic_png, lambda ids: ids),
+        "panopticlab's Pillow fallback (Pillow verify + decode)": (png.DECODERS["pillow"], lambda ids: ids)}
     try:
         import pyspng
         found[f"pyspng {pyspng.__version__} (libspng), RGBA"] = (

@@ -65,6 +65,8 @@
 # in `laptop` most of the time is the two trainings (PSPNet, then Mask R-CNN).
 
 # %%
+from dataclasses import replace
+
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
@@ -329,11 +331,11 @@ if not profile.is_ci:
 
 # %%
 stuff_limit = baseline.merge_config.stuff_limit(EVAL_SIZE * EVAL_SIZE)
-in_pixels = baseline.merge_config.replace(stuff_area_limit=stuff_limit, stuff_area_reference=None)
+in_pixels = replace(baseline.merge_config, stuff_area_limit=stuff_limit, stuff_area_reference=None)
 
 
 def score(**changes):
-    return rescore(evaluation.predictions, CATEGORIES, merge=in_pixels.replace(**changes))
+    return rescore(evaluation.predictions, CATEGORIES, merge=replace(in_pixels, **changes))
 
 
 sweeps = {

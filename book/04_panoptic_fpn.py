@@ -49,7 +49,7 @@ from IPython.display import display
 
 import panopticlab
 from panopticlab import data, metrics, viz
-from panopticlab.engine import evaluate, pretrained, recipes, runs, seconds_per_image, seconds_per_step
+from panopticlab.engine import chapter_training, evaluate, pretrained, recipes, seconds_per_image, seconds_per_step
 from panopticlab.exercises import ch04
 from panopticlab.models import decoder_designs, panoptic_fpn, semantic_fpn, zoo
 
@@ -213,20 +213,13 @@ del full_model
 # tiny ResNet-FPN with its first two stages frozen.
 
 # %%
-recipe = recipes.recipe("panoptic-fpn-tiny", profile)
-print(recipe)
-model, training = runs.train_network(recipe, CATEGORIES, seed=profile.seed)
-history = training.history
-print(f"trained {recipe.steps} steps in {training.seconds:.0f} s")
+run = chapter_training.train_in_chapter("panoptic-fpn-tiny", profile, CATEGORIES)
+recipe, history = run.recipe, run.history
 viz.plot_history(history, smooth=25)
 plt.show()
 
 # %%
-losses = history.values("loss")
-assert np.isfinite(losses).all(), "a loss diverged"
-assert {"loss_semantic", "loss_mask", "loss_classifier"} <= set(history.names), "every loss is reported by name"
-if len(losses) >= 20:
-    assert np.mean(losses[-5:]) < np.mean(losses[:5]), "training must lower the loss"
+chapter_training.check_losses_fell(history, {"loss_semantic", "loss_mask", "loss_classifier"})
 
 # %% [markdown]
 # In the `ci` profile a few steps teach the network nothing, so from here on the
@@ -235,10 +228,7 @@ if len(losses) >= 20:
 # on a fixed validation set); in the other profiles, the network you just trained.
 
 # %%
-shipped_model, shipped_info = pretrained.load_pretrained("panoptic-fpn-tiny")
-print("shipped:", {k: shipped_info[k] for k in ("steps", "pq", "pq_th", "pq_st")})
-if profile.is_ci:
-    model = shipped_model
+model, shipped_model, shipped_info = run.model, run.shipped, run.shipped_info
 
 # %% [markdown]
 # ## What the two branches predict
@@ -248,12 +238,10 @@ if profile.is_ci:
 # images:
 
 # %%
-EVAL_SIZE = recipe.image_size if not profile.is_ci else shipped_info["image_size"]
-val_set = recipes.val_data(size=EVAL_SIZE, num=profile.pick(ci=16, laptop=50, gpu=200), seed=0)
+EVAL_SIZE = run.image_size
+val_set = run.val_set()
 evaluation = evaluate(model, val_set, CATEGORIES, ablations=("instance_only",), keep_predictions=True)
-if not profile.is_ci:  # kept for chapter 7; ci runs are too short to compare
-    runs.save_book_run(runs.record_run('panoptic-fpn-tiny', model, [training], evaluation, val_set, profile=profile.name,
-                                       seed=profile.seed))
+run.keep(evaluation, val_set)  # for chapter 7 (not in ci: its runs are too short to compare)
 predictions = [prediction for _, prediction in evaluation.predictions]
 for index in (0, 1):
     display(viz.show_network_outputs(val_set[index].image, predictions[index], CATEGORIES, with_result=True,

@@ -59,7 +59,7 @@ from IPython.display import Markdown, display
 
 import panopticlab
 from panopticlab import bibliography, data, metrics, viz
-from panopticlab.engine import evaluate, head_analysis, pretrained, recipes, runs, seconds_per_image
+from panopticlab.engine import chapter_training, evaluate, head_analysis, pretrained, runs, seconds_per_image
 from panopticlab.exercises import ch05
 from panopticlab.models import deformable, upsnet, zoo
 from panopticlab.postprocess.ablations import ablation_merge
@@ -170,11 +170,8 @@ display(Markdown("\n".join(table)))
 # the built-in data) and starts from the shipped pretrained tiny ResNet-FPN.
 
 # %%
-recipe = recipes.recipe("upsnet-tiny", profile)
-print(recipe)
-model, training = runs.train_network(recipe, CATEGORIES, seed=profile.seed)
-history = training.history
-print(f"trained {recipe.steps} steps in {training.seconds:.0f} s")
+run = chapter_training.train_in_chapter("upsnet-tiny", profile, CATEGORIES)
+recipe, history = run.recipe, run.history
 assert [t.name for t in upsnet.LOSSES] == [name for name in history.names if name.startswith("loss_")], \
     "the table lists the losses the model trains with"
 
@@ -191,12 +188,7 @@ viz.plot_history(curves, groups={f"{head} head": names for head, names in heads.
 plt.show()
 
 # %%
-losses = history.values("loss")
-assert np.isfinite(losses).all(), "a loss diverged"
-assert {"loss_semantic", "loss_panoptic", "loss_mask", "loss_classifier"} <= set(history.names), \
-    "every loss is reported by name"
-if len(losses) >= 20:
-    assert np.mean(losses[-5:]) < np.mean(losses[:5]), "training must lower the loss"
+chapter_training.check_losses_fell(history, {"loss_semantic", "loss_panoptic", "loss_mask", "loss_classifier"})
 
 # %% [markdown]
 # In `ci` four steps teach nothing, so from here on the chapter uses the shipped weights
@@ -204,18 +196,11 @@ if len(losses) >= 20:
 # profiles the network you just trained.
 
 # %%
-shipped_model, shipped_info = pretrained.load_pretrained("upsnet-tiny")
-print("shipped:", {k: shipped_info[k] for k in ("steps", "pq", "pq_th", "pq_st")})
-if profile.is_ci:
-    model = shipped_model
-model.eval()
-
-EVAL_SIZE = shipped_info["image_size"] if profile.is_ci else recipe.image_size
-val_set = recipes.val_data(size=EVAL_SIZE, num=profile.pick(ci=16, laptop=50, gpu=200), seed=0)
+model, shipped_model, shipped_info = run.model.eval(), run.shipped, run.shipped_info
+EVAL_SIZE = run.image_size
+val_set = run.val_set()
 evaluation = evaluate(model, val_set, CATEGORIES, ablations=("baseline",), keep_predictions=True, progress=False)
-if not profile.is_ci:  # kept for chapter 7; ci runs are too short to compare
-    runs.save_book_run(runs.record_run('upsnet-tiny', model, [training], evaluation, val_set, profile=profile.name,
-                                       seed=profile.seed))
+run.keep(evaluation, val_set)  # for chapter 7 (not in ci: its runs are too short to compare)
 kept = evaluation.predictions
 print(metrics.format_comparison({"UPSNet (panoptic head)": evaluation.results,
                                  "same outputs, heuristic merge": evaluation.ablations["baseline"]}))

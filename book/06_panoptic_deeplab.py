@@ -61,7 +61,7 @@ from IPython.display import display
 
 import panopticlab
 from panopticlab import data, metrics, postprocess, viz
-from panopticlab.engine import center_analysis, evaluate, pretrained, recipes, runs, seconds_per_image
+from panopticlab.engine import center_analysis, chapter_training, evaluate, pretrained, seconds_per_image
 from panopticlab.exercises import ch06
 from panopticlab.models import zoo
 from panopticlab.models.common import eval_mode
@@ -167,20 +167,13 @@ assert full["semantic_decoder"]["aspp"]["dilations"] == (6, 12, 18) != parts["se
 # by name.
 
 # %%
-recipe = recipes.recipe("panoptic-deeplab-tiny", profile)
-print(recipe)
-model, training = runs.train_network(recipe, CATEGORIES, seed=profile.seed)
-history = training.history
-print(f"trained {recipe.steps} steps in {training.seconds:.0f} s")
+run = chapter_training.train_in_chapter("panoptic-deeplab-tiny", profile, CATEGORIES)
+recipe, history = run.recipe, run.history
 viz.plot_history(history, smooth=25)
 plt.show()
 
 # %%
-losses = history.values("loss")
-assert np.isfinite(losses).all(), "a loss diverged"
-assert {"loss_semantic", "loss_center", "loss_offset"} <= set(history.names), "every loss is reported by name"
-if len(losses) >= 20:
-    assert np.mean(losses[-5:]) < np.mean(losses[:5]), "training must lower the loss"
+chapter_training.check_losses_fell(history, {"loss_semantic", "loss_center", "loss_offset"})
 
 # %% [markdown]
 # In `ci` four steps teach nothing, so from here on the chapter uses the shipped weights
@@ -190,17 +183,12 @@ if len(losses) >= 20:
 # the rest of the chapter re-runs only the post-processing on them.
 
 # %%
-shipped_model, shipped_info = pretrained.load_pretrained("panoptic-deeplab-tiny")
-print("shipped:", {k: shipped_info[k] for k in ("steps", "pq", "pq_th", "pq_st")})
-if profile.is_ci:
-    model = shipped_model
-EVAL_SIZE = recipe.image_size if not profile.is_ci else shipped_info["image_size"]
+model, shipped_model, shipped_info = run.model, run.shipped, run.shipped_info
+EVAL_SIZE = run.image_size
 STUFF_AREA = model.config.stuff_area_for(EVAL_SIZE**2)
-val_set = recipes.val_data(size=EVAL_SIZE, num=profile.pick(ci=16, laptop=50, gpu=200), seed=0)
+val_set = run.val_set()
 evaluation = evaluate(model, val_set, CATEGORIES, keep_predictions=True)
-if not profile.is_ci:  # kept for chapter 7; ci runs are too short to compare
-    runs.save_book_run(runs.record_run('panoptic-deeplab-tiny', model, [training], evaluation, val_set, profile=profile.name,
-                                       seed=profile.seed))
+run.keep(evaluation, val_set)  # for chapter 7 (not in ci: its runs are too short to compare)
 kept = evaluation.predictions  # (record with the ground truth, prediction with every output) per image
 print(metrics.format_comparison({"Panoptic-DeepLab": evaluation.results}))
 

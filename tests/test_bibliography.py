@@ -4,7 +4,7 @@ import re
 import pytest
 
 from panopticlab import bibliography
-from panopticlab.notebooks import BOOK_DIR, chapter_paths
+from panopticlab.book.chapters import BOOK_DIR, chapter_paths
 
 
 def test_every_entry_is_complete():

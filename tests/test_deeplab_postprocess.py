@@ -17,15 +17,11 @@ from panopticlab.postprocess import (
     group_pixels,
     merge_semantic_and_instances,
     nearest_center,
-    nearest_center_grid,
-    nearest_center_kdtree,
-    nearest_center_scan,
     panoptic_deeplab_postprocess,
     pixel_votes,
     square_max_pool,
     vote_map,
 )
-from panopticlab.postprocess import _arrays, centers as centers_module, deeplab as deeplab_module
 from panopticlab.postprocess import grouping as grouping_module
 
 THINGS, STUFF = CATS.thing_ids, CATS.stuff_ids
@@ -148,17 +144,13 @@ def random_parameters(rng, case):
                 label_divisor=int(rng.choice([1000, 256])), threshold=0.1)
 
 
-METHODS = ["auto", "grid", "kdtree", "scan"]
-
-
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("method", METHODS)
-def test_matches_dense_reference(case, method):
+def test_matches_dense_reference(case):
     for seed in range(25):
         rng = np.random.default_rng([seed, CASES.index(case)])
         semantic, heatmap, offsets = random_outputs(rng, case)
         params = random_parameters(rng, case)
-        result = panoptic_deeplab_postprocess(semantic, heatmap, offsets, CATS, method=method, **params)
+        result = panoptic_deeplab_postprocess(semantic, heatmap, offsets, CATS, **params)
         expected, centers, scores, instance = dense_reference(semantic, heatmap, offsets, CATS, **params)
 
         where = f"case {case}, seed {seed}, {params}"
@@ -328,22 +320,22 @@ def test_hand_worked_example():
 def test_equidistant_vote_goes_to_first_center():
     votes = torch.tensor([[0.0, 2.0], [0.0, 1.0], [0.0, 3.0]], dtype=torch.float64)
     for centers in (torch.tensor([[0, 0], [0, 4]]), torch.tensor([[0, 4], [0, 0]])):
-        for method in ("kdtree", "scan"):
-            # (0, 2) is 2 from both centres: index 0 wins, whichever centre that is
-            assert nearest_center(votes, centers, method)[0] == 0
+        # (0, 2) is 2 from both centres: index 0 wins, whichever centre that is
+        assert nearest_center(votes, centers)[0] == 0
+        assert grouping_module._scan(votes.numpy(), centers.double().numpy())[0] == 0
     assert nearest_center(votes, torch.tensor([[0, 4], [0, 0]]))[1:].tolist() == [1, 0]
 
 
-def test_kdtree_equals_scan_on_many_ties():
+def test_nearest_center_equals_dense_argmin_on_many_ties():
     for seed in range(20):
         rng = np.random.default_rng(seed)
         centers = torch.from_numpy(rng.choice(40 * 40, size=int(rng.integers(2, 60)), replace=False))
         centers = torch.stack([centers // 40, centers % 40], 1)
         votes = torch.from_numpy(rng.integers(-20, 60, size=(5000, 2)) / rng.choice([1, 2, 3]))
-        np.testing.assert_array_equal(nearest_center_kdtree(votes, centers), nearest_center_scan(votes, centers))
-        # and both against the dense argmin (first minimum)
-        distance = ((centers[None].double() - votes[:, None]) ** 2).sum(-1)
-        np.testing.assert_array_equal(nearest_center_scan(votes, centers), distance.argmin(1))
+        # the method and its fallback, the scan, against the dense argmin (first minimum)
+        expected = ((centers[None].double() - votes[:, None]) ** 2).sum(-1).argmin(1)
+        np.testing.assert_array_equal(nearest_center(votes, centers), expected)
+        np.testing.assert_array_equal(grouping_module._scan(votes.numpy(), centers.double().numpy()), expected)
 
 
 def _vote_sets(rng, centers, size):
@@ -372,12 +364,10 @@ def test_grid_equals_dense_argmin():
         for kind, votes in _vote_sets(rng, centers, size).items():
             votes = torch.from_numpy(votes)
             expected = ((centers_t[None].double() - votes[:, None]) ** 2).sum(-1).argmin(1)
-            for rest in ("auto", "kdtree", "scan"):
-                got = nearest_center_grid(votes, centers_t, rest=rest)
-                np.testing.assert_array_equal(got, expected, err_msg=f"seed {seed}, {kind}, rest {rest}")
+            np.testing.assert_array_equal(nearest_center(votes, centers_t), expected, err_msg=f"seed {seed}, {kind}")
 
 
-def test_grid_decides_clustered_votes_itself():
+def test_grid_decides_clustered_votes_itself(monkeypatch):
     """Votes 1-2 px from centres some 40 px apart almost never need the fallback: the
     table decides them. (Centres only a few pixels apart leave more to the fallback.)"""
     rng = np.random.default_rng(5)
@@ -385,12 +375,14 @@ def test_grid_decides_clustered_votes_itself():
     centers = np.floor((grid + 0.5 + rng.uniform(-0.25, 0.25, grid.shape)) * [50, 33])
     votes = centers[rng.integers(0, len(centers), 20000)] + rng.normal(0, 1.5, (20000, 2))
     left = []
+    scan = grouping_module._scan
 
-    def rest(undecided, centers_list):
+    def counting_scan(undecided, centers):
         left.append(len(undecided))
-        return grouping_module._scan(_arrays.NUMPY, undecided, centers_list)
+        return scan(undecided, centers)
 
-    got = grouping_module._grid(_arrays.NUMPY, votes, [tuple(c) for c in centers.tolist()], rest)
+    monkeypatch.setattr(grouping_module, "_scan", counting_scan)
+    got = nearest_center(torch.from_numpy(votes), torch.from_numpy(centers)).numpy()
     expected = ((centers[None] - votes[:, None]) ** 2).sum(-1).argmin(1)
     np.testing.assert_array_equal(got, expected)
     assert sum(left) < 0.05 * len(votes), left
@@ -403,8 +395,7 @@ def test_group_pixels_matches_dense_argmin():
     thing = torch.from_numpy(np.isin(semantic, THINGS))
     votes = vote_map(torch.from_numpy(offsets)).flatten(1).T
     expected = (((centers[None].double() - votes[:, None]) ** 2).sum(-1).argmin(1) + 1).reshape(thing.shape) * thing
-    for method in METHODS:
-        assert torch.equal(group_pixels(centers, torch.from_numpy(offsets), thing, method), expected)
+    assert torch.equal(group_pixels(centers, torch.from_numpy(offsets), thing), expected)
     assert not group_pixels(centers[:0], torch.from_numpy(offsets), thing).any()
 
 
@@ -540,30 +531,20 @@ def test_ids_outside_the_direct_lookup():
         panoptic_deeplab_postprocess(bad, np.zeros((4, 6), np.float32), np.zeros((2, 4, 6), np.float32), far)
 
 
-@pytest.fixture
-def torch_path(monkeypatch):
-    """Run the post-processing with torch operations on the CPU, the code path CUDA takes."""
-    ops = _arrays.TorchOps(torch.device("cpu"))
-    for module in (deeplab_module, grouping_module, centers_module):
-        monkeypatch.setattr(module, "ops_for", lambda device: ops)
-    return ops
-
-
-def test_torch_path_matches_numpy_path(torch_path):
+def test_tensor_inputs_match_dense_reference():
     for seed in range(2 * len(CASES)):
         rng = np.random.default_rng([seed, 99])
         case = CASES[seed % len(CASES)]
         semantic, heatmap, offsets = random_outputs(rng, case)
         params = random_parameters(rng, case)
         expected, centers, scores, instance = dense_reference(semantic, heatmap, offsets, CATS, **params)
-        for method in ("auto", "grid", "scan"):
-            result = panoptic_deeplab_postprocess(torch.from_numpy(semantic), torch.from_numpy(heatmap),
-                                                  torch.from_numpy(offsets), CATS, method=method, **params)
-            where = f"case {case}, seed {seed}, {method}"
-            np.testing.assert_array_equal(result.centers, centers, err_msg=where)
-            np.testing.assert_array_equal(result.instance_map, instance, err_msg=where)
-            np.testing.assert_array_equal(result.label_divisor_map(), expected, err_msg=where)
-            result.panoptic.validate(CATS, source=where, check_statistics=True)
+        result = panoptic_deeplab_postprocess(torch.from_numpy(semantic), torch.from_numpy(heatmap),
+                                              torch.from_numpy(offsets), CATS, **params)
+        where = f"case {case}, seed {seed}"
+        np.testing.assert_array_equal(result.centers, centers, err_msg=where)
+        np.testing.assert_array_equal(result.instance_map, instance, err_msg=where)
+        np.testing.assert_array_equal(result.label_divisor_map(), expected, err_msg=where)
+        result.panoptic.validate(CATS, source=where, check_statistics=True)
     logits = np.random.default_rng(1).normal(size=(len(CATS), 24, 32)).astype(np.float32)
     result = panoptic_deeplab_postprocess(torch.from_numpy(logits), torch.from_numpy(heatmap),
                                           torch.from_numpy(offsets), CATS, stuff_area=10)

@@ -1,4 +1,5 @@
 """The heuristic merge against panopticapi's combine script, and on hand-built cases."""
+import dataclasses
 import json
 
 import numpy as np
@@ -322,7 +323,7 @@ def test_merge_config_holds_the_published_settings_and_resolves_the_stuff_limit(
     assert MergeConfig.for_size("tiny") == tiny and tiny.stuff_area_reference == COCO_REFERENCE_AREA
     assert tiny.stuff_limit(640 * 480) == 4096
     assert tiny.stuff_limit(128 * 128) == pytest.approx(4096 * 128 * 128 / (640 * 480))
-    assert config.replace(stuff_area_limit=10).stuff_limit(123) == 10.0
+    assert dataclasses.replace(config, stuff_area_limit=10).stuff_limit(123) == 10.0
     with pytest.raises(ValueError, match="overlap_threshold"):
         MergeConfig(overlap_threshold=1.5)
     with pytest.raises(ValueError, match="stuff_area_limit"):

@@ -39,7 +39,6 @@ ARROWS = {
     "viz": {"models", "metrics"},
     "exercises": {"engine", "viz"},
     "book": {"exercises"},
-    "notebooks": {"book"},
     "commands": {"book", "engine", "viz"},
     "__main__": {"commands"},
 }

@@ -1,6 +1,7 @@
 """MaskFormer / Mask2Former: the matching against every assignment, the cost and the loss against the
 paper's formulas written out here, gradients, a few training steps, the inference rule on a hand-made
 case and against the published loop, the published settings, the targets, bad input."""
+import dataclasses
 import itertools
 import math
 import re
@@ -195,7 +196,7 @@ def test_the_class_term_can_decide_the_matching():
 
 
 # --- the set loss ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("config", [MASKFORMER, MASK2FORMER, MASKFORMER.replace(no_object_weight=1.0)],
+@pytest.mark.parametrize("config", [MASKFORMER, MASK2FORMER, dataclasses.replace(MASKFORMER, no_object_weight=1.0)],
                          ids=["maskformer", "mask2former", "no_object_weight_1"])
 def test_set_losses_are_the_papers_formulas(config):
     rng = np.random.default_rng(3)
@@ -217,7 +218,8 @@ def test_no_object_weight_lowers_the_pull_of_empty_queries():
     mask_logits = torch.zeros(1, 10, 4, 4)
     grads = []
     for weight in (1.0, 0.1):
-        loss = set_losses(class_logits, mask_logits, targets, pairs, MASKFORMER.replace(no_object_weight=weight))
+        config = dataclasses.replace(MASKFORMER, no_object_weight=weight)
+        loss = set_losses(class_logits, mask_logits, targets, pairs, config)
         grad, = torch.autograd.grad(loss["loss_ce"], class_logits)
         grads.append(grad[0, 0].abs().sum() / grad[0, 1:].abs().sum())
     assert grads[1] > 5 * grads[0]
@@ -274,7 +276,7 @@ def test_sampled_points_estimate_the_every_pixel_loss():
     pairs = [(torch.tensor([0, 1]), torch.tensor([0, 1]))]
     dense = set_losses(class_logits, mask_logits, targets, pairs, MASK2FORMER)
     sampled = set_losses(class_logits, mask_logits, targets, pairs,
-                         MASK2FORMER.replace(num_points=40000, importance_sample_ratio=0.0))
+                         dataclasses.replace(MASK2FORMER, num_points=40000, importance_sample_ratio=0.0))
     for name in ("loss_mask", "loss_dice"):
         assert sampled[name].item() == pytest.approx(dense[name].item(), rel=0.05)
 

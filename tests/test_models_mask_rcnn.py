@@ -9,7 +9,7 @@ from panopticlab.data.synthetic import SyntheticPanoptic
 from panopticlab.models.detection import detect, mask_logits
 from panopticlab.postprocess.ablations import ablation_merge
 from panopticlab.postprocess.heuristic import MergeConfig
-from panopticlab.models.mask_rcnn import MaskRCNN, MaskRCNNConfig, build_full, build_tiny, for_categories
+from panopticlab.models.mask_rcnn import MaskRCNN, MaskRCNNConfig, for_categories
 
 LOSS_NAMES = {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
 
@@ -28,7 +28,7 @@ def test_full_config_is_torchvisions_maskrcnn_resnet50_fpn():
     # three classes rather than COCO's 91: random weights then give scores above 0.05, so
     # the eval comparison below has detections to compare
     reference = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3)
-    ours = build_full(num_classes=3)
+    ours = MaskRCNN(MaskRCNNConfig.full(num_classes=3))
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
     ours.load_state_dict(reference.state_dict())  # strict: same modules, names and shapes
     config = ours.config.detection
@@ -69,7 +69,7 @@ def test_input_size_option_resizes_every_batcher_in_the_published_ratio():
     assert published.batch([torch.rand(3, 64, 64)]).images.image_sizes == [(64, 64)]
     with pytest.raises(ValueError, match="positive number of pixels, got 0"):
         published.set_input_size(0)
-    model = build_full(num_classes=3)
+    model = MaskRCNN(MaskRCNNConfig.full(num_classes=3))
     assert set_input_size(model, 96) == 1 and model.transform.min_size == (96,)
     for keeps_the_data_size in (pspnet_for_categories(CATS, size="full"), for_categories(CATS)):
         assert set_input_size(keeps_the_data_size, 96) == 0 and keeps_the_data_size.transform.keep_size
@@ -77,7 +77,7 @@ def test_input_size_option_resizes_every_batcher_in_the_published_ratio():
 
 def test_full_parameter_count_matches_coco_maskrcnn():
     reference = sum(p.numel() for p in maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).parameters())
-    assert sum(p.numel() for p in build_full().parameters()) == reference  # 91 classes: 44.4M
+    assert sum(p.numel() for p in MaskRCNN(MaskRCNNConfig.full()).parameters()) == reference  # 91 classes: 44.4M
     assert 44_000_000 < reference < 45_000_000
 
 
@@ -99,7 +99,7 @@ def test_tiny_train_step_returns_torchvisions_losses(batch):
 def test_tiny_overfits_a_fixed_batch(batch):
     images, targets = batch
     torch.manual_seed(0)
-    model = build_tiny(len(CATS.thing_ids) + 1, CATS.thing_ids).train()
+    model = MaskRCNN(MaskRCNNConfig.tiny(len(CATS.thing_ids) + 1), CATS.thing_ids).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     history = []
     for _ in range(20):
@@ -190,9 +190,9 @@ def test_bad_input_gets_clear_errors(batch):
     with pytest.raises(ValueError, match="anchor sizes"):
         MaskRCNN(MaskRCNNConfig.tiny(5, anchor_sizes=(8, 16)))
     with pytest.raises(ValueError, match="thing ids"):
-        build_tiny(5, thing_ids=[1, 2])
+        MaskRCNN(MaskRCNNConfig.tiny(5), thing_ids=[1, 2])
     with pytest.raises(ValueError, match="background"):
-        build_tiny(1)
+        MaskRCNN(MaskRCNNConfig.tiny(1))
 
 
 def test_the_baselines_detector_takes_torchvisions_coco_weights_whole():

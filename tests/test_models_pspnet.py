@@ -17,8 +17,6 @@ from panopticlab.models.pspnet import (
     PSPNet,
     PSPNetConfig,
     PyramidPooling,
-    build_full,
-    build_tiny,
     for_categories,
 )
 
@@ -58,7 +56,7 @@ def test_train_losses_are_the_weighted_cross_entropies(batch):
 def test_overfits_a_fixed_batch(batch):
     images, targets = batch
     torch.manual_seed(0)
-    model = build_tiny(len(CATS), CATS.ids).train()
+    model = PSPNet(PSPNetConfig.tiny(len(CATS)), CATS.ids).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     history = []
     for _ in range(20):
@@ -82,7 +80,7 @@ def test_eval_outputs_logits_and_category_ids(batch):
     expected = torch.tensor(CATS.ids)[out["logits"].argmax(1)]
     assert torch.equal(out["semantic"], expected)
     # without category ids the map holds train ids
-    plain = build_tiny(len(CATS)).eval()
+    plain = PSPNet(PSPNetConfig.tiny(len(CATS))).eval()
     plain.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert torch.equal(plain(images)["semantic"], out["logits"].argmax(1))
@@ -102,7 +100,7 @@ def test_inference_is_the_semantic_only_ablation(batch):
         merged = ablation_merge("semantic_only", expected, None, CATS, MergeConfig.tiny())  # the tiny model's merge
         assert prediction.panoptic.equals(merged.panoptic)
     with pytest.raises(ValueError, match="without categories"):
-        build_tiny(len(CATS)).inference(images)
+        PSPNet(PSPNetConfig.tiny(len(CATS))).inference(images)
 
 
 def test_pyramid_pooling_branches():
@@ -121,7 +119,7 @@ def test_pyramid_pooling_branches():
 
 def test_full_config_is_pspnet_r50_d8():
     num_classes = 19
-    model = build_full(num_classes)
+    model = PSPNet(PSPNetConfig.full(num_classes))
     config = model.config
     assert (config.bins, config.pool_channels, config.head_channels) == ((1, 2, 3, 6), 512, 512)
     assert config.aux_channels == 256
@@ -171,6 +169,6 @@ def test_bad_input_gets_clear_errors(batch):
     with pytest.raises(ValueError, match="collides"):
         PSPNet(PSPNetConfig.tiny(9, ignore_index=3))
     with pytest.raises(ValueError, match="category ids"):
-        build_tiny(9, category_ids=[1, 2])
+        PSPNet(PSPNetConfig.tiny(9), category_ids=[1, 2])
     with pytest.raises(ValueError, match="unknown size"):
         for_categories(CATS, size="huge")

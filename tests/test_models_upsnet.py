@@ -1,6 +1,7 @@
 """UPSNet: the deformable semantic head, the parameter-free panoptic head checked by hand (training
 logits and targets, each inference step), the eight losses, inference, torchvision's COCO detector
 loading into the full model, bad input."""
+import dataclasses
 import re
 
 import numpy as np
@@ -401,7 +402,7 @@ def test_training_step_reports_the_eight_losses_with_gradients_everywhere(model,
     assert all(g.abs().sum() > 0 for g in offsets)  # zero offsets still learn
     # the weights: the semantic cross-entropy does not depend on the detector's random sampling
     model.zero_grad()
-    model.config = model.config.replace(semantic_loss_weight=1.0, semantic_roi_loss=False)
+    model.config = dataclasses.replace(model.config, semantic_loss_weight=1.0, semantic_roi_loss=False)
     again = model(images, targets)
     assert set(again) == EIGHT_LOSSES - {"loss_semantic_roi"}
     torch.testing.assert_close(again["loss_semantic"], 5 * losses["loss_semantic"].detach(), rtol=1e-5, atol=1e-6)

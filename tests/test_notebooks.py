@@ -7,7 +7,10 @@ import re
 import jupytext
 import pytest
 
-from panopticlab.notebooks import BOOK_DIR, chapter_paths, execute_notebook, load_chapter, strip_solutions, student_edition
+from panopticlab.book.chapters import BOOK_DIR, chapter_paths, load_chapter
+from panopticlab.book.editions import student_edition
+from panopticlab.book.exercises import strip_solutions
+from panopticlab.book.runner import execute_notebook
 
 CHAPTERS = chapter_paths(BOOK_DIR)
 IDS = [p.stem for p in CHAPTERS]

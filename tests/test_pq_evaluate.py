@@ -180,17 +180,16 @@ def test_png_reading_agrees_with_the_coco_reader_pillow_and_panopticapi(result_s
         ids = read_id_png(png)
         assert ids.dtype == np.uint32 and np.array_equal(ids, read_panoptic_png(png))
         data = png.read_bytes()
-        for decoder, _ in png_module.DECODERS.values():
+        for decoder in png_module.DECODERS.values():
             assert np.array_equal(decoder(data), ids), decoder.__name__
         with Image.open(png) as image:
             assert np.array_equal(ids, rgb2id(np.array(image, dtype=np.uint32)))
 
 
-@pytest.mark.parametrize("name", ["libspng", "pillow"])
-def test_the_slower_decoders_give_the_same_evaluation(result_set, monkeypatch, name):
-    """Where Wuffs has no wheel (macOS, Windows) the evaluator falls back; its numbers must not move."""
+def test_the_slower_decoder_gives_the_same_evaluation(result_set, monkeypatch):
+    """Where Wuffs has no wheel (macOS, Windows) the evaluator falls back to Pillow; its numbers must not move."""
     expected = evaluate_folders(**result_set, progress=False)
-    monkeypatch.setattr(png_module, "png_decoder", lambda: png_module.DECODERS[name][0])
+    monkeypatch.setattr(png_module, "png_decoder", lambda: png_module.DECODERS["pillow"])
     assert numbers_close(expected, evaluate_folders(**result_set, progress=False), 0.0)
 
 
@@ -258,7 +257,7 @@ def break_set(paths, how):
         data = bytearray(first_pred_png.read_bytes())
         data[-20] ^= 0x01  # inside the IDAT chunk (12-byte IEND, 4-byte CRC, then IDAT data)
         first_pred_png.write_bytes(bytes(data))
-        return r"pred/000000\.png: cannot decode the panoptic PNG; .*CRC mismatch in its b'IDAT' chunk"
+        return r"pred/000000\.png: cannot decode the panoptic PNG; the file is truncated or corrupt \(.*checksum"
     if how == "not a PNG":
         first_gt_png.write_bytes(b"GIF89a" + bytes(40))
         return r"gt/000000\.png: not a PNG file"

@@ -126,7 +126,7 @@ def test_random_result_sets_score_as_panopticapi(tmp_path, monkeypatch, seed):
     for png in sorted(paths["gt_folder"].glob("*.png")) + sorted(paths["pred_folder"].glob("*.png")):
         data = png.read_bytes()
         expected = panopticapi_ids(data)
-        for decoder, _ in png_module.DECODERS.values():
+        for decoder in png_module.DECODERS.values():
             np.testing.assert_array_equal(decoder(data), expected, err_msg=f"{decoder.__name__} on {png}")
 
     ours = evaluate_folders(**paths, progress=False)

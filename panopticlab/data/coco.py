@@ -73,7 +73,7 @@ def write_panoptic_png(path: PathLike, id_map: np.ndarray, source: str | None = 
 
     Encoded at zlib level :data:`PNG_COMPRESS_LEVEL`: label maps are flat colours, which
     level 1 encodes faster than Pillow's default (6), into files about 1.5 times larger
-    that libspng and Pillow decode about twice as fast (Wuffs decodes both alike;
+    that Pillow decodes about twice as fast (Wuffs decodes both alike;
     ``benchmarks/png_io.py``).
 
     Args:

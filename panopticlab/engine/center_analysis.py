@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from ..data import CategorySet, PanopticSegmentation
+from ..data import CategorySet
 from ..metrics.matching import MATCH_IOU
-from ..metrics.pq import PQAccumulator
 from ..postprocess.centers import NMS_KERNEL, THRESHOLD, TOP_K
 from ..postprocess.deeplab import DeepLabPanoptic
 from ..postprocess.deeplab_outputs import DeepLabOutputs, repostprocess
+from .evaluator import kept_pair, rescore_kept
 
 __all__ = ["Rescored", "center_setting_grid", "rescore_deeplab"]
 
@@ -47,24 +46,6 @@ class Rescored:
         return sum(len(result.centers) for result in self.merged)
 
 
-def _pairs(kept: Sequence) -> list[tuple[PanopticSegmentation, Any]]:
-    """``(ground truth, prediction)`` from ``Evaluation.predictions`` (record dicts) or plain pairs."""
-    pairs = []
-    for index, item in enumerate(kept):
-        try:
-            truth, prediction = item
-        except (TypeError, ValueError):
-            raise TypeError(f"kept[{index}]: expected a (ground truth, prediction) pair, "
-                             f"got {type(item).__name__}") from None
-        if isinstance(truth, dict):
-            truth = truth.get("panoptic")
-        if not isinstance(truth, PanopticSegmentation):
-            raise TypeError(f"kept[{index}]: the ground truth must be a PanopticSegmentation (or a record with "
-                             f"one under 'panoptic'), got {type(truth).__name__}")
-        pairs.append((truth, prediction))
-    return pairs
-
-
 def rescore_deeplab(kept: Sequence, categories: CategorySet, *, stuff_area: int | Sequence[int],
                     threshold: float = THRESHOLD, nms_kernel: int = NMS_KERNEL, top_k: int | None = TOP_K,
                     iou_threshold: float = MATCH_IOU) -> Rescored:
@@ -82,19 +63,14 @@ def rescore_deeplab(kept: Sequence, categories: CategorySet, *, stuff_area: int 
     Returns:
         :class:`Rescored`.
     """
-    pairs = _pairs(kept)
-    areas = [stuff_area] * len(pairs) if np.ndim(stuff_area) == 0 else list(stuff_area)
-    if len(areas) != len(pairs):
-        raise ValueError(f"stuff_area: {len(areas)} values for {len(pairs)} images")
-    accumulator = PQAccumulator(categories, iou_threshold)
-    merged = []
-    for index, ((truth, prediction), area) in enumerate(zip(pairs, areas)):
-        result = repostprocess(prediction, categories, stuff_area=area, threshold=threshold, nms_kernel=nms_kernel,
-                               top_k=top_k, where=f"kept[{index}]")
-        accumulator.update(truth, result.panoptic, image_id=index)
-        merged.append(result)
-    return Rescored(accumulator.results(), merged, {"threshold": threshold, "nms_kernel": nms_kernel,
-                                                    "top_k": top_k})
+    areas = [stuff_area] * len(kept) if np.ndim(stuff_area) == 0 else list(stuff_area)
+    if len(areas) != len(kept):
+        raise ValueError(f"stuff_area: {len(areas)} values for {len(kept)} images")
+    rescored = rescore_kept(kept, categories, lambda index, prediction: repostprocess(
+        prediction, categories, stuff_area=areas[index], threshold=threshold, nms_kernel=nms_kernel, top_k=top_k,
+        where=f"kept[{index}]"), iou_threshold=iou_threshold)
+    return Rescored(rescored.results, rescored.fused, {"threshold": threshold, "nms_kernel": nms_kernel,
+                                                       "top_k": top_k})
 
 
 def center_setting_grid(kept: Sequence, categories: CategorySet, thresholds: Iterable[float],
@@ -110,7 +86,10 @@ def center_setting_grid(kept: Sequence, categories: CategorySet, thresholds: Ite
     thresholds, kernels = [float(t) for t in thresholds], [int(k) for k in kernels]
     if not thresholds or not kernels:
         raise ValueError("the grid needs at least one threshold and one kernel")
-    pairs = [(truth, DeepLabOutputs.of(prediction, f"kept[{i}]")) for i, (truth, prediction) in enumerate(_pairs(kept))]
+    pairs = []
+    for index, item in enumerate(kept):  # the maps extracted once, for every cell
+        truth, prediction = kept_pair(item, index)
+        pairs.append((truth, DeepLabOutputs.of(prediction, f"kept[{index}]")))
     return {(threshold, kernel): rescore_deeplab(pairs, categories, stuff_area=stuff_area, threshold=threshold,
                                                  nms_kernel=kernel, top_k=top_k, iou_threshold=iou_threshold).results
             for threshold in thresholds for kernel in kernels}

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -52,8 +52,8 @@ from .distributed import (
 from .sampling import make_eval_loader
 from .trainer import Trainer, resolve_device
 
-__all__ = ["Evaluation", "as_panoptic", "predict", "iter_predictions", "evaluate", "rescore", "summary_metrics",
-           "PeriodicEvaluation"]
+__all__ = ["Evaluation", "Rescored", "as_panoptic", "predict", "iter_predictions", "evaluate", "rescore",
+           "rescore_kept", "kept_pair", "summary_metrics", "PeriodicEvaluation"]
 
 
 def as_panoptic(result: Any, where: str = "model output") -> PanopticSegmentation:
@@ -287,6 +287,68 @@ def evaluate(model: nn.Module, data: Any, categories: CategorySet, device: str |
     return Evaluation(results, ablation_results, miou, confusion, kept)
 
 
+@dataclass
+class Rescored:
+    """PQ of kept predictions fused again (:func:`rescore_kept`).
+
+    Attributes:
+        results: :meth:`~panopticlab.metrics.pq.PQAccumulator.results` over all images.
+        fused: each image's result, as ``fuse`` returned it (a merge's steps, a head's
+            channels, the centres found, ...), in the order of the input.
+        per_image: each image's own PQ results, when asked for; else ``None``.
+    """
+
+    results: dict
+    fused: list
+    per_image: list[dict] | None = None
+
+
+def rescore_kept(kept: Sequence, categories: CategorySet, fuse: Callable[[int, Any], Any], *,
+                 iou_threshold: float = MATCH_IOU, per_image: bool = False) -> Rescored:
+    """Fuse every kept prediction again and score the results: the one re-scoring loop behind
+    :func:`rescore`, UPSNet's head analysis and Panoptic-DeepLab's centre settings.
+
+    Args:
+        kept: pairs ``(truth, prediction)``: :attr:`Evaluation.predictions` (the truth a record
+            with the ground truth under ``"panoptic"``), or a ground-truth
+            :class:`~panopticlab.data.panoptic.PanopticSegmentation` with anything ``fuse`` reads.
+        fuse: ``fuse(index, prediction)`` -> the image's new result: a ``PanopticSegmentation``
+            or an object with one under ``.panoptic``.
+        per_image: also score every image alone (:attr:`Rescored.per_image`).
+
+    Raises:
+        TypeError: an item is not such a pair (names its index).
+    """
+    accumulator = PQAccumulator(categories, iou_threshold)
+    fused, images = [], [] if per_image else None
+    for index, item in enumerate(kept):
+        truth, prediction = kept_pair(item, index)
+        result = fuse(index, prediction)
+        panoptic = result if isinstance(result, PanopticSegmentation) else result.panoptic
+        image_id = truth.get("image_id", index) if isinstance(truth, dict) else index
+        truth = truth["panoptic"] if isinstance(truth, dict) else truth
+        accumulator.update(truth, panoptic, image_id=image_id)
+        if images is not None:
+            alone = PQAccumulator(categories, iou_threshold)
+            alone.update(truth, panoptic, image_id=image_id)
+            images.append(alone.results())
+        fused.append(result)
+    return Rescored(accumulator.results(), fused, images)
+
+
+def kept_pair(item: Any, index: int) -> tuple[Any, Any]:
+    """``(truth, prediction)`` of ``kept[index]``, checked (see :func:`rescore_kept`)."""
+    try:
+        truth, prediction = item
+    except (TypeError, ValueError):
+        raise TypeError(f"kept[{index}]: expected a (ground truth, prediction) pair, got {type(item).__name__}") from None
+    panoptic = truth.get("panoptic") if isinstance(truth, dict) else truth
+    if not isinstance(panoptic, PanopticSegmentation):
+        raise TypeError(f"kept[{index}]: the ground truth must be a PanopticSegmentation (or a record with one "
+                        f"under 'panoptic'), got {type(panoptic).__name__}")
+    return truth, prediction
+
+
 def rescore(predictions: Sequence[tuple[dict, Any]], categories: CategorySet, variant: str = "baseline",
             merge: MergeConfig = MergeConfig(), iou_threshold: float = MATCH_IOU) -> dict:
     """PQ results of kept predictions merged again: another merge setting or ablation, no network run.
@@ -297,12 +359,11 @@ def rescore(predictions: Sequence[tuple[dict, Any]], categories: CategorySet, va
         variant: one of :data:`~panopticlab.postprocess.ablations.ABLATIONS`.
         merge: the merge settings.
     """
-    accumulator = PQAccumulator(categories, iou_threshold)
-    for record, prediction in predictions:
-        merged = ablation_merge(variant, getattr(prediction, "semantic", None),
-                                getattr(prediction, "detections", None), categories, merge)
-        accumulator.update(record["panoptic"], merged.panoptic, image_id=record.get("image_id"))
-    return accumulator.results()
+    def merged(index: int, prediction: Any):
+        return ablation_merge(variant, getattr(prediction, "semantic", None), getattr(prediction, "detections", None),
+                              categories, merge)
+
+    return rescore_kept(predictions, categories, merged, iou_threshold=iou_threshold).results
 
 
 def summary_metrics(results: dict) -> dict[str, float]:

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from ..data import CategorySet, PanopticSegmentation
-from ..metrics import MATCH_IOU, PQAccumulator
+from ..metrics.matching import MATCH_IOU
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
 from ..postprocess.upsnet import UPSNetHeadConfig, UPSNetPanoptic, unified_panoptic
+from .evaluator import rescore_kept
 
 DEFAULT_HEAD = UPSNetHeadConfig()  # the published inference settings
 
@@ -50,11 +51,8 @@ def rescore_unified(predictions: Sequence[tuple[dict, Any]], categories: Categor
                     config: UPSNetHeadConfig = DEFAULT_HEAD, *, unknown: bool = True,
                     iou_threshold: float = MATCH_IOU) -> dict:
     """PQ results of the head re-run on every kept prediction (``unknown=False``: without its unknown channel)."""
-    accumulator = PQAccumulator(categories, iou_threshold)
-    for record, prediction in predictions:
-        result = unified_results(prediction, categories, config, unknown=unknown)
-        accumulator.update(record["panoptic"], result.panoptic, image_id=record.get("image_id"))
-    return accumulator.results()
+    return rescore_kept(predictions, categories, lambda _, prediction: unified_results(
+        prediction, categories, config, unknown=unknown), iou_threshold=iou_threshold).results
 
 
 def _fused(prediction: Any, categories: CategorySet, variant: str | None, unknown: bool, config: UPSNetHeadConfig,
@@ -82,13 +80,10 @@ def per_image_pq(predictions: Sequence[tuple[dict, Any]], categories: CategorySe
     """
     if group not in ("All", "Things", "Stuff"):
         raise ValueError(f"group must be 'All', 'Things' or 'Stuff', got {group!r}")
-    values = []
-    for record, prediction in predictions:
-        accumulator = PQAccumulator(categories, iou_threshold)
-        accumulator.update(record["panoptic"], _fused(prediction, categories, variant, unknown, config, merge))
-        result = accumulator.results()[group]
-        values.append(result["pq"] if result["n"] else np.nan)
-    return np.asarray(values, dtype=np.float64)
+    rescored = rescore_kept(predictions, categories, lambda _, prediction: _fused(
+        prediction, categories, variant, unknown, config, merge), iou_threshold=iou_threshold, per_image=True)
+    return np.asarray([image[group]["pq"] if image[group]["n"] else np.nan for image in rescored.per_image],
+                      dtype=np.float64)
 
 
 def largest_gains(ours: np.ndarray, theirs: np.ndarray, count: int = 1) -> np.ndarray:

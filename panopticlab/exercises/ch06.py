@@ -22,13 +22,7 @@ from ..data.categories import VOID_LABEL, Category, CategorySet
 from ..data.synthetic import SYNTHETIC_CATEGORIES
 from ..postprocess.centers import NMS_KERNEL, THRESHOLD, find_instance_centers, square_max_pool
 from ..postprocess.deeplab import merge_semantic_and_instances, panoptic_deeplab_postprocess
-from ..postprocess.grouping import (
-    group_pixels,
-    nearest_center,
-    nearest_center_grid,
-    nearest_center_kdtree,
-    nearest_center_scan,
-)
+from ..postprocess.grouping import group_pixels, nearest_center
 from .checking import ExerciseError, answered, call, checker, either, passed, prediction_report
 from .forbidden import forbidden
 
@@ -265,9 +259,6 @@ ASSIGN_MISTAKES = {
 FORBIDDEN_GROUPING = {
     "postprocess.group_pixels": group_pixels,
     "postprocess.nearest_center": nearest_center,
-    "postprocess.nearest_center_scan": nearest_center_scan,
-    "postprocess.nearest_center_kdtree": nearest_center_kdtree,
-    "postprocess.nearest_center_grid": nearest_center_grid,
     "postprocess.panoptic_deeplab_postprocess": panoptic_deeplab_postprocess,
     "ch06._assign_variant": _assign_variant,
 }
@@ -303,7 +294,7 @@ def check_assign_pixels(fn: Callable) -> bool:
         - a tie sent to the later centre (a running minimum updated on ``<=``)
         - votes rounded to whole pixels before measuring
         - a map of another shape than the thing mask
-        - an answer that calls ``group_pixels`` or ``nearest_center`` (or its scan, KD-tree or grid)
+        - an answer that calls ``group_pixels`` or ``nearest_center``
     """
     cases = (("the scattered votes (ch06.grouping_case())", grouping_case()),
              ("the tie case (ch06.tie_case())", tie_case()))

@@ -4,7 +4,7 @@ The evaluator reads the same inputs as panopticapi's ``pq_compute``: a ground-tr
 JSON (``annotations`` and ``categories``), a prediction JSON (``annotations``) and a
 folder of RGB PNGs for each (default: the JSON path without ``.json``). Reading is
 kept lean because it dominates the evaluation time: PNGs are decoded by
-:func:`~panopticlab.data.png.decode_panoptic_png` (Wuffs or libspng when installed,
+:func:`~panopticlab.data.png.decode_panoptic_png` (Wuffs when installed,
 else Pillow) straight into 32-bit ids, and segment areas come from the
 joint histogram (:mod:`~panopticlab.metrics.overlap`), which also checks each PNG
 against its JSON record. ``area`` and ``bbox`` fields of the JSON are not read.

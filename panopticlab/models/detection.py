@@ -100,9 +100,6 @@ class DetectionConfig:
         if not self.mask_head_channels:
             raise ValueError("the mask head needs at least one conv (mask_head_channels is empty)")
 
-    def replace(self, **changes) -> "DetectionConfig":
-        return replace(self, **changes)
-
     @classmethod
     def detectron2(cls, num_classes: int = 91, **overrides) -> "DetectionConfig":
         """detectron2's settings where they differ from torchvision's (``configs/Base-RCNN-FPN.yaml``

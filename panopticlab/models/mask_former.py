@@ -228,9 +228,6 @@ class MaskFormerConfig:
                      inference=MaskInferenceConfig(), min_size=None)
         return replace(config, **overrides)
 
-    def replace(self, **changes) -> "MaskFormerConfig":
-        return replace(self, **changes)
-
 
 # --- transformer parts -------------------------------------------------------------------------
 def sine_position_embedding(height: int, width: int, channels: int, device=None,

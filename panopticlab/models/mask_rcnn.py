@@ -39,7 +39,7 @@ Interface, for images float [B, 3, H, W] in [0, 1] (normalised inside):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Sequence
 
@@ -54,7 +54,7 @@ from .backbones import BackboneConfig, level_names, resnet_fpn, tiny_backbone
 from .common import ImageBatcher, PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, require_categories
 from .detection import DetectionConfig, build_roi_heads, build_rpn, check_detection_targets, detect
 
-__all__ = ["COCO_1X", "PUBLISHED_SCHEDULES", "PUBLISHED_INPUT_SIZES", "published_input_size", "MaskRCNNConfig", "MaskRCNN", "detector_parts", "for_categories", "build_tiny", "build_full",
+__all__ = ["COCO_1X", "PUBLISHED_SCHEDULES", "PUBLISHED_INPUT_SIZES", "published_input_size", "MaskRCNNConfig", "MaskRCNN", "detector_parts", "for_categories",
            "instance_targets", "relabelled_instances", "thing_label_tables"]
 
 
@@ -141,9 +141,6 @@ class MaskRCNNConfig:
             detection=DetectionConfig.tiny(num_classes, **detection_overrides),
             min_size=None,  # the data pipeline crops 128 px images: no resize inside
         )
-
-    def replace(self, **changes) -> "MaskRCNNConfig":
-        return replace(self, **changes)
 
 
 def detector_parts(config: MaskRCNNConfig) -> tuple[ImageBatcher, nn.Module, nn.Module, nn.Module]:
@@ -283,13 +280,3 @@ def for_categories(categories: CategorySet, size: str = "tiny", dataset: str | N
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
     return MaskRCNN(config, categories.thing_ids, categories=categories, merge=MergeConfig.for_size(size),
                     thing_labels=thing_labels)
-
-
-def build_tiny(num_classes: int, thing_ids: Sequence[int] | None = None, **detection_overrides) -> MaskRCNN:
-    """The tiny instance network (:meth:`MaskRCNNConfig.tiny`); ``num_classes`` counts background."""
-    return MaskRCNN(MaskRCNNConfig.tiny(num_classes, **detection_overrides), thing_ids)
-
-
-def build_full(num_classes: int = 91, thing_ids: Sequence[int] | None = None, **detection_overrides) -> MaskRCNN:
-    """The published Mask R-CNN R50-FPN (:meth:`MaskRCNNConfig.full`), randomly initialised."""
-    return MaskRCNN(MaskRCNNConfig.full(num_classes, **detection_overrides), thing_ids)

@@ -244,9 +244,6 @@ class PanopticDeepLabConfig:
                      stuff_area=None)
         return replace(config, **overrides)
 
-    def replace(self, **changes) -> "PanopticDeepLabConfig":
-        return replace(self, **changes)
-
     def stuff_area_for(self, image_area: int) -> int:
         """The stuff area of the post-processing in pixels for an image of ``image_area`` pixels.
 

@@ -101,9 +101,6 @@ class PanopticFPNConfig:
         return replace(cls(num_stuff=num_stuff, detector=MaskRCNNConfig.tiny(num_classes), semantic_channels=64),
                        **overrides)
 
-    def replace(self, **changes) -> "PanopticFPNConfig":
-        return replace(self, **changes)
-
 
 # COCO only: detectron2 publishes no Cityscapes Panoptic FPN configuration, and the paper's
 # Cityscapes schedule is not restated here without its text at hand to check it against.

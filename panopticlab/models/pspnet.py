@@ -46,8 +46,7 @@ from .backbones import BackboneConfig, dilated_features, dilation_for_stride, ma
     tiny_backbone
 from .common import ImageBatcher, PanopticPrediction, eval_mode, require_categories, semantic_targets
 
-__all__ = ["PUBLISHED_SCHEDULES", "PSPNetConfig", "PyramidPooling", "PSPHead", "FCNHead", "PSPNet", "for_categories", "build_tiny",
-           "build_full"]
+__all__ = ["PUBLISHED_SCHEDULES", "PSPNetConfig", "PyramidPooling", "PSPHead", "FCNHead", "PSPNet", "for_categories"]
 
 
 # mmsegmentation's 80k schedule (configs/_base_/schedules/schedule_80k.py): SGD 0.01, momentum
@@ -250,13 +249,3 @@ def for_categories(categories: CategorySet, size: str = "tiny", dataset: str | N
         raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
     return PSPNet(configs[size](len(categories), **overrides), categories.ids, categories=categories,
                   merge=MergeConfig.for_size(size))
-
-
-def build_tiny(num_classes: int, category_ids: Sequence[int] | None = None, **overrides) -> PSPNet:
-    """The tiny semantic model (:meth:`PSPNetConfig.tiny`)."""
-    return PSPNet(PSPNetConfig.tiny(num_classes, **overrides), category_ids)
-
-
-def build_full(num_classes: int, category_ids: Sequence[int] | None = None, **overrides) -> PSPNet:
-    """PSPNet R50-D8 (:meth:`PSPNetConfig.full`), randomly initialised."""
-    return PSPNet(PSPNetConfig.full(num_classes, **overrides), category_ids)

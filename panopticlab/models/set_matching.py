@@ -109,9 +109,6 @@ class SetLossConfig:
         return replace(cls(class_weight=2.0, mask_weight=5.0, dice_weight=5.0, mask_loss="bce", num_points=112 * 112),
                        **overrides)
 
-    def replace(self, **changes) -> "SetLossConfig":
-        return replace(self, **changes)
-
 
 # --- pairwise costs: Q predictions x N targets ---------------------------------------------------
 def dice_cost(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -227,7 +227,7 @@ class UPSNetConfig:
         config = cls.full(num_classes, num_stuff, num_things, semantic_layers=2,
                           semantic_loss_weight=weights["semantic"], semantic_roi_loss=False,
                           panoptic_loss_weight=weights["panoptic"])
-        config.detector = config.detector.replace(min_size=1024, max_size=2048)
+        config.detector = replace(config.detector, min_size=1024, max_size=2048)
         return replace(config, **overrides)
 
     @classmethod
@@ -249,9 +249,6 @@ class UPSNetConfig:
         return replace(cls(num_stuff=num_stuff, num_things=things, detector=MaskRCNNConfig.tiny(num_classes),
                            semantic_channels=32, semantic_layers=2, grid_sampling=True, semantic_roi_size=14),
                        **overrides)
-
-    def replace(self, **changes) -> "UPSNetConfig":
-        return replace(self, **changes)
 
 
 # SGD, momentum 0.9, step decay x 0.1, linear warmup from 0.1 x lr; 16 GPUs x 1 image

@@ -13,8 +13,7 @@ _EXPORTS = {
     ".ablations": ("ABLATIONS", "ablation_merge", "connected_component_instances"),
     ".heuristic": ("HeuristicMerge", "MergeConfig", "MergeSteps", "heuristic_merge", "scaled_stuff_area"),
     ".upsnet": ("UPSNetHeadConfig", "UPSNetPanoptic", "select_detections", "unified_panoptic"),
-    ".grouping": ("group_pixels", "nearest_center", "nearest_center_grid", "nearest_center_kdtree",
-                  "nearest_center_scan", "pixel_votes", "vote_map"),
+    ".grouping": ("group_pixels", "nearest_center", "pixel_votes", "vote_map"),
 }
 __all__ = [name for names in _EXPORTS.values() for name in names]
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

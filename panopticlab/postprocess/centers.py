@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ._arrays import ops_for
+from ._arrays import as_numpy, as_tensor
 
 THRESHOLD = 0.1
 NMS_KERNEL = 7   # Cityscapes; COCO uses 41
@@ -39,9 +38,9 @@ def square_max_pool(image: torch.Tensor, kernel: int) -> torch.Tensor:
 
     Equal to ``F.max_pool2d(image, kernel, 1, kernel // 2)``: max_pool2d pads with -inf, so
     a window hanging over the border sees only real pixels. The maximum is separable, so it
-    runs as a row pass then a column pass; on the CPU each pass takes running maxima of
-    doubling width (1, 2, 4, ...: ``log2(kernel) + 1`` elementwise maxima), much faster than
-    max_pool2d for Cityscapes' 7 and COCO's 41.
+    runs as a row pass then a column pass, each taking running maxima of doubling width
+    (1, 2, 4, ...: ``log2(kernel) + 1`` elementwise maxima) on numpy (see ``_arrays``), much
+    faster than max_pool2d on the CPU for Cityscapes' 7 and COCO's 41.
 
     Args:
         image: (H, W) floating, finite. kernel: positive odd integer.
@@ -50,8 +49,7 @@ def square_max_pool(image: torch.Tensor, kernel: int) -> torch.Tensor:
         (H, W), same dtype and device.
     """
     kernel = check_nms_kernel(kernel)
-    ops = ops_for(image.device)
-    return ops.to_tensor(_square_max_pool(ops, ops.from_tensor(image), kernel)).to(image.dtype)
+    return as_tensor(_square_max_pool(as_numpy(image), kernel), image.device).to(image.dtype)
 
 
 def find_instance_centers(heatmap: torch.Tensor | np.ndarray, threshold: float = THRESHOLD,
@@ -85,16 +83,14 @@ def find_instance_centers(heatmap: torch.Tensor | np.ndarray, threshold: float =
         raise ValueError(f"center heatmap must be (H, W) or (1, H, W), got shape {tuple(heatmap.shape)}")
     if not heatmap.is_floating_point():
         raise ValueError(f"center heatmap must be floating point, got dtype {heatmap.dtype}")
-    ops = ops_for(heatmap.device)
-    flat, scores = _find_centers(ops, ops.from_tensor(heatmap), _in_dtype(threshold, heatmap.dtype),
-                                 nms_kernel, top_k)
+    flat, scores = _find_centers(as_numpy(heatmap), _in_dtype(threshold, heatmap.dtype), nms_kernel, top_k)
     width = heatmap.shape[1]
-    centers = ops.to_tensor(ops.stack_columns([flat // width, flat % width]))
-    return centers, ops.to_tensor(scores).to(heatmap.dtype)
+    centers = as_tensor(np.stack([flat // width, flat % width], axis=1), heatmap.device)
+    return centers, as_tensor(scores, heatmap.device).to(heatmap.dtype)
 
 
 # ---------------------------------------------------------------------------------------
-# the implementations, on numpy (CPU) or torch arrays: ``ops`` from _arrays.ops_for
+# the implementation, on numpy arrays
 # ---------------------------------------------------------------------------------------
 def _in_dtype(threshold: float, dtype: torch.dtype) -> float:
     """``threshold`` rounded to ``dtype``, as torch rounds a Python scalar it compares with
@@ -102,32 +98,28 @@ def _in_dtype(threshold: float, dtype: torch.dtype) -> float:
     return torch.tensor(float(threshold), dtype=dtype).item()
 
 
-def _find_centers(ops, heatmap, threshold: float, nms_kernel: int, top_k: int | None):
+def _find_centers(heatmap: np.ndarray, threshold: float, nms_kernel: int, top_k: int | None):
     """(K,) int64 raster indices of the centres (ascending) and (K,) their heatmap values.
 
     ``threshold`` must be exactly representable in the heatmap's dtype (:func:`_in_dtype`).
     """
     flat_heatmap = heatmap.reshape(-1)
-    if ops.min_max(heatmap)[1] <= threshold:
+    if heatmap.max() <= threshold:
         # nothing above the threshold: no pooling needed (the usual case on a frame without things)
-        flat = ops.zeros(0, ops.int64)
+        flat = np.zeros(0, np.int64)
         return flat, flat_heatmap[flat]
-    pooled = _square_max_pool(ops, heatmap, nms_kernel)
+    pooled = _square_max_pool(heatmap, nms_kernel)
     # pooling the raw map equals pooling the thresholded one at every pixel above threshold
-    flat = ops.flatnonzero((heatmap > threshold) & (heatmap == pooled))  # raster order
+    flat = np.flatnonzero((heatmap > threshold) & (heatmap == pooled))  # raster order
     scores = flat_heatmap[flat]
     if top_k is not None and len(flat) > top_k:
         # stable sort: equal scores keep raster order, so ties at the k-th go to the first pixels
-        flat = ops.sort(flat[ops.argsort_descending(scores)[:top_k]])
+        flat = np.sort(flat[np.argsort(-scores, kind="stable")[:top_k]])
         scores = flat_heatmap[flat]
     return flat, scores
 
 
-def _square_max_pool(ops, image, kernel: int):
-    if ops.name == "torch":
-        half = kernel // 2
-        rows = F.max_pool2d(image[None, None], kernel_size=(1, kernel), stride=1, padding=(0, half))
-        return F.max_pool2d(rows, kernel_size=(kernel, 1), stride=1, padding=(half, 0))[0, 0]
+def _square_max_pool(image: np.ndarray, kernel: int) -> np.ndarray:
     return _running_max(_running_max(image, kernel, axis=1), kernel, axis=0)
 
 

@@ -13,10 +13,9 @@ published code, turn them into a panoptic segmentation:
    pixels; a stuff category keeps its pixels when it covers at least ``stuff_area`` of
    them; thing pixels that no centre claims become void.
 
-:func:`panoptic_deeplab_postprocess` runs all three. Everything runs on the inputs'
-device: on CUDA as torch operations, on the CPU as numpy operations on views of the
-tensors' memory (``_arrays`` says why); only the final maps are copied to the host,
-because the package's panoptic representation holds numpy arrays.
+:func:`panoptic_deeplab_postprocess` runs all three, as numpy operations on the host:
+on views of CPU tensors' memory, on a host copy of CUDA tensors (``_arrays`` says why);
+the package's panoptic representation holds numpy arrays anyway.
 
 The per-image work is a fixed number of passes, whatever the number of categories or
 instances: the semantic map is read through one lookup table (one histogram gives every
@@ -33,9 +32,9 @@ import numpy as np
 import torch
 
 from ..data import CategorySet, PanopticFormatError, PanopticSegmentation, Segment
-from ._arrays import ops_for
+from ._arrays import as_numpy
 from .centers import NMS_KERNEL, THRESHOLD, TOP_K, _find_centers, _in_dtype, check_nms_kernel
-from .grouping import METHODS, _group, vote_map
+from .grouping import _group, _vote_map
 
 STUFF_AREA = 2048      # Cityscapes; COCO uses 4096
 LABEL_DIVISOR = 1000
@@ -81,7 +80,7 @@ class DeepLabPanoptic:
     @property
     def votes(self) -> np.ndarray:
         """(2, H, W) float64 ``(y + dy, x + dx)``: where each pixel votes for its centre."""
-        return vote_map(torch.from_numpy(self.offsets)).numpy()
+        return _vote_map(self.offsets)
 
     def label_divisor_map(self, void: int = -1) -> np.ndarray:
         """The label-divisor encoding of detectron2 and Cityscapes.
@@ -114,11 +113,12 @@ def panoptic_deeplab_postprocess(semantic, center_heatmap, offsets, categories: 
                                  threshold: float = THRESHOLD, nms_kernel: int = NMS_KERNEL,
                                  top_k: int | None = TOP_K, stuff_area: int = STUFF_AREA,
                                  label_divisor: int = LABEL_DIVISOR, void_label: int | None = None,
-                                 method: str = "auto", source: str = "Panoptic-DeepLab output"
+                                 source: str = "Panoptic-DeepLab output"
                                  ) -> DeepLabPanoptic:
     """Turn Panoptic-DeepLab's three predictions into a panoptic segmentation.
 
-    Inputs are torch tensors (CPU or CUDA, all on one device) or numpy arrays.
+    Inputs are torch tensors (CPU or CUDA, all on one device) or numpy arrays; CUDA
+    tensors are copied to the host.
 
     Args:
         semantic: either (H, W) integer labels in *dataset category ids* (not train ids),
@@ -134,8 +134,6 @@ def panoptic_deeplab_postprocess(semantic, center_heatmap, offsets, categories: 
         label_divisor: for :meth:`DeepLabPanoptic.label_divisor_map`.
         void_label: a label of ``semantic`` that means "no category" (its pixels stay
             void); ``None`` when every label must be a category.
-        method: nearest-centre method of
-            :func:`~panopticlab.postprocess.grouping.nearest_center`.
         source: names the image in error messages.
 
     Returns:
@@ -149,41 +147,38 @@ def panoptic_deeplab_postprocess(semantic, center_heatmap, offsets, categories: 
     _check_parameters(threshold, top_k, stuff_area, label_divisor, source)
     nms_kernel = check_nms_kernel(nms_kernel)
     semantic, center_heatmap, offsets = _as_tensors(semantic, center_heatmap, offsets, categories, source)
-    if method not in METHODS:
-        raise ValueError(f"{source}: method must be one of {METHODS}, got {method!r}")
-    ops = ops_for(offsets.device)
-    heatmap, offset_array = ops.from_tensor(center_heatmap), ops.from_tensor(offsets)
-    _check_finite(ops, heatmap, center_heatmap, "center heatmap", source)
-    _check_finite(ops, offset_array, offsets, "offsets", source)
+    threshold = _in_dtype(threshold, center_heatmap.dtype)  # before bfloat16 widens to float32
+    heatmap, offsets = as_numpy(center_heatmap), as_numpy(offsets)
+    _check_finite(heatmap, "center heatmap", source)
+    _check_finite(offsets, "offsets", source)
     if semantic.ndim == 3:
         # channel i is categories.ids[i]: the channel is the code; argmax ties to the lower channel
-        _check_finite(ops, ops.from_tensor(semantic), semantic, "semantic logits", source)
-        labels = _Labels(ops, ops.from_tensor(semantic.argmax(dim=0)), list(categories.ids), categories)
+        logits = as_numpy(semantic)
+        _check_finite(logits, "semantic logits", source)
+        labels = _Labels(logits.argmax(axis=0), list(categories.ids), categories)
     else:
-        labels = _label_codes(ops, ops.from_tensor(semantic), categories, void_label, source)
+        labels = _label_codes(as_numpy(semantic), categories, void_label, source)
 
-    flat_centers, scores = _find_centers(ops, heatmap, _in_dtype(threshold, center_heatmap.dtype),
-                                         nms_kernel, top_k)
+    flat_centers, scores = _find_centers(heatmap, threshold, nms_kernel, top_k)
     width = semantic.shape[-1]
+    centers = np.stack([flat_centers // width, flat_centers % width], axis=1).astype(np.int64)
     thing_pixels, nearest = None, None
-    if len(flat_centers):
+    if len(centers):
         # only thing pixels are grouped; with no centre they all stay void and none is looked at
-        thing_pixels = ops.flatnonzero(ops.take(labels.is_thing, labels.codes))
-        centers = [(index // width, index % width) for index in ops.to_host(flat_centers).tolist()]
-        nearest = _group(ops, centers, offset_array, thing_pixels, method)
-    score_list = ops.to_host(scores).tolist()
-    panoptic, center_segment = _merge(ops, labels, thing_pixels, nearest, len(score_list), score_list, stuff_area)
+        thing_pixels = np.flatnonzero(labels.is_thing[labels.codes])
+        nearest = _group(centers, offsets, thing_pixels)
+    score_list = scores.tolist()
+    panoptic, center_segment = _merge(labels, thing_pixels, nearest, len(score_list), score_list, stuff_area)
 
-    instance_map = ops.zeros(tuple(semantic.shape[-2:]), ops.int32)
+    instance_map = np.zeros(tuple(semantic.shape[-2:]), np.int32)
     if nearest is not None:
-        instance_map.reshape(-1)[thing_pixels] = ops.astype(nearest + 1, ops.int32)
-    flat_centers = ops.to_host(flat_centers)
+        instance_map.reshape(-1)[thing_pixels] = nearest + 1
     return DeepLabPanoptic(
         panoptic=panoptic,
-        centers=np.stack([flat_centers // width, flat_centers % width], axis=1).astype(np.int64),
-        center_scores=_float_array(ops.to_tensor(scores)),
+        centers=centers,
+        center_scores=_float_array(scores),
         center_segment=center_segment,
-        instance_map=ops.to_host(instance_map),
+        instance_map=instance_map,
         offsets=_float_array(offsets),
         categories=categories,
         label_divisor=int(label_divisor),
@@ -213,36 +208,33 @@ def merge_semantic_and_instances(semantic, instance_map, categories: CategorySet
     """
     _check_stuff_area(stuff_area, source)
     semantic = _as_tensor(semantic)
-    instance_map = _as_tensor(instance_map).to(device=semantic.device)
+    instance_map = _as_tensor(instance_map)
     if semantic.ndim != 2 or instance_map.shape != semantic.shape:
         raise ValueError(f"{source}: semantic {tuple(semantic.shape)} and instance map "
                          f"{tuple(instance_map.shape)} must both be (H, W)")
     if instance_map.is_floating_point() or instance_map.dtype == torch.bool:
         raise ValueError(f"{source}: the instance map must hold integers, got dtype {instance_map.dtype}")
-    ops = ops_for(semantic.device)
-    labels = _label_codes(ops, ops.from_tensor(semantic), categories, void_label, source)
-    instances = ops.from_tensor(instance_map)
-    low, high = ops.min_max(instances) if semantic.numel() else (0, 0)
+    labels = _label_codes(as_numpy(semantic), categories, void_label, source)
+    instances = as_numpy(instance_map)
+    low, high = (int(instances.min()), int(instances.max())) if instances.size else (0, 0)
     if low < 0:
         raise ValueError(f"{source}: instance map holds negative ids")
-    thing_pixels = ops.flatnonzero(instances > 0)
-    nearest = ops.astype(instances.reshape(-1)[thing_pixels], ops.int64) - 1
-    if not bool(ops.take(labels.is_thing, labels.codes.reshape(-1)[thing_pixels]).all()):
+    thing_pixels = np.flatnonzero(instances > 0)
+    nearest = instances.reshape(-1)[thing_pixels].astype(np.int64) - 1
+    if not labels.is_thing[labels.codes.reshape(-1)[thing_pixels]].all():
         raise ValueError(f"{source}: instance map covers pixels whose semantic label is not a thing category")
     if center_scores is not None and len(center_scores) < high:
         raise ValueError(f"{source}: instance map refers to centre {high} but only "
                          f"{len(center_scores)} centre scores were given")
     num_centers = int(high) if center_scores is None else len(center_scores)
     scores = None if center_scores is None else [float(v) for v in center_scores]
-    return _merge(ops, labels, thing_pixels, nearest, num_centers, scores, stuff_area)
+    return _merge(labels, thing_pixels, nearest, num_centers, scores, stuff_area)
 
 
 # ---------------------------------------------------------------------------------------
-def _float_array(tensor: torch.Tensor) -> np.ndarray:
-    """A host numpy copy; half precisions widen (losslessly) to float32, which numpy always has."""
-    if tensor.dtype not in (torch.float32, torch.float64):
-        tensor = tensor.to(torch.float32)
-    return tensor.cpu().numpy()
+def _float_array(array: np.ndarray) -> np.ndarray:
+    """float32 or float64 as it is; float16 widens (losslessly) to float32."""
+    return array if array.dtype in (np.float32, np.float64) else array.astype(np.float32)
 
 
 def _as_tensor(array) -> torch.Tensor:
@@ -263,17 +255,17 @@ class _Labels:
     lookups.
     """
 
-    def __init__(self, ops, codes, category: list, categories: CategorySet):
+    def __init__(self, codes: np.ndarray, category: list, categories: CategorySet):
         self.codes, self.category = codes, category
-        self.area = ops.bincount(codes, len(category))
+        self.area = np.bincount(codes.reshape(-1), minlength=len(category))
         self.thing_ids = sorted(categories.thing_ids)
         is_thing = [c is not None and categories.isthing(c) for c in category]
-        self.is_thing = ops.asarray(is_thing, ops.bool_)
-        self.thing_rank = ops.asarray([self.thing_ids.index(c) if t else 0 for c, t in zip(category, is_thing)],
-                                      ops.int64)
+        self.is_thing = np.array(is_thing, bool)
+        self.thing_rank = np.array([self.thing_ids.index(c) if t else 0 for c, t in zip(category, is_thing)],
+                                   np.int64)
 
 
-def _label_codes(ops, semantic, categories: CategorySet, void_label: int | None, source: str) -> _Labels:
+def _label_codes(semantic: np.ndarray, categories: CategorySet, void_label: int | None, source: str) -> _Labels:
     """(H, W) integer dataset category ids (``void_label`` allowed) -> :class:`_Labels`."""
     category_ids = sorted(categories.ids)
     if void_label is not None and void_label in category_ids:
@@ -281,21 +273,19 @@ def _label_codes(ops, semantic, categories: CategorySet, void_label: int | None,
     known = category_ids + ([] if void_label is None else [int(void_label)])
     low, high = min(known), max(known)
     base = 0 if low >= 0 and high < DIRECT_LOOKUP else low
-    found_low, found_high = ops.min_max(semantic) if math.prod(semantic.shape) else (low, high)
+    found_low, found_high = (int(semantic.min()), int(semantic.max())) if semantic.size else (low, high)
     if found_low < low or found_high > high:
         known = set(known)
-        _unknown_labels([v for v in np.unique(ops.to_host(semantic)).tolist() if v not in known], category_ids, source)
+        _unknown_labels([v for v in np.unique(semantic).tolist() if v not in known], category_ids, source)
     if base != 0:
-        semantic = ops.astype(semantic, ops.int64) - base
-    elif semantic.dtype not in (ops.int32, ops.int64) and (ops.name == "torch" or semantic.dtype == np.uint64):
-        # torch's lookups take int32 or int64 indices; numpy's bincount refuses uint64 (the
-        # range check above says the values fit)
-        semantic = ops.astype(semantic, ops.int64)
+        semantic = semantic.astype(np.int64) - base
+    elif semantic.dtype == np.uint64:
+        semantic = semantic.astype(np.int64)  # bincount refuses uint64 (the range check says the values fit)
     category = [None] * (high - base + 1)
     for c in category_ids:
         category[c - base] = c
-    labels = _Labels(ops, semantic, category, categories)
-    present = ops.to_host(labels.area) > 0
+    labels = _Labels(semantic, category, categories)
+    present = labels.area > 0
     unknown = [code + base for code in np.flatnonzero(present).tolist()
                if category[code] is None and code + base != void_label]
     if unknown:
@@ -308,7 +298,7 @@ def _unknown_labels(labels: list, category_ids: list, source: str):
                               f"metadata does not know (known: {category_ids})")
 
 
-def _merge(ops, labels: _Labels, thing_pixels, nearest, num_centers: int, center_scores: list[float] | None,
+def _merge(labels: _Labels, thing_pixels, nearest, num_centers: int, center_scores: list[float] | None,
            stuff_area: int) -> tuple[PanopticSegmentation, np.ndarray]:
     """Majority vote, stuff areas, id map and segments.
 
@@ -319,10 +309,11 @@ def _merge(ops, labels: _Labels, thing_pixels, nearest, num_centers: int, center
     if nearest is not None and len(nearest):
         # (K, T) pixel counts per instance and thing category, one histogram of the pairs; thing
         # categories are ranked by id, so argmax (first maximum) ties to the smallest id
-        rank = ops.take(labels.thing_rank, labels.codes.reshape(-1)[thing_pixels])
-        counts = ops.bincount(nearest * num_things + rank, num_centers * num_things).reshape(num_centers, num_things)
-        instance_area = ops.to_host(counts.sum(1)).tolist()
-        majority = ops.to_host(ops.argmax_rows(counts)).tolist()
+        rank = labels.thing_rank[labels.codes.reshape(-1)[thing_pixels]]
+        counts = np.bincount(nearest * num_things + rank, minlength=num_centers * num_things)
+        counts = counts.reshape(num_centers, num_things)
+        instance_area = counts.sum(1).tolist()
+        majority = counts.argmax(axis=1).tolist()
     else:
         instance_area, majority = [0] * num_centers, [0] * num_centers
     kept_centers = [k for k in range(num_centers) if instance_area[k] > 0]
@@ -330,8 +321,8 @@ def _merge(ops, labels: _Labels, thing_pixels, nearest, num_centers: int, center
     center_segment[kept_centers] = np.arange(1, len(kept_centers) + 1)
 
     # stuff pixels are never grouped, so a stuff category's area is its pixel count
-    is_thing = ops.to_host(labels.is_thing).tolist()
-    area = ops.to_host(labels.area).tolist()
+    is_thing = labels.is_thing.tolist()
+    area = labels.area.tolist()
     kept_stuff = sorted((category, code) for code, category in enumerate(labels.category)
                         if category is not None and not is_thing[code] and area[code] > 0 and area[code] >= stuff_area)
     stuff_segment = np.zeros(len(labels.category), np.int32)
@@ -340,10 +331,9 @@ def _merge(ops, labels: _Labels, thing_pixels, nearest, num_centers: int, center
 
     # every pixel its stuff segment (0, void, for thing categories, small stuff and void
     # labels), then the grouped pixels their instance's segment
-    id_map = ops.take(ops.asarray(stuff_segment, ops.int32), labels.codes)
+    id_map = stuff_segment[labels.codes]
     if nearest is not None and len(nearest):
-        id_map.reshape(-1)[thing_pixels] = ops.take(ops.asarray(center_segment, ops.int32), nearest)
-    id_map = np.ascontiguousarray(ops.to_host(id_map))
+        id_map.reshape(-1)[thing_pixels] = center_segment[nearest]
 
     segments = []
     for segment_id, k in enumerate(kept_centers, start=1):
@@ -425,10 +415,9 @@ def _as_tensors(semantic, center_heatmap, offsets, categories: CategorySet, sour
     return semantic, center_heatmap, offsets
 
 
-def _check_finite(ops, array, tensor: torch.Tensor, name: str, source: str) -> None:
+def _check_finite(array: np.ndarray, name: str, source: str) -> None:
     # min and max propagate NaN and reach +-inf, without a full-size temporary
-    low, high = ops.min_max(array)
-    if math.isfinite(low) and math.isfinite(high):
+    if math.isfinite(array.min()) and math.isfinite(array.max()):
         return
-    where = tuple((~torch.isfinite(tensor)).nonzero()[0].tolist())
-    raise ValueError(f"{source}: non-finite value {tensor[where].item()} in the {name} at index {where}")
+    where = tuple(np.argwhere(~np.isfinite(array))[0].tolist())
+    raise ValueError(f"{source}: non-finite value {array[where].item()} in the {name} at index {where}")

@@ -47,7 +47,7 @@ same 4096 px scaled from a 640 x 480 image to the image's area
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -295,10 +295,6 @@ class MergeConfig:
     def stuff_limit(self, image_area: float) -> float:
         """The stuff area limit in pixels for an image of ``image_area`` pixels."""
         return resolve_stuff_limit(self.stuff_area_limit, image_area, self.stuff_area_reference)
-
-    def replace(self, **changes) -> "MergeConfig":
-        """A copy with some settings changed: ``config.replace(score_threshold=0.7)``."""
-        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -87,9 +87,6 @@ class MaskInferenceConfig:
         """MaskFormer's COCO panoptic rule: score above 0.7, overlap 0.8, every won pixel."""
         return replace(cls(score_threshold=0.7, within_mask=False), **overrides)
 
-    def replace(self, **changes) -> "MaskInferenceConfig":
-        return replace(self, **changes)
-
 
 @dataclass
 class MaskFormerPanoptic:

@@ -50,7 +50,7 @@ Published defaults (uber-research/UPSNet: ``resnet_upsnet.py``, ``mask_removal.p
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -147,9 +147,6 @@ class UPSNetHeadConfig:
     def stuff_limit(self, image_area: float) -> float:
         """The stuff area limit in pixels for an image of ``image_area`` pixels."""
         return resolve_stuff_limit(self.stuff_area_limit, image_area, self.stuff_area_reference)
-
-    def replace(self, **changes) -> "UPSNetHeadConfig":
-        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
