@@ -47,11 +47,11 @@ def build(name: str, earlier: bool, detector_overrides: dict | None = None) -> t
         config = pspnet.PSPNetConfig.tiny(len(CATEGORIES))
         if earlier:
             config.backbone = EARLIER_BODY[name]
-        return pspnet.PSPNet(config, CATEGORIES.ids, categories=CATEGORIES)
+        return pspnet.PSPNet(config, CATEGORIES)
     overrides = EARLIER_DETECTOR if earlier else (detector_overrides or {})
     config = mask_rcnn.MaskRCNNConfig.tiny(len(CATEGORIES.thing_ids) + 1, **overrides)
     config.backbone = EARLIER_BODY[name] if earlier else tiny_backbone()
-    return mask_rcnn.MaskRCNN(config, CATEGORIES.thing_ids, categories=CATEGORIES)
+    return mask_rcnn.MaskRCNN(config, CATEGORIES)
 
 
 def loader(recipe, cached: bool):

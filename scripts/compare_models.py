@@ -22,8 +22,11 @@ from pathlib import Path
 from panopticlab.commands import main as panopticlab_main
 from panopticlab.engine.comparison import comparison_markdown, replace_marked_section
 from panopticlab.engine.runs import RUN_FILE, SHIPPED_RUNS, read_run, shipped_runs
+from panopticlab.models import zoo
 
-MODELS = ("baseline-tiny", "panoptic-fpn-tiny", "upsnet-tiny", "panoptic-deeplab-tiny")  # chapter order
+# the tiny panoptic models of the table, in its (the chapters') order: not the networks a model is made of
+_NETWORKS = {name for row in zoo.MODELS.values() for name in row.components}
+MODELS = tuple(row.name for row in zoo.MODELS.values() if row.size == "tiny" and row.name not in _NETWORKS)
 README_SECTION = "model-comparison"
 
 

@@ -36,15 +36,11 @@ from panopticlab.models import zoo
 from panopticlab.postprocess.heuristic import MergeConfig
 from panopticlab.profiles import get_profile, seed_everything
 
-BASELINE = zoo.spec("baseline-tiny")
+# The rows with shipped weights, trained for their shipped_steps (zoo.ModelSpec); the model
+# assembled from two of them (the baseline) is trained as that pair, the others each alone.
+DEFAULT_STEPS = {row.name: row.shipped_steps for row in zoo.MODELS.values() if row.shipped}
+BASELINE = next(row for row in zoo.MODELS.values() if row.components and set(row.components) <= set(DEFAULT_STEPS))
 SEMANTIC, INSTANCE = BASELINE.components
-# Schedules of the shipped weights: longer than the laptop recipe where it pays. The
-# detector gets most of the time: things are where the tiny baseline is weakest, while
-# the semantic network's stuff is near its ceiling after a few hundred steps from the
-# pretrained backbone.
-DEFAULT_STEPS = {SEMANTIC: 600, INSTANCE: 2000, "panoptic-fpn-tiny": 2000, "upsnet-tiny": 2000,
-                 "panoptic-deeplab-tiny": 2000}
-# models trained as one network, each shipped alone (the baseline's are shipped in pairs)
 SINGLE = tuple(name for name in DEFAULT_STEPS if name not in BASELINE.components)
 
 

@@ -1,4 +1,6 @@
 """Chapter 1's checkers accept the reference solutions and reject each wrong answer with a hint naming it."""
+import sys
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -59,6 +61,21 @@ def test_forbidden_restores_after_an_error():
         assert data.rgb_to_id is not held[0] and rgb_to_id is not held[0]  # this module's name too
         raise RuntimeError("the student's code crashed")
     assert data.rgb_to_id is held[0] is rgb_to_id and PanopticSegmentation.category_map is original
+
+
+def test_a_stand_in_copied_during_the_block_does_not_outlive_it():
+    import types
+
+    held = [rgb_to_id]
+    lazy = types.ModuleType("lazy_package_like")  # a package's lazy name, first looked up inside the block
+    sys.modules[lazy.__name__] = lazy
+    try:
+        with forbidden("9.9", functions={"x": rgb_to_id}):
+            lazy.rgb_to_id = data.panoptic.rgb_to_id  # the stand-in, as a lazy __getattr__ would cache it
+            assert lazy.rgb_to_id is not held[0]
+        assert lazy.rgb_to_id is held[0] and data.panoptic.rgb_to_id is held[0]
+    finally:
+        del sys.modules[lazy.__name__]
 
 
 def own_semantic(pan, cats, void=255, skip_crowd=False, value=lambda s: s.category_id):

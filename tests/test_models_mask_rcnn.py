@@ -3,7 +3,9 @@ import pytest
 import torch
 from torchvision.models.detection import maskrcnn_resnet50_fpn
 
+from model_cases import COCO_THING_IDS, coco_like_categories
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
+from panopticlab.data.categories import CategorySet
 from panopticlab.data.dataset import PanopticDataset, collate_panoptic
 from panopticlab.data.synthetic import SyntheticPanoptic
 from panopticlab.models.detection import detect, mask_logits
@@ -12,6 +14,8 @@ from panopticlab.postprocess.heuristic import MergeConfig
 from panopticlab.models.mask_rcnn import MaskRCNN, MaskRCNNConfig, for_categories
 
 LOSS_NAMES = {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
+# two thing categories: a detector of three classes, background included
+TWO_THINGS = CategorySet(c for c in CATS if c.id in CATS.thing_ids[:2] or not c.isthing)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -28,7 +32,7 @@ def test_full_config_is_torchvisions_maskrcnn_resnet50_fpn():
     # three classes rather than COCO's 91: random weights then give scores above 0.05, so
     # the eval comparison below has detections to compare
     reference = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3)
-    ours = MaskRCNN(MaskRCNNConfig.full(num_classes=3))
+    ours = MaskRCNN(MaskRCNNConfig.full(num_classes=3), TWO_THINGS)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
     ours.load_state_dict(reference.state_dict())  # strict: same modules, names and shapes
     config = ours.config.detection
@@ -69,15 +73,35 @@ def test_input_size_option_resizes_every_batcher_in_the_published_ratio():
     assert published.batch([torch.rand(3, 64, 64)]).images.image_sizes == [(64, 64)]
     with pytest.raises(ValueError, match="positive number of pixels, got 0"):
         published.set_input_size(0)
-    model = MaskRCNN(MaskRCNNConfig.full(num_classes=3))
+    model = MaskRCNN(MaskRCNNConfig.full(num_classes=3), TWO_THINGS)
     assert set_input_size(model, 96) == 1 and model.transform.min_size == (96,)
     for keeps_the_data_size in (pspnet_for_categories(CATS, size="full"), for_categories(CATS)):
         assert set_input_size(keeps_the_data_size, 96) == 0 and keeps_the_data_size.transform.keep_size
 
 
+def test_logits_come_back_as_one_map_per_input_image():
+    """ImageBatcher.to_input_size: a list of [C, H_i, W_i] whatever the sizes; stack_if_one_size
+    makes the maps of inputs of one size one tensor, as the models' eval outputs give them."""
+    from panopticlab.models.common import ImageBatcher, stack_if_one_size
+
+    batcher = ImageBatcher(None)  # keeps the sizes: to_input_size only crops the padding
+    for images in ([torch.rand(3, 40, 56)] * 2, [torch.rand(3, 40, 56), torch.rand(3, 64, 32)]):
+        batch = batcher.batch(images)
+        logits = torch.rand(2, 5, *batch.images.tensors.shape[-2:])
+        maps = batcher.to_input_size(logits, batch)
+        assert isinstance(maps, list) and [m.shape for m in maps] == [(5, *i.shape[-2:]) for i in images]
+        assert all(torch.equal(m, x[:, :m.shape[1], :m.shape[2]]) for m, x in zip(maps, logits))
+        stacked = stack_if_one_size(maps)
+        if images[0].shape == images[1].shape:
+            assert torch.equal(stacked, torch.stack(maps))
+        else:
+            assert isinstance(stacked, list) and all(a is b for a, b in zip(stacked, maps))
+
+
 def test_full_parameter_count_matches_coco_maskrcnn():
     reference = sum(p.numel() for p in maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).parameters())
-    assert sum(p.numel() for p in MaskRCNN(MaskRCNNConfig.full()).parameters()) == reference  # 91 classes: 44.4M
+    assert sum(p.numel() for p in MaskRCNN(MaskRCNNConfig.full(), coco_like_categories(),
+                                                thing_labels=COCO_THING_IDS).parameters()) == reference  # 91 classes: 44.4M
     assert 44_000_000 < reference < 45_000_000
 
 
@@ -99,7 +123,7 @@ def test_tiny_train_step_returns_torchvisions_losses(batch):
 def test_tiny_overfits_a_fixed_batch(batch):
     images, targets = batch
     torch.manual_seed(0)
-    model = MaskRCNN(MaskRCNNConfig.tiny(len(CATS.thing_ids) + 1), CATS.thing_ids).train()
+    model = MaskRCNN(MaskRCNNConfig.tiny(len(CATS.thing_ids) + 1), CATS).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     history = []
     for _ in range(20):
@@ -188,18 +212,17 @@ def test_bad_input_gets_clear_errors(batch):
     with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
         model(images[0])
     with pytest.raises(ValueError, match="anchor sizes"):
-        MaskRCNN(MaskRCNNConfig.tiny(5, anchor_sizes=(8, 16)))
+        MaskRCNN(MaskRCNNConfig.tiny(5, anchor_sizes=(8, 16)), CATS)
     with pytest.raises(ValueError, match="thing ids"):
-        MaskRCNN(MaskRCNNConfig.tiny(5), thing_ids=[1, 2])
+        MaskRCNN(MaskRCNNConfig.tiny(5), TWO_THINGS)
     with pytest.raises(ValueError, match="background"):
-        MaskRCNN(MaskRCNNConfig.tiny(1))
+        MaskRCNN(MaskRCNNConfig.tiny(1), CATS)
 
 
 def test_the_baselines_detector_takes_torchvisions_coco_weights_whole():
     """As Panoptic FPN and UPSNet: thing_labels numbers the detector's 91 labels by COCO id."""
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
-    from model_cases import COCO_THING_IDS, coco_like_categories
     from panopticlab.models import HeuristicBaseline
 
     categories = coco_like_categories()

@@ -1,4 +1,6 @@
 """PSPNet: losses recomputed by hand, an overfit run, eval outputs, the full configuration."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,8 @@ from torch import nn
 from torchvision.models import resnet50
 
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
+from panopticlab.data.categories import CategorySet
+from panopticlab.data.cityscapes import CITYSCAPES_TRAIN_ID_CATEGORIES
 from panopticlab.data.dataset import PanopticDataset, collate_panoptic
 from panopticlab.data.synthetic import SyntheticPanoptic
 from panopticlab.postprocess import MergeConfig
@@ -56,7 +60,7 @@ def test_train_losses_are_the_weighted_cross_entropies(batch):
 def test_overfits_a_fixed_batch(batch):
     images, targets = batch
     torch.manual_seed(0)
-    model = PSPNet(PSPNetConfig.tiny(len(CATS)), CATS.ids).train()
+    model = PSPNet(PSPNetConfig.tiny(len(CATS)), CATS).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     history = []
     for _ in range(20):
@@ -79,8 +83,9 @@ def test_eval_outputs_logits_and_category_ids(batch):
     assert out["semantic"].shape == (4, 64, 64) and out["semantic"].dtype == torch.int64
     expected = torch.tensor(CATS.ids)[out["logits"].argmax(1)]
     assert torch.equal(out["semantic"], expected)
-    # without category ids the map holds train ids
-    plain = PSPNet(PSPNetConfig.tiny(len(CATS))).eval()
+    # the map holds the ids of the categories the model was built for: numbered by train id, the train ids
+    by_train_id = CategorySet(replace(category, id=train_id) for train_id, category in enumerate(CATS))
+    plain = PSPNet(PSPNetConfig.tiny(len(CATS)), by_train_id).eval()
     plain.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert torch.equal(plain(images)["semantic"], out["logits"].argmax(1))
@@ -99,8 +104,6 @@ def test_inference_is_the_semantic_only_ablation(batch):
         np.testing.assert_array_equal(prediction.semantic, expected)
         merged = ablation_merge("semantic_only", expected, None, CATS, MergeConfig.tiny())  # the tiny model's merge
         assert prediction.panoptic.equals(merged.panoptic)
-    with pytest.raises(ValueError, match="without categories"):
-        PSPNet(PSPNetConfig.tiny(len(CATS))).inference(images)
 
 
 def test_pyramid_pooling_branches():
@@ -119,7 +122,7 @@ def test_pyramid_pooling_branches():
 
 def test_full_config_is_pspnet_r50_d8():
     num_classes = 19
-    model = PSPNet(PSPNetConfig.full(num_classes))
+    model = PSPNet(PSPNetConfig.full(num_classes), CITYSCAPES_TRAIN_ID_CATEGORIES)
     config = model.config
     assert (config.bins, config.pool_channels, config.head_channels) == ((1, 2, 3, 6), 512, 512)
     assert config.aux_channels == 256
@@ -167,8 +170,8 @@ def test_bad_input_gets_clear_errors(batch):
     with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
         model(images[:, :1])
     with pytest.raises(ValueError, match="collides"):
-        PSPNet(PSPNetConfig.tiny(9, ignore_index=3))
+        PSPNet(PSPNetConfig.tiny(9, ignore_index=3), CATS)
     with pytest.raises(ValueError, match="category ids"):
-        PSPNet(PSPNetConfig.tiny(9), category_ids=[1, 2])
+        PSPNet(PSPNetConfig.tiny(2), CATS)
     with pytest.raises(ValueError, match="unknown size"):
         for_categories(CATS, size="huge")

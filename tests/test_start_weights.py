@@ -42,7 +42,7 @@ def test_the_published_freezing_is_one_setting_away():
 
     config = MaskRCNNConfig.full(len(CATS.thing_ids) + 1)
     config.backbone = BackboneConfig("resnet50", norm="frozen_batch", frozen_stages=2)
-    body = MaskRCNN(config, CATS.thing_ids).backbone.body
+    body = MaskRCNN(config, CATS).backbone.body
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in body.modules())
     assert sum(isinstance(m, FrozenBatchNorm2d) for m in body.modules()) == 53
     frozen = {name.split(".")[0] for name, p in body.named_parameters() if not p.requires_grad}

@@ -14,8 +14,8 @@ from panopticlab.viz import (
     show_panoptic_logits,
     tap_positions,
 )
-from panopticlab.viz.colors import category_color
-from panopticlab.viz.upsnet import INSTANCE_PALETTE, UNKNOWN_COLOR, UNKNOWN_FRAME, _argmax_colors, instance_windows
+from panopticlab.viz.colors import INSTANCE_PALETTE, category_color
+from panopticlab.viz.upsnet import UNKNOWN_COLOR, UNKNOWN_FRAME, _argmax_colors, instance_windows
 
 
 def head_result(unknown=True):

@@ -12,7 +12,7 @@ from panopticlab.data.targets import deeplab_targets, instance_target, semantic_
 from panopticlab.engine import recipes
 from panopticlab.engine.checkpoint import load_checkpoint
 from panopticlab.engine.recipes import TrainRecipe
-from panopticlab.models import HeuristicBaseline, MaskRCNN, PanopticDeepLab, PanopticFPN, PSPNet, UPSNet, zoo
+from panopticlab.models import zoo
 from panopticlab.models.common import PanopticPrediction
 from panopticlab.postprocess.ablations import ABLATIONS
 from panopticlab.profiles import get_profile, seed_everything
@@ -21,30 +21,49 @@ CI = get_profile("ci")
 
 
 # --- the table ------------------------------------------------------------------------------
+# The class counts a model's settings state for CATS, by the setting's last name(s): a detector
+# has the things and background, a semantic output one class per category (stuff and things)
+CLASS_COUNTS = {"detection.num_classes": len(CATS.thing_ids) + 1, "num_classes": len(CATS),
+                "num_stuff": len(CATS.stuff_ids), "num_things": len(CATS.thing_ids)}
+
+
+def stated_count(key):
+    """The class count a setting ``key`` (``"semantic_model.config.num_classes"``) states, or ``None``."""
+    for suffix, count in CLASS_COUNTS.items():  # "detection.num_classes" before "num_classes"
+        if key == suffix or key.endswith("." + suffix):
+            return count
+    return None
+
+
 @pytest.mark.parametrize("name", zoo.MODEL_NAMES)
 def test_every_row_builds_its_model_for_the_categories(name):
     row = zoo.spec(name)
     model = zoo.build_model(name, CATS)
     assert isinstance(model, row.module) and row.name == name and row.size in name
     assert model.categories is CATS
-    networks = [model.semantic_model, model.instance_model] if isinstance(model, HeuristicBaseline) else [model]
-    for network in networks:
-        one_network = isinstance(network, (PanopticFPN, UPSNet))  # the detector's config holds the backbone
-        backbone = network.config.detector.backbone if one_network else network.config.backbone
-        assert (backbone.name == "tiny") == (row.size == "tiny")
-        if one_network:
-            assert network.config.detector.num_classes == len(CATS.thing_ids) + 1
-            assert network.config.num_stuff == len(CATS.stuff_ids)
-        if isinstance(network, PanopticDeepLab):  # one semantic class per category, things and stuff
-            assert network.config.num_classes == len(CATS) and network.train_id_to_category.tolist() == CATS.ids
-        if isinstance(network, UPSNet):
-            assert network.config.num_things == len(CATS.thing_ids)
-            assert network.label_to_category.tolist() == [*CATS.stuff_ids, *CATS.thing_ids]
-        if isinstance(network, PSPNet):
-            assert network.config.num_classes == len(CATS) and network.train_id_to_category.tolist() == CATS.ids
-        if isinstance(network, MaskRCNN):
-            assert network.config.num_classes == len(CATS.thing_ids) + 1
-            assert network.label_to_category.tolist() == [0, *CATS.thing_ids]
+    networks = [module for module in model.modules() if hasattr(module, "categories")]
+    assert all(network.categories is CATS for network in networks)
+    # a model made of separately trained networks holds one of each of its components' rows
+    assert sorted(type(n).__name__ for n in networks[1:]) == sorted(zoo.spec(c).module.__name__
+                                                                    for c in row.components)
+    settings = zoo.model_settings(model)
+    bodies = {value for key, value in settings.items() if key.endswith("backbone.name")}
+    assert bodies and all((body == "tiny") == (row.size == "tiny") for body in bodies), bodies
+    counts = {key: value for key, value in settings.items() if stated_count(key) is not None}
+    assert counts and all(value == stated_count(key) for key, value in counts.items()), counts
+    # the tables from the outputs to the dataset's categories: each category at most once, in the
+    # dataset's order among the things and among the stuff; background (0) and void (255) besides
+    named = set()
+    for key, table in model.named_buffers():
+        if key.endswith("_to_category"):
+            ids = [i for i in table.tolist() if i not in (0, 255)]
+            assert len(ids) == len(set(ids)) and set(ids) <= set(CATS.ids), (key, ids)
+            for kind in (CATS.thing_ids, CATS.stuff_ids):
+                assert [i for i in ids if i in kind] == [i for i in kind if i in ids], (key, ids)
+            named.update(ids)
+    # every category is an output's: the things of a detector, every category of a semantic output
+    semantic = bool({"semantic", "deeplab"} & set(row.targets))
+    assert named == set(CATS.ids if semantic else CATS.thing_ids)
 
 
 def test_rows_are_consistent():

@@ -2,6 +2,7 @@
 from .categories import Category, CategorySet
 from .errors import PanopticFormatError, PanopticWarning
 from .panoptic import (
+    LABEL_DIVISOR,
     VOID,
     PanopticSegmentation,
     Segment,

@@ -23,7 +23,7 @@ import numpy as np
 from .categories import Category, CategorySet
 from .coco import CocoPanoptic
 from .errors import PanopticFormatError
-from .panoptic import VOID, PanopticSegmentation
+from .panoptic import LABEL_DIVISOR, VOID, PanopticSegmentation
 
 PathLike = str | os.PathLike
 
@@ -52,7 +52,6 @@ CITYSCAPES_LABELS: tuple[tuple[str, int, int, bool, tuple[int, int, int]], ...] 
     ("bicycle", 33, 18, True, (119, 11, 32)),
 )
 NUM_LABEL_IDS = 34  # label ids 0..33 occur in instanceIds PNGs
-INSTANCE_DIVISOR = 1000  # instanceIds value = label_id * 1000 + k for individual objects
 IGNORE_TRAIN_ID = 255
 
 CITYSCAPES_CATEGORIES = CategorySet(Category(label_id, name, isthing, color)
@@ -117,12 +116,12 @@ def panoptic_from_instance_ids(instance_ids: np.ndarray, use_train_id: bool = Fa
         raise PanopticFormatError(f"{source}: expected a 2-D integer array, got shape {instance_ids.shape} "
                                   f"and dtype {instance_ids.dtype}")
     values, inverse = np.unique(instance_ids, return_inverse=True)
-    is_group = values < INSTANCE_DIVISOR
-    label_ids = np.where(is_group, values, values // INSTANCE_DIVISOR)
+    is_group = values < LABEL_DIVISOR
+    label_ids = np.where(is_group, values, values // LABEL_DIVISOR)
     bad = (label_ids < 0) | (label_ids >= NUM_LABEL_IDS)
     if bad.any():
         raise PanopticFormatError(f"{source}: value {int(values[bad][0])} decodes to no Cityscapes label id "
-                                  f"(label ids are 0..{NUM_LABEL_IDS - 1}, instances label_id * 1000 + k)")
+                                  f"(label ids are 0..{NUM_LABEL_IDS - 1}, instances label_id * {LABEL_DIVISOR} + k)")
     train_ids = label_id_to_train_id[label_ids]
     evaluated = train_ids != IGNORE_TRAIN_ID
     category_ids = train_ids if use_train_id else label_ids

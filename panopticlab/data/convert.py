@@ -36,6 +36,7 @@ from .convert_labels import IMAGE_EXTENSIONS, find_files, image_id_of, image_siz
 from .convert_rules import Conflict, ConvertRules
 from .convert_write import ConversionResult, Job, write_conversion
 from .errors import PanopticFormatError
+from .panoptic import LABEL_DIVISOR
 
 PathLike = str | os.PathLike
 BUILT_IN_CATEGORIES = ("cityscapes", "synthetic")
@@ -138,7 +139,7 @@ def convert_semantic_instances(semantic_folder: PathLike, instance_folder: PathL
 
 
 def convert_label_divisor(label_folder: PathLike, categories: CategorySet, json_path: PathLike,
-                          png_folder: PathLike | None = None, *, divisor: int = 1000,
+                          png_folder: PathLike | None = None, *, divisor: int = LABEL_DIVISOR,
                           image_folder: PathLike | None = None, label_suffix: str = "", image_suffix: str = "",
                           rules: ConvertRules = ConvertRules(), progress: bool = False,
                           workers: int | None = None) -> ConversionResult:

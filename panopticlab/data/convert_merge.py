@@ -9,7 +9,7 @@ from .categories import CategorySet
 from .convert_rules import VOID_CLASS, ClassTable, Conflict, ConvertRules, SegmentTable, pair_boxes, present_values, \
     void_values
 from .errors import PanopticFormatError
-from .panoptic import PanopticSegmentation
+from .panoptic import LABEL_DIVISOR, PanopticSegmentation
 
 __all__ = ["panoptic_from_semantic_and_instance_maps", "panoptic_from_divisor_map"]
 
@@ -130,7 +130,7 @@ def _instance_classes(present, width, table, inst_values, categories, instance_s
 
 
 def panoptic_from_divisor_map(labels: np.ndarray, categories: CategorySet, rules: ConvertRules = ConvertRules(), *,
-                              divisor: int = 1000, source: str = "label map") -> tuple[PanopticSegmentation,
+                              divisor: int = LABEL_DIVISOR, source: str = "label map") -> tuple[PanopticSegmentation,
                                                                                        list[Conflict]]:
     """Decode a label-divisor map, as Cityscapes' ``*_instanceIds.png``, into a panoptic segmentation.
 

@@ -308,7 +308,12 @@ def id_to_rgb(id_map: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 # label-divisor encoding: category * divisor + k
 # ---------------------------------------------------------------------------------------
-def to_label_divisor(pan: PanopticSegmentation, categories: CategorySet, label_divisor: int = 1000,
+#: Cityscapes' ``*_instanceIds.png`` (``label_id * 1000 + k``) and Panoptic-DeepLab's
+#: ``label_divisor`` (detectron2's configs): 1000.
+LABEL_DIVISOR = 1000
+
+
+def to_label_divisor(pan: PanopticSegmentation, categories: CategorySet, label_divisor: int = LABEL_DIVISOR,
                      void: int = -1) -> np.ndarray:
     """Encode as ``category * label_divisor + k`` (Cityscapes, Panoptic-DeepLab).
 
@@ -337,7 +342,7 @@ def to_label_divisor(pan: PanopticSegmentation, categories: CategorySet, label_d
     return lut[pan.id_map]
 
 
-def from_label_divisor(labels: np.ndarray, categories: CategorySet, label_divisor: int = 1000,
+def from_label_divisor(labels: np.ndarray, categories: CategorySet, label_divisor: int = LABEL_DIVISOR,
                        void: int = -1, source: str = "label map") -> PanopticSegmentation:
     """Decode ``category * label_divisor + k`` into a :class:`PanopticSegmentation`.
 

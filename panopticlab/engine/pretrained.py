@@ -1,7 +1,8 @@
 """Trained weights shipped with the package: the files, and how to load them.
 
 ``scripts/train_checkpoints.py`` trains the tiny networks of the model table that name
-a shipped file (:attr:`~panopticlab.models.zoo.ModelSpec.shipped`), measures them and
+a shipped file (:attr:`~panopticlab.models.zoo.ModelSpec.shipped`) for their
+:attr:`~panopticlab.models.zoo.ModelSpec.shipped_steps`, measures them and
 writes ``panopticlab/checkpoints/<name>.pt``. The chapters load them where the ``ci``
 profile trains too briefly to show anything:
 

@@ -49,6 +49,7 @@ def forbidden(exercise: str, functions: dict | None = None, methods: dict | None
     Everything replaced is restored on exit, also when the block raises.
     """
     replaced = []  # (namespace dict or class, name, original)
+    originals = {}  # id(stand-in) -> the function it stands in for
     token = _active.set(_active.get() + ((
         exercise,
         [(label, f.__module__, f.__qualname__) for label, f in (functions or {}).items()],
@@ -57,6 +58,7 @@ def forbidden(exercise: str, functions: dict | None = None, methods: dict | None
     try:
         for label, function in (functions or {}).items():
             stand_in = _refusal(exercise, label)
+            originals[id(stand_in)] = (stand_in, function)
             for module in list(sys.modules.values()):
                 namespace = getattr(module, "__dict__", None)
                 if not isinstance(namespace, dict):
@@ -76,3 +78,12 @@ def forbidden(exercise: str, functions: dict | None = None, methods: dict | None
                 owner[name] = original
             else:
                 setattr(owner, name, original)
+        # a stand-in copied while the block ran (a package's lazy name first looked up then,
+        # an import in the notebook) must not outlive it
+        for module in list(sys.modules.values()):
+            namespace = getattr(module, "__dict__", None)
+            if isinstance(namespace, dict):
+                for name, value in list(namespace.items()):
+                    pair = originals.get(id(value))
+                    if pair is not None and pair[0] is value:
+                        namespace[name] = pair[1]

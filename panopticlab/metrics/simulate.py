@@ -3,8 +3,9 @@
 A :class:`Scene` is a small description of an image: stuff regions (a Voronoi diagram
 of a few seed points with wavy borders) and a list of thing :class:`Shape` objects
 painted in order, the later over the earlier, so same-class instances touch and
-occlude. :func:`render` turns it into a :class:`PanopticSegmentation` with void
-pixels on some borders.
+occlude; the shapes are drawn by the built-in dataset's :mod:`panopticlab.data.shapes`,
+upright. :func:`render` turns it into a :class:`PanopticSegmentation` with void pixels
+on some borders.
 
 :func:`perturb_scene` plays a model: it shifts and rescales masks, merges neighbouring
 instances of a class, splits instances, drops some, swaps categories, adds false
@@ -14,6 +15,7 @@ Everything is deterministic given the ``numpy.random.Generator``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,9 +25,11 @@ from scipy import ndimage
 from ..data.atomic import write_json, write_png
 from ..data.categories import CategorySet
 from ..data.panoptic import MAX_SEGMENT_ID, VOID, PanopticSegmentation, Segment, id_to_rgb
-from ..data.synthetic import SYNTHETIC_CATEGORIES
+from ..data.scenes import SYNTHETIC_CATEGORIES
+from ..data.shapes import THING_SHAPES, inside
 
-SHAPE_KINDS = ("disc", "box", "triangle", "ring")
+SHAPE_KINDS = THING_SHAPES
+_RING_HOLE = math.sqrt(0.4)  # a ring's inner / outer radius: its hole is 40% of its ellipse
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,14 @@ def random_scene(rng: np.random.Generator, size: tuple[int, int] = (480, 640),
                  void_fraction=void_fraction, seed=int(rng.integers(2**31)))
 
 
-def _shape_mask(shape: Shape, size: tuple[int, int]) -> tuple[tuple[slice, slice], np.ndarray] | None:
-    """The shape's pixels inside its bounding box: (slices into the image, bool mask)."""
+def _shape_mask(shape: Shape, size: tuple[int, int]) -> tuple[slice, slice, np.ndarray] | None:
+    """The shape's pixels in its box widened to whole pixels, clipped to the image:
+    ``(rows, cols, mask)``, or None when that box misses the image.
+
+    Upright: semi-axes ``radius`` down and ``radius * aspect`` across (at least half a
+    pixel each), a triangle inscribed in that box with its apex up, a ring's hole
+    :data:`_RING_HOLE` of it.
+    """
     h, w = size
     (cy, cx), ry = shape.center, max(shape.radius, 0.5)
     rx = max(ry * shape.aspect, 0.5)
@@ -142,20 +152,9 @@ def _shape_mask(shape: Shape, size: tuple[int, int]) -> tuple[tuple[slice, slice
     x0, x1 = max(int(np.floor(cx - rx)), 0), min(int(np.ceil(cx + rx)) + 1, w)
     if y0 >= y1 or x0 >= x1:
         return None
-    dy = (np.arange(y0, y1)[:, None] - cy) / ry
-    dx = (np.arange(x0, x1)[None, :] - cx) / rx
-    radius2 = dy**2 + dx**2
-    if shape.kind == "disc":
-        mask = radius2 <= 1
-    elif shape.kind == "box":
-        mask = (np.abs(dy) <= 1) & (np.abs(dx) <= 1)
-    elif shape.kind == "triangle":
-        mask = (dy <= 1) & (np.abs(dx) <= (dy + 1) / 2)
-    elif shape.kind == "ring":
-        mask = (radius2 <= 1) & (radius2 >= 0.4)
-    else:
-        raise ValueError(f"unknown shape kind {shape.kind!r}; known: {SHAPE_KINDS}")
-    return (slice(y0, y1), slice(x0, x1)), mask
+    up = -(np.arange(y0, y1)[:, None] - cy)  # the shape's axis points up
+    across = np.arange(x0, x1)[None, :] - cx
+    return slice(y0, y1), slice(x0, x1), inside(shape.kind, up, across, ry, rx, _RING_HOLE, inscribed="box")
 
 
 def _stuff_labels(scene: Scene) -> np.ndarray:
@@ -194,7 +193,7 @@ def render(scene: Scene) -> PanopticSegmentation:
         drawn = _shape_mask(shape, scene.size)
         if drawn is None:
             continue
-        region, mask = drawn
+        rows, cols, mask = drawn
         if shape.group is not None and shape.group in label_of_group:
             label = label_of_group[shape.group]
         else:
@@ -203,11 +202,11 @@ def render(scene: Scene) -> PanopticSegmentation:
                 label_of_group[shape.group] = label
         values = np.full(mask.shape, label, np.int32)
         if shape.split_angle is not None:
-            ys = np.arange(region[0].start, region[0].stop)[:, None] - shape.center[0]
-            xs = np.arange(region[1].start, region[1].stop)[None, :] - shape.center[1]
+            ys = np.arange(rows.start, rows.stop)[:, None] - shape.center[0]
+            xs = np.arange(cols.start, cols.stop)[None, :] - shape.center[1]
             half = (np.cos(shape.split_angle) * xs + np.sin(shape.split_angle) * ys) > 0
             values[half] = new_label(shape.category_id, shape.iscrowd)
-        labels[region][mask] = values[mask]
+        labels[rows, cols][mask] = values[mask]
     if scene.void_fraction > 0:
         border = ndimage.maximum_filter(labels, size=3) != ndimage.minimum_filter(labels, size=3)
         labels[border & (rng.random((h, w)) < scene.void_fraction)] = VOID

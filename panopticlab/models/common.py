@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -26,15 +26,34 @@ from torch import nn
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from ..data.categories import VOID_LABEL, CategorySet
+from ..data.categories import VOID_LABEL
 from ..data.panoptic import PanopticSegmentation
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Batch", "ImageBatcher", "PanopticPrediction", "as_image_list",
-           "set_input_size",
-           "detections_to_numpy", "eval_mode", "require_categories", "semantic_targets", "map_train_ids"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "SIZES", "Batch", "ImageBatcher", "PanopticPrediction", "as_image_list",
+           "config_for_size", "set_input_size", "stack_if_one_size",
+           "detections_to_numpy", "eval_mode", "semantic_targets", "map_train_ids"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The two configurations of every model: ``tiny`` (CPU, minutes, the built-in data) and ``full`` (published).
+SIZES = ("tiny", "full")
+Config = TypeVar("Config")
+
+
+def config_for_size(size: str, tiny: Callable[..., Config], full: Callable[..., Config], *args: Any,
+                    dataset: str | None = None, **overrides: Any) -> Config:
+    """What each model's ``for_categories`` builds for ``size``: ``tiny(*args, **overrides)`` (one
+    configuration for every data set) or ``full(*args, dataset=dataset, **overrides)``, the published
+    one for ``dataset`` (``None``: ``full``'s own default).
+
+    Raises:
+        ValueError: a size other than those of :data:`SIZES`.
+    """
+    if size == "tiny":
+        return tiny(*args, **overrides)
+    if size == "full":
+        return full(*args, **overrides) if dataset is None else full(*args, dataset=dataset, **overrides)
+    raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
 
 
 def as_image_list(images: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -184,7 +203,7 @@ class ImageBatcher(GeneralizedRCNNTransform):
         return out
 
     @staticmethod
-    def to_input_size(logits: torch.Tensor, batch: Batch) -> torch.Tensor | list[torch.Tensor]:
+    def to_input_size(logits: torch.Tensor, batch: Batch) -> list[torch.Tensor]:
         """Per-pixel logits of the padded batch back at each input image's size.
 
         Args:
@@ -192,9 +211,9 @@ class ImageBatcher(GeneralizedRCNNTransform):
             batch: the :class:`Batch` they were computed from.
 
         Returns:
-            float [B, C, H, W] when every input had one size (else a list of [C, H, W]):
-            upsampled bilinearly to the padded size, the padding cropped, and resized to
-            the original size.
+            B float [C, H_i, W_i], one per input image (:func:`stack_if_one_size` makes them one
+            tensor when they have one size): upsampled bilinearly to the padded size, the
+            padding cropped, and resized to the original size.
         """
         padded = batch.images.tensors.shape[-2:]
         if tuple(logits.shape[-2:]) != tuple(padded):
@@ -205,9 +224,15 @@ class ImageBatcher(GeneralizedRCNNTransform):
             if (h, w) != original:
                 crop = F.interpolate(crop, size=original, mode="bilinear", align_corners=False)
             outputs.append(crop[0])
-        if len(set(batch.original_sizes)) == 1:
-            return torch.stack(outputs)
         return outputs
+
+
+def stack_if_one_size(maps: Sequence[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    """Per-image maps as a model's eval output gives them: one [B, ...] tensor when they have one
+    shape (inputs of one size), else the list (whole images of mixed sizes)."""
+    if len({tuple(m.shape) for m in maps}) == 1:
+        return torch.stack(list(maps))
+    return list(maps)
 
 
 def set_input_size(model: nn.Module, short_side: int) -> int:
@@ -271,15 +296,6 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
         yield module
     finally:
         module.train(was_training)
-
-
-def require_categories(model: nn.Module) -> CategorySet:
-    """The categories a model was built for; an error that says how to build it with them."""
-    categories = getattr(model, "categories", None)
-    if categories is None:
-        raise ValueError(f"this {type(model).__name__} was built without categories, which a panoptic result "
-                         f"needs: build it with for_categories(categories) or categories=...")
-    return categories
 
 
 def map_train_ids(train_ids: torch.Tensor, table: torch.Tensor, ignore_index: int = VOID_LABEL) -> torch.Tensor:

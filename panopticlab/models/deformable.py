@@ -44,10 +44,9 @@ from torch import Tensor, nn
 from torchvision.ops import DeformConv2d, roi_align
 
 from .roi_align import grid_roi_align
+from .semantic_fpn import COMMON_STRIDE
 
 __all__ = ["DeformableConv2d", "DeformableSemanticHead", "grid_deform_conv2d", "layer_widths"]
-
-COMMON_STRIDE = 4
 
 
 def grid_deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None = None, padding: int = 1,

@@ -42,10 +42,10 @@ class HeuristicBaseline(nn.Module):
     """Semantic and instance networks merged by the heuristic.
 
     Args:
-        semantic_model: a :class:`~panopticlab.models.pspnet.PSPNet` built with the
-            dataset's category ids (its ``semantic`` output holds category ids).
-        instance_model: a :class:`~panopticlab.models.mask_rcnn.MaskRCNN` built with the
-            dataset's thing ids.
+        semantic_model: a :class:`~panopticlab.models.pspnet.PSPNet` for the dataset's categories
+            (its ``semantic`` output holds category ids).
+        instance_model: a :class:`~panopticlab.models.mask_rcnn.MaskRCNN` for them (its
+            detections name their category ids).
         categories: the dataset's categories.
         merge: the merge's settings (default: the semantic network's, the published ones for
             ``full`` and :meth:`~panopticlab.postprocess.heuristic.MergeConfig.tiny` for ``tiny``).

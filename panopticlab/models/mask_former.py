@@ -120,7 +120,8 @@ from torch import nn
 from ..data.categories import VOID_LABEL, CategorySet
 from ..postprocess.mask_former import MaskInferenceConfig, mask_former_panoptic, semantic_inference
 from .backbones import BackboneConfig, dilated_features, stage_channels, tiny_backbone
-from .common import ImageBatcher, PanopticPrediction, as_image_list, eval_mode, map_train_ids, semantic_targets
+from .common import ImageBatcher, PanopticPrediction, as_image_list, config_for_size, eval_mode, map_train_ids, \
+    semantic_targets, stack_if_one_size
 from .mask_rcnn import published_input_size, relabelled_instances
 from .set_matching import SetLossConfig, set_criterion
 
@@ -589,7 +590,8 @@ class MaskFormer(nn.Module):
             supervised = predictions if self.config.deep_supervision else predictions[-1:]
             return set_criterion(supervised, segments, self.config.loss)
         class_logits, mask_logits = predictions[-1]
-        return {"class_logits": class_logits, "mask_logits": self.transform.to_input_size(mask_logits, batch)}
+        return {"class_logits": class_logits,
+                "mask_logits": stack_if_one_size(self.transform.to_input_size(mask_logits, batch))}
 
     @torch.no_grad()
     def inference(self, images) -> list[PanopticPrediction]:
@@ -616,10 +618,6 @@ def for_categories(categories: CategorySet, size: str = "tiny", dataset: str | N
     """A ``tiny`` or ``full`` MaskFormer with one class per category; ``dataset`` selects the full
     model's published input size (default COCO's). ``variant="mask2former"`` among the overrides
     gives the full model Mask2Former's decoder, losses and inference."""
-    if size == "tiny":
-        config = MaskFormerConfig.tiny(len(categories), **overrides)
-    elif size == "full":
-        config = MaskFormerConfig.full(len(categories), dataset or "coco", **overrides)
-    else:
-        raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
+    config = config_for_size(size, MaskFormerConfig.tiny, MaskFormerConfig.full, len(categories), dataset=dataset,
+                             **overrides)
     return MaskFormer(config, categories)

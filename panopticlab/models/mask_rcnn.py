@@ -31,8 +31,7 @@ Interface, for images float [B, 3, H, W] in [0, 1] (normalised inside):
 * eval mode: ``model(images)`` -> list of B dicts, torchvision's detections: ``boxes``
   float [N, 4] (x1, y1, x2, y2), ``labels`` int64 [N] (1..K), ``scores`` float [N],
   ``masks`` float [N, 1, H, W] (probabilities pasted into the image), plus
-  ``category_ids`` int64 [N], the dataset category id of each label when the model was
-  built with ``thing_ids`` (else equal to ``labels``).
+  ``category_ids`` int64 [N], the dataset category id of each label.
 * ``model.inference(images)`` -> B
   :class:`~.common.PanopticPrediction`: the detections as a panoptic result without
   stuff (the "instance only" ablation of chapter 3), detections kept.
@@ -51,11 +50,12 @@ from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
 from ..recipe import OptimConfig, PublishedSchedule
 from .backbones import BackboneConfig, level_names, resnet_fpn, tiny_backbone
-from .common import ImageBatcher, PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, require_categories
+from .common import ImageBatcher, PanopticPrediction, as_image_list, config_for_size, detections_to_numpy, eval_mode
 from .detection import DetectionConfig, build_roi_heads, build_rpn, check_detection_targets, detect
 
-__all__ = ["COCO_1X", "PUBLISHED_SCHEDULES", "PUBLISHED_INPUT_SIZES", "published_input_size", "MaskRCNNConfig", "MaskRCNN", "detector_parts", "for_categories",
-           "instance_targets", "relabelled_instances", "thing_label_tables"]
+__all__ = ["COCO_1X", "PUBLISHED_SCHEDULES", "PUBLISHED_INPUT_SIZES", "published_input_size", "MaskRCNNConfig",
+           "MaskRCNN", "detector_classes", "detector_parts", "for_categories", "instance_targets",
+           "relabelled_instances", "thing_label_tables"]
 
 
 #: The test-time resize of the published detectors per dataset: (short side, longest long side).
@@ -153,6 +153,12 @@ def detector_parts(config: MaskRCNNConfig) -> tuple[ImageBatcher, nn.Module, nn.
     return transform, backbone, rpn, roi_heads
 
 
+def detector_classes(categories: CategorySet, thing_labels: Sequence[int] | None = None) -> int:
+    """The detector's labels, background included, for the things of ``categories`` (labels 1..K)
+    or for the detector labels ``thing_labels`` (1..max)."""
+    return (max(thing_labels) if thing_labels else len(categories.thing_ids)) + 1
+
+
 def thing_label_tables(thing_ids: Sequence[int], num_classes: int, thing_labels: Sequence[int] | None = None
                        ) -> tuple[list[int], torch.Tensor, torch.Tensor]:
     """The detector label of each thing category, and the two tables between them.
@@ -203,30 +209,27 @@ class MaskRCNN(nn.Module):
 
     Args:
         config: the architecture.
-        thing_ids: dataset category id of each thing (``categories.thing_ids``); adds
-            ``category_ids`` to the detections. Without ``thing_labels`` they are labels 1..K.
-        categories: the dataset's categories, for :meth:`inference`.
+        categories: the dataset's categories: its things (``categories.thing_ids``) are the
+            detector's labels 1..K, unless ``thing_labels``; their ids are the detections'
+            ``category_ids``.
         merge: the merge settings of :meth:`inference`.
-        thing_labels: the detector label of each of ``thing_ids`` (default 1..K). torchvision's
-            COCO detector numbers its 91 labels by COCO category id:
+        thing_labels: the detector label of each thing (default 1..K). torchvision's COCO
+            detector numbers its 91 labels by COCO category id:
             ``thing_labels=categories.thing_ids`` with 91 classes loads its weights as they are.
     """
 
-    def __init__(self, config: MaskRCNNConfig, thing_ids: Sequence[int] | None = None, *,
-                 categories: CategorySet | None = None, merge: MergeConfig = MergeConfig(),
+    def __init__(self, config: MaskRCNNConfig, categories: CategorySet, merge: MergeConfig = MergeConfig(),
                  thing_labels: Sequence[int] | None = None):
         super().__init__()
-        if thing_ids is not None and thing_labels is None and len(thing_ids) != config.num_classes - 1:
-            raise ValueError(f"{len(thing_ids)} thing ids for num_classes={config.num_classes} "
+        things = categories.thing_ids
+        if thing_labels is None and len(things) != config.num_classes - 1:
+            raise ValueError(f"{len(things)} thing ids for num_classes={config.num_classes} "
                              f"(labels 1..{config.num_classes - 1})")
         self.config = config
         self.categories = categories
         self.merge_config = merge
         self.transform, self.backbone, self.rpn, self.roi_heads = detector_parts(config)
-        if thing_ids is None:
-            to_detector, to_category = torch.arange(config.num_classes), torch.arange(config.num_classes)
-        else:
-            _, to_detector, to_category = thing_label_tables(thing_ids, config.num_classes, thing_labels)
+        _, to_detector, to_category = thing_label_tables(things, config.num_classes, thing_labels)
         # not persistent: the state dict stays torchvision's
         self.register_buffer("label_to_category", to_category.long(), persistent=False)
         self.register_buffer("instance_to_detector_label", to_detector.long(), persistent=False)
@@ -257,10 +260,9 @@ class MaskRCNN(nn.Module):
 
     def postprocess(self, outputs: list[dict]) -> list[PanopticPrediction]:
         """The eval-mode detections as panoptic results (no network runs here)."""
-        categories = require_categories(self)
         predictions = []
         for d in map(detections_to_numpy, outputs):
-            merged = ablation_merge("instance_only", None, d, categories, self.merge_config)
+            merged = ablation_merge("instance_only", None, d, self.categories, self.merge_config)
             predictions.append(PanopticPrediction(merged.panoptic, detections=d, merge=merged))
         return predictions
 
@@ -271,12 +273,6 @@ def for_categories(categories: CategorySet, size: str = "tiny", dataset: str | N
     (labels 1..K in ``categories.thing_ids`` order, as :func:`~panopticlab.data.targets.instance_target`,
     or the detector labels ``thing_labels``: see :class:`MaskRCNN`); ``dataset`` selects the
     full model's published configuration (default COCO's; the tiny model has one)."""
-    num_classes = (max(thing_labels) if thing_labels else len(categories.thing_ids)) + 1
-    if size == "tiny":
-        config = MaskRCNNConfig.tiny(num_classes, **detection_overrides)
-    elif size == "full":
-        config = MaskRCNNConfig.full(num_classes, dataset or "coco", **detection_overrides)
-    else:
-        raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
-    return MaskRCNN(config, categories.thing_ids, categories=categories, merge=MergeConfig.for_size(size),
-                    thing_labels=thing_labels)
+    config = config_for_size(size, MaskRCNNConfig.tiny, MaskRCNNConfig.full, detector_classes(categories, thing_labels),
+                             dataset=dataset, **detection_overrides)
+    return MaskRCNN(config, categories, merge=MergeConfig.for_size(size), thing_labels=thing_labels)

@@ -95,12 +95,13 @@ from torchvision.ops.misc import Conv2dNormActivation
 
 from ..data.categories import VOID_LABEL, CategorySet
 from ..postprocess.centers import NMS_KERNEL, THRESHOLD, TOP_K
-from ..postprocess.deeplab import COCO, LABEL_DIVISOR, STUFF_AREA, panoptic_deeplab_postprocess
-from ..postprocess.heuristic import STUFF_AREA_LIMIT, MergeConfig, scaled_stuff_area
+from ..postprocess.deeplab import COCO, LABEL_DIVISOR, panoptic_deeplab_postprocess
+from ..postprocess.heuristic import CITYSCAPES_STUFF_AREA, COCO_STUFF_AREA, MergeConfig, scaled_stuff_area
 from ..recipe import OptimConfig, PublishedSchedule
 from .backbones import STAGE_STRIDES, BackboneConfig, dilated_features, dilation_for_stride, make_norm_layer, \
     set_multi_grid, stage_channels, tiny_backbone
-from .common import ImageBatcher, PanopticPrediction, as_image_list, eval_mode, semantic_targets
+from .common import ImageBatcher, PanopticPrediction, as_image_list, config_for_size, eval_mode, semantic_targets, \
+    stack_if_one_size
 from .separable import DepthwiseSeparableConv2d, depthwise_separable_layers
 
 __all__ = ["PanopticDeepLabConfig", "PanopticDeepLab", "DeepLabV3PlusDecoder", "PredictionHead",
@@ -192,7 +193,7 @@ class PanopticDeepLabConfig:
     center_threshold: float = THRESHOLD
     nms_kernel: int = NMS_KERNEL
     top_k: int | None = TOP_K
-    stuff_area: int | None = STUFF_AREA
+    stuff_area: int | None = CITYSCAPES_STUFF_AREA
 
     @classmethod
     def full(cls, num_classes: int = 19, dataset: str = "cityscapes", **overrides) -> "PanopticDeepLabConfig":
@@ -251,7 +252,7 @@ class PanopticDeepLabConfig:
         exactly the stuff the merge keeps (it drops a region of fewer pixels than the limit).
         """
         if self.stuff_area is None:
-            return math.ceil(scaled_stuff_area(STUFF_AREA_LIMIT, image_area))
+            return math.ceil(scaled_stuff_area(COCO_STUFF_AREA, image_area))
         return int(self.stuff_area)
 
     def postprocess_options(self, image_area: int) -> dict:
@@ -598,10 +599,8 @@ class PanopticDeepLab(nn.Module):
             return self.losses({key: value[..., :height, :width] for key, value in outputs.items()}, checked)
         # no resizing (ImageBatcher(None)): this only crops the padding, so offsets keep their unit
         outputs = {key: self.transform.to_input_size(value, batch) for key, value in outputs.items()}
-        semantic = [self.train_id_to_category[logits.argmax(dim=0)] for logits in outputs["logits"]]
-        if isinstance(outputs["logits"], torch.Tensor):
-            semantic = torch.stack(semantic)
-        return {**outputs, "semantic": semantic}
+        outputs["semantic"] = [self.train_id_to_category[logits.argmax(dim=0)] for logits in outputs["logits"]]
+        return {key: stack_if_one_size(value) for key, value in outputs.items()}
 
     @torch.no_grad()
     def inference(self, images) -> list[PanopticPrediction]:
@@ -632,10 +631,6 @@ def for_categories(categories: CategorySet, size: str = "tiny", dataset: str | N
                    **overrides) -> PanopticDeepLab:
     """A ``tiny`` or ``full`` Panoptic-DeepLab with one semantic class per category; ``dataset``
     selects the full model's published configuration (default Cityscapes', the paper's main one)."""
-    if size == "tiny":
-        config = PanopticDeepLabConfig.tiny(len(categories), **overrides)
-    elif size == "full":
-        config = PanopticDeepLabConfig.full(len(categories), dataset or "cityscapes", **overrides)
-    else:
-        raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
+    config = config_for_size(size, PanopticDeepLabConfig.tiny, PanopticDeepLabConfig.full, len(categories),
+                             dataset=dataset, **overrides)
     return PanopticDeepLab(config, categories, merge=MergeConfig.for_size(size))

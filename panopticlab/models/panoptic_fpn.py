@@ -55,10 +55,11 @@ from ..data.categories import VOID_LABEL, CategorySet
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
 from .backbones import level_names
-from .common import PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, map_train_ids, \
-    semantic_targets
+from .common import PanopticPrediction, as_image_list, config_for_size, detections_to_numpy, eval_mode, \
+    map_train_ids, semantic_targets, stack_if_one_size
 from .detection import detect
-from .mask_rcnn import COCO_1X, MaskRCNNConfig, detector_parts, relabelled_instances, thing_label_tables
+from .mask_rcnn import COCO_1X, MaskRCNNConfig, detector_classes, detector_parts, relabelled_instances, \
+    thing_label_tables
 from .semantic_fpn import SemanticFPNHead
 
 __all__ = ["PanopticFPNConfig", "PanopticFPN", "PUBLISHED_SCHEDULES", "for_categories",
@@ -185,9 +186,7 @@ class PanopticFPN(nn.Module):
             detections[index] = {**{key: value[known] for key, value in d.items()}, "category_ids": category_ids[known]}
         logits = self.transform.to_input_size(logits, batch)
         semantic = [self.label_to_category[x.argmax(dim=0)] for x in logits]
-        if isinstance(logits, torch.Tensor):
-            semantic = torch.stack(semantic)
-        return {"logits": logits, "semantic": semantic, "detections": detections}
+        return {"logits": stack_if_one_size(logits), "semantic": stack_if_one_size(semantic), "detections": detections}
 
     @torch.no_grad()
     def inference(self, images) -> list[PanopticPrediction]:
@@ -211,13 +210,9 @@ def for_categories(categories: CategorySet, size: str = "tiny", thing_labels: Se
                    dataset: str | None = None, **overrides) -> PanopticFPN:
     """A ``tiny`` or ``full`` Panoptic FPN for ``categories`` (``thing_labels``: see :class:`PanopticFPN`);
     ``dataset`` selects the full model's published configuration (default COCO's)."""
-    if size not in ("tiny", "full"):
-        raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
-    num_classes = (max(thing_labels) if thing_labels else len(categories.thing_ids)) + 1
-    if size == "tiny":
-        config = PanopticFPNConfig.tiny(num_classes, len(categories.stuff_ids), **overrides)
-    else:
-        config = PanopticFPNConfig.full(num_classes, len(categories.stuff_ids), dataset or "coco", **overrides)
+    config = config_for_size(size, PanopticFPNConfig.tiny, PanopticFPNConfig.full,
+                             detector_classes(categories, thing_labels), len(categories.stuff_ids), dataset=dataset,
+                             **overrides)
     return PanopticFPN(config, categories, merge=MergeConfig.for_size(size), thing_labels=thing_labels)
 
 

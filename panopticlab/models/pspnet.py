@@ -22,8 +22,7 @@ ImageNet mean and std):
   (:func:`panopticlab.data.targets.semantic_target`, ignore label 255) or the collated
   batch dict holding them under ``"semantic"``.
 * eval mode: ``model(images)`` -> ``{"logits": float [B, C, H, W], "semantic": int64
-  [B, H, W]}``, the per-pixel dataset category id of the arg-max (the train id when the
-  model was built without ``category_ids``).
+  [B, H, W]}``, the per-pixel dataset category id of the arg-max.
 * ``model.inference(images)`` -> B :class:`~.common.PanopticPrediction`: the semantic
   map as a panoptic result, things from its connected regions (the "semantic only"
   ablation of chapter 3), the semantic map kept.
@@ -44,7 +43,7 @@ from ..postprocess.heuristic import MergeConfig
 from ..recipe import OptimConfig, PublishedSchedule
 from .backbones import BackboneConfig, dilated_features, dilation_for_stride, make_norm_layer, stage_channels, \
     tiny_backbone
-from .common import ImageBatcher, PanopticPrediction, eval_mode, require_categories, semantic_targets
+from .common import ImageBatcher, PanopticPrediction, config_for_size, eval_mode, semantic_targets
 
 __all__ = ["PUBLISHED_SCHEDULES", "PSPNetConfig", "PyramidPooling", "PSPHead", "FCNHead", "PSPNet", "for_categories"]
 
@@ -169,21 +168,19 @@ class PSPNet(nn.Module):
 
     Args:
         config: the architecture.
-        category_ids: dataset category id of each output channel (``categories.ids``);
-            the eval output ``semantic`` then holds category ids instead of train ids.
-        categories: the dataset's categories, for :meth:`inference`.
+        categories: the dataset's categories, one output channel each (train-id order): the
+            eval output ``semantic`` holds their ids (``categories.ids``).
         merge: the merge settings of :meth:`inference`.
     """
 
-    def __init__(self, config: PSPNetConfig, category_ids: Sequence[int] | None = None, *,
-                 categories: CategorySet | None = None, merge: MergeConfig = MergeConfig()):
+    def __init__(self, config: PSPNetConfig, categories: CategorySet, merge: MergeConfig = MergeConfig()):
         super().__init__()
         if config.num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {config.num_classes}")
         if 0 <= config.ignore_index < config.num_classes:
             raise ValueError(f"ignore_index={config.ignore_index} collides with a class (0..{config.num_classes - 1})")
-        if category_ids is not None and len(category_ids) != config.num_classes:
-            raise ValueError(f"{len(category_ids)} category ids for num_classes={config.num_classes}")
+        if len(categories) != config.num_classes:
+            raise ValueError(f"{len(categories)} category ids for num_classes={config.num_classes}")
         self.config = config
         self.categories = categories
         self.merge_config = merge
@@ -197,8 +194,7 @@ class PSPNet(nn.Module):
                             config.head_channels, config.dropout, norm_layer)
         self.aux_head = (FCNHead(channels[2], config.aux_channels, config.num_classes, config.dropout, norm_layer)
                          if config.aux_channels > 0 else None)
-        ids = torch.arange(config.num_classes) if category_ids is None else torch.tensor(list(category_ids))
-        self.register_buffer("train_id_to_category", ids.long(), persistent=False)
+        self.register_buffer("train_id_to_category", torch.tensor(categories.ids).long(), persistent=False)
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor | dict | None = None):
         """See the module docstring."""
@@ -213,7 +209,7 @@ class PSPNet(nn.Module):
         padded = batch.images.tensors.shape[-2:]
         logits = F.interpolate(self.head(features["out"]), size=padded, mode="bilinear", align_corners=False)
         if not self.training:
-            logits = self.transform.to_input_size(logits, batch)
+            logits = torch.stack(self.transform.to_input_size(logits, batch))  # images of one size
             return {"logits": logits, "semantic": self.train_id_to_category[logits.argmax(dim=1)]}
 
         losses = {"loss_semantic": F.cross_entropy(logits, batch.semantic, ignore_index=self.config.ignore_index)}
@@ -232,10 +228,9 @@ class PSPNet(nn.Module):
 
     def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
         """The eval-mode semantic maps as panoptic results (no network runs here)."""
-        categories = require_categories(self)
         predictions = []
         for semantic in outputs["semantic"].cpu().numpy():
-            merged = ablation_merge("semantic_only", semantic, None, categories, self.merge_config)
+            merged = ablation_merge("semantic_only", semantic, None, self.categories, self.merge_config)
             predictions.append(PanopticPrediction(merged.panoptic, semantic=semantic, merge=merged))
         return predictions
 
@@ -244,8 +239,5 @@ def for_categories(categories: CategorySet, size: str = "tiny", dataset: str | N
     """A ``tiny`` or ``full`` PSPNet with one output per category of ``categories`` (train-id order).
     ``dataset`` changes nothing: the architecture is one for every dataset (the crop size and
     schedule are the recipe's), and the network takes images at their size."""
-    configs = {"tiny": PSPNetConfig.tiny, "full": PSPNetConfig.full}
-    if size not in configs:
-        raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
-    return PSPNet(configs[size](len(categories), **overrides), categories.ids, categories=categories,
-                  merge=MergeConfig.for_size(size))
+    config = config_for_size(size, PSPNetConfig.tiny, PSPNetConfig.full, len(categories), **overrides)
+    return PSPNet(config, categories, merge=MergeConfig.for_size(size))

@@ -96,12 +96,12 @@ from ..recipe import OptimConfig, PublishedSchedule
 from ..postprocess.upsnet import (UPSNetHeadConfig, crop_to_boxes, panoptic_logits, paste_mask_logits,
                                   select_detections, semantic_layout, unified_panoptic)
 from .backbones import level_names
-from .common import PanopticPrediction, as_image_list, detections_to_numpy, eval_mode, map_train_ids, \
-    semantic_targets
-from .deformable import COMMON_STRIDE, DeformableSemanticHead
+from .common import PanopticPrediction, as_image_list, config_for_size, detections_to_numpy, eval_mode, \
+    map_train_ids, semantic_targets, stack_if_one_size
+from .deformable import DeformableSemanticHead
 from .detection import box_candidates, detect, mask_logits
-from .mask_rcnn import MaskRCNNConfig, detector_parts, relabelled_instances, thing_label_tables
-from .semantic_fpn import SemanticFPNHead
+from .mask_rcnn import MaskRCNNConfig, detector_classes, detector_parts, relabelled_instances, thing_label_tables
+from .semantic_fpn import COMMON_STRIDE, SemanticFPNHead
 
 __all__ = ["UPSNetConfig", "UPSNet", "PUBLISHED_SCHEDULES", "LOSS_WEIGHTS", "LossTerm", "LOSSES",
            "for_categories",
@@ -402,9 +402,8 @@ class UPSNet(nn.Module):
         logits = self.transform.to_input_size(self.semantic_head(features), batch)
         detections, selections = self._detections(batch, features)
         semantic = [self.label_to_category[x.argmax(dim=0)] for x in logits]
-        if isinstance(logits, torch.Tensor):
-            semantic = torch.stack(semantic)
-        return {"logits": logits, "semantic": semantic, "detections": detections, "selections": selections}
+        return {"logits": stack_if_one_size(logits), "semantic": stack_if_one_size(semantic), "detections": detections,
+                "selections": selections}
 
     def _head_losses(self, batch, features) -> dict[str, Tensor]:
         """``loss_semantic``, ``loss_semantic_roi`` (if on) and ``loss_panoptic``, weighted."""
@@ -511,21 +510,24 @@ PUBLISHED = MappingProxyType({"coco": (UPSNetConfig.full, UPSNetHeadConfig),
                               "cityscapes": (UPSNetConfig.cityscapes, UPSNetHeadConfig.cityscapes)})
 
 
+def _published(num_classes: int, num_stuff: int, num_things: int, dataset: str = "coco",
+               **overrides) -> tuple[UPSNetConfig, UPSNetHeadConfig]:
+    if dataset not in PUBLISHED:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(PUBLISHED)}")
+    network, head = PUBLISHED[dataset]
+    return network(num_classes, num_stuff, num_things, **overrides), head()
+
+
+def _tiny(num_classes: int, num_stuff: int, num_things: int, **overrides) -> tuple[UPSNetConfig, UPSNetHeadConfig]:
+    return UPSNetConfig.tiny(num_classes, num_stuff, num_things, **overrides), UPSNetHeadConfig.tiny()
+
+
 def for_categories(categories: CategorySet, size: str = "tiny", thing_labels: Sequence[int] | None = None,
                    dataset: str | None = None, **overrides) -> UPSNet:
     """A ``tiny`` or ``full`` UPSNet for ``categories`` (``thing_labels``: see :class:`UPSNet`);
     ``dataset`` selects the full model's published configuration (:data:`PUBLISHED`, default COCO's)."""
-    if size == "tiny":
-        builders = (UPSNetConfig.tiny, UPSNetHeadConfig.tiny)
-    elif size == "full":
-        if (dataset or "coco") not in PUBLISHED:
-            raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(PUBLISHED)}")
-        builders = PUBLISHED[dataset or "coco"]
-    else:
-        raise ValueError(f"unknown size {size!r}; choose 'tiny' or 'full'")
-    num_classes = (max(thing_labels) if thing_labels else len(categories.thing_ids)) + 1
-    config = builders[0](num_classes, len(categories.stuff_ids), len(categories.thing_ids), **overrides)
-    head = builders[1]()
+    config, head = config_for_size(size, _tiny, _published, detector_classes(categories, thing_labels),
+                                   len(categories.stuff_ids), len(categories.thing_ids), dataset=dataset, **overrides)
     return UPSNet(config, categories, head=head, merge=MergeConfig.for_size(size), thing_labels=thing_labels)
 
 

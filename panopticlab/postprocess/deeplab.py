@@ -31,22 +31,21 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from ..data import CategorySet, PanopticFormatError, PanopticSegmentation, Segment
+from ..data import LABEL_DIVISOR, CategorySet, PanopticFormatError, PanopticSegmentation, Segment
 from ._arrays import as_numpy
 from .centers import NMS_KERNEL, THRESHOLD, TOP_K, _find_centers, _in_dtype, check_nms_kernel
 from .grouping import _group, _vote_map
+from .heuristic import CITYSCAPES_STUFF_AREA, COCO_STUFF_AREA
 
-STUFF_AREA = 2048      # Cityscapes; COCO uses 4096
-LABEL_DIVISOR = 1000
 # label maps whose category ids (and void label) lie in [0, DIRECT_LOOKUP) index the
 # lookup tables directly; others are shifted by their smallest id first
 DIRECT_LOOKUP = 1 << 16
 
 #: The published parameters (detectron2's Panoptic-DeepLab configs); pass as ``**CITYSCAPES``.
 CITYSCAPES = MappingProxyType(dict(threshold=THRESHOLD, nms_kernel=NMS_KERNEL, top_k=TOP_K,
-                                   stuff_area=STUFF_AREA, label_divisor=LABEL_DIVISOR))
+                                   stuff_area=CITYSCAPES_STUFF_AREA, label_divisor=LABEL_DIVISOR))
 COCO = MappingProxyType(dict(threshold=THRESHOLD, nms_kernel=41, top_k=TOP_K,
-                             stuff_area=4096, label_divisor=LABEL_DIVISOR))
+                             stuff_area=COCO_STUFF_AREA, label_divisor=LABEL_DIVISOR))
 
 
 @dataclass
@@ -111,7 +110,7 @@ class DeepLabPanoptic:
 
 def panoptic_deeplab_postprocess(semantic, center_heatmap, offsets, categories: CategorySet, *,
                                  threshold: float = THRESHOLD, nms_kernel: int = NMS_KERNEL,
-                                 top_k: int | None = TOP_K, stuff_area: int = STUFF_AREA,
+                                 top_k: int | None = TOP_K, stuff_area: int = CITYSCAPES_STUFF_AREA,
                                  label_divisor: int = LABEL_DIVISOR, void_label: int | None = None,
                                  source: str = "Panoptic-DeepLab output"
                                  ) -> DeepLabPanoptic:
@@ -186,7 +185,7 @@ def panoptic_deeplab_postprocess(semantic, center_heatmap, offsets, categories: 
 
 
 def merge_semantic_and_instances(semantic, instance_map, categories: CategorySet, center_scores=None,
-                                 stuff_area: int = STUFF_AREA, void_label: int | None = None,
+                                 stuff_area: int = CITYSCAPES_STUFF_AREA, void_label: int | None = None,
                                  source: str = "semantic + instances") -> tuple[PanopticSegmentation, np.ndarray]:
     """Merge a semantic map and a class-agnostic instance map (step 3).
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import CategorySet
+from ..data import LABEL_DIVISOR, CategorySet
 from .centers import NMS_KERNEL, THRESHOLD, TOP_K
-from .deeplab import LABEL_DIVISOR, DeepLabPanoptic, panoptic_deeplab_postprocess
+from .deeplab import DeepLabPanoptic, panoptic_deeplab_postprocess
 
 __all__ = ["DeepLabOutputs", "repostprocess"]
 

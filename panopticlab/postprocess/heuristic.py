@@ -57,9 +57,10 @@ from ..data import CategorySet, PanopticSegmentation, Segment
 from ..data.categories import VOID_LABEL
 
 __all__ = [
-    "SCORE_THRESHOLD",
-    "OVERLAP_THRESHOLD",
-    "STUFF_AREA_LIMIT",
+    "INSTANCE_SCORE_THRESHOLD",
+    "OVERLAP_FRACTION_LIMIT",
+    "COCO_STUFF_AREA",
+    "CITYSCAPES_STUFF_AREA",
     "MergeConfig",
     "MASK_THRESHOLD",
     "COCO_REFERENCE_AREA",
@@ -77,10 +78,17 @@ __all__ = [
     "scaled_stuff_area",
 ]
 
-SCORE_THRESHOLD = 0.5
-OVERLAP_THRESHOLD = 0.5
-STUFF_AREA_LIMIT = 64 * 64
+INSTANCE_SCORE_THRESHOLD = 0.5  # an instance scoring lower is dropped (equal stays)
+OVERLAP_FRACTION_LIMIT = 0.5    # an instance more than this fraction already taken is dropped
 MASK_THRESHOLD = 0.5
+#: Stuff area limits in pixels of the image as evaluated (stuff with fewer pixels becomes
+#: void), as each dataset's published configs set them: COCO 4096 (panopticapi's
+#: ``--stuff_area_limit``, detectron2's ``MODEL.PANOPTIC_FPN.COMBINE.STUFF_AREA_LIMIT``,
+#: UPSNet's COCO YAMLs, Panoptic-DeepLab's detectron2 COCO config ``STUFF_AREA``);
+#: Cityscapes 2048 (UPSNet's ``upsnet_resnet50_cityscapes.yaml`` ``panoptic_stuff_area_limit``,
+#: Panoptic-DeepLab's detectron2 Cityscapes config ``STUFF_AREA``).
+COCO_STUFF_AREA = 4096  # 64 x 64
+CITYSCAPES_STUFF_AREA = 2048
 #: Image area at which the 4096 px stuff limit is applied: COCO images are at most
 #: 640 px on their long side and most are 640 x 480. The merge runs at that original
 #: resolution in panopticapi and detectron2 (after resizing the outputs back).
@@ -98,16 +106,21 @@ TOO_SMALL = "too_small"  # fewer than stuff_area_limit free pixels: void
 
 @dataclass(frozen=True)
 class InstanceStep:
-    """The fate of one instance that passed the score threshold.
+    """The fate of one instance visited in score order, placed or removed for its overlap:
+    step 2 of :func:`heuristic_merge` and UPSNet's duplicate-mask removal
+    (:func:`~panopticlab.postprocess.upsnet.remove_duplicate_masks`).
 
     Attributes:
         index: position of the instance in the input arrays.
         category_id: its category.
         score: its confidence.
         area: pixels of its binarised mask.
-        overlap: of these, pixels already taken by more confident kept instances.
-        outcome: :data:`KEPT`, :data:`CUT`, :data:`OVERLAP`, :data:`EMPTY` or :data:`COVERED`.
-        segment_id: its id in the result, 0 when it has no segment.
+        overlap: of these, pixels already taken by more confident kept instances (UPSNet:
+            of its own category only).
+        outcome: :data:`KEPT`, :data:`CUT`, :data:`OVERLAP`, :data:`EMPTY` or :data:`COVERED`
+            (UPSNet: :data:`KEPT`, :data:`OVERLAP` or :data:`EMPTY`).
+        segment_id: its id in the merge's result, 0 when it has no segment (and always 0 in
+            UPSNet's removal, whose segments come after the softmax).
     """
 
     index: int
@@ -116,16 +129,16 @@ class InstanceStep:
     area: int
     overlap: int
     outcome: str
-    segment_id: int
+    segment_id: int = 0
 
     @property
     def overlap_fraction(self) -> float:
-        """``overlap / area``, the number compared with the overlap threshold (0 for empty masks)."""
+        """``overlap / area``, the number compared with the overlap limit (0 for empty masks)."""
         return self.overlap / self.area if self.area else 0.0
 
     @property
     def kept_area(self) -> int:
-        """Pixels the instance has in the result."""
+        """Pixels the instance has in the merge's result."""
         return self.area - self.overlap if self.outcome in (KEPT, CUT) else 0
 
 
@@ -229,15 +242,15 @@ def check_stuff_area(stuff_area_limit, reference_area) -> None:
         raise ValueError(f"stuff_area_reference must be a positive area or None, got {reference_area!r}")
 
 
-def scaled_stuff_area(limit: float = STUFF_AREA_LIMIT, image_area: float = COCO_REFERENCE_AREA,
+def scaled_stuff_area(limit: float = COCO_STUFF_AREA, image_area: float = COCO_REFERENCE_AREA,
                       reference_area: float = COCO_REFERENCE_AREA) -> float:
     """A stuff area limit for images of another size: ``limit * image_area / reference_area``.
 
     The published 4096 px were chosen for COCO images at their original size, about
     640 x 480 px (:data:`COCO_REFERENCE_AREA`); a region that covers the same fraction of a
     smaller image has proportionally fewer pixels. For 128 x 128 images the 4096 px limit
-    becomes about 218 px. (Cityscapes configs use 2048 px at 1024 x 2048; pass
-    ``limit=2048, reference_area=1024 * 2048`` for that convention.)
+    becomes about 218 px. (Cityscapes configs use :data:`CITYSCAPES_STUFF_AREA` at 1024 x 2048;
+    pass ``limit=CITYSCAPES_STUFF_AREA, reference_area=1024 * 2048`` for that convention.)
 
     Returns:
         The scaled limit in pixels (a float; the merge compares areas with ``<``).
@@ -266,9 +279,9 @@ class MergeConfig:
         mask_threshold: probabilities at least this are the mask (0.5).
     """
 
-    score_threshold: float = SCORE_THRESHOLD
-    overlap_threshold: float = OVERLAP_THRESHOLD
-    stuff_area_limit: float = STUFF_AREA_LIMIT
+    score_threshold: float = INSTANCE_SCORE_THRESHOLD
+    overlap_threshold: float = OVERLAP_FRACTION_LIMIT
+    stuff_area_limit: float = COCO_STUFF_AREA
     stuff_area_reference: float | None = None
     mask_threshold: float = MASK_THRESHOLD
 
@@ -312,9 +325,9 @@ class MergeConfig:
 
 def heuristic_merge(semantic: np.ndarray | None, masks: np.ndarray, scores: Sequence[float],
                     category_ids: Sequence[int], categories: CategorySet, *,
-                    score_threshold: float = SCORE_THRESHOLD, overlap_threshold: float = OVERLAP_THRESHOLD,
-                    stuff_area_limit: float = STUFF_AREA_LIMIT, mask_threshold: float = MASK_THRESHOLD,
-                    void_label: int = VOID_LABEL) -> HeuristicMerge:
+                    score_threshold: float = INSTANCE_SCORE_THRESHOLD,
+                    overlap_threshold: float = OVERLAP_FRACTION_LIMIT, stuff_area_limit: float = COCO_STUFF_AREA,
+                    mask_threshold: float = MASK_THRESHOLD, void_label: int = VOID_LABEL) -> HeuristicMerge:
     """Merge a semantic map and instance predictions into one panoptic segmentation.
 
     See the module docstring for the rule, its published defaults and how it matches

@@ -41,12 +41,12 @@ import torch
 
 from ..data import CategorySet, PanopticSegmentation
 
-__all__ = ["SCORE_THRESHOLD", "OVERLAP_THRESHOLD", "MASK_THRESHOLD", "NO_OBJECT", "LOW_SCORE", "EMPTY", "OVERLAP",
+__all__ = ["QUERY_SCORE_THRESHOLD", "MIN_WON_FRACTION", "MASK_THRESHOLD", "NO_OBJECT", "LOW_SCORE", "EMPTY", "OVERLAP",
            "KEPT", "MERGED", "MaskInferenceConfig", "MaskFormerPanoptic", "mask_former_panoptic",
            "semantic_inference"]
 
-SCORE_THRESHOLD = 0.8
-OVERLAP_THRESHOLD = 0.8
+QUERY_SCORE_THRESHOLD = 0.8  # OBJECT_MASK_THRESHOLD: a query whose class probability is not above it is dropped
+MIN_WON_FRACTION = 0.8       # OVERLAP_THRESHOLD: a query that won less of its mask than this is dropped
 MASK_THRESHOLD = 0.5
 
 # what became of a query
@@ -71,8 +71,8 @@ class MaskInferenceConfig:
             or every won pixel (MaskFormer, ``False``).
     """
 
-    score_threshold: float = SCORE_THRESHOLD
-    overlap_threshold: float = OVERLAP_THRESHOLD
+    score_threshold: float = QUERY_SCORE_THRESHOLD
+    overlap_threshold: float = MIN_WON_FRACTION
     mask_threshold: float = MASK_THRESHOLD
     within_mask: bool = True
 

@@ -62,32 +62,35 @@ from torchvision.ops import nms
 from ..data import CategorySet, PanopticSegmentation
 from ..data.categories import VOID_LABEL
 from .heuristic import (
+    CITYSCAPES_STUFF_AREA,
     COCO_REFERENCE_AREA,
+    COCO_STUFF_AREA,
     EMPTY,
     KEPT,
     OVERLAP,
-    STUFF_AREA_LIMIT,
     TOO_SMALL,
+    InstanceStep,
     check_stuff_area,
     resolve_stuff_limit,
 )
 
 __all__ = [
-    "SCORE_THRESHOLD", "NMS_THRESHOLD", "MAX_DETECTIONS", "OVERLAP_THRESHOLD", "MASK_LOGIT_THRESHOLD",
-    "MAJORITY_FRACTION", "CITYSCAPES_STUFF_AREA_LIMIT", "AGREES", "TO_STUFF", "DISAGREES",
-    "UPSNetHeadConfig", "DetectionSelection", "RemovalStep", "MaskRemoval", "MajorityStep", "StuffArea",
+    "DETECTION_SCORE_THRESHOLD", "NMS_THRESHOLD", "MAX_DETECTIONS", "SAME_CLASS_OVERLAP_LIMIT",
+    "MASK_LOGIT_THRESHOLD", "MAJORITY_FRACTION", "AGREES", "TO_STUFF", "DISAGREES",
+    "UPSNetHeadConfig", "DetectionSelection", "MaskRemoval", "MajorityStep", "StuffArea",
     "UPSNetPanoptic", "semantic_layout", "box_cells", "box_masks", "paste_mask_logits", "crop_to_boxes",
     "unknown_logits", "panoptic_logits", "select_detections", "remove_duplicate_masks", "panoptic_argmax",
     "majority_relabel", "remove_small_stuff", "unified_panoptic",
 ]
 
-SCORE_THRESHOLD = 0.6        # config.test.panoptic_score_thresh (strictly greater is kept)
-NMS_THRESHOLD = 0.5          # class-agnostic NMS of the panoptic head's detections
-MAX_DETECTIONS = 100         # config.test.max_det
-OVERLAP_THRESHOLD = 0.3      # MaskRemoval(fraction_threshold=0.3) (strictly greater is dropped)
-MASK_LOGIT_THRESHOLD = 0.0   # a pasted mask logit above this is the instance's mask
-MAJORITY_FRACTION = 0.5      # get_unified_pan_result: a region at least this much one stuff class becomes it
-CITYSCAPES_STUFF_AREA_LIMIT = 2048  # the Cityscapes YAML; COCO's is heuristic.STUFF_AREA_LIMIT (4096)
+DETECTION_SCORE_THRESHOLD = 0.6  # config.test.panoptic_score_thresh (strictly greater is kept)
+NMS_THRESHOLD = 0.5              # class-agnostic NMS of the panoptic head's detections
+MAX_DETECTIONS = 100             # config.test.max_det
+SAME_CLASS_OVERLAP_LIMIT = 0.3   # MaskRemoval(fraction_threshold=0.3): a mask more than this fraction on
+                                 # earlier kept masks of its class is dropped
+MASK_LOGIT_THRESHOLD = 0.0       # a pasted mask logit above this is the instance's mask
+MAJORITY_FRACTION = 0.5          # get_unified_pan_result: a region at least this much one stuff class becomes it
+# stuff area limits: heuristic.COCO_STUFF_AREA (4096), heuristic.CITYSCAPES_STUFF_AREA (2048, the Cityscapes YAML)
 
 # what the majority relabelling did to an instance region
 AGREES = "agrees"        # its majority semantic label is its class: kept
@@ -109,19 +112,19 @@ class UPSNetHeadConfig:
         majority_fraction: share of one stuff class that turns a disagreeing instance
             region into that stuff (0.5).
         stuff_area_limit: stuff labels with fewer pixels become void (COCO's 4096, in pixels
-            of the image as evaluated; Cityscapes: :data:`CITYSCAPES_STUFF_AREA_LIMIT`,
+            of the image as evaluated; Cityscapes: :data:`~.heuristic.CITYSCAPES_STUFF_AREA`,
             :meth:`cityscapes`).
         stuff_area_reference: ``None`` (published); an area in pixels: the limit is scaled
             by ``image area / stuff_area_reference`` (:meth:`tiny`).
     """
 
-    score_threshold: float = SCORE_THRESHOLD
+    score_threshold: float = DETECTION_SCORE_THRESHOLD
     nms_threshold: float = NMS_THRESHOLD
     max_detections: int = MAX_DETECTIONS
-    overlap_threshold: float = OVERLAP_THRESHOLD
+    overlap_threshold: float = SAME_CLASS_OVERLAP_LIMIT
     mask_logit_threshold: float = MASK_LOGIT_THRESHOLD
     majority_fraction: float = MAJORITY_FRACTION
-    stuff_area_limit: float = STUFF_AREA_LIMIT
+    stuff_area_limit: float = COCO_STUFF_AREA
     stuff_area_reference: float | None = None
 
     def __post_init__(self):
@@ -135,7 +138,7 @@ class UPSNetHeadConfig:
     @classmethod
     def cityscapes(cls, **overrides) -> "UPSNetHeadConfig":
         """The Cityscapes settings: stuff below 2048 px of the 1024 x 2048 image becomes void."""
-        return cls(**{"stuff_area_limit": CITYSCAPES_STUFF_AREA_LIMIT, **overrides})
+        return cls(**{"stuff_area_limit": CITYSCAPES_STUFF_AREA, **overrides})
 
     @classmethod
     def tiny(cls, **overrides) -> "UPSNetHeadConfig":
@@ -279,7 +282,7 @@ class DetectionSelection:
     over_limit: np.ndarray
 
 
-def select_detections(boxes: Tensor, scores: Tensor, *, score_threshold: float = SCORE_THRESHOLD,
+def select_detections(boxes: Tensor, scores: Tensor, *, score_threshold: float = DETECTION_SCORE_THRESHOLD,
                       nms_threshold: float = NMS_THRESHOLD, max_detections: int = MAX_DETECTIONS
                       ) -> DetectionSelection:
     """The panoptic head's detections among candidates: ``score > score_threshold``, then
@@ -313,41 +316,20 @@ def _int64(indices: Tensor) -> np.ndarray:
     return indices.cpu().numpy().astype(np.int64)
 
 
-@dataclass(frozen=True)
-class RemovalStep:
-    """The fate of one detection in :func:`remove_duplicate_masks`.
-
-    Attributes:
-        index: its position in the input.
-        category_id: its class.
-        score: its confidence.
-        area: pixels of its mask (pasted logits above the threshold).
-        overlap: of these, pixels on the masks of earlier kept instances of its class.
-        outcome: :data:`~.heuristic.KEPT`, :data:`~.heuristic.OVERLAP` or :data:`~.heuristic.EMPTY`.
-    """
-
-    index: int
-    category_id: int
-    score: float
-    area: int
-    overlap: int
-    outcome: str
-
-    @property
-    def overlap_fraction(self) -> float:
-        return self.overlap / self.area if self.area else 0.0
-
-
 @dataclass
 class MaskRemoval:
-    """Step 3's result: ``kept`` (input indices, most confident first) and one step per input, in visiting order."""
+    """Step 3's result: ``kept`` (input indices, most confident first) and one
+    :class:`~.heuristic.InstanceStep` per input, in visiting order (``area``: pixels of its
+    mask, pasted logits above the threshold; ``overlap``: of these, pixels on the masks of
+    earlier kept instances of its class; ``outcome``: :data:`~.heuristic.KEPT`,
+    :data:`~.heuristic.OVERLAP` or :data:`~.heuristic.EMPTY`)."""
 
     kept: np.ndarray
-    steps: list[RemovalStep]
+    steps: list[InstanceStep]
 
 
 def remove_duplicate_masks(y_mask: Tensor, category_ids: Sequence[int], scores: Sequence[float], *,
-                           overlap_threshold: float = OVERLAP_THRESHOLD,
+                           overlap_threshold: float = SAME_CLASS_OVERLAP_LIMIT,
                            mask_logit_threshold: float = MASK_LOGIT_THRESHOLD) -> MaskRemoval:
     """UPSNet's ``MaskRemoval``: drop instances that mostly repeat a more confident one of their class.
 
@@ -383,7 +365,7 @@ def remove_duplicate_masks(y_mask: Tensor, category_ids: Sequence[int], scores: 
             outcome = KEPT
             union[category_id] = mask if taken is None else taken | mask
             kept.append(index)
-        steps.append(RemovalStep(index, category_id, float(scores[index]), area, overlap, outcome))
+        steps.append(InstanceStep(index, category_id, float(scores[index]), area, overlap, outcome))
     return MaskRemoval(np.array(kept, dtype=np.int64), steps)
 
 

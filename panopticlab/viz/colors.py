@@ -25,6 +25,12 @@ RGB = tuple[int, int, int]
 
 BLACK: RGB = (0, 0, 0)
 STUFF_GREY: RGB = (90, 90, 90)
+#: Distinct colours for instances told apart by index rather than by category (tab20
+#: without greys), repeated beyond 14: Panoptic-DeepLab's grouping, UPSNet's instance channels.
+INSTANCE_PALETTE: tuple[RGB, ...] = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194),
+    (188, 189, 34), (23, 190, 207), (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150),
+    (197, 176, 213))
 
 # Shades step through the golden-ratio sequence, which spreads any number of
 # instances evenly over the lightness range instead of clustering them.

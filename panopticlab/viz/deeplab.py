@@ -18,7 +18,7 @@ from matplotlib import patheffects
 from matplotlib.patches import Rectangle
 
 from ..data.categories import VOID_LABEL, CategorySet
-from .colors import colorize_semantic
+from .colors import INSTANCE_PALETTE, colorize_semantic
 from .overlay import draw_panoptic, overlay_masks, segment_boundaries
 from .panels import add_legend, new_figure
 
@@ -26,10 +26,6 @@ __all__ = ["CENTER_MARKER", "draw_centers", "draw_detections", "draw_offsets", "
            "show_deeplab_outputs", "show_grouping_steps", "show_rescored", "show_top_down_vs_bottom_up"]
 
 CENTER_MARKER = {"marker": "x", "color": "white", "s": 40, "linewidths": 2}
-# distinct colours of the instances in the vote and grouping panels (tab20, without greys)
-INSTANCE_PALETTE = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                             (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (174, 199, 232),
-                             (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213)], np.uint8)
 
 
 def _no_ticks(axes) -> None:
@@ -129,7 +125,8 @@ def show_deeplab_outputs(image: np.ndarray, semantic: np.ndarray, heatmap: np.nd
 
 def _instance_palette(num: int) -> np.ndarray:
     """(num + 1, 3) uint8: black for 0 (no instance), then a repeating palette."""
-    return np.concatenate([np.zeros((1, 3), np.uint8), INSTANCE_PALETTE[np.arange(num) % len(INSTANCE_PALETTE)]])
+    colors = np.array(INSTANCE_PALETTE, np.uint8)
+    return np.concatenate([np.zeros((1, 3), np.uint8), colors[np.arange(num) % len(colors)]])
 
 
 def outvoted_pixels(semantic: np.ndarray, result) -> np.ndarray:

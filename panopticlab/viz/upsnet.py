@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from ..data.categories import CategorySet
-from .colors import category_color
+from .colors import INSTANCE_PALETTE, category_color
 from .overlay import as_image
 from .panels import new_figure
 
@@ -93,8 +93,6 @@ def _argmax_colors(result, categories: CategorySet, instance_colors: Sequence[Se
     return lut[argmax]
 
 
-INSTANCE_PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                    (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207))
 UNKNOWN_FRAME = (90, 90, 90)  # the unknown channel's frame: its argmax colour, white, would not show
 
 
