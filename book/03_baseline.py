@@ -135,7 +135,7 @@ del tiny_semantic, tiny_instance
 # with its own loss on its own targets (the semantic map; the boxes, labels and masks
 # of the things). The recipes (`engine.recipes`) set steps, batch size, image size and
 # optimiser per profile; the engine shows a progress bar with the running losses. In
-# the `laptop` profile the two cells below take about 1 and 4 minutes on two CPU
+# the `laptop` profile the two cells below take about 1 and 3 minutes on two CPU
 # cores; in `ci` a few seconds (too few steps to learn anything).
 #
 # The plots show each loss (log scale, smoothed over 25 steps), the learning rate

@@ -258,8 +258,8 @@ _ = predictions[0].panoptic.validate(CATEGORIES, check_statistics=True)
 # ## Against the baseline
 #
 # The same validation images, the same evaluator, the same merge. Both shipped models
-# were trained for comparable budgets (chapter 3's pair for 600 + 2000 steps, Panoptic
-# FPN for 2000), so that comparison is fair; the model you trained above is listed too.
+# were trained for comparable budgets (chapter 3's pair for 600 + 1500 steps, Panoptic
+# FPN for 1500), so that comparison is fair; the model you trained above is listed too.
 # Time is measured here, on this machine: a training step of each network with the
 # `laptop` recipe (times the steps it was trained for: its training time; in `ci`, a step
 # of the `ci` recipe, which only checks that the cell runs), and the full inference of each
@@ -316,11 +316,11 @@ assert ours["All"]["pq"] > 0.5, "the shipped Panoptic FPN reaches a useful PQ"
 #
 # Now the cost, as measured, not as expected. Sharing always saves **parameters** (the
 # first column; at full size, a whole dilated ResNet-50). **Time** is another matter at
-# this size. In `laptop` runs on two CPU cores, Panoptic FPN's training took about 1.1
-# times the baseline's and its inference 0.9 to 1.0 times: about the same. The tiny
+# this size. In `laptop` runs on two CPU cores the two train for similar times (their
+# recipes are sized to fit a chapter) and infer about equally fast. The tiny
 # backbone is cheap, so two of them cost little more than one; a Panoptic FPN step costs
-# about 1.3x a Mask R-CNN step (its semantic branch works at stride 4 on every level);
-# and the shipped Panoptic FPN trained 2000 such steps where the baseline trained 2000
+# about 1.4x a Mask R-CNN step (its semantic branch works at stride 4 on every level);
+# and the shipped Panoptic FPN trained 1500 such steps where the baseline trained 1500
 # Mask R-CNN steps plus 600 PSPNet steps. At full size the balance differs: PSPNet runs
 # the last two stages of a ResNet-50 at stride 8 (4 and 16 times the positions those
 # stages were designed for), the most expensive part of the pair, and Panoptic FPN runs

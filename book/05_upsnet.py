@@ -192,7 +192,7 @@ chapter_training.check_losses_fell(history, {"loss_semantic", "loss_panoptic", "
 
 # %% [markdown]
 # In `ci` four steps teach nothing, so from here on the chapter uses the shipped weights
-# there (2000 steps, `scripts/train_checkpoints.py --model upsnet-tiny`); in the other
+# there (1000 steps, `scripts/train_checkpoints.py --model upsnet-tiny`); in the other
 # profiles the network you just trained.
 
 # %%
@@ -222,7 +222,7 @@ print(metrics.format_comparison({"UPSNet (panoptic head)": evaluation.results,
 # white in the argmax and framed dark grey. An instance channel is 0 outside its box, so
 # each one is shown cropped to its box (dashed), and the image panel shows where the
 # numbered boxes lie. The record `prediction.merge` keeps each step
-# (`postprocess.upsnet.unified_panoptic`).
+# (`models.upsnet_head.unified_panoptic`).
 
 # %%
 SHOWN = int(np.argmax([p.merge.num_instances for _, p in kept[:8]]))  # the busiest of the first images

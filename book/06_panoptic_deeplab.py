@@ -162,8 +162,8 @@ assert full["semantic_decoder"]["aspp"]["dilations"] == (6, 12, 18) != parts["se
 # ## Training
 #
 # The tiny model starts from the shipped pretrained tiny backbone, as every model of the
-# book. In `laptop` the recipe runs 600 steps (the shipped model had 2000), chosen so the
-# whole chapter stays under 5 minutes on two cores. The engine reports the three losses
+# book. In `laptop` the recipe runs 420 steps (the shipped model had 1500), chosen so the
+# whole chapter stays within 4 minutes on two cores. The engine reports the three losses
 # by name.
 
 # %%
@@ -177,7 +177,7 @@ chapter_training.check_losses_fell(history, {"loss_semantic", "loss_center", "lo
 
 # %% [markdown]
 # In `ci` four steps teach nothing, so from here on the chapter uses the shipped weights
-# there (2000 steps by `scripts/train_checkpoints.py --model panoptic-deeplab-tiny`); in
+# there (1500 steps by `scripts/train_checkpoints.py --model panoptic-deeplab-tiny`); in
 # the other profiles, the network you just trained. Both are scored on the same
 # validation images, and the predictions are kept with every raw output (`keep_predictions`):
 # the rest of the chapter re-runs only the post-processing on them.
@@ -461,8 +461,8 @@ print(f"this chapter's model: PQ {100 * ours['All']['pq']:.1f}, PQ_th {100 * our
 # families differ: the top-down models cut objects with boxes and masks; Panoptic-DeepLab
 # with centres, offsets and a majority vote. On these small synthetic images with many
 # touching shapes, the numbers, not the paper's Cityscapes results, say which works
-# better here; the shipped models were trained for comparable budgets (2000 steps each,
-# the baseline's two networks 600 + 2000), the model you trained for fewer.
+# better here; the shipped models were trained for comparable budgets (8 to 15 minutes each
+# on two cores), the model you trained for fewer.
 #
 # ## Where the time goes
 #

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from panopticlab.exercises import ExerciseError, ch05
 from panopticlab.models import upsnet as upsnet_model
-from panopticlab.postprocess import upsnet
+from panopticlab.models import upsnet_head
 
 
 def unknown(logits, num_stuff, x_mask):
@@ -88,21 +88,22 @@ def test_not_implemented_is_explained():
 
 
 @pytest.mark.parametrize("checker, answer, name", [
-    (ch05.check_unknown_channel, lambda x, s, m: upsnet.unknown_logits(x[s:], m), "postprocess.upsnet.unknown_logits"),
-    (ch05.check_unknown_channel, lambda x, s, m: upsnet.panoptic_logits(x, s, m, torch.zeros_like(m))[-1],
-     "postprocess.upsnet.panoptic_logits"),
+    (ch05.check_unknown_channel, lambda x, s, m: upsnet_head.unknown_logits(x[s:], m),
+     "models.upsnet_head.unknown_logits"),
+    (ch05.check_unknown_channel, lambda x, s, m: upsnet_head.panoptic_logits(x, s, m, torch.zeros_like(m))[-1],
+     "models.upsnet_head.panoptic_logits"),
     (ch05.check_paste_mask,
-     lambda logits, box, size: upsnet.paste_mask_logits(logits[None], torch.tensor([box]), size)[0],
-     "postprocess.upsnet.paste_mask_logits"),
+     lambda logits, box, size: upsnet_head.paste_mask_logits(logits[None], torch.tensor([box]), size)[0],
+     "models.upsnet_head.paste_mask_logits"),
     # box_masks is refused through the box_cells it calls
-    (ch05.check_paste_mask, lambda logits, box, size: upsnet.box_masks(torch.tensor([box]), size)[0].float(),
-     "postprocess.upsnet.box_cells"),
+    (ch05.check_paste_mask, lambda logits, box, size: upsnet_head.box_masks(torch.tensor([box]), size)[0].float(),
+     "models.upsnet_head.box_cells"),
     (ch05.check_paste_mask, lambda logits, box, size: ch05._paste_variant(logits, box, size), "ch05._paste_variant"),
 ])
 def test_an_answer_that_delegates_to_the_package_fails(checker, answer, name):
     with pytest.raises(ExerciseError, match=rf"write it without {name}"):
         checker(answer)
-    assert upsnet.box_cells(torch.tensor([[0.5, 0.5, 2.0, 2.0]])).tolist() == [[0, 0, 2, 2]]  # put back afterwards
+    assert upsnet_head.box_cells(torch.tensor([[0.5, 0.5, 2.0, 2.0]])).tolist() == [[0, 0, 2, 2]]  # put back afterwards
 
 
 # --- 5.4: the unknown targets at keep fractions 0.7 and 1 ----------------------------------------

@@ -9,7 +9,8 @@ import torch
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
 from panopticlab.data import PanopticSegmentation
 from panopticlab.engine import head_analysis
-from panopticlab.postprocess.upsnet import UPSNetHeadConfig, semantic_layout, unified_panoptic
+from panopticlab.models.upsnet_head import unified_panoptic
+from panopticlab.postprocess.upsnet import UPSNetHeadConfig, semantic_layout
 
 # a 32 x 32 case: the tiny head, whose stuff limit is scaled to the image (the published 4096 px would void it)
 HEAD = UPSNetHeadConfig.tiny()

@@ -141,9 +141,9 @@ def test_tiny_eval_outputs_are_well_formed_detections(batch):
     images, _ = batch
     torch.manual_seed(0)
     model = for_categories(CATS).eval()
-    # the tiny model keeps the input size: no resize in its transform
+    # the tiny model enlarges its images twice inside (MaskRCNNConfig.tiny's input_scale)
     image_list, _ = model.transform(list(images))
-    assert image_list.image_sizes == [(64, 64)] * 4
+    assert image_list.image_sizes == [(128, 128)] * 4
     with torch.no_grad():
         detections = model(images)
     assert len(detections) == 4
@@ -235,3 +235,18 @@ def test_the_baselines_detector_takes_torchvisions_coco_weights_whole():
     assert int(detector.label_to_category[12]) == 0  # a COCO label without a category
     # training relabels the data's labels 1..K to the detector's
     assert detector.instance_to_detector_label[1:].tolist() == COCO_THING_IDS
+
+
+def test_the_tiny_detectors_see_their_images_enlarged_and_answer_at_the_input_size():
+    from panopticlab.models.common import ImageBatcher
+
+    batcher = ImageBatcher(None, scale=2.0)
+    assert tuple(batcher.batch([torch.rand(3, 50, 70)]).images.image_sizes[0]) == (100, 140)
+    with pytest.raises(ValueError, match="scale must be positive and given without min_size"):
+        ImageBatcher(800, scale=2.0)
+    model = MaskRCNN(MaskRCNNConfig.tiny(len(CATS.thing_ids) + 1), CATS).eval()
+    assert model.config.input_scale == 2.0
+    with torch.no_grad():
+        detections = model(torch.rand(1, 3, 48, 64))[0]
+    assert detections["masks"].shape[-2:] == (48, 64)  # back at the input's size
+    assert (detections["boxes"][:, 2] <= 64).all() and (detections["boxes"][:, 3] <= 48).all()

@@ -305,8 +305,10 @@ def test_pooling_window_averages_windows_at_stride_1_and_is_global_up_to_its_siz
 
 def test_aspp_pools_the_training_crops_window_and_upsamples_the_averages():
     torch.manual_seed(0)
-    windowed = PanopticDeepLab(PanopticDeepLabConfig.tiny(len(CATS), aspp_pooling_crop=(64, 64)), CATS).eval()
-    global_ = PanopticDeepLab(PanopticDeepLabConfig.tiny(len(CATS)), CATS).eval()
+    # at the data's size (input_scale=None), so that the maps have the sizes worked out below
+    windowed = PanopticDeepLab(PanopticDeepLabConfig.tiny(len(CATS), aspp_pooling_crop=(64, 64), input_scale=None),
+                               CATS).eval()
+    global_ = PanopticDeepLab(PanopticDeepLabConfig.tiny(len(CATS), input_scale=None), CATS).eval()
     global_.load_state_dict(windowed.state_dict())  # the window has no parameters
     pooling = windowed.semantic_decoder.aspp.convs[-1]
     assert pooling[0].window == (4, 4)  # 64 px / output stride 16
@@ -457,22 +459,24 @@ def test_model_weights_its_losses(model):
 
 
 # --- outputs and inference ------------------------------------------------------------------------
-def test_offsets_are_predicted_at_stride_4_upsampled_and_scaled_by_4(model, batch):
+def test_offsets_are_predicted_at_stride_4_upsampled_and_scaled_into_input_pixels(model, batch):
     images, _ = batch
     model.eval()
+    scale = model.config.input_scale  # the tiny model sees its images enlarged twice
+    assert scale == 2.0
     seen = {}
     model.offset_head.register_forward_hook(lambda module, inputs, output: seen.update(offsets=output))
     with torch.no_grad():
         outputs = model(images)
-    assert seen["offsets"].shape == (4, 2, 16, 16)
-    expected = 4 * F.interpolate(seen["offsets"], size=(64, 64), mode="bilinear", align_corners=False)
+    assert seen["offsets"].shape == (4, 2, 32, 32)  # stride 4 of the 128 px enlarged images
+    expected = (4 / scale) * F.interpolate(seen["offsets"], size=(64, 64), mode="bilinear", align_corners=False)
     torch.testing.assert_close(outputs["offsets"], expected)
-    # a constructed case: a head that says (dy, dx) = (1, -2) grid cells everywhere means 4 and -8 pixels
+    # a constructed case: (dy, dx) = (1, -2) grid cells of the enlarged image everywhere: 2 and -4 input pixels
     with torch.no_grad():
         model.offset_head.predictor.weight.zero_()
         model.offset_head.predictor.bias.copy_(torch.tensor([1.0, -2.0]))
         offsets = model(images)["offsets"]
-    assert torch.all(offsets[:, 0] == 4) and torch.all(offsets[:, 1] == -8)
+    assert torch.all(offsets[:, 0] == 2) and torch.all(offsets[:, 1] == -4)
     assert outputs["logits"].shape == (4, len(CATS), 64, 64) and outputs["center_heatmap"].shape == (4, 1, 64, 64)
 
 

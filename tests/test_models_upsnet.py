@@ -22,11 +22,11 @@ from panopticlab.models.detection import box_candidates
 from panopticlab.models.upsnet import (LOSS_WEIGHTS, PUBLISHED_SCHEDULES, UPSNet, UPSNetConfig, for_categories,
                                        keep_instances, panoptic_targets, semantic_class_names, semantic_roi_targets)
 from panopticlab.postprocess.heuristic import EMPTY, KEPT, OVERLAP, TOO_SMALL
-from panopticlab.postprocess.upsnet import (AGREES, DISAGREES, TO_STUFF, UPSNetHeadConfig, UPSNetPanoptic,
-                                            box_cells, crop_to_boxes, majority_relabel, panoptic_argmax,
-                                            panoptic_logits, paste_mask_logits, remove_duplicate_masks,
-                                            remove_small_stuff, select_detections, semantic_layout,
+from panopticlab.models.upsnet_head import (box_cells, crop_to_boxes, panoptic_logits, paste_mask_logits,
                                             unified_panoptic, unknown_logits)
+from panopticlab.postprocess.upsnet import (AGREES, DISAGREES, TO_STUFF, UPSNetHeadConfig, UPSNetPanoptic,
+                                            majority_relabel, panoptic_argmax, remove_duplicate_masks,
+                                            remove_small_stuff, select_detections, semantic_layout)
 
 from model_cases import COCO_THING_IDS, coco_like_categories
 

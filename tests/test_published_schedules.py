@@ -219,3 +219,28 @@ def test_models_lists_each_published_run_with_its_source(capsys):
     assert "from: detectron2 configs/Cityscapes/mask_rcnn_R_50_FPN.yaml" in printed
     assert "--schedule published: no published run on cityscapes" in printed  # Panoptic FPN's
     assert printed.count("--schedule published:") == 5  # one per full network
+
+
+def test_a_time_budget_is_shared_as_the_recipes_share_their_time(monkeypatch):
+    from panopticlab.engine import timing
+
+    step_seconds = {"pspnet-tiny": 0.1, "maskrcnn-tiny": 0.2}
+    monkeypatch.setattr(timing, "seconds_per_step", lambda model, recipe, *args: step_seconds[recipe.model])
+    recipes_ = {name: recipes.recipe(name, "laptop", steps=steps) for name, steps in (("pspnet-tiny", 300),
+                                                                                     ("maskrcnn-tiny", 1000))}
+    planned = timing.steps_for_budget(recipes_, 115.0)  # half of the recipes' 300 x 0.1 + 1000 x 0.2 = 230 s
+    assert planned == {"pspnet-tiny": (150, 0.1), "maskrcnn-tiny": (500, 0.2)}
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        timing.steps_for_budget(recipes_, 0)
+
+
+def test_train_fits_its_steps_to_a_time_budget(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--model", "panoptic-deeplab-tiny", "--profile", "ci", "--budget", "2", "--output", str(run),
+                 "--no-progress", "--device", "cpu", "--num-val", "2"]) == 0
+    printed = capsys.readouterr().out
+    steps = json.loads((run / "recipe.json").read_text())["steps"]
+    assert f"{steps} steps for the 2 s budget" in printed and steps >= 1
+    assert main(["train", "--model", "panoptic-deeplab-tiny", "--profile", "ci", "--budget", "2", "--steps", "3",
+                 "--output", str(tmp_path / "other"), "--no-progress"]) == 1
+    assert "--budget sets the steps from a time" in capsys.readouterr().err

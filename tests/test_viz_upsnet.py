@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from panopticlab.data import SYNTHETIC_CATEGORIES as CATS
-from panopticlab.postprocess.upsnet import semantic_layout, unified_panoptic
+from panopticlab.models.upsnet_head import unified_panoptic
+from panopticlab.postprocess.upsnet import semantic_layout
 from panopticlab.viz import (
     panoptic_channels,
     show_deformable_offsets,

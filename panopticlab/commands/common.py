@@ -5,7 +5,7 @@ import argparse
 import os
 from contextlib import contextmanager
 
-__all__ = ["CommandError", "positive_int", "no_progress_option", "refuse_overwriting_inputs", "exclusive_use"]
+__all__ = ["CommandError", "positive_int", "positive_float", "no_progress_option", "refuse_overwriting_inputs", "exclusive_use"]
 
 
 class CommandError(Exception):
@@ -20,6 +20,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 

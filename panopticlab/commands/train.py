@@ -34,7 +34,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from .common import CommandError, exclusive_use, positive_int
+from .common import CommandError, exclusive_use, positive_float, positive_int
 
 __all__ = ["add_parser"]
 
@@ -54,6 +54,10 @@ def add_parser(commands) -> None:
                         help="profile: the run profile's recipe (default); published: the network's published "
                              "training run on the --data set (iterations, batch, learning rate, crops, resizes)")
     parser.add_argument("--steps", type=positive_int, default=None, help="train this many steps instead of the recipe's")
+    parser.add_argument("--budget", type=positive_float, default=None, metavar="SECONDS",
+                        help="train for about this many seconds on this machine instead of the recipe's steps: each "
+                             "network's step is timed first and its steps set to fit (a model of several networks "
+                             "shares the budget as its recipes do); the run records the time it took")
     parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                         help="images per step and process instead of the recipe's; with --schedule published the "
                              "learning rate and the iterations follow the linear scaling rule")
@@ -104,7 +108,7 @@ def network_recipe(name: str, args: argparse.Namespace, profile):
                                                    input_size=args.input_size)
         except ValueError as error:
             raise CommandError(f"--schedule published: {error}") from None
-    train_recipe = recipes.recipe(name, profile, steps=args.steps)
+    train_recipe = recipes.recipe(name, profile, steps=getattr(args, "budget_steps", {}).get(name, args.steps))
     if args.batch_size is not None:
         train_recipe = dataclasses.replace(train_recipe, batch_size=args.batch_size)
     return train_recipe, []
@@ -159,6 +163,19 @@ def start_weights(option: str) -> str:
     if not Path(option).is_file():
         raise CommandError(f"--weights {option}: no such file (give imagenet, random or a state-dict file)")
     return str(Path(option).resolve())
+
+
+def _fit_budget(args: argparse.Namespace, names, profile, categories, device: str) -> None:
+    """Set ``args.budget_steps`` so that the networks train for about ``args.budget`` seconds."""
+    from ..engine.distributed import is_main_process
+    from ..engine.timing import steps_for_budget
+
+    planned = steps_for_budget({name: network_recipe(name, args, profile)[0] for name in names}, args.budget,
+                               categories, device)
+    args.budget_steps = {name: steps for name, (steps, _) in planned.items()}
+    if is_main_process():
+        for name, (steps, step_seconds) in planned.items():
+            print(f"{name}: a step takes {step_seconds:.3f} s here: {steps} steps for the {args.budget:g} s budget")
 
 
 def _per_process() -> str:
@@ -298,6 +315,8 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
     if args.schedule == "published" and not args.data:
         raise CommandError("--schedule published runs a network's published training on a data set: give "
                            "--data coco ROOT or --data cityscapes ROOT")
+    if args.budget is not None and (args.steps is not None or args.schedule == "published"):
+        raise CommandError("--budget sets the steps from a time: it takes neither --steps nor --schedule published")
     for name in names:
         network_recipe(name, args, profile)  # a model without a recipe fails here, before any training
     if args.weights is not None:
@@ -312,6 +331,8 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
                 raise CommandError(f"{', '.join(existing)} already exists: pass --resume to continue that run, "
                                    f"or choose another --output")
         seed = profile.seed if args.seed is None else args.seed
+        if args.budget is not None:
+            _fit_budget(args, names, profile, categories, device)
         trained_on = _data_record(args.data, source)
         if args.resume:
             _check_same_data(output, trained_on, categories)

@@ -21,9 +21,10 @@ import torch
 
 from ..data import CategorySet, PanopticSegmentation
 from ..metrics.matching import MATCH_IOU
+from ..models.upsnet_head import unified_panoptic
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
-from ..postprocess.upsnet import UPSNetHeadConfig, UPSNetPanoptic, unified_panoptic
+from ..postprocess.upsnet import UPSNetHeadConfig, UPSNetPanoptic
 from .evaluator import rescore_kept
 
 DEFAULT_HEAD = UPSNetHeadConfig()  # the published inference settings

@@ -19,7 +19,7 @@ from ..models.common import eval_mode
 from ..recipe import TrainRecipe
 from .trainer import resolve_device
 
-__all__ = ["inference_seconds", "seconds_per_image", "seconds_per_step"]
+__all__ = ["inference_seconds", "seconds_per_image", "seconds_per_step", "steps_for_budget"]
 
 
 def seconds_per_step(model: nn.Module, recipe: TrainRecipe, categories: CategorySet = SYNTHETIC_CATEGORIES,
@@ -41,6 +41,31 @@ def seconds_per_step(model: nn.Module, recipe: TrainRecipe, categories: Category
     fit(model, short, categories, progress=False, device=device,
         callback=lambda trainer: stamps.append(time.perf_counter()))
     return (stamps[-1] - stamps[1]) / (len(stamps) - 2)
+
+
+def steps_for_budget(recipes: dict[str, TrainRecipe], seconds: float, categories: CategorySet = SYNTHETIC_CATEGORIES,
+                     device: str | torch.device | None = None, timed_steps: int = 8) -> dict[str, tuple[int, float]]:
+    """How many steps each network of a model trains for so that the whole takes about ``seconds``.
+
+    Each network's step is timed on this machine (:func:`seconds_per_step`, ``timed_steps``
+    steps of a fresh network built as its recipe trains it, on the built-in data at the
+    recipe's size). A model of several networks (the baseline) shares the budget between
+    them as their recipes share their steps' time, so each keeps its share of the model's
+    training. Comparing methods at one budget this way compares what each reaches in the
+    same time on the same machine; the timing steps are not counted in the budget.
+
+    Returns:
+        ``{name: (steps, seconds per step)}``, at least one step each.
+    """
+    from .runs import build_network
+
+    if not seconds > 0:
+        raise ValueError(f"the budget must be a positive number of seconds, got {seconds}")
+    timed = {name: seconds_per_step(build_network(name, categories, recipe), recipe, categories, timed_steps, device)
+             for name, recipe in recipes.items()}
+    # the recipes' own split of the model's time between its networks, scaled to the budget
+    planned = sum(recipe.steps * timed[name] for name, recipe in recipes.items())
+    return {name: (max(1, int(seconds * recipe.steps / planned)), timed[name]) for name, recipe in recipes.items()}
 
 
 @torch.no_grad()

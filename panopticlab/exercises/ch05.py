@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from ..data.categories import VOID_LABEL
 from ..data.synthetic import SYNTHETIC_CATEGORIES, SyntheticPanoptic
 from ..models.upsnet import keep_instances, panoptic_targets
-from ..postprocess.upsnet import (box_cells, crop_to_boxes, panoptic_logits, paste_mask_logits, semantic_layout,
-                                  unknown_logits)
+from ..models.upsnet_head import box_cells, crop_to_boxes, panoptic_logits, paste_mask_logits, unknown_logits
+from ..postprocess.upsnet import semantic_layout
 from .checking import ExerciseError, call, checker, either, passed, prediction_choice, prediction_report
 from .forbidden import forbidden
 
@@ -47,8 +47,8 @@ UNKNOWN_MISTAKES = {
 
 #: 5.1 asks for the channel the package computes: its answers run without these.
 FORBIDDEN_UNKNOWN = {
-    "postprocess.upsnet.unknown_logits": unknown_logits,
-    "postprocess.upsnet.panoptic_logits": panoptic_logits,
+    "models.upsnet_head.unknown_logits": unknown_logits,
+    "models.upsnet_head.panoptic_logits": panoptic_logits,
 }
 
 
@@ -58,7 +58,7 @@ def check_unknown_channel(fn) -> bool:
 
     ``semantic_logits`` float [C, H, W] (stuff first), ``x_mask`` float [N, H, W] (each
     instance's class channel inside its box, 0 outside). Checked with 3, 1 and 0 instances
-    against :func:`~panopticlab.postprocess.upsnet.unknown_logits`; the answer runs with
+    against :func:`~panopticlab.models.upsnet_head.unknown_logits`; the answer runs with
     :data:`FORBIDDEN_UNKNOWN` made unavailable.
     """
     for count in (3, 1, 0):
@@ -137,8 +137,8 @@ PASTE_MISTAKES = {
 
 #: 5.2 asks for the pasting the package does: its answers run without these.
 FORBIDDEN_PASTE = {
-    "postprocess.upsnet.paste_mask_logits": paste_mask_logits,
-    "postprocess.upsnet.box_cells": box_cells,
+    "models.upsnet_head.paste_mask_logits": paste_mask_logits,
+    "models.upsnet_head.box_cells": box_cells,
     "ch05._paste_variant": _paste_variant,
 }
 
@@ -151,7 +151,7 @@ def check_paste_mask(fn) -> bool:
     coordinates; ``size`` ``(H, W)``. The box covers columns ``floor(x1) .. ceil(x2) - 1``
     (rows likewise); the logits are resized bilinearly (``align_corners=False``) to those
     cells and pasted, 0 elsewhere; parts outside the map are cut off. Compared with
-    :func:`~panopticlab.postprocess.upsnet.paste_mask_logits`; the answer runs with
+    :func:`~panopticlab.models.upsnet_head.paste_mask_logits`; the answer runs with
     :data:`FORBIDDEN_PASTE` made unavailable.
     """
     logits = paste_case()

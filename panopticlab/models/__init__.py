@@ -14,6 +14,7 @@ weights are downloaded.
 * :mod:`.roi_align` - RoIAlign as bilinear sampling (torchvision's numbers, a faster CPU backward);
 * :mod:`.semantic_fpn` - Panoptic FPN's semantic branch (every level to stride 4, summed);
 * :mod:`.deformable` - deformable convolutions and UPSNet's semantic head (levels concatenated);
+* :mod:`.upsnet_head` - UPSNet's parameter-free panoptic head: its logits from the semantic and mask heads;
 * :mod:`.dense_pretraining` - how the shipped tiny backbone was pretrained;
 * :mod:`.pspnet`, :mod:`.mask_rcnn`, :mod:`.heuristic_baseline`, :mod:`.panoptic_fpn`, :mod:`.upsnet`,
   :mod:`.panoptic_deeplab` - the models;
@@ -36,11 +37,12 @@ _EXPORTS = {
     ".panoptic_fpn": ("PanopticFPN", "PanopticFPNConfig"),
     ".pspnet": ("PSPNet", "PSPNetConfig"),
     ".upsnet": ("UPSNet", "UPSNetConfig"),
+    ".upsnet_head": ("unified_panoptic",),
     ".zoo": ("MODEL_NAMES", "MODELS", "ModelSpec", "build_model"),
 }
 __all__ = [
     "backbones", "common", "dense_pretraining", "detection", "pspnet", "mask_rcnn", "heuristic_baseline",
-    "panoptic_fpn", "panoptic_deeplab", "roi_align", "semantic_fpn", "deformable", "upsnet", "zoo",
+    "panoptic_fpn", "panoptic_deeplab", "roi_align", "semantic_fpn", "deformable", "upsnet", "upsnet_head", "zoo",
     *(name for names in _EXPORTS.values() for name in names),
 ]
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

@@ -29,7 +29,8 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from ..data.categories import VOID_LABEL
 from ..data.panoptic import PanopticSegmentation
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "SIZES", "Batch", "ImageBatcher", "PanopticPrediction", "as_image_list",
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "SIZES", "Batch", "ImageBatcher", "PanopticModel", "PanopticPrediction",
+           "as_image_list",
            "config_for_size", "set_input_size", "stack_if_one_size",
            "detections_to_numpy", "eval_mode", "semantic_targets", "map_train_ids"]
 
@@ -144,12 +145,20 @@ class ImageBatcher(GeneralizedRCNNTransform):
         max_size: long side at most this (with ``min_size``).
         size_divisible: pad height and width to multiples of this (32: the coarsest
             stride of a ResNet-FPN, so every level aligns).
+        scale: with ``min_size=None``, resize every image by this factor instead (the tiny
+            detectors: 2, so that the built-in data's smallest objects span a few pixels of
+            the stride-4 level); the outputs come back at the input's size.
     """
 
-    def __init__(self, min_size: int | None = None, max_size: int = 1333, size_divisible: int = 32):
+    def __init__(self, min_size: int | None = None, max_size: int = 1333, size_divisible: int = 32,
+                 scale: float | None = None):
         super().__init__(min_size or 800, max_size, list(IMAGENET_MEAN), list(IMAGENET_STD),
                          size_divisible=size_divisible)
+        if scale is not None and (min_size is not None or not scale > 0):
+            raise ValueError(f"scale must be positive and given without min_size, got scale={scale}, "
+                             f"min_size={min_size}")
         self.keep_size = min_size is None
+        self.scale = scale
         # False: in training the data pipeline has resized the images already (a recipe's
         # short_sides, as detectron2's data mapper); evaluation still resizes to min_size
         self.resize_in_training = True
@@ -164,7 +173,15 @@ class ImageBatcher(GeneralizedRCNNTransform):
         self.min_size, self.max_size, self.keep_size = (short_side,), round(short_side * ratio), False
 
     def resize(self, image, target=None):
-        if self.keep_size or (self.training and not self.resize_in_training):
+        if self.training and not self.resize_in_training:
+            return image, target
+        if self.scale is not None and self.scale != 1:
+            height, width = image.shape[-2:]
+            # torchvision's resize reads the target size from these: this image's, times the scale
+            self.min_size = (round(min(height, width) * self.scale),)
+            self.max_size = round(max(height, width) * self.scale)
+            return super().resize(image, target)
+        if self.keep_size:
             return image, target
         return super().resize(image, target)
 
@@ -285,6 +302,28 @@ class PanopticPrediction:
     detections: dict[str, np.ndarray] | None = None
     merge: Any = None
     outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class PanopticModel(nn.Module):
+    """What every model of the table offers (torchvision's detection models' contract, extended).
+
+    * ``model(images, targets)`` in training: the named losses;
+    * ``model(images)`` in eval mode: the network's raw outputs (maps, detections, logits);
+    * :meth:`postprocess`: those outputs to one :class:`PanopticPrediction` per image, no
+      network run (so a chapter can post-process kept outputs again);
+    * :meth:`inference`: both, in eval mode, without gradients.
+    """
+
+    def postprocess(self, outputs: Any) -> list[PanopticPrediction]:
+        raise NotImplementedError(f"{type(self).__name__} must define postprocess(outputs)")
+
+    @torch.no_grad()
+    def inference(self, images: torch.Tensor | Sequence[torch.Tensor]) -> list[PanopticPrediction]:
+        """One :class:`PanopticPrediction` per image: the eval-mode outputs post-processed; the
+        model's train/eval mode is restored afterwards."""
+        with eval_mode(self):
+            outputs = self(images)
+        return self.postprocess(outputs)
 
 
 @contextmanager

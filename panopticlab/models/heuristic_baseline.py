@@ -24,12 +24,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..data.categories import CategorySet
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
-from .common import PanopticPrediction, detections_to_numpy, eval_mode
+from .common import PanopticModel, PanopticPrediction, detections_to_numpy
 from .mask_rcnn import MaskRCNN
 from .mask_rcnn import for_categories as mask_rcnn_for_categories
 from .pspnet import PSPNet
@@ -38,7 +37,7 @@ from .pspnet import for_categories as pspnet_for_categories
 __all__ = ["HeuristicBaseline"]
 
 
-class HeuristicBaseline(nn.Module):
+class HeuristicBaseline(PanopticModel):
     """Semantic and instance networks merged by the heuristic.
 
     Args:
@@ -77,13 +76,6 @@ class HeuristicBaseline(nn.Module):
         losses = dict(self.semantic_model(images, targets))
         losses.update(self.instance_model(images, targets))
         return losses
-
-    @torch.no_grad()
-    def inference(self, images: torch.Tensor) -> list[PanopticPrediction]:
-        """Both networks' outputs merged, one :class:`PanopticPrediction` per image."""
-        with eval_mode(self):
-            outputs = self(images)
-        return self.postprocess(outputs)
 
     def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
         """The eval-mode outputs merged image by image (no network runs here)."""

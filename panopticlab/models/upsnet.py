@@ -10,8 +10,8 @@ Mask R-CNN's four parts (:func:`~.mask_rcnn.detector_parts`: ``transform``, ``ba
 on each of P2-P5, upsampled to stride 4, concatenated, a 1 x 1 conv). The semantic head
 predicts **every** category, the ``N_st`` stuff classes first and then the things
 (:func:`~panopticlab.postprocess.upsnet.semantic_layout`): the panoptic head reads the
-logit of each instance's class. The panoptic head has no weights; its formulas and
-inference steps are :mod:`panopticlab.postprocess.upsnet`.
+logit of each instance's class. The panoptic head has no weights; its logits are
+:mod:`.upsnet_head`, its inference steps :mod:`panopticlab.postprocess.upsnet`.
 
 Training (one backbone pass; the eight losses, weighted, their sum the objective):
 
@@ -38,9 +38,9 @@ Published loss weights (:data:`LOSS_WEIGHTS`): COCO 0.2 (semantic), 0.04 (semant
 Inference: the RPN's proposals through the box head (:func:`~.detection.box_candidates`);
 the head's detections among all (proposal, class) pairs: score > 0.6, class-agnostic NMS
 0.5, at most 100 (:func:`~panopticlab.postprocess.upsnet.select_detections`); their mask
-logits; then :func:`~panopticlab.postprocess.upsnet.unified_panoptic` at the input
-image's resolution (same-class overlap removal at 30 %, argmax, unknown -> void, the
-majority relabelling, the stuff area limit; :class:`~panopticlab.postprocess.upsnet.UPSNetHeadConfig`).
+logits; then :func:`~.upsnet_head.unified_panoptic` at the input image's resolution
+(same-class overlap removal at 30 %, argmax, unknown -> void, the majority relabelling,
+the stuff area limit; :class:`~panopticlab.postprocess.upsnet.UPSNetHeadConfig`).
 The published code builds the head's logits at the resized network input and resizes the
 resulting labels to the image (nearest); here the logits are resized (bilinear) and the
 boxes rescaled first, so every step, the stuff area limit included, counts the image's
@@ -88,20 +88,20 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..data.categories import VOID_LABEL, CategorySet
 from ..postprocess.heuristic import MergeConfig
 from ..recipe import OptimConfig, PublishedSchedule
-from ..postprocess.upsnet import (UPSNetHeadConfig, crop_to_boxes, panoptic_logits, paste_mask_logits,
-                                  select_detections, semantic_layout, unified_panoptic)
+from ..postprocess.upsnet import UPSNetHeadConfig, select_detections, semantic_layout
 from .backbones import level_names
-from .common import PanopticPrediction, as_image_list, config_for_size, detections_to_numpy, eval_mode, \
+from .common import PanopticModel, PanopticPrediction, as_image_list, config_for_size, detections_to_numpy, \
     map_train_ids, semantic_targets, stack_if_one_size
 from .deformable import DeformableSemanticHead
 from .detection import box_candidates, detect, mask_logits
 from .mask_rcnn import MaskRCNNConfig, detector_classes, detector_parts, relabelled_instances, thing_label_tables
 from .semantic_fpn import COMMON_STRIDE, SemanticFPNHead
+from .upsnet_head import crop_to_boxes, panoptic_logits, paste_mask_logits, unified_panoptic
 
 __all__ = ["UPSNetConfig", "UPSNet", "PUBLISHED_SCHEDULES", "LOSS_WEIGHTS", "LossTerm", "LOSSES",
            "for_categories",
@@ -333,7 +333,7 @@ def semantic_roi_targets(semantic: Tensor, boxes: Tensor, size: int) -> Tensor:
     return torch.stack(crops) if crops else semantic.new_zeros(0, size, size)
 
 
-class UPSNet(nn.Module):
+class UPSNet(PanopticModel):
     """UPSNet from an :class:`UPSNetConfig`; see the module docstring.
 
     Args:
@@ -481,13 +481,6 @@ class UPSNet(nn.Module):
         for d in detections:
             d["category_ids"] = self.detector_label_to_category[d["labels"]]
         return detections, selections
-
-    @torch.no_grad()
-    def inference(self, images) -> list[PanopticPrediction]:
-        """The panoptic head's result, one :class:`PanopticPrediction` per image (eval mode)."""
-        with eval_mode(self):
-            outputs = self(images)
-        return self.postprocess(outputs)
 
     def postprocess(self, outputs: dict) -> list[PanopticPrediction]:
         """The parameter-free panoptic head on the eval-mode outputs, image by image (no learned layer runs)."""

@@ -12,7 +12,7 @@ _EXPORTS = {
     ".deeplab_outputs": ("DeepLabOutputs", "repostprocess"),
     ".ablations": ("ABLATIONS", "ablation_merge", "connected_component_instances"),
     ".heuristic": ("HeuristicMerge", "MergeConfig", "MergeSteps", "heuristic_merge", "scaled_stuff_area"),
-    ".upsnet": ("UPSNetHeadConfig", "UPSNetPanoptic", "select_detections", "unified_panoptic"),
+    ".upsnet": ("UPSNetHeadConfig", "UPSNetPanoptic", "panoptic_from_logits", "select_detections"),
     ".grouping": ("group_pixels", "nearest_center", "pixel_votes", "vote_map"),
 }
 __all__ = [name for names in _EXPORTS.values() for name in names]

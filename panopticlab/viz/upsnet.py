@@ -1,9 +1,9 @@
 """Figures of UPSNet: the panoptic logits channel by channel, and a deformable layer's offsets.
 
-Drawn from the head's result record (anything with the attributes of
-:class:`~panopticlab.postprocess.upsnet.UPSNetPanoptic`: ``x_mask``, ``y_mask``,
-``unknown_logits``, ``argmax``, ``num_stuff``, ``layout``, ``kept``) and from arrays, so
-``viz`` imports neither a model nor the post-processing.
+Drawn from the head's result record (what :func:`~panopticlab.models.upsnet_head.unified_panoptic`
+returns, or anything with the attributes of :class:`~panopticlab.postprocess.upsnet.UPSNetPanoptic`:
+``x_mask``, ``y_mask``, ``unknown_logits``, ``argmax``, ``num_stuff``, ``layout``, ``kept``)
+and from arrays, so ``viz`` imports neither a model nor the post-processing.
 
 Offsets follow torchvision's layout: float [2 * 9, h, w], ``(dy, dx)`` per tap, taps in
 row-major order, in cells of the feature map the layer reads.
@@ -146,7 +146,8 @@ def show_panoptic_logits(image, result, stuff_logits: np.ndarray, categories: Ca
 
     Args:
         image: (H, W, 3) the input.
-        result: the head's record (:class:`~panopticlab.postprocess.upsnet.UPSNetPanoptic`).
+        result: the head's record (:class:`~panopticlab.postprocess.upsnet.UPSNetPanoptic`,
+            :func:`~panopticlab.models.upsnet_head.unified_panoptic`).
         stuff_logits: float [S, H, W] the stuff channels.
         categories: names and colours.
         instance_categories: the category of each instance channel, for the titles.
