@@ -127,7 +127,9 @@ class DetectionConfig:
           NMS call over all levels instead of one per level (torchvision switches at
           1000 boxes), 10 % of a step;
         * RoIAlign through ``grid_sample`` (:class:`~.roi_align.GridRoIAlign`, the same
-          numbers): its CPU backward pass is about twice as fast;
+          numbers): its CPU backward pass was about twice as fast at the data's size; with
+          the images enlarged twice (``MaskRCNNConfig.tiny``), a whole step with
+          torchvision's kernel measured the same (``benchmarks/train_step.py --split``);
         * one sample per RoIAlign bin: the boxes pool from P2, where a 16 px object spans
           4 feature pixels and a 7 x 7 grid of bins already samples it more finely than
           the features vary;
