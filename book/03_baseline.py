@@ -59,7 +59,7 @@
 # **Prerequisites:** chapters 1 and 2; PyTorch basics (a module, a loss, an optimiser
 # step); what a convolutional backbone is.
 #
-# **Run time** (measured by `panopticlab book run`): `ci` 21 s and `laptop` 6 min 58 s on two CPU cores;
+# **Run time** (measured by `panopticlab book run`): `ci` 21 s and `laptop` 3 min 8 s on two CPU cores;
 # `gpu` not yet measured.
 # In `ci` the networks take a few training steps, then the shipped weights are loaded;
 # in `laptop` most of the time is the two trainings (PSPNet, then Mask R-CNN).

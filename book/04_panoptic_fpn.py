@@ -35,7 +35,7 @@
 # **Prerequisites:** chapters 2 (PQ, PQ_th, PQ_st) and 3 (Mask R-CNN's parts and losses,
 # the heuristic merge, PSPNet's dilated backbone).
 #
-# **Run time** (measured by `panopticlab book run`): `ci` 28 s and `laptop` 7 min 26 s on two CPU cores;
+# **Run time** (measured by `panopticlab book run`): `ci` 28 s and `laptop` 3 min 33 s on two CPU cores;
 # `gpu` not yet measured.
 # In `ci` the shipped weights and a few training steps; in `laptop` one Panoptic FPN is
 # trained, then a short sweep.

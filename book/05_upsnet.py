@@ -44,7 +44,7 @@
 # **Prerequisites:** chapters 2 (PQ, SQ, RQ), 3 (Mask R-CNN, the heuristic merge) and 4
 # (a shared backbone with a semantic branch).
 #
-# **Run time** (measured by `panopticlab book run`): `ci` 20 s and `laptop` 4 min 55 s on two CPU cores;
+# **Run time** (measured by `panopticlab book run`): `ci` 20 s and `laptop` 2 min 48 s on two CPU cores;
 # `gpu` not yet measured.
 # In `ci` four training steps, then the shipped weights; in `laptop` most of the time
 # is training the tiny UPSNet from the pretrained tiny backbone.

@@ -45,7 +45,7 @@
 # **Prerequisites:** chapters 1-2 (the panoptic format, PQ) and 3-4 (the top-down models
 # it is compared with).
 #
-# **Run time** (measured by `panopticlab book run`): `ci` 21 s and `laptop` 4 min 9 s on two CPU cores;
+# **Run time** (measured by `panopticlab book run`): `ci` 21 s and `laptop` 2 min 43 s on two CPU cores;
 # `gpu` not yet measured.
 # In `ci` four training steps, then the shipped weights; in `laptop` most of the time
 # is training the tiny Panoptic-DeepLab from the pretrained tiny backbone.
