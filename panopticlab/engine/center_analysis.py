@@ -12,7 +12,7 @@ exactly), and scoring uses the same in-memory PQ accumulator as the evaluation l
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,24 +21,28 @@ from ..metrics.matching import MATCH_IOU
 from ..postprocess.centers import NMS_KERNEL, THRESHOLD, TOP_K
 from ..postprocess.deeplab import DeepLabPanoptic
 from ..postprocess.deeplab_outputs import DeepLabOutputs, repostprocess
+from . import evaluator
 from .evaluator import kept_pair, rescore_kept
 
 __all__ = ["Rescored", "center_setting_grid", "rescore_deeplab"]
 
 
 @dataclass
-class Rescored:
-    """PQ of a validation set post-processed again with one setting.
+class Rescored(evaluator.Rescored):
+    """PQ of a validation set post-processed again with one setting: the re-scoring loop's
+    record (:class:`~.evaluator.Rescored`), each image's fused result a
+    :class:`~panopticlab.postprocess.deeplab.DeepLabPanoptic`.
 
     Attributes:
-        results: :meth:`~panopticlab.metrics.pq.PQAccumulator.results` (``results["All"]["pq"]``, ...).
-        merged: every image's :class:`~panopticlab.postprocess.deeplab.DeepLabPanoptic`, in the order of the input.
         setting: the centre setting used (``threshold``, ``nms_kernel``, ``top_k``).
     """
 
-    results: dict
-    merged: list[DeepLabPanoptic]
-    setting: dict
+    setting: dict = field(default_factory=dict)
+
+    @property
+    def merged(self) -> list[DeepLabPanoptic]:
+        """Every image's :class:`~panopticlab.postprocess.deeplab.DeepLabPanoptic`, in the order of the input."""
+        return self.fused
 
     @property
     def num_centers(self) -> int:
@@ -69,8 +73,8 @@ def rescore_deeplab(kept: Sequence, categories: CategorySet, *, stuff_area: int 
     rescored = rescore_kept(kept, categories, lambda index, prediction: repostprocess(
         prediction, categories, stuff_area=areas[index], threshold=threshold, nms_kernel=nms_kernel, top_k=top_k,
         where=f"kept[{index}]"), iou_threshold=iou_threshold)
-    return Rescored(rescored.results, rescored.fused, {"threshold": threshold, "nms_kernel": nms_kernel,
-                                                       "top_k": top_k})
+    return Rescored(rescored.results, rescored.fused,
+                    setting={"threshold": threshold, "nms_kernel": nms_kernel, "top_k": top_k})
 
 
 def center_setting_grid(kept: Sequence, categories: CategorySet, thresholds: Iterable[float],

@@ -5,7 +5,7 @@ Chapters 4, 5 and 6 each train their model the same way, and this module is that
     run = train_in_chapter("panoptic-fpn-tiny", profile)      # trains, prints the recipe and the time
     check_losses_fell(run.history, {"loss_semantic", "loss_mask"})
     ...                                                        # figures of run.model on run.val_set()
-    run.keep(evaluation)                                       # the record chapter 7 reads
+    run.keep(evaluation, samples)                              # the record chapter 7 reads
 
 In the ``ci`` profile a few steps teach a network nothing, so :attr:`ChapterRun.model` is
 then the shipped one (trained for longer by ``scripts/train_checkpoints.py``) and the run

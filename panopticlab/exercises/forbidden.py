@@ -59,10 +59,7 @@ def forbidden(exercise: str, functions: dict | None = None, methods: dict | None
         for label, function in (functions or {}).items():
             stand_in = _refusal(exercise, label)
             originals[id(stand_in)] = (stand_in, function)
-            for module in list(sys.modules.values()):
-                namespace = getattr(module, "__dict__", None)
-                if not isinstance(namespace, dict):
-                    continue
+            for namespace in _module_namespaces():
                 for name, value in list(namespace.items()):
                     if value is function:
                         replaced.append((namespace, name, value))
@@ -80,10 +77,14 @@ def forbidden(exercise: str, functions: dict | None = None, methods: dict | None
                 setattr(owner, name, original)
         # a stand-in copied while the block ran (a package's lazy name first looked up then,
         # an import in the notebook) must not outlive it
-        for module in list(sys.modules.values()):
-            namespace = getattr(module, "__dict__", None)
-            if isinstance(namespace, dict):
-                for name, value in list(namespace.items()):
-                    pair = originals.get(id(value))
-                    if pair is not None and pair[0] is value:
-                        namespace[name] = pair[1]
+        for namespace in _module_namespaces():
+            for name, value in list(namespace.items()):
+                pair = originals.get(id(value))
+                if pair is not None and pair[0] is value:
+                    namespace[name] = pair[1]
+
+
+def _module_namespaces() -> list[dict]:
+    """The namespace of every module loaded now (the notebook's ``__main__`` included)."""
+    namespaces = (getattr(module, "__dict__", None) for module in list(sys.modules.values()))
+    return [namespace for namespace in namespaces if isinstance(namespace, dict)]

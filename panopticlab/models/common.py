@@ -257,7 +257,7 @@ def set_input_size(model: nn.Module, short_side: int) -> int:
     family) resize them to a short side of ``short_side`` px instead (:meth:`ImageBatcher.set_input_size`).
     Returns how many it changed: 0 for a model that takes its images at the data's size (PSPNet,
     Panoptic-DeepLab, the tiny models), which is left as it is."""
-    batchers = [m for m in model.modules() if isinstance(m, ImageBatcher) and not m.keep_size]
+    batchers = _resizing_batchers(model)
     for batcher in batchers:
         batcher.set_input_size(short_side)
     return len(batchers)
@@ -267,10 +267,15 @@ def keep_data_size_in_training(model: nn.Module) -> int:
     """Make every :class:`ImageBatcher` of ``model`` that resizes its images leave them at the
     data's size in training, for a data pipeline that resizes them itself (a recipe's
     ``short_sides``); in evaluation they resize as before. Returns how many it changed."""
-    batchers = [m for m in model.modules() if isinstance(m, ImageBatcher) and not m.keep_size]
+    batchers = _resizing_batchers(model)
     for batcher in batchers:
         batcher.resize_in_training = False
     return len(batchers)
+
+
+def _resizing_batchers(model: nn.Module) -> list[ImageBatcher]:
+    """The :class:`ImageBatcher` s of ``model`` that resize their images to a size of their own."""
+    return [m for m in model.modules() if isinstance(m, ImageBatcher) and not m.keep_size]
 
 
 def detections_to_numpy(detections: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

@@ -109,7 +109,6 @@ class ModelSpec:
             profile = get_profile(profile)
         return self.recipe_factory(self.name, profile, steps)
 
-
     def published_recipe(self, dataset: str, *, world_size: int = 1, batch_size: int | None = None,
                          steps: int | None = None, input_size: int | None = None) -> tuple[TrainRecipe, list[str]]:
         """The published training run of this network on ``dataset``, as a recipe, and what it
