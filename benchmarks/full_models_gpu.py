@@ -54,6 +54,8 @@ SETUPS = {
     "panoptic-deeplab-full": ("cityscapes", (512, 1024), (1024, 2048),
                               ("detectron2 projects/Panoptic-DeepLab README: R52-DC5 on Cityscapes, 512 x 1024 "
                                "crops, batch 32: 9682 MB training memory")),
+    "maskformer-full": ("coco", COCO, COCO, "facebookresearch/MaskFormer: R50 on COCO panoptic, 64 images a batch; "
+                                            "no time or memory quoted here"),
 }
 
 

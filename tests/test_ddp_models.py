@@ -39,8 +39,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 WORLD_SIZE = 2
 STEPS = 3  # the ci profile's 16 images make 2 steps of 4 per process and epoch: step 3 starts epoch 1
 SEED = get_profile("ci").seed
-TRAINED = ["baseline-tiny", "panoptic-fpn-tiny", "upsnet-tiny", "panoptic-deeplab-tiny"]
-NETWORKS = ["pspnet-tiny", "maskrcnn-tiny", "panoptic-fpn-tiny", "upsnet-tiny", "panoptic-deeplab-tiny"]
+TINY = [row for row in zoo.MODELS.values() if row.size == "tiny"]
+PARTS = {name for row in TINY for name in row.components}
+TRAINED = [row.name for row in TINY if row.name not in PARTS]  # what `train --model` is given: the panoptic models
+NETWORKS = [row.name for row in TINY if row.recipe_factory is not None]  # what trains: each with its own recipe
 
 
 def network_folder(folder, network):

@@ -175,9 +175,9 @@ def test_plot_history_groups_series_into_named_panels():
 
 
 def test_a_run_records_losses_read_back_as_a_history():
-    from panopticlab.engine.runs import shipped_runs
+    from panopticlab.engine.runs import shipped_run
 
-    run = shipped_runs()["upsnet-tiny"]
+    run = shipped_run("upsnet-tiny")
     history = run.loss_history()
     assert history.names == list(run.losses)
     steps, values = history.series("loss_panoptic")

@@ -30,8 +30,7 @@ def test_seconds_per_image_runs_inference_and_leaves_the_mode():
         seconds_per_image(model, torch.rand(0, 3, 32, 32))
 
 
-@pytest.mark.parametrize("name", ["pspnet-tiny", "maskrcnn-tiny", "baseline-tiny", "panoptic-fpn-tiny", "upsnet-tiny",
-                                  "panoptic-deeplab-tiny"])
+@pytest.mark.parametrize("name", [row.name for row in zoo.MODELS.values() if row.size == "tiny"])
 def test_inference_is_the_network_then_its_postprocess(name):
     """The split that inference_seconds times: model(images) in eval mode, then model.postprocess."""
     torch.manual_seed(0)

@@ -114,7 +114,9 @@ def test_verdict_lines():
 
 
 def test_every_chapter_checker_is_wrapped():
-    modules = [importlib.import_module(f"panopticlab.exercises.ch{n:02d}") for n in range(1, 8)]
+    folder = Path(importlib.import_module("panopticlab.exercises").__file__).parent
+    modules = [importlib.import_module(f"panopticlab.exercises.{path.stem}") for path in sorted(folder.glob("ch[0-9][0-9].py"))]
+    assert len(modules) >= 8
     checkers = [f for m in modules for name, f in vars(m).items() if name.startswith("check_") and callable(f)
                 and inspect.getmodule(inspect.unwrap(f)) is m]
     unwrapped = [f.__name__ for f in checkers if not getattr(f, "is_exercise_checker", False)]

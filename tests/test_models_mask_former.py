@@ -597,3 +597,51 @@ def test_bad_input_is_named():
         mask_former.MaskFormer(MaskFormerConfig.tiny(10), CATS)
     with pytest.raises(ValueError, match="unknown size"):
         for_categories(CATS, "medium")
+
+
+def test_explain_matching_is_the_training_matching_with_its_costs(batch):
+    torch.manual_seed(0)
+    model = for_categories(CATS, "tiny").eval()
+    images, targets = batch
+    matchings = model.explain_matching(images, targets)
+    assert len(matchings) == len(images)
+    for image_matching in matchings:
+        queries, segments = image_matching.cost.shape
+        assert queries == model.config.num_queries and segments == len(image_matching.labels)
+        assert image_matching.masks.shape[0] == segments and image_matching.mask_logits.shape[0] == queries
+        # the pairs are the Hungarian assignment of that cost: no other one-to-one choice is cheaper
+        rows, cols = hungarian_matching(image_matching.cost)
+        assert torch.equal(rows, image_matching.queries) and torch.equal(cols, image_matching.targets)
+        chosen = image_matching.cost[image_matching.queries, image_matching.targets].sum()
+        rng = np.random.default_rng(1)
+        for _ in range(50):
+            other = torch.as_tensor(rng.permutation(queries)[:segments])
+            assert image_matching.cost[other, torch.arange(segments)].sum() >= chosen - 1e-5
+    # no query of the untrained model is empty-handed: Q >= N, every segment has its query
+    assert all(len(m.queries) == len(m.labels) for m in matchings)
+
+
+def test_query_and_matching_figures_draw_what_they_are_given(batch):
+    from panopticlab import viz
+
+    torch.manual_seed(0)
+    model = for_categories(CATS, "tiny").eval()
+    images, targets = batch
+    first = model.explain_matching(images, targets)[0]
+    height, width = images.shape[-2:]
+    image = (images[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    names = [CATS.name(CATS.ids[int(label)]) for label in first.labels]
+    figure = viz.show_set_matching(first.cost.numpy(), first.queries.numpy(), first.targets.numpy(), names,
+                                   image=image, target_masks=first.masks[:, :height, :width].numpy(),
+                                   query_masks=first.mask_logits[:, :height, :width].sigmoid().numpy(), max_queries=5)
+    assert len(figure.axes) >= 1 + len(first.queries)  # the matrix (and its colour bar) and one panel per pair
+    with pytest.raises(ValueError, match="target names"):
+        viz.show_set_matching(first.cost.numpy(), first.queries.numpy(), first.targets.numpy(), names[:-1])
+    prediction = model.inference(images[:1])[0]
+    steps = prediction.merge
+    figure = viz.show_queries(image, prediction.outputs["mask_logits"].sigmoid().numpy(), steps, CATS, max_queries=4)
+    titled = [ax for ax in figure.axes if ax.get_title()]
+    named = sum(o != NO_OBJECT for o in steps.outcomes)
+    assert len(titled) == (min(4, named) if named else 1)  # one panel per query that named a class
+    with pytest.raises(ValueError, match="one map per query"):
+        viz.show_queries(image, np.zeros((3, height, width)), steps, CATS)

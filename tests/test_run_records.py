@@ -5,8 +5,10 @@ import math
 import pytest
 
 from panopticlab.engine.comparison import (
+    SUMMARY_COLUMNS,
     comparison_markdown,
     comparison_rows,
+    ranking,
     replace_marked_section,
 )
 from panopticlab.engine.runs import (
@@ -15,11 +17,14 @@ from panopticlab.engine.runs import (
     book_runs,
     read_run,
     save_book_run,
+    shipped_run,
+    shipped_run_path,
     shipped_runs,
     thin_series,
     train_network,
     write_run,
 )
+from panopticlab.models import zoo
 
 
 def group(pq, sq, rq, n=3):
@@ -84,8 +89,8 @@ def test_comparison_table_reads_every_column_from_the_records():
     runs = {"Panoptic FPN": run(), "Panoptic-DeepLab": run("panoptic-deeplab-tiny", results=results(0.3, 0.9),
                                                            inference={})}
     rows = comparison_rows(runs)
-    assert rows[0]["PQ_th"] == 0.25 and rows[1]["PQ_st"] == 0.9 and rows[0]["PQ_L"] is None  # NaN: no large object
-    assert rows[0]["net (ms/img)"] == pytest.approx(50.0) and rows[1]["net (ms/img)"] is None
+    assert rows[0]["PQ_th"].mean == 0.25 and rows[1]["PQ_st"].mean == 0.9 and rows[0]["PQ_L"] is None  # NaN
+    assert rows[0]["net (ms/img)"].mean == pytest.approx(50.0) and rows[1]["net (ms/img)"] is None
     table = comparison_markdown(runs).splitlines()
     assert table[0].startswith("| model | PQ | SQ | RQ | PQ_th") and len(table) == 4
     cells = [c.strip() for c in table[2].split("|")[1:-1]]
@@ -106,11 +111,49 @@ def test_replace_marked_section():
 
 def test_shipped_records_are_complete():
     runs = shipped_runs()
-    assert set(runs) == {"baseline-tiny", "panoptic-fpn-tiny", "upsnet-tiny", "panoptic-deeplab-tiny"}
-    for name, record in runs.items():
-        assert record.model == name and record.profile == "laptop"
-        assert 0.3 < record.results["All"]["pq"] < 1 and record.inference["network"] > 0
-        assert record.total_training_seconds > 0 and record.losses
+    networks = {name for row in zoo.MODELS.values() for name in row.components}
+    assert set(runs) == {row.name for row in zoo.MODELS.values() if row.size == "tiny" and row.name not in networks}
+    seeds = {name: [record.seed for record in group] for name, group in runs.items()}
+    assert len(set(map(tuple, seeds.values()))) == 1, f"every model has the same seeds: {seeds}"
+    budgets = {record.budget_seconds for group in runs.values() for record in group}
+    assert len(budgets) == 1, f"every run has the same budget: {budgets}"
+    for name, group in runs.items():
+        for record in group:
+            assert record.model == name and record.profile == "laptop"
+            assert shipped_run_path(record).is_file()
+            assert 0.3 < record.results["All"]["pq"] < 1 and record.inference["network"] > 0
+            assert record.total_training_seconds > 0 and record.losses
+    assert shipped_run("upsnet-tiny").seed == min(seeds["upsnet-tiny"])
+    with pytest.raises(KeyError, match="no shipped run record for 'nothing'"):
+        shipped_run("nothing")
+
+
+def test_a_model_with_several_seeds_shows_their_mean_and_spread():
+    runs = {"FPN": [run(results=results(0.2, 0.9)), run(seed=1, results=results(0.3, 0.9))], "single": run()}
+    rows = comparison_rows(runs)
+    assert rows[0]["seeds"] == [0, 1] and rows[0]["PQ_th"].values == (0.2, 0.3)
+    assert rows[0]["PQ_th"].mean == pytest.approx(0.25) and rows[0]["PQ_th"].sd == pytest.approx(0.0707107, abs=1e-6)
+    assert rows[1]["PQ_th"].sd is None
+    row = comparison_markdown(runs, columns=("PQ_th", "PQ_st")).splitlines()[2]
+    assert row == "| FPN | 25.0 ± 7.1 | 90.0 ± 0.0 |"
+    with pytest.raises(ValueError, match="runs of different models"):
+        comparison_rows({"mixed": [run(), run("upsnet-tiny")]})
+    with pytest.raises(ValueError, match="empty: no run records"):
+        comparison_rows({"empty": []})
+
+
+def test_the_ranking_calls_a_model_ahead_only_when_every_seed_says_so():
+    def seeds(*pq_th):
+        return [run(seed=k, results=results(value, 0.9)) for k, value in enumerate(pq_th)]
+
+    runs = {"a": seeds(0.50, 0.52, 0.54), "b": seeds(0.45, 0.51, 0.47), "c": seeds(0.30, 0.35, 0.33)}
+    order = ranking(runs, "PQ_th")
+    assert [label for label, _, _ in order] == ["a", "b", "c"]
+    assert order[0][2] == ["c"]  # a's worst run (0.50) is below b's best (0.51): not called ahead of b
+    assert order[1][2] == ["c"] and order[2][2] == []
+    assert order[0][1].mean == pytest.approx(0.52)
+    with pytest.raises(KeyError, match="no column 'PQ_x'"):
+        ranking(runs, "PQ_x")
 
 
 def test_the_shipped_records_show_what_chapter_7_says_of_them():
@@ -122,13 +165,14 @@ def test_the_shipped_records_show_what_chapter_7_says_of_them():
     from panopticlab.engine import recipes
 
     records = shipped_runs()
-    for name, record in records.items():
-        assert record.results["Stuff"]["pq"] > record.results["Things"]["pq"], name
-    first = next(iter(records.values()))
+    for name, group in records.items():
+        for record in group:
+            assert record.results["Stuff"]["pq"] > record.results["Things"]["pq"], (name, record.seed)
+    first = next(iter(records.values()))[0]
     images = recipes.val_data(size=first.inference["image_size"], num=first.results["num_images"], seed=0)
     annotator = metrics.evaluate_pairs([(images[i].panoptic, images.second_annotation(i)) for i in range(len(images))],
                                        SYNTHETIC_CATEGORIES)
-    best = max(records.values(), key=lambda r: r.results["All"]["pq"]).results
+    best = max((r for group in records.values() for r in group), key=lambda r: r.results["All"]["pq"]).results
     gap = {key: annotator["Things"][key] - best["Things"][key] for key in ("sq", "rq")}
     assert gap["rq"] > gap["sq"] > -0.05, gap
 
@@ -140,7 +184,7 @@ def test_the_readme_table_is_made_from_the_shipped_records():
     section = readme.split("<!-- model-comparison:start -->")[1].split("<!-- model-comparison:end -->")[0]
     order = ("baseline-tiny", "panoptic-fpn-tiny", "upsnet-tiny", "panoptic-deeplab-tiny")
     runs = shipped_runs()
-    assert comparison_markdown({name: runs[name] for name in order}) in section, \
+    assert comparison_markdown({name: runs[name] for name in order}, SUMMARY_COLUMNS) in section, \
         "run `python scripts/compare_models.py --readme README.md` after changing the shipped records"
 
 

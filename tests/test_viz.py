@@ -470,22 +470,41 @@ def test_comparison_figure_leaves_room_for_its_legends():
     records = shipped_runs()
     scores, parts, times = plot_comparison(records).axes
     assert [t.get_text() for t in times.get_xticklabels()] == list(records)
-    tallest = max(1000 * (r.inference["network"] + r.inference["postprocess"]) for r in records.values())
+    tallest = max(1000 * (r.inference["network"] + r.inference["postprocess"]) for g in records.values() for r in g)
     assert times.get_ylim()[1] >= 1.15 * tallest and scores.get_ylim()[1] > 100 and parts.get_ylim()[1] > 100
+
+
+def test_comparison_figure_shows_each_seed_and_the_mean():
+    """Chapter 7's figure over seeds: a bar at the mean of each model's runs, a dot per run."""
+    from panopticlab.engine.runs import TrainingRun
+    from panopticlab.viz import plot_comparison
+
+    def run(seed, pq):
+        groups = {group: {"pq": pq, "sq": 0.8, "rq": 0.7} for group in ("All", "Things", "Stuff")}
+        return TrainingRun("m", "laptop", seed, {}, {}, 1, groups, inference={"network": 0.01, "postprocess": 0.001})
+
+    scores, _, _ = plot_comparison({"one": [run(0, 0.2), run(1, 0.4), run(2, 0.6)], "two": run(0, 0.5)}).axes
+    heights = sorted(round(p.get_height(), 6) for p in scores.patches)
+    assert heights == [40.0] * 3 + [50.0] * 3  # PQ, PQ things, PQ stuff: the mean of the seeds
+    dots = sorted(float(y) for line in scores.lines if line.get_marker() == "o" for y in line.get_ydata()
+                  if np.isfinite(y))
+    assert dots == [20.0] * 3 + [40.0] * 3 + [50.0] * 3 + [60.0] * 3  # each seed once per score (NaN: "two" has one)
 
 
 def test_loss_curves_get_a_panel_each_because_their_objectives_differ():
     """Chapter 7: a pixel cross-entropy and five detection losses on one axis would compare
-    numbers that measure different things; each network's curve gets its own panel."""
+    numbers that measure different things; each network's curve gets its own panel, each
+    seed's run a line in it."""
     from panopticlab.engine.runs import shipped_runs
     from panopticlab.viz import plot_loss_curves
 
     records = shipped_runs()
     figure = plot_loss_curves(records)
-    networks = [name for run in records.values() for name in run.losses if name.split("/")[-1] == "loss"]
+    first = {name: group[0] for name, group in records.items()}
+    networks = [name for run in first.values() for name in run.losses if name.split("/")[-1] == "loss"]
     assert len(figure.axes) == len(networks) == len(records) + 1  # the baseline trains two networks
     for ax in figure.axes:
-        assert len(ax.lines) == 1 and ax.get_yscale() == "log"
+        assert len(ax.lines) == len(next(iter(records.values()))) and ax.get_yscale() == "log"
     assert any("(pspnet-tiny)" in ax.get_title() for ax in figure.axes)
     with pytest.raises(ValueError, match="no run holds a 'loss_nothing' curve"):
         plot_loss_curves(records, series="loss_nothing")

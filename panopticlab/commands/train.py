@@ -351,7 +351,7 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
         if is_main_process():
             write_json(output / "results.json", evaluation_record(args.model, evaluation), indent=1)
             write_run(output, record_run(args.model, model, trained, evaluation, samples, profile=profile.name,
-                                         seed=seed, device=device))
+                                         seed=seed, device=device, budget_seconds=args.budget))
             print_evaluation(args.model, evaluation)
             print(f"run written to {output}")
         return 0

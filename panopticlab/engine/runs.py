@@ -5,7 +5,9 @@
 holds what a comparison needs and nothing that needs the weights:
 
 * ``model``, ``profile``, ``seed``, ``recipes`` (one per trained network: the baseline
-  has two), ``training_seconds`` (per network) and ``parameters``;
+  has two), ``training_seconds`` (per network), ``budget_seconds`` (the wall-clock budget
+  the steps were fitted to, ``train --budget``; ``None`` for a recipe's own steps) and
+  ``parameters``;
 * ``results``: :meth:`~panopticlab.metrics.pq.PQAccumulator.results` of the validation
   split (All / Things / Stuff, per class, ``by_size``, ``pq_dagger``), ``ablations``
   and the semantic ``miou``;
@@ -15,6 +17,8 @@ holds what a comparison needs and nothing that needs the weights:
 * ``versions``: torch and torchvision.
 
 Times are wall-clock on the machine that trained: compare records made on one machine.
+The package ships the records of ``scripts/compare_models.py --train`` (one per model and
+seed, ``checkpoints/runs/<model>-seed<S>.json``), which chapter 7 reads.
 
 The chapters train through :func:`train_network` (what ``panopticlab train`` runs for each
 network) and keep their records in the work folder (:func:`save_book_run`), so that
@@ -31,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["RUN_FILE", "SHIPPED_RUNS", "BOOK_RUNS", "TrainedNetwork", "TrainingRun", "book_runs", "read_run",
-           "record_run", "save_book_run", "shipped_run", "shipped_runs", "thin_series", "train_network", "write_run"]
+           "record_run", "save_book_run", "shipped_run", "shipped_run_path", "shipped_runs", "thin_series",
+           "train_network", "write_run"]
 
 RUN_FILE = "run.json"
 FORMAT_VERSION = 1
-# records of the four methods' laptop runs, made by scripts/compare_models.py --train
+# records of the methods' laptop runs (one per model and seed), made by scripts/compare_models.py --train
 SHIPPED_RUNS = Path(__file__).resolve().parent.parent / "checkpoints" / "runs"
 BOOK_RUNS = "runs"  # the chapters' records: panopticlab.work_dir(BOOK_RUNS) / <model> / run.json
 
@@ -51,6 +56,7 @@ class TrainingRun:
     training_seconds: dict[str, float]
     parameters: int
     results: dict[str, Any]
+    budget_seconds: float | None = None
     ablations: dict[str, Any] = field(default_factory=dict)
     miou: float | None = None
     inference: dict[str, Any] = field(default_factory=dict)
@@ -166,11 +172,11 @@ def train_network(recipe, categories=None, *, seed: int, **fit_options):
 
 
 def record_run(name: str, model, trained: Sequence[TrainedNetwork], evaluation, samples, *, profile: str, seed: int,
-               device=None, timing_images: int = 8) -> TrainingRun:
+               device=None, timing_images: int = 8, budget_seconds: float | None = None) -> TrainingRun:
     """The record of a finished run: ``model`` (the assembled panoptic model), the networks
     it was trained as, and its ``evaluation`` (:func:`~.evaluator.evaluate`) on ``samples``,
     the first ``timing_images`` of which (of the first image's size) time the network and
-    the post-processing."""
+    the post-processing; ``budget_seconds``: the budget its steps were fitted to, if any."""
     import torch
     import torchvision
 
@@ -196,7 +202,7 @@ def record_run(name: str, model, trained: Sequence[TrainedNetwork], evaluation, 
         model=name, profile=profile, seed=seed, recipes={t.name: t.recipe.to_dict() for t in trained},
         training_seconds={t.name: float(t.seconds) for t in trained},
         parameters=sum(p.numel() for p in model.parameters()), results=evaluation.results,
-        ablations=evaluation.ablations, miou=evaluation.miou,
+        budget_seconds=budget_seconds, ablations=evaluation.ablations, miou=evaluation.miou,
         inference={**times, "images": len(images), "image_size": int(images.shape[-1]), "device": str(device),
                    "threads": torch.get_num_threads()},
         losses=losses, versions={"torch": torch.__version__, "torchvision": torchvision.__version__})
@@ -255,19 +261,27 @@ def book_runs(profile: str) -> dict[str, TrainingRun]:
     return {run.model: run for run in found if run.profile == profile}
 
 
-def shipped_runs() -> dict[str, TrainingRun]:
-    """The records shipped with the package (``panopticlab/checkpoints/runs/<model>.json``), by model name."""
-    return {path.stem: read_run(path) for path in sorted(SHIPPED_RUNS.glob("*.json"))}
+def shipped_runs() -> dict[str, list[TrainingRun]]:
+    """The records shipped with the package (``panopticlab/checkpoints/runs/<model>-seed<S>.json``):
+    by model name, each model's runs in the order of their seeds."""
+    found: dict[str, list[TrainingRun]] = {}
+    for run in sorted(map(read_run, SHIPPED_RUNS.glob("*.json")), key=lambda run: (run.model, run.seed)):
+        found.setdefault(run.model, []).append(run)
+    return found
 
 
 def shipped_run(model: str) -> TrainingRun:
-    """The shipped record of ``model``.
+    """The shipped record of ``model`` of the lowest seed.
 
     Raises:
         KeyError: none is shipped for it (the message lists those that are).
     """
-    path = SHIPPED_RUNS / f"{model}.json"
-    if not path.is_file():
-        known = sorted(p.stem for p in SHIPPED_RUNS.glob("*.json"))
-        raise KeyError(f"no shipped run record for {model!r}; shipped: {known}")
-    return read_run(path)
+    found = shipped_runs()
+    if model not in found:
+        raise KeyError(f"no shipped run record for {model!r}; shipped: {sorted(found)}")
+    return found[model][0]
+
+
+def shipped_run_path(run: TrainingRun) -> Path:
+    """Where the package ships ``run``'s record."""
+    return SHIPPED_RUNS / f"{run.model}-seed{run.seed}.json"

@@ -16,8 +16,9 @@ weights are downloaded.
 * :mod:`.deformable` - deformable convolutions and UPSNet's semantic head (levels concatenated);
 * :mod:`.upsnet_head` - UPSNet's parameter-free panoptic head: its logits from the semantic and mask heads;
 * :mod:`.dense_pretraining` - how the shipped tiny backbone was pretrained;
+* :mod:`.set_matching` - the one-to-one matching of predicted and true segments and the set loss;
 * :mod:`.pspnet`, :mod:`.mask_rcnn`, :mod:`.heuristic_baseline`, :mod:`.panoptic_fpn`, :mod:`.upsnet`,
-  :mod:`.panoptic_deeplab` - the models;
+  :mod:`.panoptic_deeplab`, :mod:`.mask_former` - the models;
 * :mod:`.zoo` - the model table: names, builders, targets, recipes, shipped weights.
 
 Names load when first used: ``import panopticlab.models`` loads none of the models, and
@@ -32,6 +33,7 @@ _EXPORTS = {
     ".common": ("ImageBatcher", "PanopticPrediction"),
     ".detection": ("DetectionConfig",),
     ".heuristic_baseline": ("HeuristicBaseline",),
+    ".mask_former": ("MaskFormer", "MaskFormerConfig"),
     ".mask_rcnn": ("MaskRCNN", "MaskRCNNConfig"),
     ".panoptic_deeplab": ("PanopticDeepLab", "PanopticDeepLabConfig"),
     ".panoptic_fpn": ("PanopticFPN", "PanopticFPNConfig"),
@@ -43,6 +45,7 @@ _EXPORTS = {
 __all__ = [
     "backbones", "common", "dense_pretraining", "detection", "pspnet", "mask_rcnn", "heuristic_baseline",
     "panoptic_fpn", "panoptic_deeplab", "roi_align", "semantic_fpn", "deformable", "upsnet", "upsnet_head", "zoo",
+    "mask_former", "set_matching",
     *(name for names in _EXPORTS.values() for name in names),
 ]
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

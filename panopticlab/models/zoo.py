@@ -4,8 +4,8 @@ A name is ``<family>-<size>``: ``pspnet`` (the semantic network), ``maskrcnn`` (
 instance network), ``baseline`` (both, merged by the heuristic), ``panoptic-fpn`` (one
 network, two branches), ``upsnet`` (one network, a deformable semantic head and the
 parameter-free panoptic head), ``panoptic-deeplab`` (bottom-up: semantic map, centres and
-offsets, grouped); ``tiny`` (CPU, minutes,
-the built-in dataset) or ``full`` (the published architecture). Each row of
+offsets, grouped), ``maskformer`` (mask classification: learned queries, each one class
+and one mask, no fusion rule); ``tiny`` (CPU, minutes, the built-in dataset) or ``full`` (the published architecture). Each row of
 :data:`MODELS` is a :class:`ModelSpec`: how to build the model, which targets it trains
 on, its training recipe per run profile, the separately trained networks it is made of,
 the ablations the evaluator can score from its outputs, and its shipped weights.
@@ -29,9 +29,10 @@ from ..data.categories import CategorySet
 from ..recipe import OptimConfig, PublishedSchedule, TrainRecipe
 from ..postprocess.heuristic import COCO_REFERENCE_AREA
 from ..profiles import Profile, get_profile
-from . import mask_rcnn, panoptic_deeplab, panoptic_fpn, pspnet, upsnet
+from . import mask_former, mask_rcnn, panoptic_deeplab, panoptic_fpn, pspnet, upsnet
 from .starts import IMAGENET
 from .heuristic_baseline import HeuristicBaseline
+from .mask_former import MaskFormer
 from .mask_rcnn import MaskRCNN
 from .panoptic_deeplab import PanopticDeepLab
 from .panoptic_fpn import PanopticFPN
@@ -170,13 +171,13 @@ def tiny_recipe(name: str, profile: Profile, steps: int | None, *, ci: int, lapt
 
 
 def _full_run(name: str, profile: Profile, steps: int | None, optim: Callable[[int], OptimConfig],
-              start: str | None = IMAGENET, freeze: bool = False) -> TrainRecipe:
+              start: str | None = IMAGENET, freeze: bool = False, grad_clip: float | None = None) -> TrainRecipe:
     # Batch 2 per process fits ResNet-50 at these sizes on one GPU; scale augmentation
     # 0.5-2 as both published recipes. The published start: ImageNet weights of the body.
     steps = steps or profile.pick(ci=2, laptop=200, gpu=20_000)
     batch = profile.pick(ci=2, laptop=2, gpu=8)
     return TrainRecipe(model=name, steps=steps, batch_size=batch, image_size=profile.pick(ci=64, laptop=256, gpu=512),
-                       num_train=max(batch, profile.num_train), optim=optim(steps), grad_clip=None,
+                       num_train=max(batch, profile.num_train), optim=optim(steps), grad_clip=grad_clip,
                        augment_scale=profile.pick(ci=(1.0, 1.0), laptop=(0.5, 2.0)), start=start,
                        # the detectors fine-tune with FrozenBN and FREEZE_AT 2 (detectron2's defaults,
                        # torchvision's pretrained detectors); PSPNet trains its norms (mmseg's SyncBN)
@@ -204,6 +205,16 @@ def adam_poly(steps: int) -> OptimConfig:
     return published.replace(warmup_steps=min(published.warmup_steps, steps // 10))
 
 
+def adamw_step(steps: int) -> OptimConfig:
+    """Mask2Former's solver for COCO panoptic (``facebookresearch/Mask2Former``
+    ``configs/coco/panoptic-segmentation/Base-COCO-PanopticSegmentation.yaml``): AdamW 1e-4,
+    weight decay 0.05, the learning rate divided by 10 at 327,778 and 355,092 of 368,750
+    iterations (here at the same fractions of the run), a warmup of 10 iterations at factor 1
+    (none). Its ``BACKBONE_MULTIPLIER: 0.1`` (the body at a tenth of the rate) is not applied."""
+    milestones = (max(1, round(steps * 327_778 / 368_750)), max(2, round(steps * 355_092 / 368_750)))
+    return OptimConfig(optimizer="adamw", lr=1e-4, weight_decay=0.05, schedule="step", milestones=milestones)
+
+
 # --- the table ----------------------------------------------------------------------------
 PSPNET = "PSPNet: dilated ResNet + pyramid pooling (the baseline's semantic network)"
 MASK_RCNN = "Mask R-CNN: ResNet-FPN + RPN + RoI heads (the baseline's instance network)"
@@ -214,6 +225,8 @@ PANOPTIC_DEEPLAB = ("Panoptic-DeepLab: a dilated ResNet, two ASPP decoders (sema
 # Things under 64 x 64 px of a 640 x 480 image weigh 3 in the semantic loss: the same fraction
 # of the synthetic images, which are drawn at every size from one scene (about 218 px at 128 x 128)
 SCALED_SMALL_INSTANCES = MappingProxyType({"small_instance_reference_area": COCO_REFERENCE_AREA})
+MASK_FORMER = ("MaskFormer: a ResNet, a pixel decoder and learned queries, each one class and one mask "
+               "(no fusion rule)")
 UPSNET = "UPSNet: one ResNet-FPN, a Mask R-CNN branch, a deformable semantic head, the parameter-free panoptic head"
 # UPSNet's semantic map names every category and its detections come with masks: the
 # heuristic merges of chapter 3 can be scored on the same outputs (the learned head against the rule)
@@ -251,6 +264,9 @@ _ROWS = [
               ("deeplab",), partial(tiny_recipe, ci=4, laptop=420, gpu=4000), target_options=SCALED_SMALL_INSTANCES,
               ablations=("semantic_only",), shipped="panoptic-deeplab-tiny.pt", shipped_steps=1500,
               summary=PANOPTIC_DEEPLAB),
+    ModelSpec("maskformer-tiny", MaskFormer, partial(mask_former.for_categories, size="tiny"),
+              ("semantic", "instances"), partial(tiny_recipe, ci=4, laptop=600, gpu=4000, grad_clip=10.0),
+              shipped="maskformer-tiny.pt", shipped_steps=2000, summary=MASK_FORMER),
     ModelSpec("pspnet-full", PSPNet, partial(pspnet.for_categories, size="full"), ("semantic",),
               partial(_full_run, optim=sgd_poly), summary=PSPNET,
               published=pspnet.PUBLISHED_SCHEDULES),
@@ -271,6 +287,9 @@ _ROWS = [
     ModelSpec("panoptic-deeplab-full", PanopticDeepLab, partial(panoptic_deeplab.for_categories, size="full"),
               ("deeplab",), partial(_full_run, optim=adam_poly, start=None), ablations=("semantic_only",),
               summary=PANOPTIC_DEEPLAB, published=panoptic_deeplab.PUBLISHED_SCHEDULES),
+    # the whole model's gradient norm clipped at 0.01 (Mask2Former's CLIP_TYPE: "full_model")
+    ModelSpec("maskformer-full", MaskFormer, partial(mask_former.for_categories, size="full"),
+              ("semantic", "instances"), partial(_full_run, optim=adamw_step, grad_clip=0.01), summary=MASK_FORMER),
 ]
 
 

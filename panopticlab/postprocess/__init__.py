@@ -14,6 +14,7 @@ _EXPORTS = {
     ".heuristic": ("HeuristicMerge", "MergeConfig", "MergeSteps", "heuristic_merge", "scaled_stuff_area"),
     ".upsnet": ("UPSNetHeadConfig", "UPSNetPanoptic", "panoptic_from_logits", "select_detections"),
     ".grouping": ("group_pixels", "nearest_center", "pixel_votes", "vote_map"),
+    ".mask_former": ("MaskFormerPanoptic", "MaskInferenceConfig", "mask_former_panoptic", "semantic_inference"),
 }
 __all__ = [name for names in _EXPORTS.values() for name in names]
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS)

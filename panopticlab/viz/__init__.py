@@ -12,6 +12,7 @@
 * :mod:`.deeplab` - Panoptic-DeepLab: centre heatmap, offset arrows, votes, grouping, centre-setting grids.
 * :mod:`.upsnet` - UPSNet: the panoptic head's logits channel by channel, a deformable layer's taps.
 * :mod:`.errors` - several models' mistakes on one image: misses, false alarms, merges, splits.
+* :mod:`.mask_former` - mask classification: each query's class and mask, the matching's cost matrix.
 * :mod:`.comparison` - models side by side from their run records: scores, times, loss curves.
 """
 from .colors import (
@@ -73,6 +74,9 @@ from .upsnet import (
 )
 
 __all__ += ["panoptic_channels", "show_deformable_offsets", "show_panoptic_logits", "tap_positions"]
+from .mask_former import show_queries, show_set_matching
+
+__all__ += ["show_queries", "show_set_matching"]
 from .comparison import plot_comparison, plot_loss_curves
 from .errors import show_errors_side_by_side
 
