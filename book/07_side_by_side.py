@@ -82,11 +82,11 @@ print(profile)
 # is rebuilt in a second, without training or loading a weight:
 
 # %%
-own_runs = runs.book_runs(profile.name)
+own_runs, shipped = runs.book_runs(profile.name), runs.shipped_runs()
 if set(LABELS) <= set(own_runs):
     chosen, origin = {name: [run] for name, run in own_runs.items()}, "your runs of chapters 3-6 and 8 (one seed each)"
 else:
-    chosen, origin = runs.shipped_runs(), "the shipped records (run chapters 3-6 and 8 in this profile for yours)"
+    chosen, origin = shipped, "the shipped records (run chapters 3-6 and 8 in this profile for yours)"
 records = {label: chosen[name] for name, label in LABELS.items()}  # chapter order; each model's runs, by seed
 display(Markdown(comparison.comparison_markdown(records, comparison.SUMMARY_COLUMNS)))
 display(Markdown(comparison.comparison_markdown(records, ("SQ_th", "RQ_th", "SQ_st", "RQ_st", "PQ_L", "PQ†",
@@ -122,8 +122,7 @@ for record in every_run:
 # your own runs of the chapters are one seed each, at each chapter's own recipe.
 
 # %%
-shipped = runs.shipped_runs()
-seeded = {label: shipped[name] for name, label in LABELS.items()}
+seeded = {label: shipped[name] for name, label in LABELS.items()}  # the shipped records, whatever the table read
 for column in ("PQ", "PQ_th", "PQ_st"):
     print(column)
     for label, spread, behind in comparison.ranking(seeded, column):

@@ -34,7 +34,6 @@ MODELS = tuple(row.name for row in zoo.MODELS.values() if row.size == "tiny" and
 README_SECTION = "model-comparison"
 
 
-
 def train_all(work_dir: Path, models: list[str], profile: str, seeds: list[int], budget: float | None,
               resume: bool) -> list[Path]:
     folders = []
@@ -97,13 +96,12 @@ def main(argv=None) -> int:
     table = comparison_markdown(runs, SUMMARY_COLUMNS)
     print(table)
     if args.ship:
-        for old in SHIPPED_RUNS.glob("*.json"):
-            if read_run(old).model in runs:
-                old.unlink()
         SHIPPED_RUNS.mkdir(parents=True, exist_ok=True)
-        for group in runs.values():
-            for run in group:
-                write_json(shipped_run_path(run), run.to_dict(), indent=1)
+        written = {write_json(shipped_run_path(run), run.to_dict(), indent=1) for group in runs.values() for run in group}
+        # then the same models' records of seeds not run now: the new ones are all in place first
+        for old in SHIPPED_RUNS.glob("*.json"):
+            if old not in written and read_run(old).model in runs:
+                old.unlink()
         print(f"records written to {SHIPPED_RUNS}")
     if args.readme:
         readme = Path(args.readme)

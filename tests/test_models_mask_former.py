@@ -617,8 +617,14 @@ def test_explain_matching_is_the_training_matching_with_its_costs(batch):
         for _ in range(50):
             other = torch.as_tensor(rng.permutation(queries)[:segments])
             assert image_matching.cost[other, torch.arange(segments)].sum() >= chosen - 1e-5
-    # no query of the untrained model is empty-handed: Q >= N, every segment has its query
+    # Q >= N: every segment has its query
     assert all(len(m.queries) == len(m.labels) for m in matchings)
+    # the same pairs as the loss's matching of the same predictions
+    with torch.no_grad():
+        batch_in, segments = model._segments(images, list(images), targets)
+        class_logits, mask_logits = model.predict(batch_in.images.tensors)[-1]
+    for (rows, cols), image_matching in zip(match(class_logits, mask_logits, segments, model.config.loss), matchings):
+        assert torch.equal(rows, image_matching.queries) and torch.equal(cols, image_matching.targets)
 
 
 def test_query_and_matching_figures_draw_what_they_are_given(batch):

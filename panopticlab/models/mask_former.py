@@ -123,10 +123,10 @@ from .backbones import BackboneConfig, dilated_features, stage_channels, tiny_ba
 from .common import ImageBatcher, PanopticModel, PanopticPrediction, as_image_list, config_for_size, \
     map_train_ids, semantic_targets, stack_if_one_size
 from .mask_rcnn import published_input_size, relabelled_instances
-from .set_matching import SetLossConfig, hungarian_matching, matching_cost, set_criterion
+from .set_matching import SetLossConfig, hungarian_matching, image_cost, set_criterion
 
-__all__ = ["VARIANTS", "MaskFormerConfig", "MaskFormer", "QueryMatching", "PixelDecoder", "QueryDecoder", "PixelFeatures",
-           "sine_position_embedding", "for_categories"]
+__all__ = ["VARIANTS", "MaskFormerConfig", "MaskFormer", "QueryMatching", "PixelDecoder", "QueryDecoder",
+           "PixelFeatures", "sine_position_embedding", "for_categories"]
 
 VARIANTS = ("maskformer", "mask2former")
 #: Backbone stage -> feature name (detectron2's): strides 4, 8, 16, 32.
@@ -616,17 +616,16 @@ class MaskFormer(PanopticModel):
             targets: the collated target dict of :meth:`forward`'s training call.
 
         Returns:
-            B :class:`QueryMatching`, the last layer's predictions matched with the cost and the
-            Hungarian algorithm of :mod:`.set_matching` on every pixel of the stride-4 mask
-            logits (the targets downsampled, nearest); the masks at the padded batch's size.
+            B :class:`QueryMatching`, the last layer's predictions matched as training matches
+            them (:func:`~.set_matching.image_cost`: every pixel of the stride-4 mask logits, or
+            the configuration's random points); the masks at the padded batch's size.
         """
         image_list = as_image_list(images)
         batch, segments = self._segments(images, image_list, targets)
         class_logits, mask_logits = self.predict(batch.images.tensors)[-1]
         matchings = []
         for logits, masks_q, segment in zip(class_logits, mask_logits, segments):
-            small = F.interpolate(segment["masks"][:, None].float(), size=masks_q.shape[-2:], mode="nearest")[:, 0]
-            cost = matching_cost(logits, masks_q.flatten(1), segment["labels"], small.flatten(1), self.config.loss)
+            cost = image_cost(logits, masks_q, segment["labels"], segment["masks"], self.config.loss)
             queries, matched = hungarian_matching(cost)
             full = F.interpolate(masks_q[None], size=segment["masks"].shape[-2:], mode="bilinear",
                                  align_corners=False)[0]

@@ -62,8 +62,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["MASK_LOSSES", "SetLossConfig", "dice_cost", "sigmoid_ce_cost", "sigmoid_focal_cost", "matching_cost",
-           "hungarian_matching", "match", "dice_loss", "sigmoid_ce_loss", "sigmoid_focal_loss", "point_sample",
-           "uncertain_point_coords", "set_losses", "set_criterion"]
+           "hungarian_matching", "image_cost", "match", "dice_loss", "sigmoid_ce_loss", "sigmoid_focal_loss",
+           "point_sample", "uncertain_point_coords", "set_losses", "set_criterion"]
 
 MASK_LOSSES = ("focal", "bce")
 
@@ -213,9 +213,36 @@ def uncertain_point_coords(logits: torch.Tensor, num_points: int, oversample_rat
 
 
 @torch.no_grad()
+def image_cost(class_logits: torch.Tensor, mask_logits: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor,
+               config: SetLossConfig = SetLossConfig()) -> torch.Tensor:
+    """The matching cost of one image, its masks compared where ``config`` says.
+
+    Args:
+        class_logits: float [Q, K + 1].
+        mask_logits: float [Q, h, w] (stride 4 of the padded batch).
+        labels: int64 [N] target classes; masks: [N, H, W] at the padded batch's size.
+        config: the cost weights and where masks are compared (see the module docstring).
+
+    Returns:
+        float [Q, N] (:func:`matching_cost`).
+    """
+    masks = masks.to(mask_logits.device, torch.float32)
+    if config.num_points is None:
+        # MaskFormer: compare at the predictions' resolution, the targets downsampled (nearest)
+        masks = F.interpolate(masks[:, None], size=mask_logits.shape[-2:], mode="nearest")[:, 0].flatten(1)
+        predicted = mask_logits.flatten(1)
+    else:
+        # Mask2Former: the same random points for every mask of the image
+        points = torch.rand(1, config.num_points, 2, device=mask_logits.device)
+        masks = point_sample(masks[:, None], points.expand(len(masks), -1, -1))[:, 0]
+        predicted = point_sample(mask_logits[:, None].float(), points.expand(len(mask_logits), -1, -1))[:, 0]
+    return matching_cost(class_logits, predicted, labels, masks, config)
+
+
+@torch.no_grad()
 def match(class_logits: torch.Tensor, mask_logits: torch.Tensor, targets: Sequence[Mapping[str, torch.Tensor]],
           config: SetLossConfig = SetLossConfig()) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Hungarian matching of a batch, image by image.
+    """Hungarian matching of a batch, image by image (:func:`image_cost`, :func:`hungarian_matching`).
 
     Args:
         class_logits: float [B, Q, K + 1].
@@ -228,22 +255,11 @@ def match(class_logits: torch.Tensor, mask_logits: torch.Tensor, targets: Sequen
     """
     matches = []
     for logits, masks_q, target in zip(class_logits, mask_logits, targets):
-        labels, masks = target["labels"], target["masks"]
-        if len(labels) == 0:
+        if len(target["labels"]) == 0:
             empty = torch.zeros(0, dtype=torch.int64)
             matches.append((empty, empty))
             continue
-        masks = masks.to(masks_q.device, torch.float32)
-        if config.num_points is None:
-            # MaskFormer: compare at the predictions' resolution, the targets downsampled (nearest)
-            masks = F.interpolate(masks[:, None], size=masks_q.shape[-2:], mode="nearest")[:, 0].flatten(1)
-            predicted = masks_q.flatten(1)
-        else:
-            # Mask2Former: the same random points for every mask of the image
-            points = torch.rand(1, config.num_points, 2, device=masks_q.device)
-            masks = point_sample(masks[:, None], points.expand(len(masks), -1, -1))[:, 0]
-            predicted = point_sample(masks_q[:, None].float(), points.expand(len(masks_q), -1, -1))[:, 0]
-        matches.append(hungarian_matching(matching_cost(logits, predicted, labels, masks, config)))
+        matches.append(hungarian_matching(image_cost(logits, masks_q, target["labels"], target["masks"], config)))
     return matches
 
 
