@@ -292,7 +292,7 @@ def test_a_bad_profile_is_named_with_where_it_came_from(tmp_path, monkeypatch, c
 def test_evaluate_reads_the_input_size_the_run_recorded(tmp_path):
     """`train --input-size` is written to recipe.json; evaluate rebuilds the network at that size."""
     from panopticlab.commands.common import CommandError
-    from panopticlab.commands.evaluate import recorded_recipe
+    from panopticlab.commands.trained import recorded_recipe
 
     assert recorded_recipe(tmp_path) is None  # no recipe: the model's own size
     recipe = TrainRecipe("panoptic-fpn-full", steps=2, batch_size=2, image_size=64, num_train=2, input_size=64)
@@ -310,7 +310,7 @@ def test_a_broken_categories_file_is_named(tmp_path, content):
     """The categories a run recorded (what `evaluate --data` rebuilds the model with): a broken
     file is named, not a traceback."""
     from panopticlab.commands.common import CommandError
-    from panopticlab.commands.evaluate import run_categories
+    from panopticlab.commands.trained import run_categories
 
     (tmp_path / "categories.json").write_text(content)
     with pytest.raises(CommandError, match=r"categories\.json: not the categories file `panopticlab train` writes"):

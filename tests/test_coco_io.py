@@ -20,6 +20,7 @@ from panopticlab.data.coco import (
     decode_panoptic_png,
     panoptic_from_annotation,
     png_decoder,
+    read_image,
     read_panoptic_png,
     write_coco_panoptic,
     write_panoptic_png,
@@ -156,6 +157,16 @@ def test_jpeg_images(tmp_path):
     assert read.image.shape == samples[0].image.shape
     assert read.panoptic.equals(samples[0].panoptic)  # the PNG stays lossless
     assert json.loads(paths["json_path"].read_text())["annotations"][0]["file_name"] == "000000000000.png"
+
+
+@pytest.mark.parametrize("orientation, upright", [(1, lambda a: a), (3, lambda a: a[::-1, ::-1]),
+                                                  (6, lambda a: np.rot90(a, -1)), (8, lambda a: np.rot90(a))])
+def test_an_image_is_read_upright_as_its_exif_orientation_says(tmp_path, orientation, upright):
+    stored = np.random.default_rng(orientation).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # 6: the camera was turned a quarter clockwise, the viewer turns it back
+    Image.fromarray(stored).save(tmp_path / "photo.png", exif=exif)
+    np.testing.assert_array_equal(read_image(tmp_path / "photo.png"), upright(stored))
 
 
 def test_progress_bar(tmp_path, capsys):

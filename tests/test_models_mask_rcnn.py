@@ -241,7 +241,9 @@ def test_the_tiny_detectors_see_their_images_enlarged_and_answer_at_the_input_si
     from panopticlab.models.common import ImageBatcher
 
     batcher = ImageBatcher(None, scale=2.0)
+    settings = batcher.min_size, batcher.max_size
     assert tuple(batcher.batch([torch.rand(3, 50, 70)]).images.image_sizes[0]) == (100, 140)
+    assert (batcher.min_size, batcher.max_size) == settings  # an image's size does not stay behind
     with pytest.raises(ValueError, match="scale must be positive and given without min_size"):
         ImageBatcher(800, scale=2.0)
     model = MaskRCNN(MaskRCNNConfig.tiny(len(CATS.thing_ids) + 1), CATS).eval()

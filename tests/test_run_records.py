@@ -135,7 +135,9 @@ def test_a_model_with_several_seeds_shows_their_mean_and_spread():
     assert rows[0]["PQ_th"].mean == pytest.approx(0.25) and rows[0]["PQ_th"].sd == pytest.approx(0.0707107, abs=1e-6)
     assert rows[1]["PQ_th"].sd is None
     row = comparison_markdown(runs, columns=("PQ_th", "PQ_st")).splitlines()[2]
-    assert row == "| FPN | 25.0 ± 7.1 | 90.0 ± 0.0 |"
+    assert row == "| FPN | 25.0 ± 7.1 | 90.0 ± 0.0 |"  # a score's spread is shown even when it is 0
+    row = comparison_markdown(runs, columns=("params (M)",)).splitlines()[2]
+    assert row == f"| FPN | {run().parameters / 1e6:.2f} |"  # a setting alike in every run: no spread
     with pytest.raises(ValueError, match="runs of different models"):
         comparison_rows({"mixed": [run(), run("upsnet-tiny")]})
     with pytest.raises(ValueError, match="empty: no run records"):

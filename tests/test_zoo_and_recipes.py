@@ -295,7 +295,7 @@ def test_a_data_set_selects_its_published_configuration(name, dataset):
 
 def test_train_and_evaluate_build_the_data_sets_configuration(tmp_path):
     """The recipe carries the data set (recipe.json), so a run is rebuilt as it was trained."""
-    from panopticlab.commands.evaluate import recorded_recipe
+    from panopticlab.commands.trained import recorded_recipe
     from panopticlab.recipe import TrainRecipe
 
     recipe = zoo.spec("upsnet-full").recipe("ci").replace(dataset="cityscapes")

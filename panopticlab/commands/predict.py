@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from .common import CommandError, exclusive_use, no_progress_option, positive_int, refuse_overwriting_inputs
+from .trained import resolve_device, run_categories, trained_model
 
 __all__ = ["add_parser", "run_predict"]
 
@@ -56,8 +57,6 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..data.coco import check_predictions_writable
     from ..engine.predict_images import find_images, predict_images, prediction_paths
     from ..models import zoo
-    from .evaluate import resolve_device, run_categories, trained_model
-
     zoo.check_name(args.model)
     try:
         json_path, png_folder, journal = prediction_paths(args.output)

@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 from .common import CommandError, exclusive_use, positive_float, positive_int
+from .trained import CATEGORIES_FILE, open_data, resolve_device, run_categories
 
 __all__ = ["add_parser"]
 
@@ -214,8 +215,6 @@ def _check_same_data(output: Path, trained_on: dict, categories) -> None:
     and ``categories.json``): its checkpoint would go on with other images, or not fit at all."""
     import json
 
-    from .evaluate import CATEGORIES_FILE, run_categories
-
     recorded = output / DATA_FILE
     if recorded.is_file():
         before = json.loads(recorded.read_text(encoding="utf-8"))
@@ -238,8 +237,6 @@ def _check_run_folder(output: Path, folders) -> None:
     from ..data.atomic import check_writable
     from ..engine.checkpoint import CHECKPOINT_NAME
     from ..engine.runs import RUN_FILE
-    from .evaluate import CATEGORIES_FILE
-
     check_writable(output, "--output", folder=True)
     for folder in folders:
         check_writable(folder, "--output", folder=True)
@@ -261,8 +258,6 @@ def run_train(args: argparse.Namespace) -> int:
         init_distributed,
         is_distributed,
     )
-    from .evaluate import resolve_device
-
     joined_before = is_distributed()  # a caller's process group is the caller's to leave
     context = init_distributed(device=resolve_device(args.device))
     try:
@@ -289,13 +284,7 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
     from ..engine.runs import record_run, write_run
     from ..models import zoo
     from ..profiles import get_profile
-    from .evaluate import (
-        CATEGORIES_FILE,
-        evaluation_record,
-        open_data,
-        print_evaluation,
-        resolve_device,
-    )
+    from .evaluate import evaluation_record, print_evaluation
 
     args.model = model_name(args.model, args.config)
     row = zoo.spec(args.model)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .atomic import check_writable, staging_folder, write_image, write_json
 from .categories import CategorySet
@@ -90,7 +90,11 @@ def write_panoptic_png(path: PathLike, id_map: np.ndarray, source: str | None = 
 
 
 def read_image(path: PathLike) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB (any PIL mode is converted, as detectron2 does).
+    """Read an image file as (H, W, 3) uint8 RGB, upright.
+
+    As detectron2's ``read_image`` (``detectron2/data/detection_utils.py``): any PIL mode is
+    converted to RGB, and a camera's EXIF orientation tag is applied, so a phone photograph
+    stored on its side is predicted, drawn and sized as it is viewed.
 
     Raises:
         PanopticFormatError: naming the file, when it is missing, truncated or unreadable.
@@ -101,6 +105,7 @@ def read_image(path: PathLike) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()  # decode now, so a truncated file fails here and not later
+            ImageOps.exif_transpose(image, in_place=True)  # no copy when there is no rotation to apply
             return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
         raise PanopticFormatError(f"{path}: cannot decode the image; the file is truncated or corrupt "

@@ -111,7 +111,7 @@ def _format(value: float, kind: str) -> str:
 def _cell(spread: Spread | None, kind: str) -> str:
     if spread is None:
         return "-"
-    if spread.sd is None:
+    if spread.sd is None or (spread.sd == 0 and kind != "pct"):  # one run, or a setting alike in all
         return _format(spread.mean, kind)
     return f"{_format(spread.mean, kind)} ± {_format(spread.sd, '.1f' if kind == 'd' else kind)}"
 

@@ -177,10 +177,15 @@ class ImageBatcher(GeneralizedRCNNTransform):
             return image, target
         if self.scale is not None and self.scale != 1:
             height, width = image.shape[-2:]
-            # torchvision's resize reads the target size from these: this image's, times the scale
+            # torchvision's resize reads the target size from these: this image's, times the scale,
+            # for this call only (the batcher's own settings are put back)
+            own = self.min_size, self.max_size
             self.min_size = (round(min(height, width) * self.scale),)
             self.max_size = round(max(height, width) * self.scale)
-            return super().resize(image, target)
+            try:
+                return super().resize(image, target)
+            finally:
+                self.min_size, self.max_size = own
         if self.keep_size:
             return image, target
         return super().resize(image, target)

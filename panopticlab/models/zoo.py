@@ -190,11 +190,12 @@ def sgd_poly(steps: int) -> OptimConfig:
 
 
 def sgd_1x(steps: int) -> OptimConfig:
-    """Mask R-CNN's solver (detectron2's 1x, shortened): SGD 0.02, warmup, steps at 2/3 and 8/9 of the run."""
-    warmup = min(1000, steps // 10)
+    """Mask R-CNN's solver, detectron2's 1x (:data:`~.mask_rcnn.COCO_1X`) shortened to ``steps``: its
+    warmup (at most a tenth of the run), its steps at the same fractions (60k and 80k of 90k)."""
+    published = mask_rcnn.COCO_1X.optim
+    warmup = min(published.warmup_steps, steps // 10)
     milestones = (max(warmup + 1, round(steps * 2 / 3)), max(warmup + 2, round(steps * 8 / 9)))
-    return OptimConfig(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=1e-4, warmup_steps=warmup,
-                       schedule="step", milestones=milestones)
+    return published.replace(warmup_steps=warmup, milestones=milestones)
 
 
 def adam_poly(steps: int) -> OptimConfig:
@@ -235,8 +236,9 @@ UPSNET_ABLATIONS = ("baseline", "semantic_only", "instance_only")
 # on two cores; the semantic network's stuff is near its ceiling after a few hundred steps from
 # the pretrained backbone. The laptop steps keep each chapter within 4 minutes on two cores. The
 # tiny detectors and Panoptic-DeepLab see the images enlarged twice (MaskRCNNConfig.tiny): a
-# step then costs 0.31 s (Mask R-CNN), 0.42 s (Panoptic FPN), 0.86 s (UPSNet) and 0.41 s
-# (Panoptic-DeepLab) on two cores, 1.4 to 1.9 times the cost at the data's size.
+# step of 8 images then costs 0.30 s (Mask R-CNN), 0.37 s (Panoptic FPN), 1.15 s (UPSNet) and
+# 0.40 s (Panoptic-DeepLab) on two cores, 2.0 to 3.7 times the cost at the data's size
+# (benchmarks/train_step.py, the README's Performance table).
 
 _ROWS = [
     ModelSpec("pspnet-tiny", PSPNet, partial(pspnet.for_categories, size="tiny"), ("semantic",),
