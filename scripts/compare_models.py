@@ -7,11 +7,12 @@
 With ``--train`` it first trains each tiny model of :data:`MODELS`, for each seed, with
 ``panopticlab train --model NAME --profile laptop --seed S [--budget SECONDS] --output
 WORK/NAME/seed-S``: the same pretrained tiny backbone, the same built-in data, the same
-validation split. ``--budget`` gives every model the same wall-clock training time (the
-command times a few steps of each network here and sets its steps from them), without it
-each model trains its ``laptop`` recipe's steps. The runs go seed by seed, the models one
-after the other within a seed, on this machine, so that a slower hour weighs on every
-model alike; run it on an otherwise idle machine. ``--ship`` replaces the package's records
+validation split. ``--budget`` gives every model the same wall-clock training time: the
+first seed's run times a few steps of each network here and sets its steps from them, and
+the other seeds train those same steps (``--budget-from``), so that seeds differ only in
+their seed; without it each model trains its ``laptop`` recipe's steps. The runs go seed by
+seed, the models one after the other within a seed, on this machine, so that a slower hour
+weighs on every model alike; run it on an otherwise idle machine. ``--ship`` replaces the package's records
 (``panopticlab/checkpoints/runs/``, which chapter 7 reads) by these; ``--readme`` rewrites
 the README's table between its ``<!-- model-comparison:start -->`` and
 ``<!-- model-comparison:end -->`` markers. A model with several seeds shows ``mean ± sd``.
@@ -40,8 +41,11 @@ def train_all(work_dir: Path, models: list[str], profile: str, seeds: list[int],
     for seed in seeds:
         for name in models:
             folder = work_dir / name / f"seed-{seed}"
+            first = work_dir / name / f"seed-{seeds[0]}"  # the run whose timing sets the model's steps
+            budget_options = ([] if budget is None else ["--budget", str(budget)] if seed == seeds[0]
+                              else ["--budget-from", str(first)])
             arguments = ["train", "--model", name, "--profile", profile, "--seed", str(seed), "--output", str(folder),
-                         "--no-progress"] + (["--budget", str(budget)] if budget is not None else [])
+                         "--no-progress"] + budget_options
             if resume and (folder / RUN_FILE).exists():
                 print(f"{name}, seed {seed}: {folder / RUN_FILE} exists, kept")
             else:

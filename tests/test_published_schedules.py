@@ -244,4 +244,20 @@ def test_train_fits_its_steps_to_a_time_budget(tmp_path, capsys):
     assert f"{steps} steps for the 2 s budget" in printed and steps >= 1
     assert main(["train", "--model", "panoptic-deeplab-tiny", "--profile", "ci", "--budget", "2", "--steps", "3",
                  "--output", str(tmp_path / "other"), "--no-progress"]) == 1
-    assert "--budget sets the steps from a time" in capsys.readouterr().err
+    assert "--budget sets the steps: it takes neither --steps" in capsys.readouterr().err
+
+    # a second seed trains the steps the first was given, without timing again
+    again = tmp_path / "seed1"
+    assert main(["train", "--model", "panoptic-deeplab-tiny", "--profile", "ci", "--budget-from", str(run), "--seed", "1",
+                 "--output", str(again), "--no-progress", "--device", "cpu", "--num-val", "2"]) == 0
+    assert f"{steps} steps, as {run} trained for the 2 s budget" in capsys.readouterr().out
+    assert json.loads((again / "recipe.json").read_text())["steps"] == steps
+    assert json.loads((again / "run.json").read_text())["budget_seconds"] == 2
+    for arguments, refusal in ((["--model", "pspnet-tiny", "--budget-from", str(run)], "a run of panoptic-deeplab-tiny, "
+                                                                                       "not of pspnet-tiny"),
+                               (["--model", "panoptic-deeplab-tiny", "--budget-from", str(run), "--budget", "2"],
+                                "not both"),
+                               (["--model", "panoptic-deeplab-tiny", "--budget-from", str(tmp_path)], "no run record")):
+        assert main(["train", "--profile", "ci", "--output", str(tmp_path / "refused"), "--no-progress",
+                     *arguments]) == 1
+        assert refusal in capsys.readouterr().err

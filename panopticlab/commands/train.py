@@ -59,6 +59,9 @@ def add_parser(commands) -> None:
                         help="train for about this many seconds on this machine instead of the recipe's steps: each "
                              "network's step is timed first and its steps set to fit (a model of several networks "
                              "shares the budget as its recipes do); the run records the time it took")
+    parser.add_argument("--budget-from", default=None, metavar="RUN",
+                        help="train the steps an earlier --budget run of the same model was given (its run folder "
+                             "or run.json), without timing again: every seed of a comparison then trains alike")
     parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                         help="images per step and process instead of the recipe's; with --schedule published the "
                              "learning rate and the iterations follow the linear scaling rule")
@@ -177,6 +180,24 @@ def _fit_budget(args: argparse.Namespace, names, profile, categories, device: st
     if is_main_process():
         for name, (steps, step_seconds) in planned.items():
             print(f"{name}: a step takes {step_seconds:.3f} s here: {steps} steps for the {args.budget:g} s budget")
+
+
+def _budget_from(args: argparse.Namespace, names) -> None:
+    """Set ``args.budget_steps`` and ``args.budget`` from the record of an earlier ``--budget`` run."""
+    from ..engine.runs import read_run
+
+    try:
+        earlier = read_run(args.budget_from)
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(f"--budget-from {error}") from None
+    if earlier.model != args.model:
+        raise CommandError(f"--budget-from {args.budget_from}: a run of {earlier.model}, not of {args.model}")
+    if earlier.budget_seconds is None:
+        raise CommandError(f"--budget-from {args.budget_from}: that run trained its recipe's steps, not a --budget")
+    args.budget_steps = {name: int(earlier.recipes[name]["steps"]) for name in names}
+    args.budget = earlier.budget_seconds
+    for name, steps in args.budget_steps.items():
+        print(f"{name}: {steps} steps, as {args.budget_from} trained for the {args.budget:g} s budget")
 
 
 def _per_process() -> str:
@@ -304,8 +325,11 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
     if args.schedule == "published" and not args.data:
         raise CommandError("--schedule published runs a network's published training on a data set: give "
                            "--data coco ROOT or --data cityscapes ROOT")
-    if args.budget is not None and (args.steps is not None or args.schedule == "published"):
-        raise CommandError("--budget sets the steps from a time: it takes neither --steps nor --schedule published")
+    for option, given in (("--budget", args.budget is not None), ("--budget-from", args.budget_from is not None)):
+        if given and (args.steps is not None or args.schedule == "published"):
+            raise CommandError(f"{option} sets the steps: it takes neither --steps nor --schedule published")
+    if args.budget is not None and args.budget_from is not None:
+        raise CommandError("give --budget (time the steps now) or --budget-from (an earlier run's steps), not both")
     for name in names:
         network_recipe(name, args, profile)  # a model without a recipe fails here, before any training
     if args.weights is not None:
@@ -320,7 +344,9 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
                 raise CommandError(f"{', '.join(existing)} already exists: pass --resume to continue that run, "
                                    f"or choose another --output")
         seed = profile.seed if args.seed is None else args.seed
-        if args.budget is not None:
+        if args.budget_from is not None:
+            _budget_from(args, names)
+        elif args.budget is not None:
             _fit_budget(args, names, profile, categories, device)
         trained_on = _data_record(args.data, source)
         if args.resume:
