@@ -7,10 +7,12 @@
 With ``--train`` it first trains each tiny model of :data:`MODELS`, for each seed, with
 ``panopticlab train --model NAME --profile laptop --seed S [--budget SECONDS] --output
 WORK/NAME/seed-S``: the same pretrained tiny backbone, the same built-in data, the same
-validation split. ``--budget`` gives every model the same wall-clock training time: the
-first seed's run times a few steps of each network here and sets its steps from them, and
-the other seeds train those same steps (``--budget-from``), so that seeds differ only in
-their seed; without it each model trains its ``laptop`` recipe's steps. The runs go seed by
+validation split. ``--budget`` gives every model the same wall-clock training time: a
+first run of each model (``WORK/NAME/calibration``, not in the table) times a few steps
+and trains for the budget; its realised time per step, an average over the whole run,
+then sets the steps of every seed (``train --step-times-from``), so that a model's seeds
+train the same steps and differ in their seed alone; without ``--budget`` each model
+trains its ``laptop`` recipe's steps. The runs go seed by
 seed, the models one after the other within a seed, on this machine, so that a slower hour
 weighs on every model alike; run it on an otherwise idle machine. ``--ship`` replaces the package's records
 (``panopticlab/checkpoints/runs/``, which chapter 7 reads) by these; ``--readme`` rewrites
@@ -33,25 +35,30 @@ from panopticlab.models import zoo
 _NETWORKS = {name for row in zoo.MODELS.values() for name in row.components}
 MODELS = tuple(row.name for row in zoo.MODELS.values() if row.size == "tiny" and row.name not in _NETWORKS)
 README_SECTION = "model-comparison"
+CALIBRATION = "calibration"  # with --budget: the run whose realised step times set every seed's steps
 
 
 def train_all(work_dir: Path, models: list[str], profile: str, seeds: list[int], budget: float | None,
               resume: bool) -> list[Path]:
+    def train(name: str, seed: int, folder: Path, options: list[str]) -> None:
+        if resume and (folder / RUN_FILE).exists():
+            print(f"{name}, seed {seed}: {folder / RUN_FILE} exists, kept")
+            return
+        code = panopticlab_main(["train", "--model", name, "--profile", profile, "--seed", str(seed), "--output",
+                                 str(folder), "--no-progress"] + options + (["--resume"] if resume and folder.exists()
+                                                                             else []))
+        if code:
+            sys.exit(f"training {name} (seed {seed}) failed (exit {code})")
+
+    if budget is not None:  # a first run of each model measures what its step costs over a whole run
+        for name in models:
+            train(name, seeds[0], work_dir / name / CALIBRATION, ["--budget", str(budget)])
     folders = []
     for seed in seeds:
         for name in models:
             folder = work_dir / name / f"seed-{seed}"
-            first = work_dir / name / f"seed-{seeds[0]}"  # the run whose timing sets the model's steps
-            budget_options = ([] if budget is None else ["--budget", str(budget)] if seed == seeds[0]
-                              else ["--budget-from", str(first)])
-            arguments = ["train", "--model", name, "--profile", profile, "--seed", str(seed), "--output", str(folder),
-                         "--no-progress"] + budget_options
-            if resume and (folder / RUN_FILE).exists():
-                print(f"{name}, seed {seed}: {folder / RUN_FILE} exists, kept")
-            else:
-                code = panopticlab_main(arguments + (["--resume"] if resume and folder.exists() else []))
-                if code:
-                    sys.exit(f"training {name} (seed {seed}) failed (exit {code})")
+            train(name, seed, folder, [] if budget is None else
+                  ["--budget", str(budget), "--step-times-from", str(work_dir / name / CALIBRATION)])
             folders.append(folder)
     return folders
 

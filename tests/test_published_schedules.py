@@ -14,7 +14,7 @@ import torch
 from panopticlab.commands import main
 from panopticlab.data.synthetic import SyntheticPanoptic
 from panopticlab.data.transforms import RandomShortestEdge, resize_sample
-from panopticlab.engine import recipes
+from panopticlab.engine import recipes, timing
 from panopticlab.engine.runs import train_network
 from panopticlab.models import zoo
 from panopticlab.models.common import ImageBatcher
@@ -223,14 +223,14 @@ def test_models_lists_each_published_run_with_its_source(capsys):
 
 
 def test_a_time_budget_is_shared_as_the_recipes_share_their_time(monkeypatch):
-    from panopticlab.engine import timing
-
     step_seconds = {"pspnet-tiny": 0.1, "maskrcnn-tiny": 0.2}
     monkeypatch.setattr(timing, "seconds_per_step", lambda model, recipe, *args: step_seconds[recipe.model])
     recipes_ = {name: recipes.recipe(name, "laptop", steps=steps) for name, steps in (("pspnet-tiny", 300),
                                                                                      ("maskrcnn-tiny", 1000))}
     planned = timing.steps_for_budget(recipes_, 115.0)  # half of the recipes' 300 x 0.1 + 1000 x 0.2 = 230 s
     assert planned == {"pspnet-tiny": (150, 0.1), "maskrcnn-tiny": (500, 0.2)}
+    monkeypatch.setattr(timing, "seconds_per_step", lambda *args: pytest.fail("timed again"))
+    assert timing.steps_for_budget(recipes_, 115.0, step_seconds=step_seconds) == planned  # times given: no timing
     with pytest.raises(ValueError, match="positive number of seconds"):
         timing.steps_for_budget(recipes_, 0)
 
@@ -244,20 +244,28 @@ def test_train_fits_its_steps_to_a_time_budget(tmp_path, capsys):
     assert f"{steps} steps for the 2 s budget" in printed and steps >= 1
     assert main(["train", "--model", "panoptic-deeplab-tiny", "--profile", "ci", "--budget", "2", "--steps", "3",
                  "--output", str(tmp_path / "other"), "--no-progress"]) == 1
-    assert "--budget sets the steps: it takes neither --steps" in capsys.readouterr().err
+    assert "--budget sets the steps from a time" in capsys.readouterr().err
 
-    # a second seed trains the steps the first was given, without timing again
+    # a second run takes each step's time from the first's whole run instead of timing again
+    record = json.loads((run / "run.json").read_text())
+    realised = record["training_seconds"]["panoptic-deeplab-tiny"] / steps
     again = tmp_path / "seed1"
-    assert main(["train", "--model", "panoptic-deeplab-tiny", "--profile", "ci", "--budget-from", str(run), "--seed", "1",
-                 "--output", str(again), "--no-progress", "--device", "cpu", "--num-val", "2"]) == 0
-    assert f"{steps} steps, as {run} trained for the 2 s budget" in capsys.readouterr().out
-    assert json.loads((again / "recipe.json").read_text())["steps"] == steps
+    assert main(["train", "--model", "panoptic-deeplab-tiny", "--profile", "ci", "--budget", "2", "--step-times-from",
+                 str(run), "--seed", "1", "--output", str(again), "--no-progress", "--device", "cpu",
+                 "--num-val", "2"]) == 0
+    ci_recipe = recipes.recipe("panoptic-deeplab-tiny", "ci")
+    expected = timing.steps_for_budget({"panoptic-deeplab-tiny": ci_recipe}, 2.0,
+                                       step_seconds={"panoptic-deeplab-tiny": realised})["panoptic-deeplab-tiny"][0]
+    assert f"a step takes {realised:.3f} s in {run}: {expected} steps for the 2 s budget" in capsys.readouterr().out
+    assert json.loads((again / "recipe.json").read_text())["steps"] == expected
     assert json.loads((again / "run.json").read_text())["budget_seconds"] == 2
-    for arguments, refusal in ((["--model", "pspnet-tiny", "--budget-from", str(run)], "a run of panoptic-deeplab-tiny, "
-                                                                                       "not of pspnet-tiny"),
-                               (["--model", "panoptic-deeplab-tiny", "--budget-from", str(run), "--budget", "2"],
-                                "not both"),
-                               (["--model", "panoptic-deeplab-tiny", "--budget-from", str(tmp_path)], "no run record")):
+    for arguments, refusal in ((["--model", "pspnet-tiny", "--budget", "2"], "a run of panoptic-deeplab-tiny, not of "
+                                                                              "pspnet-tiny"),
+                               (["--model", "panoptic-deeplab-tiny", "--budget", "2", "--batch-size", "3"],
+                                "a step of the one does not time the other"),
+                               (["--model", "panoptic-deeplab-tiny"], "give --budget SECONDS too"),
+                               (["--model", "panoptic-deeplab-tiny", "--budget", "2", "--step-times-from",
+                                 str(tmp_path)], "no run record")):
         assert main(["train", "--profile", "ci", "--output", str(tmp_path / "refused"), "--no-progress",
-                     *arguments]) == 1
+                     "--step-times-from", str(run), *arguments]) == 1
         assert refusal in capsys.readouterr().err

@@ -59,9 +59,9 @@ def add_parser(commands) -> None:
                         help="train for about this many seconds on this machine instead of the recipe's steps: each "
                              "network's step is timed first and its steps set to fit (a model of several networks "
                              "shares the budget as its recipes do); the run records the time it took")
-    parser.add_argument("--budget-from", default=None, metavar="RUN",
-                        help="train the steps an earlier --budget run of the same model was given (its run folder "
-                             "or run.json), without timing again: every seed of a comparison then trains alike")
+    parser.add_argument("--step-times-from", default=None, metavar="RUN",
+                        help="with --budget: each network's time per step as an earlier run of the model on this "
+                             "machine realised it (its run folder or run.json), instead of timing a few steps now")
     parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                         help="images per step and process instead of the recipe's; with --schedule published the "
                              "learning rate and the iterations follow the linear scaling rule")
@@ -174,30 +174,37 @@ def _fit_budget(args: argparse.Namespace, names, profile, categories, device: st
     from ..engine.distributed import is_main_process
     from ..engine.timing import steps_for_budget
 
-    planned = steps_for_budget({name: network_recipe(name, args, profile)[0] for name in names}, args.budget,
-                               categories, device)
+    recipes = {name: network_recipe(name, args, profile)[0] for name in names}
+    realised = None if args.step_times_from is None else _realised_step_times(args, recipes)
+    planned = steps_for_budget(recipes, args.budget, categories, device, step_seconds=realised)
     args.budget_steps = {name: steps for name, (steps, _) in planned.items()}
+    source = "here" if realised is None else f"in {args.step_times_from}"
     if is_main_process():
         for name, (steps, step_seconds) in planned.items():
-            print(f"{name}: a step takes {step_seconds:.3f} s here: {steps} steps for the {args.budget:g} s budget")
+            print(f"{name}: a step takes {step_seconds:.3f} s {source}: {steps} steps for the {args.budget:g} s budget")
 
 
-def _budget_from(args: argparse.Namespace, names) -> None:
-    """Set ``args.budget_steps`` and ``args.budget`` from the record of an earlier ``--budget`` run."""
+def _realised_step_times(args: argparse.Namespace, recipes) -> dict[str, float]:
+    """Each network's training time over its steps in the run ``--step-times-from`` names."""
     from ..engine.runs import read_run
 
+    named = f"--step-times-from {args.step_times_from}"
     try:
-        earlier = read_run(args.budget_from)
+        earlier = read_run(args.step_times_from)
     except (FileNotFoundError, ValueError) as error:
-        raise CommandError(f"--budget-from {error}") from None
+        raise CommandError(f"--step-times-from {error}") from None
     if earlier.model != args.model:
-        raise CommandError(f"--budget-from {args.budget_from}: a run of {earlier.model}, not of {args.model}")
-    if earlier.budget_seconds is None:
-        raise CommandError(f"--budget-from {args.budget_from}: that run trained its recipe's steps, not a --budget")
-    args.budget_steps = {name: int(earlier.recipes[name]["steps"]) for name in names}
-    args.budget = earlier.budget_seconds
-    for name, steps in args.budget_steps.items():
-        print(f"{name}: {steps} steps, as {args.budget_from} trained for the {args.budget:g} s budget")
+        raise CommandError(f"{named}: a run of {earlier.model}, not of {args.model}")
+    times = {}
+    for name, recipe in recipes.items():
+        ran = earlier.recipes.get(name, {})
+        sizes = ("batch_size", "image_size", "input_size")
+        if any(ran.get(key) != getattr(recipe, key) for key in sizes):
+            raise CommandError(f"{named}: its {name} trained " + ", ".join(f"{key} {ran.get(key)}" for key in sizes)
+                               + ", this run " + ", ".join(f"{key} {getattr(recipe, key)}" for key in sizes)
+                               + ": a step of the one does not time the other")
+        times[name] = earlier.training_seconds[name] / ran["steps"]
+    return times
 
 
 def _per_process() -> str:
@@ -325,11 +332,10 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
     if args.schedule == "published" and not args.data:
         raise CommandError("--schedule published runs a network's published training on a data set: give "
                            "--data coco ROOT or --data cityscapes ROOT")
-    for option, given in (("--budget", args.budget is not None), ("--budget-from", args.budget_from is not None)):
-        if given and (args.steps is not None or args.schedule == "published"):
-            raise CommandError(f"{option} sets the steps: it takes neither --steps nor --schedule published")
-    if args.budget is not None and args.budget_from is not None:
-        raise CommandError("give --budget (time the steps now) or --budget-from (an earlier run's steps), not both")
+    if args.budget is not None and (args.steps is not None or args.schedule == "published"):
+        raise CommandError("--budget sets the steps from a time: it takes neither --steps nor --schedule published")
+    if args.step_times_from is not None and args.budget is None:
+        raise CommandError("--step-times-from times the steps of a --budget: give --budget SECONDS too")
     for name in names:
         network_recipe(name, args, profile)  # a model without a recipe fails here, before any training
     if args.weights is not None:
@@ -344,9 +350,7 @@ def _train_and_score(args: argparse.Namespace, context) -> int:
                 raise CommandError(f"{', '.join(existing)} already exists: pass --resume to continue that run, "
                                    f"or choose another --output")
         seed = profile.seed if args.seed is None else args.seed
-        if args.budget_from is not None:
-            _budget_from(args, names)
-        elif args.budget is not None:
+        if args.budget is not None:
             _fit_budget(args, names, profile, categories, device)
         trained_on = _data_record(args.data, source)
         if args.resume:

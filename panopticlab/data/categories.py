@@ -147,9 +147,6 @@ class CategorySet:
         lut[self.ids] = np.arange(len(self))
         return lut
 
-    def train_id_to_id(self) -> list[int]:
-        return self.ids
-
     # --- COCO ------------------------------------------------------------------------
     def to_coco(self) -> list[dict]:
         return [c.to_coco() for c in self.categories]

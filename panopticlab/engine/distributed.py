@@ -51,10 +51,6 @@ class DistributedContext:
     backend: str | None = None
     device: torch.device = torch.device("cpu")
 
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
 
 def _env_int(name: str) -> int:
     value = os.environ.get(name)

@@ -44,15 +44,18 @@ def seconds_per_step(model: nn.Module, recipe: TrainRecipe, categories: Category
 
 
 def steps_for_budget(recipes: dict[str, TrainRecipe], seconds: float, categories: CategorySet = SYNTHETIC_CATEGORIES,
-                     device: str | torch.device | None = None, timed_steps: int = 8) -> dict[str, tuple[int, float]]:
+                     device: str | torch.device | None = None, timed_steps: int = 8,
+                     step_seconds: dict[str, float] | None = None) -> dict[str, tuple[int, float]]:
     """How many steps each network of a model trains for so that the whole takes about ``seconds``.
 
     Each network's step is timed on this machine (:func:`seconds_per_step`, ``timed_steps``
     steps of a fresh network built as its recipe trains it, on the built-in data at the
-    recipe's size). A model of several networks (the baseline) shares the budget between
-    them as their recipes share their steps' time, so each keeps its share of the model's
-    training. Comparing methods at one budget this way compares what each reaches in the
-    same time on the same machine; the timing steps are not counted in the budget.
+    recipe's size), unless ``step_seconds`` gives its time per step (say, as a whole earlier
+    run realised it: a few timed steps predict a run only to 10-30 % on a shared machine).
+    A model of several networks (the baseline) shares the budget between them as their
+    recipes share their steps' time, so each keeps its share of the model's training.
+    Comparing methods at one budget this way compares what each reaches in the same time
+    on the same machine; the timing steps are not counted in the budget.
 
     Returns:
         ``{name: (steps, seconds per step)}``, at least one step each.
@@ -61,8 +64,9 @@ def steps_for_budget(recipes: dict[str, TrainRecipe], seconds: float, categories
 
     if not seconds > 0:
         raise ValueError(f"the budget must be a positive number of seconds, got {seconds}")
-    timed = {name: seconds_per_step(build_network(name, categories, recipe), recipe, categories, timed_steps, device)
-             for name, recipe in recipes.items()}
+    timed = dict(step_seconds) if step_seconds is not None else {
+        name: seconds_per_step(build_network(name, categories, recipe), recipe, categories, timed_steps, device)
+        for name, recipe in recipes.items()}
     # the recipes' own split of the model's time between its networks, scaled to the budget
     planned = sum(recipe.steps * timed[name] for name, recipe in recipes.items())
     return {name: (max(1, int(seconds * recipe.steps / planned)), timed[name]) for name, recipe in recipes.items()}

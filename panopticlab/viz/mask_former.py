@@ -2,8 +2,8 @@
 
 Drawn from arrays and from the inference's record (anything with the attributes of
 :class:`~panopticlab.postprocess.mask_former.MaskFormerPanoptic`: ``scores``, ``category_ids``,
-``outcomes``, ``owner``, ``query_segment``), so ``viz`` imports neither a model nor the
-post-processing.
+``outcomes``, ``owner``, ``query_segment``), so ``viz`` needs no model; the outcome names
+are the post-processing's own.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..data.categories import CategorySet
+from ..postprocess.mask_former import EMPTY, KEPT, LOW_SCORE, MERGED, NO_OBJECT, OVERLAP
 from .colors import category_color
 from .overlay import as_image, blend
 from .panels import new_figure
@@ -20,9 +21,9 @@ from .panels import new_figure
 __all__ = ["show_queries", "show_set_matching"]
 
 PAIRS_PER_ROW = 8
-# the outcome strings of postprocess.mask_former, spelled for a title
-_OUTCOME_WORDS = {"no_object": "no object", "low_score": "score too low", "empty": "won nothing",
-                  "overlap": "lost to others", "kept": "a segment", "merged": "merged (stuff)"}
+# what became of a query, spelled for a title
+_OUTCOME_WORDS = {NO_OBJECT: "no object", LOW_SCORE: "score too low", EMPTY: "won nothing",
+                  OVERLAP: "lost to others", KEPT: "a segment", MERGED: "merged (stuff)"}
 
 
 def show_queries(image, mask_probs, result, categories: CategorySet, max_queries: int = 12, ncols: int = 6,
@@ -47,7 +48,7 @@ def show_queries(image, mask_probs, result, categories: CategorySet, max_queries
     if mask_probs.ndim != 3 or len(mask_probs) != len(scores):
         raise ValueError(f"mask_probs {mask_probs.shape}: expected ({len(scores)}, H, W), one map per query")
     image = as_image(image, mask_probs.shape[1:])
-    named = [q for q in np.argsort(-scores, kind="stable") if outcomes[q] != "no_object"][:max_queries]
+    named = [q for q in np.argsort(-scores, kind="stable") if outcomes[q] != NO_OBJECT][:max_queries]
     rows = max(1, -(-len(named) // ncols))
     fig, axes = new_figure(rows, ncols, panel_width, image.shape[0] / image.shape[1])
     for ax in axes.flat:
