@@ -156,10 +156,13 @@ assert all(r.results["Stuff"]["pq"] > r.results["Things"]["pq"] for r in every_r
 #   baseline's second network) buys fewer steps, and the "steps" column shows how many.
 #   At an equal number of images the dearer methods would get more time, and the table
 #   would answer another question (which method learns most per image). The steps are
-#   fitted from a timing of a few steps at the start of each run, so the realised times
-#   scatter around the budget (the "train (min)" column; the machine that made the records
-#   was shared with other work for part of the time). Every model also
-#   starts from the same shipped tiny backbone and sees the same 400 training scenes.
+#   fitted once per model, from the time per step that a first, calibration run of it
+#   realised on the same machine (`train --step-times-from`; a few timed steps predicted
+#   a run only to 10-30 %), and every seed trains those same steps, so that a model's runs
+#   differ in their seed alone; the realised times scatter a little around the budget
+#   (the "train (min)" column) as the machine's speed does.
+#   Every model also starts from the same shipped tiny backbone and sees the same 400
+#   training scenes.
 #   None of the models has converged: the table compares what each method learns in a
 #   few minutes of a laptop, not what it could reach.
 # * **Time per image** is split into the network and the post-processing (merge rule,
