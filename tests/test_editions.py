@@ -64,6 +64,16 @@ def test_solution_lines_catch_a_leak():
     assert "rgb = rgb.astype(np.int64)" in solution_lines(BOOK_DIR, ["01"])
 
 
+def test_an_edition_that_would_show_a_solution_is_not_written(tmp_path, monkeypatch, capsys):
+    from panopticlab.book import editions
+
+    monkeypatch.setattr(editions, "strip_solutions", lambda source: source)  # markers the stripping missed
+    assert main(["book", "student", str(tmp_path / "out"), "--chapter", "01"]) == 1
+    error = capsys.readouterr().err
+    assert "01_" in error and "line(s) of a solution" in error and "Nothing was written" in error
+    assert not (tmp_path / "out").exists()
+
+
 def _student_exercise(path, exercise):
     """The student edition of ``path`` and ``exercise`` found in it (the edition leaves the
     answers cells out, so an exercise after one sits at another index there)."""

@@ -65,12 +65,21 @@ def write_student_edition(output: str | os.PathLike, book_dir: str | os.PathLike
     Raises:
         FileExistsError: a notebook there differs from the edition it would be (a student
             worked in it); nothing is written then.
+        ValueError: a chapter's edition would still show a line of a solution
+            (:func:`solution_lines`); nothing is written then.
     """
     import nbformat
 
     output = Path(output)
-    editions = {output / f"{path.stem}.ipynb": nbformat.writes(student_edition(load_chapter(path)))
-                for path in chapter_paths(book_dir, chapters)}
+    editions = {}
+    for path in chapter_paths(book_dir, chapters):
+        edition = student_edition(load_chapter(path))
+        shown = {line.strip() for cell in edition.cells for line in cell.source.splitlines()}
+        leaked = sorted(_solution_lines(path.read_text(encoding="utf-8")) & shown)
+        if leaked:  # checked for every chapter before any is written
+            raise ValueError(f"{path}: its student edition would show {len(leaked)} line(s) of a solution, e.g. "
+                             f"{leaked[0]!r}; check the chapter's solution markers. Nothing was written")
+        editions[output / f"{path.stem}.ipynb"] = nbformat.writes(edition)
     worked_in = [str(target) for target, text in editions.items()
                  if target.exists() and _cell_contents(target.read_text(encoding="utf-8")) != _cell_contents(text)]
     if worked_in:  # checked for every chapter before any is written
@@ -91,20 +100,19 @@ def solution_lines(book_dir: str | os.PathLike, chapters: list[str] | None = Non
     A student edition holding any of them leaks a solution; lines such as ``return x``
     that the chapter also prints outside a solution are left out (they give nothing away).
     """
-    leaked = set()
-    for path in chapter_paths(book_dir, chapters):
-        text = path.read_text(encoding="utf-8")
-        blocks = solution_blocks(text)
-        outside = text
-        for block in blocks:
-            outside = outside.replace(block, "")
-        outside_lines = {line.strip() for line in outside.splitlines()}
-        for block in blocks:
-            for line in block.splitlines()[1:-1]:
-                line = line.strip()
-                if line and not line.startswith("#") and line not in outside_lines:
-                    leaked.add(line)
-    return leaked
+    return set().union(*(_solution_lines(path.read_text(encoding="utf-8"))
+                         for path in chapter_paths(book_dir, chapters)))
+
+
+def _solution_lines(text: str) -> set[str]:
+    """:func:`solution_lines` of one chapter source."""
+    blocks = solution_blocks(text)
+    outside = text
+    for block in blocks:
+        outside = outside.replace(block, "")
+    outside_lines = {line.strip() for line in outside.splitlines()}
+    return {line.strip() for block in blocks for line in block.splitlines()[1:-1]
+            if line.strip() and not line.strip().startswith("#") and line.strip() not in outside_lines}
 
 
 def answer_key(book_dir: str | os.PathLike, chapters: list[str] | None = None) -> list[dict]:
