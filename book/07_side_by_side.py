@@ -72,8 +72,9 @@ print(profile)
 # same starting point (the shipped pretrained tiny backbone), the same budget, the same
 # validation images, the same evaluator, the same machine. `scripts/compare_models.py
 # --train --budget 180 --seeds 0 1 2` does exactly that: it runs `panopticlab train --model
-# NAME --profile laptop --budget 180 --seed S` for every tiny model of the table, one after
-# the other on one machine, and each run writes a **run record** (`run.json`: the recipes,
+# NAME --profile laptop --budget 180 --step-times-from CALIBRATION --seed S` for every tiny
+# model of the table (after one calibration run of each, below), one after the other on
+# one machine, and each run writes a **run record** (`run.json`: the recipes,
 # the budget and the training time, the scores of `metrics.PQAccumulator`, the network's
 # and the post-processing's time per image, the loss curves). Chapters 3-6 and 8 keep the
 # same record of the run each of them trained (`runs.save_book_run`, in the work folder).
