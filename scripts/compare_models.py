@@ -12,9 +12,9 @@ first run of each model (``WORK/NAME/calibration``, not in the table) times a fe
 and trains for the budget; its realised time per step, an average over the whole run,
 then sets the steps of every seed (``train --step-times-from``), so that a model's seeds
 train the same steps and differ in their seed alone; without ``--budget`` each model
-trains its ``laptop`` recipe's steps. The runs go seed by
-seed, the models one after the other within a seed, on this machine, so that a slower hour
-weighs on every model alike; run it on an otherwise idle machine. ``--ship`` replaces the package's records
+trains its ``laptop`` recipe's steps. The runs go seed by seed, the models one after the
+other within a seed, on this machine, so that a slower hour weighs on every model alike;
+run it on an otherwise idle machine. ``--ship`` replaces the package's records
 (``panopticlab/checkpoints/runs/``, which chapter 7 reads) by these; ``--readme`` rewrites
 the README's table between its ``<!-- model-comparison:start -->`` and
 ``<!-- model-comparison:end -->`` markers. A model with several seeds shows ``mean ± sd``.

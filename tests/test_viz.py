@@ -489,6 +489,8 @@ def test_comparison_figure_shows_each_seed_and_the_mean():
     dots = sorted(float(y) for line in scores.lines if line.get_marker() == "o" for y in line.get_ydata()
                   if np.isfinite(y))
     assert dots == [20.0] * 3 + [40.0] * 3 + [50.0] * 3 + [60.0] * 3  # each seed once per score (NaN: "two" has one)
+    labels = sorted((text.get_text(), round(text.xy[1], 6)) for text in scores.texts)
+    assert labels == [("40", 60.0)] * 3 + [("50", 50.0)] * 3  # each mean, above its highest run and its sd (20)
 
 
 def test_loss_curves_get_a_panel_each_because_their_objectives_differ():

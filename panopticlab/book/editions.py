@@ -111,8 +111,8 @@ def _solution_lines(text: str) -> set[str]:
     for block in blocks:
         outside = outside.replace(block, "")
     outside_lines = {line.strip() for line in outside.splitlines()}
-    return {line.strip() for block in blocks for line in block.splitlines()[1:-1]
-            if line.strip() and not line.strip().startswith("#") and line.strip() not in outside_lines}
+    inside = (line.strip() for block in blocks for line in block.splitlines()[1:-1])  # between the markers
+    return {line for line in inside if line and not line.startswith("#") and line not in outside_lines}
 
 
 def answer_key(book_dir: str | os.PathLike, chapters: list[str] | None = None) -> list[dict]:

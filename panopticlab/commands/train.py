@@ -192,13 +192,13 @@ def _realised_step_times(args: argparse.Namespace, recipes) -> dict[str, float]:
     try:
         earlier = read_run(args.step_times_from)
     except (FileNotFoundError, ValueError) as error:
-        raise CommandError(f"--step-times-from {error}") from None
+        raise CommandError(f"--step-times-from {error}") from None  # the error names the file
     if earlier.model != args.model:
         raise CommandError(f"{named}: a run of {earlier.model}, not of {args.model}")
+    sizes = ("batch_size", "image_size", "input_size")  # what a step's time depends on besides the machine
     times = {}
     for name, recipe in recipes.items():
         ran = earlier.recipes.get(name, {})
-        sizes = ("batch_size", "image_size", "input_size")
         if any(ran.get(key) != getattr(recipe, key) for key in sizes):
             raise CommandError(f"{named}: its {name} trained " + ", ".join(f"{key} {ran.get(key)}" for key in sizes)
                                + ", this run " + ", ".join(f"{key} {getattr(recipe, key)}" for key in sizes)

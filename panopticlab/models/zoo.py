@@ -192,10 +192,10 @@ def sgd_poly(steps: int) -> OptimConfig:
 def sgd_1x(steps: int) -> OptimConfig:
     """Mask R-CNN's solver, detectron2's 1x (:data:`~.mask_rcnn.COCO_1X`) shortened to ``steps``: its
     warmup (at most a tenth of the run), its steps at the same fractions (60k and 80k of 90k)."""
-    published = mask_rcnn.COCO_1X.optim
-    warmup = min(published.warmup_steps, steps // 10)
-    milestones = (max(warmup + 1, round(steps * 2 / 3)), max(warmup + 2, round(steps * 8 / 9)))
-    return published.replace(warmup_steps=warmup, milestones=milestones)
+    schedule = mask_rcnn.COCO_1X
+    warmup = min(schedule.optim.warmup_steps, steps // 10)
+    first, second = (round(steps * (milestone / schedule.iterations)) for milestone in schedule.optim.milestones)
+    return schedule.optim.replace(warmup_steps=warmup, milestones=(max(warmup + 1, first), max(warmup + 2, second)))
 
 
 def adam_poly(steps: int) -> OptimConfig:

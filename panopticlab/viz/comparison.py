@@ -31,6 +31,16 @@ def _bars(ax, x, per_seed: np.ndarray, width: float, label: str, bottom=None):
     return bars, means
 
 
+def _label_above(ax, x, per_seed: np.ndarray) -> None:
+    """Each bar's mean as text, above its highest run and its error bar."""
+    for position, row in zip(x, per_seed):
+        runs = row[np.isfinite(row)]
+        if len(runs):
+            top = max(runs.max(), runs.mean() + (np.std(runs, ddof=1) if len(runs) > 1 else 0.0))
+            ax.annotate(f"{runs.mean():.0f}", (position, top), xytext=(0, 3), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=7)
+
+
 def plot_comparison(runs: Mapping[str, object], figsize=(13, 3.6)):
     """Three panels: PQ / PQ_th / PQ_st per model; SQ and RQ per model; milliseconds per
     image, network and post-processing stacked. With several runs per model: the mean, the
@@ -53,11 +63,13 @@ def plot_comparison(runs: Mapping[str, object], figsize=(13, 3.6)):
     figure, (scores, parts, times) = plt.subplots(1, 3, figsize=figsize, layout="constrained")
     plt.close(figure)
     for k, (group, name) in enumerate((("All", "PQ"), ("Things", "PQ things"), ("Stuff", "PQ stuff"))):
-        bars, _ = _bars(scores, x + (k - 1) * 0.27, per_seed(lambda r: 100 * r.results[group]["pq"]), 0.27, name)
-        scores.bar_label(bars, fmt="%.0f", fontsize=7, padding=3)
+        values = per_seed(lambda r: 100 * r.results[group]["pq"])
+        _bars(scores, x + (k - 1) * 0.27, values, 0.27, name)
+        _label_above(scores, x + (k - 1) * 0.27, values)
     for k, (key, name) in enumerate((("sq", "SQ"), ("rq", "RQ"))):
-        bars, _ = _bars(parts, x + (k - 0.5) * 0.35, per_seed(lambda r: 100 * r.results["All"][key]), 0.35, name)
-        parts.bar_label(bars, fmt="%.0f", fontsize=7, padding=3)
+        values = per_seed(lambda r: 100 * r.results["All"][key])
+        _bars(parts, x + (k - 0.5) * 0.35, values, 0.35, name)
+        _label_above(parts, x + (k - 0.5) * 0.35, values)
     _, network = _bars(times, x, per_seed(lambda r: 1000 * r.inference.get("network", np.nan)), 0.6, "network")
     _, post = _bars(times, x, per_seed(lambda r: 1000 * r.inference.get("postprocess", np.nan)), 0.6,
                     "post-processing", bottom=network)
